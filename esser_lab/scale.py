@@ -1,0 +1,100 @@
+"""Scale profiles: one switch, ``ESSER_LAB_SCALE``, picks ``tiny``, ``small`` or ``full``.
+
+* ``tiny``  – CI and ``make test``: each chapter trains and measures in under a minute on 2 CPU cores.
+* ``small`` – a laptop GPU or a free Colab GPU: minutes, results worth looking at.
+* ``full``  – the paper's configuration on real data, on one or many GPUs.
+
+Unset: ``small`` when a CUDA GPU is present, else ``tiny``. The method and the code path are the
+same at every scale; only sizes, steps, data and the hardware settings below change.
+
+The library never applies a profile by itself (no global state on import): a notebook calls
+:func:`apply` once, which sets torch's thread count and matplotlib's figure style.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+ScaleName = Literal["tiny", "small", "full"]
+SCALES: tuple[ScaleName, ...] = ("tiny", "small", "full")
+ENV_VAR = "ESSER_LAB_SCALE"
+THREADS_ENV_VAR = "ESSER_LAB_THREADS"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The hardware side of a scale profile; chapters read sizes from their configs' presets."""
+
+    name: ScaleName
+    accelerator: Literal["cpu", "gpu"]
+    precision: Literal["32-true", "bf16-mixed"]
+    num_threads: int | None  # torch intra-op threads; None leaves torch's default
+    progress: Literal["text", "bar"]  # text lines in CI logs and the static site; a bar for people
+
+    def pick(self, tiny: T, small: T, full: T) -> T:
+        """Return the value for this profile: ``scale.pick(tiny=600, small=20_000, full=100_000)``."""
+        return {"tiny": tiny, "small": small, "full": full}[self.name]
+
+
+def _gpu_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _threads_from_env() -> int | None:
+    raw = os.environ.get(THREADS_ENV_VAR)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{THREADS_ENV_VAR} must be a positive integer, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{THREADS_ENV_VAR} must be a positive integer, got {raw!r}")
+    return value
+
+
+def profile(name: str) -> Scale:
+    """The profile called ``name`` (one of ``tiny``, ``small``, ``full``)."""
+    if name not in SCALES:
+        raise ValueError(f"unknown scale {name!r}: expected one of {', '.join(SCALES)}")
+    threads = _threads_from_env()
+    if name == "tiny":
+        # Tiny models on 2 cores: one intra-op thread avoids oversubscription, which measured
+        # faster than two on a shared 2-core machine (see TOOLCHAIN.md, "Timing facts").
+        return Scale("tiny", "cpu", "32-true", threads or 1, "text")
+    return Scale(name, "gpu", "bf16-mixed", threads, "bar")  # type: ignore[arg-type]
+
+
+def current() -> Scale:
+    """The active profile: ``$ESSER_LAB_SCALE``, else ``small`` with a GPU and ``tiny`` without."""
+    name = os.environ.get(ENV_VAR, "").strip().lower()
+    if not name:
+        name = "small" if _gpu_available() else "tiny"
+    scale = profile(name)
+    if scale.accelerator == "gpu" and not _gpu_available():
+        raise RuntimeError(
+            f"{ENV_VAR}={name} needs a CUDA GPU and none was found; "
+            f"use {ENV_VAR}=tiny on a CPU."
+        )
+    return scale
+
+
+def apply(scale: Scale) -> Scale:
+    """Apply a profile's process-wide settings (threads, plotting style) once, from a notebook."""
+    import torch
+
+    if scale.num_threads is not None:
+        torch.set_num_threads(scale.num_threads)
+    if scale.accelerator == "gpu":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    from esser_lab.viz.style import use_book_style
+
+    use_book_style()
+    return scale
