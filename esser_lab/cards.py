@@ -98,6 +98,8 @@ def read_cards(directory: Path | None = None) -> list[dict]:
     for path in sorted(directory.glob("*.json")):
         data = json.loads(path.read_text())
         if not isinstance(data, list):
-            raise ValueError(f"{path}: a card must be a JSON list of claims, got {type(data).__name__}")
+            raise ValueError(
+                f"{path}: a card must be a JSON list of claims, got {type(data).__name__}"
+            )
         claims.extend(data)
     return claims

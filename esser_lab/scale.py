@@ -1,6 +1,6 @@
 """Scale profiles: one switch, ``ESSER_LAB_SCALE``, picks ``tiny``, ``small`` or ``full``.
 
-* ``tiny``  – CI and ``make test``: each chapter trains and measures in under a minute on 2 CPU cores.
+* ``tiny``  – CI and ``make test``: each chapter trains and measures in about a minute on 2 cores.
 * ``small`` – a laptop GPU or a free Colab GPU: minutes, results worth looking at.
 * ``full``  – the paper's configuration on real data, on one or many GPUs.
 
@@ -36,7 +36,7 @@ class Scale:
     progress: Literal["text", "bar"]  # text lines in CI logs and the static site; a bar for people
 
     def pick(self, tiny: T, small: T, full: T) -> T:
-        """Return the value for this profile: ``scale.pick(tiny=600, small=20_000, full=100_000)``."""
+        """The value for this profile, e.g. ``scale.pick(tiny=600, small=20_000, full=100_000)``."""
         return {"tiny": tiny, "small": small, "full": full}[self.name]
 
 
@@ -79,8 +79,7 @@ def current() -> Scale:
     scale = profile(name)
     if scale.accelerator == "gpu" and not _gpu_available():
         raise RuntimeError(
-            f"{ENV_VAR}={name} needs a CUDA GPU and none was found; "
-            f"use {ENV_VAR}=tiny on a CPU."
+            f"{ENV_VAR}={name} needs a CUDA GPU and none was found; use {ENV_VAR}=tiny on a CPU."
         )
     return scale
 
@@ -94,6 +93,15 @@ def apply(scale: Scale) -> Scale:
     if scale.accelerator == "gpu":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    if scale.progress == "text":
+        # quiet logs for CI and the static site: Lightning's start-up banners (GPU/TPU
+        # availability, tips) are INFO records; a known deprecation inside Lightning on new torch
+        import logging
+        import warnings
+
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+        logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     from esser_lab.viz.style import use_book_style
 
     use_book_style()

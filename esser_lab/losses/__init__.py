@@ -1,0 +1,1 @@
+"""Losses shared across papers: KL terms, perceptual (VGG/LPIPS-style) feature losses."""

@@ -1,0 +1,73 @@
+"""A Lightning ``Trainer`` built from a scale profile, and a text progress callback for CI logs."""
+
+from __future__ import annotations
+
+import time
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+
+from esser_lab.scale import Scale
+
+
+class TextProgress(Callback):
+    """Print one line every ``every`` steps: readable in CI logs and on the static site."""
+
+    def __init__(self, every: int = 100, keys: tuple[str, ...] = ("loss",)) -> None:
+        self.every = every
+        self.keys = keys
+        self._start = 0.0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        step = trainer.global_step
+        if step % self.every and step != trainer.max_steps:
+            return
+        metrics = trainer.callback_metrics
+        parts = [f"{k} {float(metrics[k]):.4g}" for k in self.keys if k in metrics]
+        elapsed = time.perf_counter() - self._start
+        print(f"step {step:>6}/{trainer.max_steps}  " + "  ".join(parts) + f"  ({elapsed:.1f} s)")
+
+
+def make_trainer(
+    scale: Scale,
+    max_steps: int,
+    *,
+    devices: int | str = "auto",
+    num_nodes: int = 1,
+    progress_every: int = 100,
+    progress_keys: tuple[str, ...] = ("loss",),
+    default_root_dir: str | None = None,
+) -> L.Trainer:
+    """A Trainer for ``scale``: CPU fp32 at tiny; GPU bf16-mixed at small/full, DDP on many GPUs.
+
+    No logger and no automatic checkpoints (the chapters save what they need explicitly).
+    """
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be ≥ 1, got {max_steps}")
+    callbacks: list[Callback] = []
+    if scale.progress == "text":
+        callbacks.append(TextProgress(progress_every, progress_keys))
+    else:
+        callbacks.append(TQDMProgressBar(refresh_rate=10))
+    multi = num_nodes > 1 or (isinstance(devices, int) and devices > 1)
+    return L.Trainer(
+        accelerator=scale.accelerator,
+        devices=1 if scale.accelerator == "cpu" else devices,
+        num_nodes=num_nodes,
+        strategy="ddp" if multi else "auto",
+        precision=scale.precision,
+        max_steps=max_steps,
+        max_epochs=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=scale.progress == "bar",
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=callbacks,
+        default_root_dir=default_root_dir,
+        deterministic=False,
+    )

@@ -1,0 +1,64 @@
+"""An ipywidgets explorer over precomputed images: pick an appearance and a pose.
+
+On the rendered (static) book page a widget is a frozen snapshot, so every chapter shows a static
+figure beside it. Everything is precomputed, so moving a slider never runs a model.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+
+from esser_lab.viz.images import to_rgb
+
+
+def _png(images: list[torch.Tensor], scale: int) -> bytes:
+    from PIL import Image
+
+    gap = np.ones((images[0].shape[1], 1, 3))
+    strip = np.concatenate([x for image in images for x in (to_rgb(image), gap)][:-1], axis=1)
+    pixels = (strip * 255).round().astype(np.uint8)
+    pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def transfer_explorer(
+    appearance_images: torch.Tensor,
+    pose_images: torch.Tensor,
+    transfers: torch.Tensor,
+    ground_truth: torch.Tensor,
+    scale: int = 8,
+):
+    """Sliders for the appearance donor ``i`` and the pose donor ``j``; shows x_i, y_j, the
+    transfer ``transfers[i, j]`` and the ground truth ``ground_truth[i, j]``.
+
+    Shapes: ``appearance_images (n, 3, h, w)``, ``pose_images (m, 3, h, w)``,
+    ``transfers`` and ``ground_truth`` ``(n, m, 3, h, w)``.
+    """
+    import ipywidgets as widgets
+
+    n, m = appearance_images.shape[0], pose_images.shape[0]
+    if transfers.shape[:2] != (n, m) or ground_truth.shape[:2] != (n, m):
+        raise ValueError(
+            f"transfers and ground_truth must start with ({n}, {m}), got "
+            f"{tuple(transfers.shape[:2])} and {tuple(ground_truth.shape[:2])}"
+        )
+    appearance = widgets.IntSlider(0, 0, n - 1, description="appearance")
+    pose = widgets.IntSlider(0, 0, m - 1, description="pose")
+    picture = widgets.Image(format="png")
+    caption = widgets.HTML("appearance of x · pose of y · VUNet transfer · ground truth")
+
+    def update(*_: object) -> None:
+        i, j = appearance.value, pose.value
+        picture.value = _png(
+            [appearance_images[i], pose_images[j], transfers[i, j], ground_truth[i, j]], scale
+        )
+
+    appearance.observe(update, names="value")
+    pose.observe(update, names="value")
+    update()
+    return widgets.VBox([widgets.HBox([appearance, pose]), picture, caption])

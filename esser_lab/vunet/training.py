@@ -1,0 +1,90 @@
+"""``LitVUNet``: the Lightning system that trains a VUNet (or its no-latent baseline)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import lightning as L
+import torch
+from torch import nn
+
+from esser_lab.vunet.layers import data_dependent_init
+from esser_lab.vunet.method import (
+    PartBox,
+    learning_rate_factor,
+    normalize_parts,
+    vunet_loss,
+)
+from esser_lab.vunet.model import VUNet, VUNetConfig
+
+
+class LitVUNet(L.LightningModule):
+    """Wires the VUNet to Adam(β = (0.5, 0.9)) with the official linear lr decay.
+
+    Batches are dicts with ``image (b, 3, h, w)``, ``stickman (b, shape_channels, h, w)`` and
+    ``keypoints (b, k, 2)`` (for the part crops). The first batch runs the weight-norm layers'
+    data-dependent initialisation, as the official code's ``init`` pass does.
+    """
+
+    def __init__(
+        self, config: VUNetConfig, boxes: list[PartBox], perceptual: nn.Module | None = None
+    ) -> None:
+        super().__init__()
+        if len(boxes) != config.num_boxes:
+            raise ValueError(
+                f"config.num_boxes={config.num_boxes} but {len(boxes)} part boxes given"
+            )
+        self.save_hyperparameters({"config": asdict(config)})
+        self.config = config
+        self.boxes = list(boxes)
+        self.model = VUNet(config)
+        self.perceptual = perceptual
+        self.initialised = False
+
+    def crops(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The appearance encoder's input: the image's part crops (in-plane normalised)."""
+        return normalize_parts(
+            batch["image"], batch["keypoints"], self.boxes, self.config.crop_size
+        )
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        crops = self.crops(batch)
+        if not self.initialised:
+            with torch.no_grad(), data_dependent_init(self.model):
+                self.model(batch["stickman"], crops)
+            self.initialised = True
+        terms = vunet_loss(
+            self.model, batch["image"], batch["stickman"], crops, self.global_step, self.perceptual
+        )
+        self.log_dict(
+            {
+                "loss": terms.loss.detach(),
+                "likelihood": terms.likelihood,
+                "kl": terms.kl,
+                "kl_weight": terms.kl_weight,
+            },
+            on_step=True,
+            prog_bar=True,
+        )
+        return terms.loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        terms = vunet_loss(
+            self.model,
+            batch["image"],
+            batch["stickman"],
+            self.crops(batch),
+            self.global_step,
+            self.perceptual,
+        )
+        self.log_dict({"val_loss": terms.loss, "val_kl": terms.kl}, prog_bar=True)
+        return terms.loss
+
+    def configure_optimizers(self):  # noqa: ANN201
+        optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=self.config.learning_rate, betas=self.config.betas
+        )
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: learning_rate_factor(step, self.config)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -1,0 +1,78 @@
+"""Scale profiles, seeding and the Trainer factory."""
+
+import pytest
+import torch
+
+from esser_lab import scale as scales
+from esser_lab.training import seed_everything
+
+
+def test_profiles(monkeypatch):
+    monkeypatch.delenv(scales.THREADS_ENV_VAR, raising=False)
+    tiny = scales.profile("tiny")
+    assert (tiny.accelerator, tiny.precision, tiny.num_threads, tiny.progress) == (
+        "cpu",
+        "32-true",
+        1,
+        "text",
+    )
+    small = scales.profile("small")
+    assert (small.accelerator, small.precision) == ("gpu", "bf16-mixed")
+    assert tiny.pick(tiny=1, small=2, full=3) == 1 and small.pick(tiny=1, small=2, full=3) == 2
+    with pytest.raises(ValueError, match="unknown scale 'huge'"):
+        scales.profile("huge")
+
+
+def test_current_reads_the_environment(monkeypatch):
+    monkeypatch.setenv(scales.ENV_VAR, "TINY")
+    assert scales.current().name == "tiny"
+    monkeypatch.delenv(scales.ENV_VAR)
+    expected = "small" if torch.cuda.is_available() else "tiny"
+    assert scales.current().name == expected
+    if not torch.cuda.is_available():
+        monkeypatch.setenv(scales.ENV_VAR, "full")
+        with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
+            scales.current()
+
+
+def test_thread_override(monkeypatch):
+    monkeypatch.setenv(scales.THREADS_ENV_VAR, "2")
+    assert scales.profile("tiny").num_threads == 2
+    monkeypatch.setenv(scales.THREADS_ENV_VAR, "two")
+    with pytest.raises(ValueError, match="positive integer"):
+        scales.profile("tiny")
+
+
+def test_apply_sets_threads_and_white_figures(monkeypatch):
+    import matplotlib as mpl
+
+    monkeypatch.delenv(scales.THREADS_ENV_VAR, raising=False)
+    before = torch.get_num_threads()
+    try:
+        scales.apply(scales.profile("tiny"))
+        assert torch.get_num_threads() == 1
+        assert mpl.rcParams["figure.facecolor"] == "white"
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_seed_everything_is_repeatable():
+    g = seed_everything(3)
+    a = (torch.rand(3), torch.rand(3, generator=g))
+    g = seed_everything(3)
+    b = (torch.rand(3), torch.rand(3, generator=g))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    with pytest.raises(ValueError, match="non-negative"):
+        seed_everything(-1)
+
+
+def test_make_trainer_from_tiny_profile():
+    from esser_lab.training.trainer import TextProgress, make_trainer
+
+    trainer = make_trainer(scales.profile("tiny"), 10)
+    assert trainer.max_steps == 10
+    assert type(trainer.accelerator).__name__ == "CPUAccelerator"
+    assert any(isinstance(c, TextProgress) for c in trainer.callbacks)
+    assert trainer.logger is None
+    with pytest.raises(ValueError, match="max_steps"):
+        make_trainer(scales.profile("tiny"), 0)
