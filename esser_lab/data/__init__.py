@@ -1,0 +1,68 @@
+"""Data of the book: procedural sets with ground-truth factors, real-data loaders, DataModules.
+
+* :mod:`esser_lab.data.figures`: articulated stick figures (pose x appearance, part masks);
+* :mod:`esser_lab.data.sprites`: coloured, textured shapes with every factor and captions;
+* :mod:`esser_lab.data.folder`: :class:`ImageFolder` over local image files (never downloads);
+* :mod:`esser_lab.data.digits`: scikit-learn's bundled 8x8 handwritten digits;
+* :mod:`esser_lab.data.modules`: LightningDataModules over all of the above.
+
+Importing this package is cheap: every name below is imported on first use, and Lightning only
+when a DataModule is asked for. ``figures`` and ``sprites`` both define ``sample`` and ``render``,
+so use them through their modules: ``from esser_lab.data import figures; figures.sample(...)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from esser_lab.data.digits import load_digits
+    from esser_lab.data.figures import Appearance, Figures
+    from esser_lab.data.folder import ImageFolder
+    from esser_lab.data.modules import (
+        FiguresDataModule,
+        ImageFolderDataModule,
+        SpritesDataModule,
+    )
+    from esser_lab.data.sprites import Sprites
+
+_SUBMODULES = ("digits", "figures", "folder", "modules", "sprites")
+_NAMES = {
+    "Appearance": "figures",
+    "Figures": "figures",
+    "Sprites": "sprites",
+    "ImageFolder": "folder",
+    "load_digits": "digits",
+    "FiguresDataModule": "modules",
+    "SpritesDataModule": "modules",
+    "ImageFolderDataModule": "modules",
+}
+
+__all__ = [
+    "Appearance",
+    "Figures",
+    "FiguresDataModule",
+    "ImageFolder",
+    "ImageFolderDataModule",
+    "Sprites",
+    "SpritesDataModule",
+    "digits",
+    "figures",
+    "folder",
+    "load_digits",
+    "modules",
+    "sprites",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _NAMES:
+        return getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,247 @@
+"""LightningDataModules over the procedural data sets and local image folders.
+
+The procedural modules generate a fixed train set and a fixed val set in ``setup()``, from the
+seeds ``2 * seed`` and ``2 * seed + 1`` (so no two streams ever share a seed), and serve whole
+batches by slicing the pre-generated tensors: a :class:`BatchIndexSampler` yields one index tensor
+per batch and ``DataLoader(batch_size=None)`` passes it straight to :class:`TensorBatches`, so there
+is no per-item collate cost. The train order is reshuffled every epoch from ``seed + epoch``
+(Lightning calls ``set_epoch``), so a run is reproducible from its seed. Batches are dicts:
+``Figures.to_dict()`` keys for figures, ``Sprites.to_dict()`` keys for sprites (with ``caption`` a
+list of strings). ``test_dataloader`` serves the val set.
+
+This is the only module of ``esser_lab.data`` that imports Lightning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
+
+from esser_lab.data import figures, sprites
+from esser_lab.data._raster import check_positive_int
+from esser_lab.data.folder import ImageFolder
+
+__all__ = [
+    "BatchIndexSampler",
+    "FiguresDataModule",
+    "ImageFolderDataModule",
+    "SpritesDataModule",
+    "TensorBatches",
+]
+
+
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    return seed
+
+
+class TensorBatches(Dataset):
+    """Pre-generated examples, indexed by a whole batch of indices at once.
+
+    ``batches[index]`` with a long tensor ``index`` returns a dict of the fields at those rows;
+    list fields (captions) are indexed element-wise.
+    """
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        lengths = {name: len(value) for name, value in fields.items()}
+        if not fields or len(set(lengths.values())) != 1:
+            raise ValueError(f"fields must be non-empty and of equal length, got {lengths}")
+        self.fields = fields
+        self.num_items = next(iter(lengths.values()))
+
+    def __len__(self) -> int:
+        return self.num_items
+
+    def __getitem__(self, index: Tensor) -> dict[str, Any]:
+        rows = index.tolist()
+        return {
+            name: value[index] if isinstance(value, Tensor) else [value[i] for i in rows]
+            for name, value in self.fields.items()
+        }
+
+
+class BatchIndexSampler(Sampler[Tensor]):
+    """Yields one long tensor of indices per batch, in order or shuffled per epoch.
+
+    The shuffled order of epoch ``e`` is ``torch.randperm`` under a generator seeded with
+    ``seed + e``. ``set_epoch`` (called by Lightning) sets ``e``; each finished pass also advances
+    it, so iterating by hand gives a new order every pass too.
+    """
+
+    def __init__(self, num_items: int, batch_size: int, *, shuffle: bool, seed: int = 0) -> None:
+        self.num_items = check_positive_int(num_items, "num_items")
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.shuffle = shuffle
+        self.seed = _check_seed(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-self.num_items // self.batch_size)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.num_items, generator=generator)
+        else:
+            order = torch.arange(self.num_items)
+        self.epoch += 1
+        yield from order.split(self.batch_size)
+
+
+class _ProceduralDataModule(L.LightningDataModule):
+    """Fixed train/val sets generated in ``setup()``; subclasses say how to generate them."""
+
+    def __init__(self, size: int, batch_size: int, num_train: int, num_val: int, seed: int) -> None:
+        super().__init__()
+        self.size = check_positive_int(size, "size")
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.num_train = check_positive_int(num_train, "num_train")
+        self.num_val = check_positive_int(num_val, "num_val")
+        self.seed = _check_seed(seed)
+        self.train_set: TensorBatches | None = None
+        self.val_set: TensorBatches | None = None
+
+    def _generate(self, n: int, generator: torch.Generator) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            generator = torch.Generator().manual_seed(2 * self.seed)
+            self.train_set = TensorBatches(self._generate(self.num_train, generator))
+            generator = torch.Generator().manual_seed(2 * self.seed + 1)
+            self.val_set = TensorBatches(self._generate(self.num_val, generator))
+
+    def _loader(self, dataset: TensorBatches | None, shuffle: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError(f"call {type(self).__name__}.setup() before asking for data")
+        sampler = BatchIndexSampler(len(dataset), self.batch_size, shuffle=shuffle, seed=self.seed)
+        return DataLoader(dataset, sampler=sampler, batch_size=None)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+
+class FiguresDataModule(_ProceduralDataModule):
+    """Stick figures (``figures.sample``); batches carry every ``Figures`` field."""
+
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        num_train: int,
+        num_val: int,
+        seed: int = 0,
+        textured: bool = False,
+    ) -> None:
+        super().__init__(size, batch_size, num_train, num_val, seed)
+        self.textured = textured
+        self.save_hyperparameters()
+
+    def _generate(self, n: int, generator: torch.Generator) -> dict[str, Any]:
+        return figures.sample(n, self.size, generator=generator, textured=self.textured).to_dict()
+
+
+class SpritesDataModule(_ProceduralDataModule):
+    """Sprites (``sprites.sample``); batches carry every ``Sprites`` field, captions as a list."""
+
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        num_train: int,
+        num_val: int,
+        seed: int = 0,
+        num_objects: int = 1,
+    ) -> None:
+        super().__init__(size, batch_size, num_train, num_val, seed)
+        if num_objects not in (1, 2):
+            raise ValueError(f"num_objects must be 1 or 2, got {num_objects!r}")
+        self.num_objects = num_objects
+        self.save_hyperparameters()
+
+    def _generate(self, n: int, generator: torch.Generator) -> dict[str, Any]:
+        batch = sprites.sample(n, self.size, generator=generator, num_objects=self.num_objects)
+        return batch.to_dict()
+
+
+class ImageFolderDataModule(L.LightningDataModule):
+    """Images from a local folder (:class:`ImageFolder`), split once into train and val.
+
+    The split is a random permutation under ``seed``; val gets ``round(val_fraction * n)`` images
+    but at least one, and train at least one. Batches are ``{"image": (b, 3, size, size),
+    "label": (b,)}``. Nothing is ever downloaded.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        size: int,
+        batch_size: int,
+        val_fraction: float = 0.05,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.size = check_positive_int(size, "size")
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction!r}")
+        self.val_fraction = val_fraction
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers must be a non-negative int, got {num_workers!r}")
+        self.num_workers = num_workers
+        self.seed = _check_seed(seed)
+        self.train_set: Subset | None = None
+        self.val_set: Subset | None = None
+        self.save_hyperparameters()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        dataset = ImageFolder(self.root, self.size)
+        if len(dataset) < 2:
+            raise ValueError(
+                f"{self.root} holds {len(dataset)} image; a train/val split needs at least 2"
+            )
+        num_val = min(max(1, round(self.val_fraction * len(dataset))), len(dataset) - 1)
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.seed))
+        self.val_set = Subset(dataset, order[:num_val].tolist())
+        self.train_set = Subset(dataset, order[num_val:].tolist())
+
+    def _loader(self, dataset: Subset | None, shuffle: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError("call ImageFolderDataModule.setup() before asking for data")
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
