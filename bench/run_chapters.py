@@ -1,0 +1,252 @@
+"""Run every chapter at one scale and record its wall time, peak memory and reproduction card.
+
+Usage (from the repository root, in the repository's virtual environment; ``make bench``)::
+
+    python bench/run_chapters.py                   # every notebooks/NN_*.py at ESSER_LAB_SCALE=tiny
+    python bench/run_chapters.py 01 03_taming      # chapters chosen by number, name or path
+    python bench/run_chapters.py --scale small     # another scale profile (small/full need a GPU)
+
+Each chapter runs in its own child process, which reads the jupytext file and executes it with
+nbclient in a fresh kernel of this environment, in ``notebooks/`` as its working directory (as
+``jupyter-book build`` does). ``seconds`` is the wall time of that child: interpreter start,
+kernel start, every cell, kernel shutdown. ``peak_mib`` is the largest resident set of the child
+and of the processes it waited for (the kernel), from ``os.wait4``'s ``ru_maxrss``. It is the peak
+of the biggest single process, not a sum; the kernel is the biggest.
+
+Results (one row per chapter and scale, replaced when re-run, sorted):
+
+* ``bench/results/chapters.csv``: ``chapter,scale,seconds,peak_mib,date``
+* ``bench/results/claims.csv``: ``chapter,claim,paper_value,our_value,scale,holds``, from the
+  reproduction cards each chapter writes (to ``_build/bench-cards/<scale>/<chapter>/`` through
+  ``ESSER_LAB_CARDS``).
+
+A chapter that fails (a cell raises) is reported with its error and makes the script exit 1; the
+other chapters still run and their rows are recorded. A failed chapter's old rows are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO / "notebooks"
+RESULTS = REPO / "bench" / "results"
+CARDS_ROOT = REPO / "_build" / "bench-cards"
+EXECUTED = REPO / "_build" / "bench-notebooks"
+SCALES = ("tiny", "small", "full")
+CHAPTER_COLUMNS = ["chapter", "scale", "seconds", "peak_mib", "date"]
+CLAIM_COLUMNS = ["chapter", "claim", "paper_value", "our_value", "scale", "holds"]
+CELL_TIMEOUT_S = 600  # as the book's execute.timeout in _config.yml
+
+
+# --------------------------------------------------------------------------------------------
+# Child: execute one notebook
+# --------------------------------------------------------------------------------------------
+
+
+def run_one(path: Path, executed: Path) -> int:
+    """Execute ``path`` in a fresh kernel (the child process's job); 0 on success."""
+    import jupytext
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    notebook = jupytext.read(path)
+    client = NotebookClient(
+        notebook,
+        timeout=CELL_TIMEOUT_S,
+        kernel_name=notebook.metadata.get("kernelspec", {}).get("name", "python3"),
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    status = 0
+    try:
+        client.execute()  # shuts the kernel down and reaps it, also after an error
+    except CellExecutionError as error:
+        print(f"\n{path.name}: a cell failed\n{error}", file=sys.stderr)
+        status = 1
+    finally:
+        executed.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook, executed)
+    return status
+
+
+# --------------------------------------------------------------------------------------------
+# Parent: select, run and measure chapters, write the CSV files
+# --------------------------------------------------------------------------------------------
+
+
+def is_chapter(path: Path) -> bool:
+    """A chapter: a jupytext percent ``.py`` file (with its YAML header) in ``notebooks/``."""
+    if path.suffix != ".py" or not path.is_file():
+        return False
+    head = path.read_text(encoding="utf-8")[:2000]
+    return head.startswith("# ---") and "jupytext:" in head
+
+
+def all_chapters() -> list[Path]:
+    return sorted(p for p in NOTEBOOKS.glob("*.py") if is_chapter(p))
+
+
+def select_chapters(wanted: list[str]) -> list[Path]:
+    chapters = all_chapters()
+    if not wanted:
+        return chapters
+    chosen: list[Path] = []
+    for name in wanted:
+        stem = Path(name).stem
+        matches = [p for p in chapters if p.stem == stem or p.stem.split("_", 1)[0] == stem]
+        if len(matches) != 1:
+            known = ", ".join(p.stem for p in chapters) or "none"
+            raise SystemExit(f"no single chapter matches {name!r} (chapters: {known})")
+        if matches[0] not in chosen:
+            chosen.append(matches[0])
+    return sorted(chosen)
+
+
+def measure(path: Path, scale: str) -> tuple[int, float, float, Path]:
+    """Run one chapter in a child process: (exit status, seconds, peak MiB, cards folder)."""
+    cards = CARDS_ROOT / scale / path.stem
+    shutil.rmtree(cards, ignore_errors=True)  # only what this run writes is collected
+    env = {**os.environ, "ESSER_LAB_SCALE": scale, "ESSER_LAB_CARDS": str(cards)}
+    executed = EXECUTED / scale / f"{path.stem}.ipynb"
+    command = [sys.executable, str(Path(__file__).resolve()), "--run-one", str(path), str(executed)]
+    start = time.perf_counter()
+    child = subprocess.Popen(command, env=env, cwd=REPO)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from waiting again
+    peak_mib = usage.ru_maxrss / 1024  # Linux: KiB; covers the child and its reaped kernel
+    if sys.platform == "darwin":
+        peak_mib = usage.ru_maxrss / 2**20  # macOS: bytes
+    return child.returncode, seconds, peak_mib, cards
+
+
+def read_rows(path: Path, columns: list[str]) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames != columns:
+            raise SystemExit(f"{path}: expected columns {columns}, found {reader.fieldnames}")
+        return list(reader)
+
+
+def write_rows(path: Path, columns: list[str], rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _scale_order(scale: str) -> int:
+    return SCALES.index(scale) if scale in SCALES else len(SCALES)
+
+
+def _number(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def claim_rows(cards: Path, scale: str) -> list[dict]:
+    """The claims of the cards in ``cards`` as claims.csv rows (claims keep the card's order)."""
+    rows = []
+    for card in sorted(cards.glob("*.json")):
+        claims = json.loads(card.read_text())
+        if not isinstance(claims, list):
+            raise SystemExit(f"{card}: a card must be a JSON list of claims")
+        for claim in claims:
+            if claim.get("scale") != scale:
+                print(f"warning: {card.name} reports scale {claim.get('scale')!r}, ran {scale!r}")
+            rows.append(
+                {
+                    "chapter": claim["chapter"],
+                    "claim": claim["claim"],
+                    "paper_value": _number(claim.get("paper_value")),
+                    "our_value": _number(claim.get("our_value")),
+                    "scale": scale,
+                    "holds": _number(bool(claim["holds"])),
+                }
+            )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--run-one"]:
+        return run_one(Path(argv[1]), Path(argv[2]))
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("chapters", nargs="*", help="numbers, names or paths (default: all)")
+    parser.add_argument(
+        "--scale",
+        default=os.environ.get("ESSER_LAB_SCALE") or "tiny",
+        choices=SCALES,
+        help="scale profile (default: $ESSER_LAB_SCALE, else tiny)",
+    )
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the CSV files")
+    args = parser.parse_args(argv)
+
+    chapters = select_chapters(args.chapters)
+    if not chapters:
+        print(f"no chapters in {NOTEBOOKS}")
+        return 0
+    chapters_csv = args.results / "chapters.csv"
+    claims_csv = args.results / "claims.csv"
+    timing = read_rows(chapters_csv, CHAPTER_COLUMNS)
+    claims = read_rows(claims_csv, CLAIM_COLUMNS)
+    today = dt.date.today().isoformat()
+    failed: list[str] = []
+
+    for path in chapters:
+        print(f"--- {path.stem} at scale {args.scale}", flush=True)
+        status, seconds, peak_mib, cards = measure(path, args.scale)
+        if status != 0:
+            print(f"--- {path.stem}: FAILED (exit {status}) after {seconds:.1f} s", flush=True)
+            failed.append(path.stem)
+            continue
+        print(f"--- {path.stem}: {seconds:.1f} s, peak {peak_mib:.0f} MiB", flush=True)
+        timing = [r for r in timing if (r["chapter"], r["scale"]) != (path.stem, args.scale)]
+        timing.append(
+            {
+                "chapter": path.stem,
+                "scale": args.scale,
+                "seconds": f"{seconds:.1f}",
+                "peak_mib": f"{peak_mib:.0f}",
+                "date": today,
+            }
+        )
+        new_claims = claim_rows(cards, args.scale)
+        if not new_claims:
+            print(f"warning: {path.stem} wrote no reproduction card to {cards}")
+        replaced = {path.stem} | {r["chapter"] for r in new_claims}
+        claims = [r for r in claims if not (r["chapter"] in replaced and r["scale"] == args.scale)]
+        claims.extend(new_claims)
+
+    timing.sort(key=lambda r: (r["chapter"], _scale_order(r["scale"])))
+    claims.sort(key=lambda r: (r["chapter"], _scale_order(r["scale"])))  # stable: card order
+    write_rows(chapters_csv, CHAPTER_COLUMNS, timing)
+    write_rows(claims_csv, CLAIM_COLUMNS, claims)
+    print(f"wrote {chapters_csv} and {claims_csv}")
+    if failed:
+        print(f"failed chapters: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
