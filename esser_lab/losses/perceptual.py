@@ -4,8 +4,8 @@ The VUNet's likelihood (official ``deeploss.py``) is an L1 distance between VGG1
 the image and the reconstruction at the layers ``input, block1_conv2, …, block5_conv2``, each
 weighted 1.0 and averaged over its elements. The official code uses Keras' ImageNet VGG19; here
 it is torchvision's VGG19 architecture, whose ImageNet weights the user places on disk
-(``data/checkpoints/vgg19.pth`` or ``.safetensors``). At tiny and small scale the chapters use a
-pixel loss instead and say so: no VGG weights can be had offline.
+(``data/checkpoints/vgg19/vgg19.pth`` or ``.safetensors``). At tiny and small scale the
+chapters use a pixel loss instead and say so: no VGG weights can be had offline.
 """
 
 from __future__ import annotations

@@ -150,17 +150,20 @@ class VUNetConfig:
     def tiny(cls) -> VUNetConfig:
         """16×16 figures trained on 2 CPU cores in about half a minute.
 
-        Besides sizes and steps, the learning rate is 3e-3: at 600 steps the official 1e-3
-        leaves the toy under-trained (the chapter says so).
+        Besides sizes and steps, two training settings differ, because the toy trains for only
+        400 steps on unlimited data: learning rate 3e-3 (at 1e-3 the toy stays under-trained)
+        and no dropout (a regulariser against over-fitting, which 400 steps on fresh procedural
+        figures cannot do; measured: transfer error 0.19 with dropout 0.1 vs 0.14 without).
         """
         return replace(
             cls.small(),
             image_size=16,
             num_filters=8,
             max_filters=16,
+            dropout=0.0,
             learning_rate=3e-3,
-            lr_decay_begin=100,
-            lr_decay_end=600,
+            lr_decay_begin=80,
+            lr_decay_end=400,
             batch_size=32,
         )
 

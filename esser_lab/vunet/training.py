@@ -82,7 +82,10 @@ class LitVUNet(L.LightningModule):
 
     def configure_optimizers(self):  # noqa: ANN201
         optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=self.config.learning_rate, betas=self.config.betas
+            self.model.parameters(),
+            lr=self.config.learning_rate,
+            betas=self.config.betas,
+            fused=True,  # one kernel for all parameters (CPU and CUDA)
         )
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: learning_rate_factor(step, self.config)
