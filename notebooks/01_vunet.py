@@ -213,7 +213,7 @@ test_crops = normalize_parts(test.image, test.keypoints, boxes, config.crop_size
 with torch.no_grad():
     rec_vunet = reconstruct(vunet, test_crops, test.stickman)
     rec_baseline = reconstruct(baseline, test_crops, test.stickman)
-show_grid(
+fig = show_grid(
     [list(test.image[:8]), list(rec_vunet[:8]), list(rec_baseline[:8])],
     row_titles=["input", "VUNet", "baseline"],
     title="reconstructions (held-out figures)",
@@ -242,8 +242,8 @@ def transfer_figure(grid: torch.Tensor, title: str):
     return show_grid(rows, row_titles=["pose ŷ"] + [f"x{int(i)}" for i in app_idx], title=title)
 
 
-transfer_figure(grid_vunet, "VUNet: appearance of x (rows) × pose of y (columns)")
-transfer_figure(grid_truth, "ground truth")
+fig = transfer_figure(grid_vunet, "VUNet: appearance of x (rows) × pose of y (columns)")
+fig = transfer_figure(grid_truth, "ground truth")
 # %% [markdown]
 # Because $z$ is stochastic, the VUNet can also *sample* appearances for a fixed pose from its
 # learned prior $p(z \mid \hat y)$:
@@ -253,7 +253,7 @@ with torch.no_grad():
     samples = vunet.sample(
         test.stickman[:1].expand(8, -1, -1, -1), generator=torch.Generator().manual_seed(0)
     )
-show_grid([[stickman_rgb(test.stickman[0])] + list(samples)], title="samples from p(z | ŷ)")
+fig = show_grid([[stickman_rgb(test.stickman[0])] + list(samples)], title="samples from p(z | ŷ)")
 # %% [markdown]
 # ### Explore
 #
