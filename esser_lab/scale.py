@@ -21,6 +21,8 @@ ScaleName = Literal["tiny", "small", "full"]
 SCALES: tuple[ScaleName, ...] = ("tiny", "small", "full")
 ENV_VAR = "ESSER_LAB_SCALE"
 THREADS_ENV_VAR = "ESSER_LAB_THREADS"
+DEVICES_ENV_VAR = "ESSER_LAB_DEVICES"  # GPUs per node (small/full); more than one → DDP
+NODES_ENV_VAR = "ESSER_LAB_NODES"
 
 T = TypeVar("T")
 
@@ -34,6 +36,8 @@ class Scale:
     precision: Literal["32-true", "bf16-mixed"]
     num_threads: int | None  # torch intra-op threads; None leaves torch's default
     progress: Literal["text", "bar"]  # text lines in CI logs and the static site; a bar for people
+    devices: int = 1
+    num_nodes: int = 1
 
     def pick(self, tiny: T, small: T, full: T) -> T:
         """The value for this profile, e.g. ``scale.pick(tiny=600, small=20_000, full=100_000)``."""
@@ -46,16 +50,16 @@ def _gpu_available() -> bool:
     return torch.cuda.is_available()
 
 
-def _threads_from_env() -> int | None:
-    raw = os.environ.get(THREADS_ENV_VAR)
+def _positive_int_from_env(name: str) -> int | None:
+    raw = os.environ.get(name)
     if raw is None or raw == "":
         return None
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"{THREADS_ENV_VAR} must be a positive integer, got {raw!r}") from None
+        raise ValueError(f"{name} must be a positive integer, got {raw!r}") from None
     if value < 1:
-        raise ValueError(f"{THREADS_ENV_VAR} must be a positive integer, got {raw!r}")
+        raise ValueError(f"{name} must be a positive integer, got {raw!r}")
     return value
 
 
@@ -63,12 +67,16 @@ def profile(name: str) -> Scale:
     """The profile called ``name`` (one of ``tiny``, ``small``, ``full``)."""
     if name not in SCALES:
         raise ValueError(f"unknown scale {name!r}: expected one of {', '.join(SCALES)}")
-    threads = _threads_from_env()
+    threads = _positive_int_from_env(THREADS_ENV_VAR)
+    devices = _positive_int_from_env(DEVICES_ENV_VAR) or 1
+    nodes = _positive_int_from_env(NODES_ENV_VAR) or 1
     if name == "tiny":
+        if devices > 1 or nodes > 1:
+            raise ValueError(f"{DEVICES_ENV_VAR}/{NODES_ENV_VAR} need a GPU scale, not tiny")
         # Tiny models on 2 cores: one intra-op thread avoids oversubscription, which measured
         # faster than two on a shared 2-core machine (see TOOLCHAIN.md, "Timing facts").
         return Scale("tiny", "cpu", "32-true", threads or 1, "text")
-    return Scale(name, "gpu", "bf16-mixed", threads, "bar")  # type: ignore[arg-type]
+    return Scale(name, "gpu", "bf16-mixed", threads, "bar", devices, nodes)  # type: ignore[arg-type]
 
 
 def current() -> Scale:

@@ -384,7 +384,8 @@ assert all(torch.isfinite(torch.tensor([c.our_value, c.baseline_value])).all() f
 # * **On a GPU**: `ESSER_LAB_SCALE=small` (64×64 figures, the default when a GPU is present) or
 #   `ESSER_LAB_SCALE=full` (the paper's network: 256×256, seven scales, latents at 4×4 and 8×8
 #   with 128 channels, 46 M parameters; batch 8; 100k steps). The same cells run; Lightning uses
-#   bf16 mixed precision and, with `make_trainer(..., devices=N)`, DDP over N GPUs.
+#   bf16 mixed precision; `ESSER_LAB_DEVICES=N python notebooks/01_vunet.py` trains with DDP on
+#   N GPUs (Lightning cannot start DDP from inside a notebook; see *How to run*).
 # * **The VGG19 likelihood** at `full` needs ImageNet VGG19 weights in
 #   `data/checkpoints/vgg19/vgg19.pth` (torchvision's `vgg19` state dict). `esser_lab` never
 #   downloads: place the file yourself; a missing file stops the chapter with a message saying

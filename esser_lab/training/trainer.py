@@ -35,16 +35,19 @@ def make_trainer(
     scale: Scale,
     max_steps: int,
     *,
-    devices: int | str = "auto",
-    num_nodes: int = 1,
+    devices: int | None = None,
+    num_nodes: int | None = None,
     progress_every: int = 100,
     progress_keys: tuple[str, ...] = ("loss",),
     default_root_dir: str | None = None,
 ) -> L.Trainer:
     """A Trainer for ``scale``: CPU fp32 at tiny; GPU bf16-mixed at small/full, DDP on many GPUs.
 
-    No logger and no automatic checkpoints (the chapters save what they need explicitly).
+    ``devices`` and ``num_nodes`` default to the profile's (``ESSER_LAB_DEVICES``,
+    ``ESSER_LAB_NODES``). No logger and no automatic checkpoints (chapters save explicitly).
     """
+    devices = scale.devices if devices is None else devices
+    num_nodes = scale.num_nodes if num_nodes is None else num_nodes
     if max_steps < 1:
         raise ValueError(f"max_steps must be ≥ 1, got {max_steps}")
     callbacks: list[Callback] = []
@@ -52,7 +55,7 @@ def make_trainer(
         callbacks.append(TextProgress(progress_every, progress_keys))
     else:
         callbacks.append(TQDMProgressBar(refresh_rate=10))
-    multi = num_nodes > 1 or (isinstance(devices, int) and devices > 1)
+    multi = num_nodes > 1 or devices > 1
     return L.Trainer(
         accelerator=scale.accelerator,
         devices=1 if scale.accelerator == "cpu" else devices,

@@ -76,3 +76,15 @@ def test_make_trainer_from_tiny_profile():
     assert trainer.logger is None
     with pytest.raises(ValueError, match="max_steps"):
         make_trainer(scales.profile("tiny"), 0)
+
+
+def test_devices_and_nodes_from_the_environment(monkeypatch):
+    monkeypatch.setenv(scales.DEVICES_ENV_VAR, "4")
+    monkeypatch.setenv(scales.NODES_ENV_VAR, "2")
+    full = scales.profile("full")
+    assert (full.devices, full.num_nodes) == (4, 2)
+    with pytest.raises(ValueError, match="need a GPU scale"):
+        scales.profile("tiny")
+    monkeypatch.setenv(scales.DEVICES_ENV_VAR, "0")
+    with pytest.raises(ValueError, match="positive integer"):
+        scales.profile("small")

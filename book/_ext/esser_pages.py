@@ -1,0 +1,323 @@
+"""Pages generated at build time from the package, the chapters and their reproduction cards.
+
+Directives (used in ``book/*.md``):
+
+``{reproduction-summary}``
+    A table of every claim of every chapter's reproduction card. It is filled in during the write
+    phase (``doctree-resolved``), after every chapter of this build has executed and written its
+    card, and it warns (so ``-W`` fails the build) when a card is missing or older than the build.
+``{genealogy}``
+    Which ``esser_lab`` building blocks each chapter imports, which chapter introduced each one,
+    and what later chapters reuse: parsed from the chapters' import statements, never typed.
+``{chapter-timings}``
+    Measured chapter times per scale from ``bench/results/chapters.csv``; "not yet measured" for
+    every scale without a row.
+``{lineage-figure}``
+    The line of papers as an inline SVG timeline; chapters that exist link to their pages.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import importlib
+import json
+import os
+import time
+from html import escape
+from pathlib import Path
+
+from docutils import nodes
+from sphinx.application import Sphinx
+from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
+
+logger = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[2]
+SCALES = ("tiny", "small", "full")
+
+# The book's plan: (year, short name, chapter file stem or None). Only existing chapters link.
+LINEAGE = (
+    (2018, "Variational U-Net", "01_vunet"),
+    (2019, "Part-based disentangling", "02_part_based"),
+    (2019, "Content/style disentanglement", "03_style"),
+    (2019, "Robust disentangling", "04_rodi"),
+    (2020, "Interpretable INNs", "05_iin"),
+    (2020, "Network-to-network", "06_net2net"),
+    (2020, "Invariances", "07_invariances"),
+    (2020, "Part discovery", "08_parts"),
+    (2020, "Data biases", "09_data_bias"),
+    (2021, "Taming transformers (VQGAN)", "10_taming"),
+    (2021, "ImageBART / GeoFree", None),
+    (2022, "Latent diffusion", None),
+    (2023, "Video and structure", None),
+    (2024, "Rectified-flow transformers (SD3)", None),
+    (2024, "Adversarial distillation", None),
+    (2026, "Self-Flow", None),
+)
+
+
+class placeholder(nodes.General, nodes.Element):
+    """Replaced in the write phase by the generated content."""
+
+
+def _table(
+    headers: list[str], rows: list[list[str]], widths: list[int] | None = None
+) -> nodes.table:
+    table = nodes.table(classes=["esser-generated"])
+    group = nodes.tgroup(cols=len(headers))
+    table += group
+    for width in widths or [1] * len(headers):
+        group += nodes.colspec(colwidth=width)
+    head = nodes.thead()
+    group += head
+    body = nodes.tbody()
+    group += body
+    for section, content in ((head, [headers]), (body, rows)):
+        for values in content:
+            row = nodes.row()
+            for value in values:
+                entry = nodes.entry()
+                entry += nodes.paragraph(text=str(value))
+                row += entry
+            section += row
+    return table
+
+
+def _chapters(app: Sphinx) -> list[tuple[str, Path]]:
+    """(docname, source path) of every chapter in the table of contents, in order."""
+    found = [d for d in app.env.found_docs if d.startswith("notebooks/")]
+    return [(d, ROOT / f"{d}.py") for d in sorted(found)]
+
+
+class _Placeholder(SphinxDirective):
+    kind = ""
+
+    def run(self) -> list[nodes.Node]:
+        return [placeholder(kind=self.kind)]
+
+
+class ReproductionSummary(_Placeholder):
+    kind = "summary"
+
+
+class Genealogy(_Placeholder):
+    kind = "genealogy"
+
+
+class ChapterTimings(_Placeholder):
+    kind = "timings"
+
+
+class LineageFigure(_Placeholder):
+    kind = "lineage"
+
+
+# --------------------------------------------------------------------------------------------
+# reproduction summary
+
+
+def _cards_dir() -> Path:
+    from esser_lab.cards import cards_dir
+
+    return cards_dir()
+
+
+def _summary(app: Sphinx) -> list[nodes.Node]:
+    directory = _cards_dir()
+    started = app.env.esser_build_started  # type: ignore[attr-defined]
+    rows, scales, times = [], set(), []
+    for docname, _ in _chapters(app):
+        stem = docname.split("/")[-1]
+        path = directory / f"{stem}.json"
+        if not path.is_file():
+            logger.warning(f"reproduction summary: no card {path} for chapter {stem}")
+            continue
+        mtime = path.stat().st_mtime
+        if mtime < started:
+            logger.warning(f"reproduction summary: card {path} is older than this build")
+        times.append(mtime)
+        for claim in json.loads(path.read_text()):
+            scales.add(claim["scale"])
+            paper = claim.get("paper_value")
+            paper = "–" if paper is None else f"{paper} ({claim.get('paper_source', '')})"
+            baseline = claim.get("baseline_value")
+            rows.append(
+                [
+                    stem,
+                    claim["claim"],
+                    claim["metric"],
+                    paper,
+                    str(claim["our_value"]),
+                    "–" if baseline is None else str(baseline),
+                    claim["scale"],
+                    ("✓ holds" if claim["holds"] else "✗ does not hold")
+                    + f" ({claim['criterion']})",
+                ]
+            )
+    if not rows:
+        return [nodes.paragraph(text="No reproduction cards were written in this build.")]
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(max(times)))
+    note = nodes.paragraph(
+        text=f"Measured in this build at scale {', '.join(sorted(scales))}, cards written {when}."
+    )
+    headers = ["chapter", "claim", "metric", "paper", "ours", "baseline", "scale", "verdict"]
+    return [note, _table(headers, rows, [2, 8, 5, 3, 2, 2, 1, 3])]
+
+
+# --------------------------------------------------------------------------------------------
+# genealogy
+
+
+def _imports(path: Path) -> list[str]:
+    """``esser_lab`` modules a chapter imports, in order of first appearance."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    modules: list[str] = []
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("esser_lab"):
+            names = [node.module]
+            if node.module == "esser_lab":  # ``from esser_lab import scale``
+                names = [f"esser_lab.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names if a.name.startswith("esser_lab")]
+        for name in names:
+            if name not in modules:
+                modules.append(name)
+    return sorted(modules, key=lambda m: (m.count("."), m))
+
+
+def _summary_line(module: str) -> str:
+    try:
+        doc = importlib.import_module(module).__doc__ or ""
+    except Exception as error:  # a chapter imports something that does not import
+        logger.warning(f"genealogy: cannot import {module}: {error}")
+        return ""
+    return doc.strip().split("\n")[0]
+
+
+def _genealogy(app: Sphinx) -> list[nodes.Node]:
+    chapters = [(d.split("/")[-1], _imports(p)) for d, p in _chapters(app) if p.is_file()]
+    introduced: dict[str, str] = {}
+    for stem, modules in chapters:
+        for module in modules:
+            introduced.setdefault(module, stem)
+    per_chapter = []
+    for stem, modules in chapters:
+        new = [m for m in modules if introduced[m] == stem]
+        reused = [f"{m} (from {introduced[m]})" for m in modules if introduced[m] != stem]
+        per_chapter.append([stem, ", ".join(new) or "–", ", ".join(reused) or "–"])
+    blocks = []
+    for module, first in sorted(introduced.items()):
+        users = [stem for stem, modules in chapters if module in modules]
+        blocks.append([module, _summary_line(module), first, ", ".join(users)])
+    return [
+        nodes.paragraph(
+            text="Each chapter: the building blocks it introduces and those it reuses."
+        ),
+        _table(["chapter", "introduces", "reuses"], per_chapter, [2, 6, 6]),
+        nodes.paragraph(
+            text="Each building block: what it is, where it first appears, who uses it."
+        ),
+        _table(["module", "what it is", "first in", "used by"], blocks, [4, 8, 2, 3]),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# chapter timings
+
+
+def _timings(app: Sphinx) -> list[nodes.Node]:
+    path = ROOT / "bench" / "results" / "chapters.csv"
+    measured: dict[tuple[str, str], dict] = {}
+    if path.is_file():
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                measured[(row["chapter"], row["scale"])] = row
+    rows = []
+    for docname, _ in _chapters(app):
+        stem = docname.split("/")[-1]
+        cells = [stem]
+        for scale in SCALES:
+            row = measured.get((stem, scale))
+            cells.append(
+                f"{float(row['seconds']):.0f} s, {row['peak_mib']} MiB ({row['date']})"
+                if row
+                else "not yet measured"
+            )
+        rows.append(cells)
+    return [_table(["chapter", *SCALES], rows, [2, 3, 3, 3])]
+
+
+# --------------------------------------------------------------------------------------------
+# lineage figure
+
+
+def _lineage(app: Sphinx, docname: str) -> list[nodes.Node]:
+    existing = {d.split("/")[-1] for d in app.env.found_docs if d.startswith("notebooks/")}
+    step_y, width = 26, 720
+    height = step_y * len(LINEAGE) + 20
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="the lineage of papers" class="esser-lineage" '
+        f'style="max-width:{width}px;width:100%;background:white">'
+    ]
+    parts.append(
+        f'<line x1="90" y1="10" x2="90" y2="{height - 10}" stroke="#888" stroke-width="2"/>'
+    )
+    last_year = None
+    for index, (year, name, stem) in enumerate(LINEAGE):
+        y = 20 + index * step_y
+        if year != last_year:
+            parts.append(
+                f'<text x="70" y="{y + 5}" text-anchor="end" font-size="13" fill="#333">'
+                f"{year}</text>"
+            )
+            last_year = year
+        present = stem in existing
+        colour = "#1f77b4" if present else "#bbb"
+        parts.append(f'<circle cx="90" cy="{y}" r="6" fill="{colour}"/>')
+        label = escape(f"{stem.split('_')[0]}. {name}" if stem else name)
+        text = (
+            f'<text x="106" y="{y + 5}" font-size="13" fill="{"#111" if present else "#999"}">'
+            f"{label}{'' if present else ' (planned)'}</text>"
+        )
+        if present:
+            target = app.builder.get_relative_uri(docname, f"notebooks/{stem}")
+            text = f'<a href="{escape(target)}">{text}</a>'
+        parts.append(text)
+    parts.append("</svg>")
+    return [nodes.raw("", "\n".join(parts), format="html")]
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _on_builder_inited(app: Sphinx) -> None:
+    app.env.esser_build_started = time.time() - 1  # type: ignore[attr-defined]
+    os.environ.setdefault("ESSER_LAB_CARDS", str(_cards_dir()))
+
+
+def _on_doctree_resolved(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    for node in list(doctree.findall(placeholder)):
+        kind = node["kind"]
+        if kind == "summary":
+            new = _summary(app)
+        elif kind == "genealogy":
+            new = _genealogy(app)
+        elif kind == "timings":
+            new = _timings(app)
+        else:
+            new = _lineage(app, docname)
+        node.replace_self(new)
+
+
+def setup(app: Sphinx) -> dict:
+    app.add_node(placeholder)
+    app.add_directive("reproduction-summary", ReproductionSummary)
+    app.add_directive("genealogy", Genealogy)
+    app.add_directive("chapter-timings", ChapterTimings)
+    app.add_directive("lineage-figure", LineageFigure)
+    app.connect("builder-inited", _on_builder_inited)
+    app.connect("doctree-resolved", _on_doctree_resolved)
+    return {"parallel_read_safe": True, "parallel_write_safe": False, "env_version": 1}

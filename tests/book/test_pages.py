@@ -1,0 +1,37 @@
+"""The generated book pages (book/_ext/esser_pages.py): import parsing and the lineage plan."""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+
+import esser_pages  # noqa: E402
+
+
+def test_imports_are_parsed_from_a_chapter(tmp_path):
+    chapter = tmp_path / "99_demo.py"
+    chapter.write_text(
+        "# %% [markdown]\n# # Title\n\n# %%\n"
+        "import torch\nfrom esser_lab import scale as scales\n"
+        "from esser_lab.vunet import VUNet\nimport esser_lab.data.figures\n"
+        "from esser_lab.vunet import transfer\n"
+    )
+    assert esser_pages._imports(chapter) == [
+        "esser_lab.scale",
+        "esser_lab.vunet",
+        "esser_lab.data.figures",
+    ]
+
+
+def test_every_chapter_is_in_the_lineage():
+    planned = {stem for _, _, stem in esser_pages.LINEAGE if stem}
+    chapters = {path.stem for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.py")}
+    assert chapters <= planned, f"add {sorted(chapters - planned)} to LINEAGE in esser_pages.py"
+    years = [year for year, _, _ in esser_pages.LINEAGE]
+    assert years == sorted(years)
+
+
+def test_chapter_one_imports_what_it_introduces():
+    modules = esser_pages._imports(ROOT / "notebooks" / "01_vunet.py")
+    assert "esser_lab.vunet" in modules and "esser_lab.data" in modules
