@@ -181,27 +181,28 @@ class VUNetOutput:
     prior_means: list[torch.Tensor]
 
 
-class ShapeEncoder(nn.Module):
-    """``dec_up``: a residual encoder of ŷ; every residual block's output is a skip feature."""
+class ResidualEncoder(nn.Module):
+    """``dec_up`` / ``enc_up``: residual blocks per scale, stride-2 down-sampling between scales.
 
-    def __init__(self, config: VUNetConfig) -> None:
+    Every residual block's output is returned as a skip feature (finest first). The shape U-Net
+    runs it on ŷ; the appearance encoder runs it on the part crops.
+    """
+
+    def __init__(
+        self, in_channels: int, channels: list[int], num_blocks: int, dropout: float
+    ) -> None:
         super().__init__()
-        c = config
-        self.stem = nin(c.shape_channels, c.channels(0))
-        self.blocks = nn.ModuleList()
-        self.downs = nn.ModuleList()
-        for scale in range(c.num_scales):
-            ch = c.channels(scale)
-            self.blocks.append(
-                nn.ModuleList(
-                    ResidualBlock(ch, dropout=c.dropout) for _ in range(c.num_residual_blocks)
-                )
-            )
-            if scale + 1 < c.num_scales:
-                self.downs.append(Downsample(ch, c.channels(scale + 1)))
+        self.stem = nin(in_channels, channels[0])
+        self.blocks = nn.ModuleList(
+            nn.ModuleList(ResidualBlock(ch, dropout=dropout) for _ in range(num_blocks))
+            for ch in channels
+        )
+        self.downs = nn.ModuleList(
+            Downsample(a, b) for a, b in zip(channels[:-1], channels[1:], strict=True)
+        )
 
-    def forward(self, shape: torch.Tensor) -> list[torch.Tensor]:
-        h = self.stem(shape)
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        h = self.stem(x)
         skips = []
         for scale, blocks in enumerate(self.blocks):
             for block in blocks:
@@ -210,6 +211,13 @@ class ShapeEncoder(nn.Module):
             if scale < len(self.downs):
                 h = self.downs[scale](h)
         return skips
+
+
+def shape_encoder(config: VUNetConfig) -> ResidualEncoder:
+    """``dec_up``: the U-Net's down path on ŷ, from full resolution to the bottleneck."""
+    c = config
+    channels = [c.channels(scale) for scale in range(c.num_scales)]
+    return ResidualEncoder(c.shape_channels, channels, c.num_residual_blocks, c.dropout)
 
 
 class AppearanceEncoder(nn.Module):
@@ -223,18 +231,11 @@ class AppearanceEncoder(nn.Module):
         c = config
         half = c.num_residual_blocks // 2
         self.num_latent_scales = c.num_latent_scales
-        self.stem = nin(c.num_boxes * c.image_channels, c.channels(c.box_factor))
-        self.up_blocks = nn.ModuleList()
-        self.downs = nn.ModuleList()
-        for scale in range(c.encoder_scales):
-            ch = c.channels(scale + c.box_factor)
-            self.up_blocks.append(
-                nn.ModuleList(
-                    ResidualBlock(ch, dropout=c.dropout) for _ in range(c.num_residual_blocks)
-                )
-            )
-            if scale + 1 < c.encoder_scales:
-                self.downs.append(Downsample(ch, c.channels(scale + c.box_factor + 1)))
+        # ``enc_up``: starts ``box_factor`` scales down, since the crops are that much smaller
+        channels = [c.channels(scale + c.box_factor) for scale in range(c.encoder_scales)]
+        self.up = ResidualEncoder(
+            c.num_boxes * c.image_channels, channels, c.num_residual_blocks, c.dropout
+        )
         # top-down pass over the latent scales (coarsest first)
         coarse = [c.channels(c.num_scales - 1 - level) for level in range(c.num_latent_scales)]
         self.down_stem = nin(coarse[0], coarse[0]) if coarse else None
@@ -258,14 +259,7 @@ class AppearanceEncoder(nn.Module):
         generator: torch.Generator | None = None,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Return ``(means, latents)``; ``latents`` are samples (``sample``) or the means."""
-        h = self.stem(appearance)
-        skips = []
-        for scale, blocks in enumerate(self.up_blocks):
-            for block in blocks:
-                h = block(h)
-                skips.append(h)
-            if scale < len(self.downs):
-                h = self.downs[scale](h)
+        skips = self.up(appearance)
         means: list[torch.Tensor] = []
         latents: list[torch.Tensor] = []
         if self.down_stem is None:
@@ -386,7 +380,7 @@ class VUNet(nn.Module):
     def __init__(self, config: VUNetConfig) -> None:
         super().__init__()
         self.config = config
-        self.shape_encoder = ShapeEncoder(config)
+        self.shape_encoder = shape_encoder(config)
         self.appearance_encoder = AppearanceEncoder(config) if config.num_latent_scales else None
         self.decoder = Decoder(config)
 
