@@ -36,24 +36,27 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 SCALES = ("tiny", "small", "full")
 
-# The book's plan: (year, short name, chapter file stem or None). Only existing chapters link.
+# The book's plan: (year, chapter number, short name, file stem once the chapter exists).
 LINEAGE = (
-    (2018, "Variational U-Net", "01_vunet"),
-    (2019, "Part-based disentangling", "02_part_based"),
-    (2019, "Content/style disentanglement", "03_style"),
-    (2019, "Robust disentangling", "04_rodi"),
-    (2020, "Interpretable INNs", "05_iin"),
-    (2020, "Network-to-network", "06_net2net"),
-    (2020, "Invariances", "07_invariances"),
-    (2020, "Part discovery", "08_parts"),
-    (2020, "Data biases", "09_data_bias"),
-    (2021, "Taming transformers (VQGAN)", "10_taming"),
-    (2021, "ImageBART / GeoFree", None),
-    (2022, "Latent diffusion", None),
-    (2023, "Video and structure", None),
-    (2024, "Rectified-flow transformers (SD3)", None),
-    (2024, "Adversarial distillation", None),
-    (2026, "Self-Flow", None),
+    (2018, 1, "Variational U-Net", "01_vunet"),
+    (2019, 2, "Part-based disentangling", "02_part_based"),
+    (2019, 3, "Content and style disentanglement", "03_style"),
+    (2019, 4, "Robust disentangling", None),
+    (2020, 5, "Invertible interpretation networks", None),
+    (2020, 6, "Network-to-network translation", None),
+    (2020, 7, "Invariances of CNNs", None),
+    (2020, 8, "Unsupervised part discovery", None),
+    (2020, 9, "Data biases in generative models", None),
+    (2021, 10, "Taming transformers (VQGAN)", None),
+    (2021, 11, "Shape or texture", None),
+    (2021, 12, "Geometry-free view synthesis", None),
+    (2021, 13, "ImageBART", None),
+    (2022, 14, "Latent diffusion", None),
+    (2022, 15, "Keyframe propagation", None),
+    (2023, 16, "Gen-1: structure and content-guided video", None),
+    (2024, 17, "Rectified-flow transformers (SD3)", None),
+    (2024, 18, "Latent adversarial diffusion distillation", None),
+    (2026, 19, "Self-Flow", None),
 )
 
 
@@ -266,7 +269,7 @@ def _lineage(app: Sphinx, docname: str) -> list[nodes.Node]:
         f'<line x1="90" y1="10" x2="90" y2="{height - 10}" stroke="#888" stroke-width="2"/>'
     )
     last_year = None
-    for index, (year, name, stem) in enumerate(LINEAGE):
+    for index, (year, number, name, stem) in enumerate(LINEAGE):
         y = 20 + index * step_y
         if year != last_year:
             parts.append(
@@ -277,7 +280,7 @@ def _lineage(app: Sphinx, docname: str) -> list[nodes.Node]:
         present = stem in existing
         colour = "#1f77b4" if present else "#bbb"
         parts.append(f'<circle cx="90" cy="{y}" r="6" fill="{colour}"/>')
-        label = escape(f"{stem.split('_')[0]}. {name}" if stem else name)
+        label = escape(f"{number}. {name}")
         text = (
             f'<text x="106" y="{y + 5}" font-size="13" fill="{"#111" if present else "#999"}">'
             f"{label}{'' if present else ' (planned)'}</text>"

@@ -25,11 +25,14 @@ def test_imports_are_parsed_from_a_chapter(tmp_path):
 
 
 def test_every_chapter_is_in_the_lineage():
-    planned = {stem for _, _, stem in esser_pages.LINEAGE if stem}
+    planned = {stem for _, _, _, stem in esser_pages.LINEAGE if stem}
     chapters = {path.stem for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.py")}
     assert chapters <= planned, f"add {sorted(chapters - planned)} to LINEAGE in esser_pages.py"
-    years = [year for year, _, _ in esser_pages.LINEAGE]
-    assert years == sorted(years)
+    years = [year for year, _, _, _ in esser_pages.LINEAGE]
+    numbers = [number for _, number, _, _ in esser_pages.LINEAGE]
+    assert years == sorted(years) and numbers == list(range(1, len(numbers) + 1))
+    for _, number, _, stem in esser_pages.LINEAGE:
+        assert stem is None or stem.startswith(f"{number:02d}_")
 
 
 def test_chapter_one_imports_what_it_introduces():
