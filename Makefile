@@ -23,12 +23,102 @@ TEST_CARDS := $(CURDIR)/_build/test-cards
 CELL_TIMEOUT := 600
 NOTEBOOK_ARGS := $(if $(wildcard notebooks/*.py),notebooks,)
 PYTEST_ARGS ?=
-LINT_PATHS := esser_lab tests notebooks bench
+LINT_PATHS := esser_lab tests notebooks bench book/_ext
 
 .PHONY: help install test test-notebook book bench lint format clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+# ---------------------------------------------------------------------------------------------
+# Offline site: the JavaScript a page runs (widget manager, RequireJS, MathJax) comes from the npm
+# registry at set-up time and is served by the site itself, so no page loads anything from a CDN.
+# `npm pack` fetches each package's tarball only (no node_modules, no install scripts); the files
+# a page needs are copied into $(VENDOR)/ (git-ignored), which _config.yml lists in
+# html_static_path (so they land in _build/html/_static/) and names in nb_ipywidgets_js and
+# mathjax_path. Changing a version below re-vendors on the next `make install` / `make book`.
+# ---------------------------------------------------------------------------------------------
+
+NPM ?= npm
+VENDOR := _vendor
+# @jupyter-widgets/html-manager 1.0.x embeds ipywidgets 8 (widget protocol 2); 1.0.15 is built on
+# the same @jupyter-widgets/base 6.0.12 and controls 5.0.13 as ipywidgets 8.1.9's own front end.
+HTML_MANAGER_VERSION := 1.0.15
+REQUIREJS_VERSION := 2.3.7
+MATHJAX_VERSION := 3.2.2
+VENDOR_STAMP := $(VENDOR)/.vendored-$(HTML_MANAGER_VERSION)-$(REQUIREJS_VERSION)-$(MATHJAX_VERSION)
+VENDOR_TMP := $(VENDOR).partial
+WIDGETS_SETUP := $(VENDOR)/jupyter-widgets/setup.js
+VENDOR_FILES := $(VENDOR_STAMP) $(WIDGETS_SETUP)
+
+# Runs on a page between RequireJS and the widget manager (nb_ipywidgets_js in _config.yml).
+define WIDGETS_SETUP_JS
+// Written by `make vendor` (Makefile). Loaded after require.js, before embed-amd.js.
+(function () {
+  var here = document.currentScript.src.replace(/[^/]*$$/, "");
+  // The manager's stylesheet finds its icon fonts next to the module it thinks it came from:
+  // point that module (and the manager's asset path) at this folder, not at the page's folder.
+  window.require.config({ paths: { "@jupyter-widgets/html-manager/dist": here.slice(0, -1) } });
+  window.__jupyter_widgets_assets_path__ = here;
+  // ipywidgets 8's HTML, HTMLMath and Label views typeset with MathJax 2's API, which MathJax 3
+  // lacks (TypeError: MathJax.Hub is undefined). Widgets are drawn on window load, after the
+  // (deferred) MathJax 3 has started: give it that one call.
+  document.addEventListener("DOMContentLoaded", function () {
+    var mathjax = window.MathJax;
+    if (!mathjax || mathjax.Hub || !mathjax.startup) return;
+    mathjax.Hub = {
+      Queue: function (job) {
+        var element = job && job[2];
+        mathjax.startup.promise.then(function () {
+          return mathjax.typesetPromise(element ? [element] : undefined);
+        });
+      },
+    };
+  });
+})();
+endef
+export WIDGETS_SETUP_JS
+
+# Built in $(VENDOR_TMP) and renamed at the end, so a failed download leaves no half folder.
+# Widgets: the AMD embed bundle and its icon fonts (setup.js is written below). MathJax: the
+# all-TeX CHTML component, its fonts, and the menu, accessibility and speech parts it loads on
+# demand.
+$(VENDOR_STAMP):
+	@command -v $(NPM) >/dev/null 2>&1 || { echo "make vendor: '$(NPM)' not found." \
+	  "The site's widget and maths JavaScript come from the npm registry at set-up time:" \
+	  "install Node.js and npm (Debian: apt-get install -y npm) or run make NPM=/path/to/npm." >&2; \
+	  exit 1; }
+	rm -rf $(VENDOR) $(VENDOR_TMP)
+	mkdir -p $(VENDOR_TMP)/npm/html-manager $(VENDOR_TMP)/npm/requirejs $(VENDOR_TMP)/npm/mathjax \
+	  $(VENDOR_TMP)/jupyter-widgets $(VENDOR_TMP)/requirejs $(VENDOR_TMP)/mathjax/output/chtml/fonts
+	cd $(VENDOR_TMP)/npm && $(NPM) pack --loglevel=error \
+	  @jupyter-widgets/html-manager@$(HTML_MANAGER_VERSION) requirejs@$(REQUIREJS_VERSION) \
+	  mathjax@$(MATHJAX_VERSION) >/dev/null || { echo "make vendor: npm pack failed" \
+	  "(it needs the npm registry; see npm's message above)" >&2; exit 1; }
+	tar -xzf $(VENDOR_TMP)/npm/jupyter-widgets-html-manager-$(HTML_MANAGER_VERSION).tgz \
+	  -C $(VENDOR_TMP)/npm/html-manager --strip-components=1
+	tar -xzf $(VENDOR_TMP)/npm/requirejs-$(REQUIREJS_VERSION).tgz \
+	  -C $(VENDOR_TMP)/npm/requirejs --strip-components=1
+	tar -xzf $(VENDOR_TMP)/npm/mathjax-$(MATHJAX_VERSION).tgz \
+	  -C $(VENDOR_TMP)/npm/mathjax --strip-components=1
+	cd $(VENDOR_TMP)/npm/html-manager && cp package.json dist/embed-amd.js \
+	  dist/*.woff2 dist/*.woff dist/*.ttf dist/*.eot dist/*.svg ../../jupyter-widgets/
+	cd $(VENDOR_TMP)/npm/requirejs && cp package.json require.js ../../requirejs/
+	cd $(VENDOR_TMP)/npm/mathjax && cp LICENSE package.json es5/tex-chtml-full.js ../../mathjax/ \
+	  && cp -r es5/a11y es5/ui es5/sre ../../mathjax/ \
+	  && cp -r es5/output/chtml/fonts/woff-v2 ../../mathjax/output/chtml/fonts/
+	rm -rf $(VENDOR_TMP)/npm
+	touch $(VENDOR_TMP)/$(notdir $(VENDOR_STAMP))
+	mv $(VENDOR_TMP) $(VENDOR)
+	@echo "vendored into $(VENDOR)/: @jupyter-widgets/html-manager@$(HTML_MANAGER_VERSION)," \
+	  "requirejs@$(REQUIREJS_VERSION), mathjax@$(MATHJAX_VERSION) ($$(du -sh $(VENDOR) | cut -f1))"
+
+# Written whenever this Makefile changes (no download).
+$(WIDGETS_SETUP): $(VENDOR_STAMP) Makefile
+	printf '%s\n' "$$WIDGETS_SETUP_JS" > $@
+
+.PHONY: vendor browser-test
+vendor: $(VENDOR_FILES) ## fetch the site's widget and maths JS from npm (install/book do it)
 
 # ---------------------------------------------------------------------------------------------
 # Set-up: a virtual environment with requirements.txt and esser_lab (editable)
@@ -45,7 +135,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(VPY) -m pip check
 	touch $@
 
-install: $(STAMP) ## create .venv and install everything (done by the other targets)
+install: $(STAMP) $(VENDOR_FILES) ## create .venv, install everything, vendor the site's JS
 
 # ---------------------------------------------------------------------------------------------
 # Tests: unit tests and every chapter, cell by cell (nbval), at tiny scale, in one pytest run
@@ -54,7 +144,7 @@ install: $(STAMP) ## create .venv and install everything (done by the other targ
 test: $(STAMP) ## unit tests (tests/) and every chapter (notebooks/) at ESSER_LAB_SCALE=tiny
 	ESSER_LAB_SCALE=tiny ESSER_LAB_CARDS=$(TEST_CARDS) \
 	  $(VPY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) \
-	  $(PYTEST_ARGS) tests $(NOTEBOOK_ARGS) || { rc=$$?; \
+	  -m "not browser" $(PYTEST_ARGS) tests $(NOTEBOOK_ARGS) || { rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest: no tests collected (exit 5): nothing to run"; \
 	  else exit $$rc; fi; }
 
@@ -70,13 +160,41 @@ test-notebook: $(STAMP) ## one chapter through nbval: make test-notebook NB=note
 # The book: every chapter executed at the active scale (tiny on a CPU, small with a GPU)
 # ---------------------------------------------------------------------------------------------
 
-book: $(STAMP) ## build the site into _build/html (cards in _build/cards); a failing cell fails it
+book: $(STAMP) $(VENDOR_FILES) ## build the site into _build/html (cards in _build/cards); a failing cell fails it
 	@echo "scale: $$($(VPY) -c 'from esser_lab.scale import current; print(current().name)')" \
 	  "(set ESSER_LAB_SCALE=tiny|small|full to choose)"
-	rm -rf $(BOOK_CARDS)
+	rm -rf $(BOOK_CARDS) _build/html _build/jupyter_execute  # no stale pages or cards
 	ESSER_LAB_CARDS=$(BOOK_CARDS) $(VENV)/bin/jupyter-book build --all -W --keep-going .
 	@echo "site: $(CURDIR)/_build/html/index.html"
 	@echo "cards: $$(ls $(BOOK_CARDS) 2>/dev/null | tr '\n' ' ')"
+
+# The built site in headless Chromium (Debian's chromium + chromium-driver), offline: every chapter
+# loads with its figures, maths and widgets, search works, screenshots go to _build/screenshots/.
+# Uses the _build/html of an earlier `make book`; never builds or executes a chapter itself.
+browser-test: $(STAMP) ## check the built site in headless Chromium (after make book): tests/browser
+	@[ -f _build/html/index.html ] || { echo "make browser-test: _build/html/index.html is missing;" \
+	  "run make book first (the browser tests check the built site, they do not build it)" >&2; \
+	  exit 1; }
+	$(VPY) -m pytest -m browser $(PYTEST_ARGS) tests/browser
+
+# ---------------------------------------------------------------------------------------------
+# Colab: the chapters as .ipynb, and the local branch that holds them (book/_ext/colab.py).
+# The GitHub repository and the branch's name come from _config.yml (repository: url, colab_branch).
+# ---------------------------------------------------------------------------------------------
+
+COLAB_OUT := _build/colab
+
+.PHONY: colab publish-colab colab-bootstrap
+colab: $(STAMP) ## every chapter in _toc.yml as a Colab notebook: _build/colab/notebooks/NN_name.ipynb
+	$(VPY) book/_ext/colab.py build --out $(COLAB_OUT)
+
+# Commits with git plumbing only: the checkout's HEAD, index and working tree stay as they are.
+# Refuses uncommitted changes to the chapters' sources (ALLOW_DIRTY=1 publishes them anyway).
+publish-colab: colab ## commit those notebooks to the local colab branch (deploy: git push origin colab)
+	$(VPY) book/_ext/colab.py publish --out $(COLAB_OUT) $(if $(ALLOW_DIRTY),--allow-dirty,)
+
+colab-bootstrap: $(STAMP) ## (re)write every chapter's first code cell, the Colab install cell
+	$(VPY) book/_ext/colab.py bootstrap
 
 # ---------------------------------------------------------------------------------------------
 # Benchmark, lint, clean
@@ -97,5 +215,5 @@ clean: ## remove build outputs and caches (keeps .venv)
 	rm -rf _build .pytest_cache .ruff_cache *.egg-info build
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
-distclean: clean ## also remove .venv
-	rm -rf $(VENV)
+distclean: clean ## also remove .venv (and the vendored JavaScript)
+	rm -rf $(VENV) $(VENDOR) $(VENDOR_TMP)

@@ -102,13 +102,9 @@ def apply(scale: Scale) -> Scale:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     if scale.progress == "text":
-        # quiet logs for CI and the static site: Lightning's start-up banners (GPU/TPU
-        # availability, tips) are INFO records; a known deprecation inside Lightning on new torch
-        import logging
+        # a known deprecation warning raised inside Lightning on new torch: noise in CI logs
         import warnings
 
-        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-        logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     from esser_lab.viz.style import use_book_style
 

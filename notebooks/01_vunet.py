@@ -40,6 +40,28 @@
 # ground truth, so the transfer "appearance of $x$ on the pose of $y$" can be rendered exactly and
 # compared with what the network produces, something the paper could not do on real photographs.
 
+# %% tags=["hide-input"]
+# Runs on Colab only: anywhere else (a checkout, CI, the book) this cell does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import importlib
+    import subprocess
+    from importlib.metadata import version
+
+    # Only what Colab lacks, with Colab's own torch, torchvision, numpy, matplotlib and ipywidgets
+    # pinned to the versions it has (so pip never upgrades them); then esser_lab at this book's
+    # release tag, without its dependencies.
+    lacking = ["lightning>=2.4,<3", "einops>=0.8,<1", "safetensors>=0.4,<1"]
+    colab_own = ("torch", "torchvision", "numpy", "matplotlib", "ipywidgets")
+    keep = [f"{name}=={version(name)}" for name in colab_own]
+    package = "esser-lab @ git+https://github.com/esser-lab/esser-lab@v0.1.0"
+    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, *lacking, *keep], check=True)
+    subprocess.run([*pip, "--no-deps", package], check=True)
+    importlib.invalidate_caches()
+    print("installed esser-lab", version("esser-lab"), "from", package)
+
 # %%
 import inspect
 import time

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import lightning as L
@@ -53,6 +54,10 @@ def make_trainer(
     callbacks: list[Callback] = []
     if scale.progress == "text":
         callbacks.append(TextProgress(progress_every, progress_keys))
+        # text profile (CI, the static site): drop Lightning's INFO banners (GPU/TPU availability,
+        # tips, "fit stopped"), which it writes to stderr; Lightning sets INFO when imported, so
+        # this has to happen after the import, here.
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     else:
         callbacks.append(TQDMProgressBar(refresh_rate=10))
     multi = num_nodes > 1 or devices > 1
