@@ -67,6 +67,9 @@ class placeholder(nodes.General, nodes.Element):
 def _table(
     headers: list[str], rows: list[list[str]], widths: list[int] | None = None
 ) -> nodes.table:
+    for row in [*rows, widths or headers]:
+        if len(row) != len(headers):
+            raise ValueError(f"table row {row} has {len(row)} cells for {len(headers)} columns")
     table = nodes.table(classes=["esser-generated"])
     group = nodes.tgroup(cols=len(headers))
     table += group
@@ -126,6 +129,25 @@ def _cards_dir() -> Path:
     return cards_dir()
 
 
+SUMMARY_HEADERS = ["chapter", "claim — metric", "paper", "ours", "baseline", "verdict"]
+
+
+def claim_row(stem: str, claim: dict) -> list[str]:
+    """One row of the summary table for one claim of a card."""
+    paper = claim.get("paper_value")
+    paper = "–" if paper is None else f"{paper} ({claim.get('paper_source', '')})"
+    baseline = claim.get("baseline_value")
+    verdict = "✓ holds" if claim["holds"] else "✗ does not hold"
+    return [
+        stem,
+        f"{claim['claim']} — {claim['metric']}",
+        paper,
+        str(claim["our_value"]),
+        "–" if baseline is None else str(baseline),
+        f"{verdict} ({claim['criterion']}, {claim['scale']})",
+    ]
+
+
 def _summary(app: Sphinx) -> list[nodes.Node]:
     directory = _cards_dir()
     started = app.env.esser_build_started  # type: ignore[attr-defined]
@@ -142,30 +164,14 @@ def _summary(app: Sphinx) -> list[nodes.Node]:
         times.append(mtime)
         for claim in json.loads(path.read_text()):
             scales.add(claim["scale"])
-            paper = claim.get("paper_value")
-            paper = "–" if paper is None else f"{paper} ({claim.get('paper_source', '')})"
-            baseline = claim.get("baseline_value")
-            rows.append(
-                [
-                    stem,
-                    claim["claim"],
-                    claim["metric"],
-                    paper,
-                    str(claim["our_value"]),
-                    "–" if baseline is None else str(baseline),
-                    claim["scale"],
-                    ("✓ holds" if claim["holds"] else "✗ does not hold")
-                    + f" ({claim['criterion']})",
-                ]
-            )
+            rows.append(claim_row(stem, claim))
     if not rows:
         return [nodes.paragraph(text="No reproduction cards were written in this build.")]
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(max(times)))
     note = nodes.paragraph(
         text=f"Measured in this build at scale {', '.join(sorted(scales))}, cards written {when}."
     )
-    headers = ["chapter", "claim — metric", "paper", "ours", "baseline", "verdict"]
-    return [note, _table(headers, rows, [2, 10, 3, 2, 2, 3])]
+    return [note, _table(SUMMARY_HEADERS, rows, [2, 10, 3, 2, 2, 3])]
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,3 +38,33 @@ def test_every_chapter_is_in_the_lineage():
 def test_chapter_one_imports_what_it_introduces():
     modules = esser_pages._imports(ROOT / "notebooks" / "01_vunet.py")
     assert "esser_lab.vunet" in modules and "esser_lab.data" in modules
+
+
+def test_summary_rows_match_the_header():
+    from esser_lab.cards import Claim
+
+    claim = Claim(
+        chapter="01_vunet",
+        claim="c",
+        metric="m",
+        paper_value=None,
+        paper_source="unverified",
+        our_value=0.1,
+        baseline_value=0.2,
+        criterion="our < baseline",
+        scale="tiny",
+        seed=0,
+        seconds=1.0,
+    ).to_dict()
+    row = esser_pages.claim_row("01_vunet", claim)
+    assert len(row) == len(esser_pages.SUMMARY_HEADERS)
+    assert row[-1].startswith("✓ holds") and "tiny" in row[-1]
+    table = esser_pages._table(esser_pages.SUMMARY_HEADERS, [row], [2, 10, 3, 2, 2, 3])
+    assert len(list(table.findall(lambda n: n.tagname == "entry"))) == 2 * len(row)
+
+
+def test_table_rejects_ragged_rows():
+    import pytest
+
+    with pytest.raises(ValueError, match="cells for 2 columns"):
+        esser_pages._table(["a", "b"], [["1", "2", "3"]])
