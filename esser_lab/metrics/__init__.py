@@ -1,5 +1,17 @@
-"""What the chapters measure: transfer errors against known ground truth, image similarity."""
+"""What the chapters measure: transfer errors against known ground truth, image similarity,
+landmark regression."""
 
+from esser_lab.metrics.landmarks import (
+    LandmarkRegressor,
+    fit_landmark_regressor,
+    landmark_error,
+)
 from esser_lab.metrics.transfer import part_colour_error, ssim
 
-__all__ = ["part_colour_error", "ssim"]
+__all__ = [
+    "LandmarkRegressor",
+    "fit_landmark_regressor",
+    "landmark_error",
+    "part_colour_error",
+    "ssim",
+]

@@ -1,0 +1,64 @@
+"""Unsupervised landmark regression: how much pose the learned part positions carry.
+
+The protocol of Thewlis et al. (2017), Zhang et al. (2018) and Lorenz et al. (2019): fit a linear
+map (here ridge regression, in closed form) from the learned landmarks of training images to the
+true keypoints, and report its error on held-out images, normalised by a reference length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class LandmarkRegressor:
+    """``keypoints ≈ [landmarks, 1] @ weight``; ``weight`` is ``(2K + 1, 2J)``."""
+
+    weight: torch.Tensor
+    num_keypoints: int
+
+    def __call__(self, landmarks: torch.Tensor) -> torch.Tensor:
+        """Landmarks ``(b, K, 2)`` → predicted keypoints ``(b, J, 2)``."""
+        design = _design(landmarks)
+        if design.shape[1] != self.weight.shape[0]:
+            raise ValueError(
+                f"regressor was fit on {(self.weight.shape[0] - 1) // 2} landmarks, "
+                f"got {landmarks.shape[1]}"
+            )
+        return (design @ self.weight).view(-1, self.num_keypoints, 2)
+
+
+def _design(landmarks: torch.Tensor) -> torch.Tensor:
+    if landmarks.ndim != 3 or landmarks.shape[-1] != 2:
+        raise ValueError(f"landmarks must have shape (b, K, 2), got {tuple(landmarks.shape)}")
+    flat = landmarks.detach().double().flatten(1)
+    return torch.cat([flat, flat.new_ones(flat.shape[0], 1)], 1)
+
+
+def fit_landmark_regressor(
+    landmarks: torch.Tensor, keypoints: torch.Tensor, ridge: float = 1e-3
+) -> LandmarkRegressor:
+    """Ridge regression ``W = (XᵀX + λ n I)⁻¹ XᵀY`` from ``(b, K, 2)`` to ``(b, J, 2)`` (bias free
+    of the penalty), solved in float64."""
+    if keypoints.ndim != 3 or keypoints.shape[-1] != 2 or keypoints.shape[0] != landmarks.shape[0]:
+        raise ValueError(
+            f"keypoints must have shape ({landmarks.shape[0]}, J, 2), got {tuple(keypoints.shape)}"
+        )
+    if ridge < 0:
+        raise ValueError(f"ridge must be ≥ 0, got {ridge}")
+    x = _design(landmarks)
+    y = keypoints.detach().double().flatten(1)
+    penalty = torch.eye(x.shape[1], dtype=x.dtype) * ridge * x.shape[0]
+    penalty[-1, -1] = 0.0
+    weight = torch.linalg.solve(x.T @ x + penalty, x.T @ y)
+    return LandmarkRegressor(weight, keypoints.shape[1])
+
+
+def landmark_error(predicted: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
+    """Per-image mean Euclidean distance over the keypoints ``(b, J, 2)``, in the units of the
+    coordinates (for keypoints in [0, 1]: fractions of the image size)."""
+    if predicted.shape != keypoints.shape:
+        raise ValueError(f"shapes differ: {tuple(predicted.shape)} vs {tuple(keypoints.shape)}")
+    return (predicted.double() - keypoints.double()).norm(dim=-1).mean(-1)

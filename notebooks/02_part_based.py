@@ -1,0 +1,578 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 2. Part-based disentangling: shape from equivariance, appearance from invariance
+#
+# Lorenz, Bereska, Milbich & Ommer, *Unsupervised Part-Based Disentangling of Object Shape and
+# Appearance*, CVPR 2019 {cite}`lorenz2019unsupervised`
+# ([arXiv:1903.06946](https://arxiv.org/abs/1903.06946),
+# [official code](https://github.com/CompVis/unsupervised-disentangling)).
+#
+# **The problem.** Chapter 1's VUNet separated shape from appearance, but it was *told* the
+# shape: a stickman drawn from keypoints that a supervised pose estimator provided. Lorenz et al.
+# drop that supervision. The network must discover for itself a set of object parts, where they
+# are (shape) and what they look like (appearance), from unlabelled images alone.
+#
+# **The idea.** Two transformations of one image define the two factors by what they change:
+#
+# * a **spatial transform** $s$ (a random thin-plate-spline warp) moves the object but keeps its
+#   colours: the parts must move *with* it (equivariance), their appearance must not change;
+# * an **appearance transform** $a$ (colour jitter) changes colours but moves nothing: the parts
+#   must stay put (invariance).
+#
+# The shape stream turns an image into $K$ part maps, each a probability distribution over the
+# image, summarised by its mean $\mu_k$ and covariance $\Sigma_k$. The appearance stream pools
+# one feature vector $f_k$ per part under its map. A decoder renders the parts as heatmaps
+# around $\mu_k$, paints them with the $f_k$ and reconstructs the image from the *shape of one
+# view and the appearance of the other*. So shape must not depend on colour, appearance must
+# not depend on geometry.
+#
+# **In the lineage.** The shape/appearance factorisation and the decoder "shape in, appearance
+# injected" come from chapter 1; the figures data set is the same (imported, not copied). New:
+# the shape is no longer given, it is learned as landmarks, and the supervision is replaced by
+# known transformations, an idea that returns in the self-supervised chapters.
+#
+# **What we measure.** The paper's protocol for unsupervised landmarks: a linear regressor from
+# the learned part means to the 14 true keypoints of our figures, fit on training figures and
+# scored on held-out ones. The comparison is the paper's ablation: the same model trained
+# without the equivariance terms, plus an untrained encoder. Because the figures come with
+# their ground truth, we also score shape/appearance swaps against the exact rendering.
+
+# %% tags=["hide-input"]
+# Runs on Colab only: anywhere else (a checkout, CI, the book) this cell does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import importlib
+    import subprocess
+    from importlib.metadata import version
+
+    # Only what Colab lacks, with Colab's own torch, torchvision, numpy, matplotlib and ipywidgets
+    # pinned to the versions it has (so pip never upgrades them); then esser_lab at this book's
+    # release tag, without its dependencies.
+    lacking = ["lightning>=2.4,<3", "einops>=0.8,<1", "safetensors>=0.4,<1"]
+    colab_own = ("torch", "torchvision", "numpy", "matplotlib", "ipywidgets")
+    keep = [f"{name}=={version(name)}" for name in colab_own]
+    package = "esser-lab @ git+https://github.com/esser-lab/esser-lab@v0.1.0"
+    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, *lacking, *keep], check=True)
+    subprocess.run([*pip, "--no-deps", package], check=True)
+    importlib.invalidate_caches()
+    print("installed esser-lab", version("esser-lab"), "from", package)
+
+# %%
+import inspect
+import time
+
+import torch
+from IPython.display import Code, Markdown, display
+
+from esser_lab import scale as scales
+from esser_lab.data import figures
+from esser_lab.training import seed_everything
+
+chapter_start = time.perf_counter()
+profile = scales.apply(scales.current())
+generator = seed_everything(0)
+print(
+    f"scale: {profile.name} · {profile.accelerator} · {profile.precision} · "
+    f"threads {torch.get_num_threads()}"
+)
+
+# %% [markdown]
+# ## The data and the two views
+#
+# The articulated figures of chapter 1: 14 keypoints and one colour per body part on a dark
+# background. The model never sees the keypoints; they are only used at the end, to measure.
+# Each training image $x$ gives two spatial views $s_1 x$, $s_2 x$ and two colourings $a_1$,
+# $a_2$. The encoder sees $a_1 s_1 x$ and $a_2 s_2 x$; the first is reconstructed from its own
+# part positions and the *other* view's appearance, so its target is $a_2 s_1 x$ (and vice versa).
+
+# %%
+from esser_lab.part_based import PartBasedConfig, make_views
+from esser_lab.viz.images import show_grid
+
+config = profile.pick(
+    tiny=PartBasedConfig.tiny(), small=PartBasedConfig.small(), full=PartBasedConfig.paper()
+)
+examples = figures.sample(6, config.image_size, generator=torch.Generator().manual_seed(1))
+views = make_views(examples.image, config, torch.Generator().manual_seed(2))
+fig = show_grid(
+    [list(examples.image), list(views.inputs[:6]), list(views.inputs[6:]), list(views.targets[:6])],
+    row_titles=["image x", "input a₁s₁x", "input a₂s₂x", "target a₂s₁x"],
+)
+
+# %% [markdown]
+# ## The method
+#
+# (Equation numbers follow our notes on the paper; we have not checked them against the PDF.)
+#
+# **Parts.** The shape encoder (a stacked hourglass {cite}`newell2016hourglass`) outputs $K$
+# maps, and a softmax over the pixels $u$ turns each into a distribution $p_k(u)$. Its moments
+# are the part's position and extent (eq. 3 of the paper):
+#
+# $$
+# \mu_k = \sum_u p_k(u)\, u, \qquad
+# \Sigma_k = \sum_u p_k(u)\, (u-\mu_k)(u-\mu_k)^\top .
+# $$
+#
+# The appearance of part $k$ is the feature map pooled under its map, $f_k = \sum_u p_k(u)\,
+# F(u)$. The decoder receives, at each resolution, heatmaps
+# $h_k(u) = 1 / (1 + \lVert P_k(u-\mu_k)\rVert^2)$ and the painted map
+# $\sum_k \tilde h_k(u) f_k$ (with $\tilde h_k$ the heatmaps normalised by $1 + \sum_k h_k$).
+#
+# **Equivariance** (eq. 6): part positions must follow the warp, $\mu_k[s(x)] = s(\mu_k[x])$. The
+# code checks it in the source image: each view's part map is carried back through its known
+# warp $f$ (view pixel $\to$ source point), weighted by the warp's area change, giving
+# $\mu^{t}_k$ and $\Sigma^{t}_k$; the two views must agree:
+#
+# $$
+# \mathcal L_\mu = \operatorname{mean}\,\lVert \mu^{t}_k(a_1 s_1 x) - \mu^{t}_k(a_2 s_2 x)
+#   \rVert^2, \qquad
+# \mathcal L_\Sigma = \operatorname{mean}\sqrt{\lVert \Sigma^{t}_k(a_1 s_1 x) - \Sigma^{t}_k(a_2
+#   s_2 x)\rVert_F^2 + \epsilon}.
+# $$
+#
+# Because the two inputs also differ in colour, the same term asks the parts to be *invariant*
+# to the appearance transform.
+#
+# **Reconstruction** (eq. 8) and the total (eq. 9):
+#
+# $$
+# \mathcal L = c_{\ell_2}\, \sum_u m(u)\, \lVert D(\mu[a_1 s_1 x], f[a_2 s_2 x])(u) - a_2 s_1 x(u)
+#   \rVert^2 + c_{\mathrm{trans}}\, \mathcal L_\mu + c_{\mathrm{prec}}\, \mathcal L_\Sigma ,
+# $$
+#
+# with $c_{\ell_2} = 1$, $c_{\mathrm{trans}} = 5$, $c_{\mathrm{prec}} = 0.1$.
+#
+# **Where we follow the code, not the paper.** (1) The paper's reconstruction loss is a VGG
+# perceptual loss; the released code uses the squared pixel error under a mask $m$ that is
+# non-zero only near the part means (`fold_img_with_mu`: radius 0.1, threshold 0.2, normalised).
+# We use the code's loss at every scale, so no VGG weights are needed. (2) The paper renders
+# each part with its covariance; the released default (`--covariance` off) renders isotropic
+# heatmaps of fixed precision $P_k = 10\,I$, so $\Sigma_k$ only enters $\mathcal L_\Sigma$. The
+# package offers both (`covariance_heatmaps`), the default is the code's. (3) The code's
+# decoder gives parts 0–1 appearance at 4×4, parts 2–3 at 8×8 and the rest at 16×16; we keep
+# that layout. The optional patch discriminator is left out. Here is the objective as the package
+# implements it:
+
+# %%
+from esser_lab.part_based import method as part_method
+
+display(Code(inspect.getsource(part_method.part_based_loss), language="python"))
+display(Code(inspect.getsource(part_method.source_moments), language="python"))
+display(Code(inspect.getsource(part_method.localised_reconstruction_loss), language="python"))
+
+# %% [markdown]
+# The decoder's input, the part heatmaps painted with the appearance vectors of the other view:
+
+# %%
+from esser_lab.part_based.model import Decoder
+
+display(Code(inspect.getsource(Decoder.encode), language="python"))
+
+# %% [markdown]
+# The official configuration and the one this run uses (differences in bold). The `tiny`
+# preset shrinks the image (16×16), the hourglass widths and depths, the batch and the number
+# of steps, and raises the learning rate to 3e-3: after 200 steps at 1e-3 the part maps are still
+# almost uniform. The transforms, the loss weights and the number of parts are the paper's.
+
+# %%
+paper = PartBasedConfig.paper()
+rows = ["| field | paper (official code) | this run |", "|---|---|---|"]
+for name, value in paper.__dict__.items():
+    ours = getattr(config, name)
+    mark = "**" if ours != value else ""
+    rows.append(f"| `{name}` | {value} | {mark}{ours}{mark} |")
+display(Markdown("\n".join(rows)))
+
+# %% [markdown]
+# ## Training
+#
+# Two models train on the same figures, with the same views, optimiser and steps: the full
+# objective, and the ablation without the equivariance terms ($c_{\mathrm{trans}} =
+# c_{\mathrm{prec}} = 0$), which still reconstructs one view from the other. A third, untrained
+# encoder is the floor.
+
+# %%
+from esser_lab.data.modules import FiguresDataModule
+from esser_lab.part_based import PartBased
+from esser_lab.part_based.training import LitPartBased
+from esser_lab.training.trainer import make_trainer
+
+num_train = profile.pick(tiny=4096, small=50_000, full=200_000)
+data = FiguresDataModule(
+    size=config.image_size, batch_size=config.batch_size, num_train=num_train, num_val=256, seed=0
+)
+
+
+def train(model_config: PartBasedConfig) -> PartBased:
+    seed_everything(0)
+    system = LitPartBased(model_config, seed=0)
+    trainer = make_trainer(
+        profile,
+        model_config.total_steps,
+        progress_every=max(model_config.total_steps // 4, 1),
+        progress_keys=("loss", "rec", "eq_mu", "eq_sigma"),
+    )
+    start = time.perf_counter()
+    trainer.fit(system, datamodule=data)
+    print(f"trained {model_config.total_steps} steps in {time.perf_counter() - start:.1f} s")
+    return system.model.eval()
+
+
+full_model = train(config)
+ablation = train(config.without_equivariance())
+seed_everything(0)
+untrained = PartBased(config).eval()
+
+# %% [markdown]
+# ## The parts it found
+#
+# Each colour is one part map (scaled to its own peak) over held-out figures. Below, the part
+# means (coloured dots) beside the true keypoints (white crosses), which the model never saw.
+
+# %%
+from esser_lab.viz.parts import part_map_rgb, show_part_means
+
+test = figures.sample(512, config.image_size, generator=torch.Generator().manual_seed(12345))
+with torch.no_grad():
+    encodings = {
+        "full": full_model.encode(test.image),
+        "no equivariance": ablation.encode(test.image),
+        "untrained": untrained.encode(test.image),
+    }
+fig = show_grid(
+    [list(test.image[:8])]
+    + [[part_map_rgb(e.part_maps[i], test.image[i]) for i in range(8)] for e in encodings.values()],
+    row_titles=["image", *encodings],
+    title="part maps on held-out figures",
+)
+fig = show_part_means(
+    test.image[:6], encodings["full"].mu[:6], test.keypoints[:6], title="part means, full model"
+)
+
+# %% [markdown]
+# ## Shape and appearance swaps
+#
+# Each row keeps the *shape* (part means) of the figure on the left, each column takes the
+# *appearance* (part vectors) of the figure on top: the paper's Figure 3 on our figures. Below,
+# the exact ground truth rendered from (keypoints of the row, colours of the column).
+# At `tiny` scale (200 steps) expect blurred blobs in roughly the right colours and place:
+# the measurement below says how far they are from the truth.
+
+# %%
+n_shape, n_app = 5, 6
+shape_idx, app_idx = torch.arange(n_shape), torch.arange(n_shape, n_shape + n_app)
+ii, jj = torch.meshgrid(shape_idx, app_idx, indexing="ij")
+appearance_of = figures.Appearance(test.colours, test.background, test.texture)
+enc = encodings["full"]
+with torch.no_grad():
+    grid_swap = full_model.decoder(
+        enc.mu[ii.flatten()], enc.L_inv[ii.flatten()], enc.features[jj.flatten()]
+    )
+grid_truth = figures.render(
+    test.keypoints[ii.flatten()], appearance_of[jj.flatten()], config.image_size
+).image
+
+
+def swap_figure(grid: torch.Tensor, title: str):
+    grid = grid.reshape(n_shape, n_app, *grid.shape[1:])
+    rows = [[None] + [test.image[j] for j in app_idx]]
+    rows += [[test.image[i]] + list(grid[k]) for k, i in enumerate(shape_idx)]
+    return show_grid(
+        rows, row_titles=["appearance"] + [f"x{int(i)}" for i in shape_idx], title=title
+    )
+
+
+fig = swap_figure(grid_swap, "full model: shape of x (rows) × appearance of y (columns)")
+fig = swap_figure(grid_truth, "ground truth")
+
+# %% [markdown]
+# ### Explore
+#
+# Pick a shape donor and an appearance donor. (On the static page the widget is a frozen
+# snapshot; the grids above show the same swaps.)
+
+# %%
+from esser_lab.viz.parts import swap_explorer
+
+idx = torch.arange(8)
+ei, ej = torch.meshgrid(idx, idx, indexing="ij")
+with torch.no_grad():
+    explorer_swaps = full_model.decoder(
+        enc.mu[ei.flatten()], enc.L_inv[ei.flatten()], enc.features[ej.flatten()]
+    )
+explorer_truth = figures.render(
+    test.keypoints[ei.flatten()], appearance_of[ej.flatten()], config.image_size
+).image
+swap_explorer(
+    test.image[:8],
+    test.image[:8],
+    explorer_swaps.reshape(8, 8, *explorer_swaps.shape[1:]),
+    explorer_truth.reshape(8, 8, *explorer_truth.shape[1:]),
+)
+
+# %% [markdown]
+# ## Measuring the claim
+#
+# **Landmark regression** (the paper's Table 1 protocol): the $2K$ coordinates of the part
+# means of 2,048 training figures are mapped to the 14 true keypoints by ridge regression
+# (closed form); on the 512 held-out figures we report the mean distance between predicted and
+# true keypoints, in % of the image side. The paper normalises by the inter-ocular distance on
+# faces (MAFL) and by the image size elsewhere; our figures have no eyes, so image size it is.
+#
+# **Equivariance error**: warp the held-out figures with fresh random splines and compare the
+# part means of the warped figure, $\mu[s(x)]$, with the warped part means of the original,
+# $s(\mu[x])$ (`SpatialTransform.to_view`), in % of the image side: the property the
+# equivariance loss asks for, measured directly.
+#
+# **Swap error**: shape of figure $i$, appearance of figure $i+1$, against the exact rendering;
+# the part-colour error of chapter 1 (mean colour on each true part mask vs the true colour, in
+# [0, 1] RGB units).
+
+# %%
+from esser_lab.cards import Claim, write_card
+from esser_lab.metrics import fit_landmark_regressor, landmark_error, part_colour_error
+from esser_lab.part_based import sample_spatial_transform
+
+warp = sample_spatial_transform(
+    512,
+    tps_scale=config.tps_scale,
+    rotation_scale=config.rotation_scale,
+    offset_scale=config.offset_scale,
+    zoom=config.zoom,
+    zoom_variation=config.zoom_variation,
+    generator=torch.Generator().manual_seed(5),
+)
+fit_set = figures.sample(2048, config.image_size, generator=torch.Generator().manual_seed(777))
+models = {"full": full_model, "no equivariance": ablation, "untrained": untrained}
+app_of = torch.roll(torch.arange(512), -1)
+truth = figures.render(test.keypoints, appearance_of[app_of], config.image_size)
+scores = {}
+for name, model in models.items():
+    with torch.no_grad():
+        regressor = fit_landmark_regressor(model.encode(fit_set.image).mu, fit_set.keypoints)
+        e = encodings[name]
+        error = landmark_error(regressor(e.mu), test.keypoints).mean().item() * 100
+        swapped = model.decoder(e.mu, e.L_inv, e.features[app_of])
+        # equivariance error: μ[s(x)] against s(μ[x]) under fresh warps, in % of the image side
+        moved = model.encode(warp.warp(test.image)).mu
+        equivariance = 50 * (moved - warp.to_view(e.mu)).norm(dim=-1).mean().item()
+    colour = part_colour_error(swapped, truth.part_masks, truth.colours).mean().item()
+    scores[name] = {"landmarks": error, "swap": colour, "equivariance": equivariance}
+mean_pose = fit_set.keypoints.mean(0)
+scores["mean pose (no model)"] = {
+    "landmarks": landmark_error(mean_pose.expand_as(test.keypoints), test.keypoints).mean().item()
+    * 100,
+    "swap": float("nan"),
+    "equivariance": float("nan"),
+}
+rows = [
+    "| model | **landmark error**, % ↓ | equivariance error, % ↓ | swap part-colour error ↓ |",
+    "|---|---|---|---|",
+]
+for name, s in scores.items():
+    rows.append(
+        f"| {name} | **{s['landmarks']:.2f}** | {s['equivariance']:.2f} | {s['swap']:.3f} |"
+    )
+rows.append("| paper, MAFL (ours vs Zhang et al. 2018) | 3.24 vs 3.46 (unverified) | – | – |")
+display(Markdown("\n".join(rows)))
+
+# %% [markdown]
+# The paper reports, among others, 3.24 % on MAFL faces against 3.46 % for Zhang et al.
+# {cite}`zhang2018unsupervised` and 6.32 % for Thewlis et al. {cite}`thewlis2017unsupervised`
+# (Table 1 in our notes; we could not check these numbers against the paper's text, so the card
+# marks them *unverified*). Absolute numbers on faces and on our 16×16 figures are not
+# comparable; the comparison that transfers is the ordering.
+
+# %%
+seconds = time.perf_counter() - chapter_start
+common = dict(chapter="02_part_based", scale=profile.name, seed=0, seconds=round(seconds, 1))
+claims = [
+    Claim(
+        claim="Part means learned with the equivariance loss regress the true keypoints better "
+        "than the same model trained without it (linear landmark regression)",
+        metric="landmark regression error, % of image size (paper: MAFL, % of inter-ocular)",
+        paper_value=3.24,
+        paper_source="unverified",
+        our_value=round(scores["full"]["landmarks"], 3),
+        baseline_value=round(scores["no equivariance"]["landmarks"], 3),
+        criterion="our < baseline",
+        **common,
+    ),
+    Claim(
+        claim="Learned part means carry pose: better than an untrained encoder",
+        metric="landmark regression error, % of image size",
+        paper_value=None,
+        paper_source="not reported",
+        our_value=round(scores["full"]["landmarks"], 3),
+        baseline_value=round(scores["untrained"]["landmarks"], 3),
+        criterion="our < baseline",
+        **common,
+    ),
+    Claim(
+        claim="The equivariance loss makes part means follow unseen warps of held-out figures",
+        metric="equivariance error |μ[s(x)] − s(μ[x])|, % of image size",
+        paper_value=None,
+        paper_source="not reported",
+        our_value=round(scores["full"]["equivariance"], 3),
+        baseline_value=round(scores["no equivariance"]["equivariance"], 3),
+        criterion="our < baseline",
+        **common,
+    ),
+    Claim(
+        claim="Shape of x with appearance of y matches the exact rendering better than the "
+        "ablation's swap",
+        metric="part-colour swap error vs ground truth, [0,1] RGB units",
+        paper_value=None,
+        paper_source="not reported (no swap ground truth on real data)",
+        our_value=round(scores["full"]["swap"], 4),
+        baseline_value=round(scores["no equivariance"]["swap"], 4),
+        criterion="our < baseline",
+        **common,
+    ),
+]
+path = write_card("02_part_based", claims)
+for c in claims:
+    print(
+        f"{'holds' if c.holds else 'does NOT hold'}: {c.metric}: ours {c.our_value} vs "
+        f"baseline {c.baseline_value} (paper {c.paper_value}, {c.paper_source})"
+    )
+print(f"card written to {path.name} after {seconds:.1f} s")
+assert all(torch.isfinite(torch.tensor([c.our_value, c.baseline_value])).all() for c in claims)
+
+# %% [markdown]
+# **Reading the numbers** (seed 0, `tiny`; the numbers quoted here are this run's). The
+# equivariance loss does what it asks for: on held-out figures and fresh warps, the full
+# model's part means follow the warp about twice as closely as the ablation's (2.3 % vs 4.8 %
+# of the image), and colour jitter moves them a third as much (exercise 2). The untrained
+# encoder scores well on that test for a bad reason: its part maps are nearly uniform, so its
+# means hardly move at all, and they carry little pose (the worst landmark error of the three).
+#
+# The paper's headline claim, that equivariance gives *better landmarks*, is **not reproduced**
+# at this scale: the ablation's part means regress the keypoints better (7.7 % vs 8.2 %), and the
+# card records `holds: false`. Both beat the untrained encoder and the mean pose, so both have
+# learned some pose. The swap errors sit at the level of an untrained decoder: after 200 steps
+# the decoder paints little more than where the parts are, not their colours. Longer training
+# does not change the order at this size: plain training loops of the same `tiny` network and
+# objective for 500, 1,000 and 1,500 steps (learning rate 3e-3, one seed) lowered both errors,
+# to 5.9 % (full) vs 5.1 % (ablation) at 1,500 steps.
+#
+# Why: early in training the equivariance terms act as a brake. Parts that stay diffuse near the
+# middle of the image are already consistent between the two views, so the full model spreads
+# its parts more slowly than the ablation, whose only task is reconstruction (compare the part
+# maps above). The paper's benefit, parts that mark the same body point in every image, comes
+# from long training on 64×64 part maps. The `small` scale (8,000 steps on a GPU) is where to
+# test it; it is not yet measured (no GPU was available when this chapter was written).
+
+# %% [markdown]
+# ## Full scale
+#
+# * **On a GPU**: `ESSER_LAB_SCALE=small` (64×64 figures, 32×32 part maps, hourglasses of width
+#   128, 8,000 steps; the default when a GPU is present) or `ESSER_LAB_SCALE=full` (the official
+#   configuration: 256×256 images, 64×64 part maps, 16 parts, hourglasses of width 256, a
+#   seven-stage decoder, 22 M parameters, batch 32 seen in two views, Adam 1e-3, 100k steps).
+#   The same cells run; Lightning uses bf16 mixed precision, and
+#   `ESSER_LAB_DEVICES=N python notebooks/02_part_based.py` trains with DDP on N GPUs.
+# * **No official weights.** The authors released TensorFlow 1 code marked "work in progress",
+#   without checkpoints or evaluation code (issue #3 of the repository), so there is nothing to
+#   load; the landmark protocol here is our implementation of the paper's description.
+# * **Real data.** The paper trains on CelebA/MAFL, CUB-200, cat heads, Human3.6M, Penn Action,
+#   BBC Pose, dogs and DeepFashion; for video data it pairs frames of one clip instead of two
+#   warps of one image. The book has no loader for these yet: `full` runs the official network
+#   on 256×256 procedural figures (no downloads, ever).
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Stronger warps than in training.** The equivariance error above used warps drawn like
+#    the training ones. Double the spline and rotation strength: does the full model still
+#    follow the warp better than the ablation?
+# 2. **Invariance to colour.** Colour-jitter the held-out figures. How far do the part means
+#    move, for each model?
+# 3. **Which joints are hard?** Break the landmark error of the full model down by keypoint.
+#    Which joints does a linear map from the part means predict worst, and why?
+
+# %% [markdown]
+# ```{admonition} Solution 1
+# :class: dropdown
+# Draw warps with twice the training strength and measure μ[s(x)] against s(μ[x]) as before.
+# Errors grow for every model; compare the ordering with the table above.
+# ```
+
+# %% tags=["hide-input"]
+from esser_lab.part_based import colour_jitter
+
+strong = sample_spatial_transform(
+    512,
+    tps_scale=2 * config.tps_scale,
+    rotation_scale=2 * config.rotation_scale,
+    offset_scale=config.offset_scale,
+    zoom=config.zoom,
+    zoom_variation=config.zoom_variation,
+    generator=torch.Generator().manual_seed(8),
+)
+warped_test = strong.warp(test.image)
+for name, model in models.items():
+    with torch.no_grad():
+        moved = model.encode(warped_test).mu
+    expected = strong.to_view(encodings[name].mu)
+    print(
+        f"{name}: equivariance error {50 * (moved - expected).norm(dim=-1).mean():.2f} % of image"
+    )
+
+# %% [markdown]
+# ```{admonition} Solution 2
+# :class: dropdown
+# Colour jitter should not move the parts: the full model's means move less than the
+# ablation's, whose parts were never asked to be invariant (its inputs were still jittered).
+# ```
+
+# %% tags=["hide-input"]
+jittered = colour_jitter(
+    test.image,
+    contrast=config.contrast,
+    brightness=config.brightness,
+    saturation=config.saturation,
+    hue=config.hue,
+    generator=torch.Generator().manual_seed(6),
+)
+for name, model in models.items():
+    with torch.no_grad():
+        shift = (model.encode(jittered).mu - encodings[name].mu).norm(dim=-1).mean()
+    print(f"{name}: part means move by {50 * shift:.2f} % of the image under colour jitter")
+
+# %% [markdown]
+# ```{admonition} Solution 3
+# :class: dropdown
+# The extremities (wrists, ankles) move most relative to the body, so they are hardest to
+# predict from part means that sit mostly on the torso and the head.
+# ```
+
+# %% tags=["hide-input"]
+with torch.no_grad():
+    regressor = fit_landmark_regressor(full_model.encode(fit_set.image).mu, fit_set.keypoints)
+    per_joint = (regressor(encodings["full"].mu) - test.keypoints).norm(dim=-1).mean(0) * 100
+joint_errors = zip(figures.KEYPOINT_NAMES, per_joint.tolist(), strict=True)
+for name, err in sorted(joint_errors, key=lambda t: -t[1]):
+    print(f"{name:>15}: {err:.2f} %")
+print(f"chapter ran in {time.perf_counter() - chapter_start:.1f} s at scale {profile.name}")
+
+# %% [markdown]
+# ## References
+#
+# ```{bibliography}
+# :filter: docname in docnames
+# ```
