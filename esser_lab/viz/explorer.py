@@ -32,6 +32,7 @@ def transfer_explorer(
     transfers: torch.Tensor,
     ground_truth: torch.Tensor,
     scale: int = 8,
+    caption: str = "appearance of x · pose of y · VUNet transfer · ground truth",
 ):
     """Sliders for the appearance donor ``i`` and the pose donor ``j``; shows x_i, y_j, the
     transfer ``transfers[i, j]`` and the ground truth ``ground_truth[i, j]``.
@@ -50,7 +51,7 @@ def transfer_explorer(
     appearance = widgets.IntSlider(0, 0, n - 1, description="appearance")
     pose = widgets.IntSlider(0, 0, m - 1, description="pose")
     picture = widgets.Image(format="png")
-    caption = widgets.HTML("appearance of x · pose of y · VUNet transfer · ground truth")
+    label = widgets.HTML(caption)
 
     def update(*_: object) -> None:
         i, j = appearance.value, pose.value
@@ -61,4 +62,4 @@ def transfer_explorer(
     appearance.observe(update, names="value")
     pose.observe(update, names="value")
     update()
-    return widgets.VBox([widgets.HBox([appearance, pose]), picture, caption])
+    return widgets.VBox([widgets.HBox([appearance, pose]), picture, label])

@@ -1,0 +1,147 @@
+"""``LitRoDi``: the Lightning system (manual optimisation: the model and two MI estimators)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import lightning as L
+import torch
+
+from esser_lab.data.modules import _ProceduralDataModule
+from esser_lab.rodi.data import appearance_pairs
+from esser_lab.rodi.method import (
+    constraint_penalty,
+    critic_loss,
+    dual_update,
+    elbo_loss,
+    ema_update,
+    gamma_update,
+    mi_logits,
+)
+from esser_lab.rodi.model import MIEstimator, RoDi, RoDiConfig
+
+
+class FigurePairsDataModule(_ProceduralDataModule):
+    """Pairs of figures with one appearance and two poses (``appearance_pairs``)."""
+
+    def __init__(
+        self, size: int, batch_size: int, num_train: int, num_val: int, jitter: float, seed: int = 0
+    ) -> None:
+        super().__init__(size, batch_size, num_train, num_val, seed)
+        self.jitter = jitter
+        self.save_hyperparameters()
+
+    def _generate(self, n: int, generator: torch.Generator) -> dict[str, Any]:
+        pairs = appearance_pairs(n, self.size, self.jitter, generator=generator)
+        return {"image": pairs.image, "alpha_image": pairs.alpha_image}
+
+
+class LitRoDi(L.LightningModule):
+    """Trains RoDi (``objective="rodi"``) or the fixed-γ baseline (``objective="fixed"``).
+
+    Each step: (1) the model's loss, (R1) plus (R4) with the attacked estimator T₁, one Adam step;
+    (2) one step of each estimator's critic loss (R2) on detached codes (the baseline trains only
+    the honest T₂, to report MI); (3) the running means of Î₁, Î₂ and, after the warm-up, the
+    updates (R5) of λ and (R6) of γ. λ, γ and the running means are buffers, so they are saved.
+    ``history`` keeps one dict of scalars per step for the chapter's plots.
+
+    # official code: a third estimator (``Elbo``'s ``mi_``) is trained for logging only; T₂ plays
+    # that role here. The official estimators step *before* the model's backward pass, which
+    # modifies weights the pending backward still needs; we step the model first.
+    """
+
+    def __init__(self, config: RoDiConfig) -> None:
+        super().__init__()
+        self.save_hyperparameters({"config": asdict(config)})
+        self.automatic_optimization = False
+        self.config = config
+        self.model = RoDi(config)
+        self.rodi = config.objective == "rodi"
+        self.estimator_attacked = MIEstimator(config) if self.rodi else None
+        self.estimator_honest = MIEstimator(config)
+        for name, value in {
+            "lambda_": config.lambda_init,
+            "gamma": config.gamma_init,
+            "mi_attacked_avg": 0.0,
+            "mi_honest_avg": 0.0,
+            "ema_count": 0.0,
+        }.items():
+            self.register_buffer(name, torch.tensor(float(value)))
+        self.history: list[dict[str, float]] = []
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        c = self.config
+        optimizers = self.optimizers()
+        model_opt, honest_opt = optimizers[0], optimizers[1]
+        x, x_alpha = batch["image"], batch["alpha_image"]
+        warm = self.global_step >= c.warmup_steps
+        gamma, lambda_ = float(self.gamma), float(self.lambda_)
+
+        output = self.model(x, x_alpha)
+        terms = elbo_loss(x, output, gamma)
+        loss, constraint, mi_attacked = terms.loss, torch.zeros(()), torch.zeros(())
+        if self.rodi:
+            # gradient flows into π only; α is detached (official ``RoDi``)
+            joint, _ = mi_logits(self.estimator_attacked, output.pi, output.alpha.detach())
+            mi_attacked = joint.mean()
+            penalty, constraint = constraint_penalty(mi_attacked, c.epsilon, lambda_, c.mu, warm)
+            loss = loss + penalty
+        model_opt.zero_grad()
+        self.manual_backward(loss)
+        model_opt.step()
+
+        pi, alpha = output.pi.detach(), output.alpha.detach()
+        honest = self._critic_step(self.estimator_honest, honest_opt, pi, alpha)
+        count = int(self.ema_count)
+        mi_honest_avg, _ = ema_update(
+            float(self.mi_honest_avg), count, float(honest.mi), c.ema_decay
+        )
+        self.mi_honest_avg.fill_(mi_honest_avg)
+        logs = {"loss": float(loss.detach()), "rec": float(terms.reconstruction)}
+        logs |= {"kl": float(terms.kl), "gamma": gamma, "mi_honest": float(honest.mi)}
+        if self.rodi:
+            attacked = self._critic_step(self.estimator_attacked, optimizers[2], pi, alpha)
+            mi_attacked_avg, _ = ema_update(
+                float(self.mi_attacked_avg), count, float(mi_attacked.detach()), c.ema_decay
+            )
+            self.mi_attacked_avg.fill_(mi_attacked_avg)
+            self.lambda_.fill_(dual_update(lambda_, float(constraint), c.mu, warm))
+            self.gamma.fill_(
+                gamma_update(gamma, mi_honest_avg, mi_attacked_avg, c.l_gamma, c.b_gamma, warm)
+            )
+            logs |= {"mi_attacked": float(mi_attacked.detach()), "lambda": lambda_}
+            logs |= {"acc_attacked": float(attacked.accuracy)}
+        self.ema_count.fill_(count + 1)
+        logs |= {"mi_honest_avg": mi_honest_avg, "mi_attacked_avg": float(self.mi_attacked_avg)}
+        self.history.append({"step": float(self.global_step), **logs})
+        # Lightning logs a few keys only: each costs a little per step, and ``history`` has all
+        shown = ("loss", "rec", "kl", "gamma", "mi_honest_avg", "mi_attacked_avg", "lambda")
+        shown = shown if self.rodi else shown[:5]
+        self.log_dict({k: logs[k] for k in shown}, on_step=True, prog_bar=True)
+
+    def _critic_step(self, estimator, optimizer, pi: torch.Tensor, alpha: torch.Tensor):
+        terms = critic_loss(*mi_logits(estimator, pi, alpha))
+        optimizer.zero_grad()  # also clears what the model's backward left in T₁
+        self.manual_backward(terms.loss)
+        # the bare torch optimizer: Lightning counts every wrapped step in ``global_step``, which
+        # should count model steps only (it drives the warm-up and ``max_steps``)
+        optimizer.optimizer.step()
+        return terms
+
+    def configure_optimizers(self):  # noqa: ANN201
+        c = self.config
+
+        def adam(module: torch.nn.Module, lr: float) -> torch.optim.Adam:
+            return torch.optim.Adam(module.parameters(), lr=lr, betas=c.betas, fused=True)
+
+        # official ``MI``: estimators at 2× the model's learning rate, also Adam(β = (0.5, 0.9)).
+        # (Its ``update_lr`` then resets them to 1× after the first step, evidently by mistake.)
+        estimator_lr = c.estimator_lr_factor * c.learning_rate
+        optimizers = [
+            adam(self.model, c.learning_rate),
+            adam(self.estimator_honest, estimator_lr),
+        ]
+        if self.rodi:
+            optimizers.append(adam(self.estimator_attacked, estimator_lr))
+        return optimizers

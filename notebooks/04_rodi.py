@@ -1,0 +1,610 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 4. RoDi: disentangling pose and appearance without a pose model
+#
+# Esser, Haux & Ommer, *Unsupervised Robust Disentangling of Latent Characteristics for Image
+# Synthesis*, ICCV 2019 {cite}`esser2019robust`
+# ([arXiv:1910.10223](https://arxiv.org/abs/1910.10223),
+# [official code](https://github.com/CompVis/robust-disentangling)).
+#
+# **The problem.** The VUNet of chapter 1 {cite}`esser2018vunet` separates shape from appearance
+# because it is *told* the shape: a stickman $\hat y$ from a keypoint detector. Most object
+# classes (animals, anything articulated without a pose model) have no such detector. RoDi asks
+# for less: pairs of images that show the same object appearance in two poses (two frames of a
+# video). One encoder reads appearance $\alpha$ from the *other* image $x'$; a variational encoder
+# reads a pose code $\pi$ from the target $x$; a decoder renders $x$ from $[\pi, \alpha]$.
+#
+# **The catch.** Nothing in that reconstruction forces $\pi$ to leave the appearance alone: $\pi$
+# sees $x$ itself, so it can simply carry $x$'s colours too (a *shortcut*), and then a transfer
+# keeps the colours of the pose image. Two classical cures both fail, the paper argues: an
+# adversarial classifier that tries to tell whether $\pi$ and $\alpha$ come from the same pair can
+# be *fooled* by the encoder without the information being gone; a strong KL bottleneck on $\pi$
+# (a fixed-weight β-VAE) removes the appearance but much of the pose with it. RoDi uses both, and
+# lets the classifiers decide how much bottleneck is needed:
+#
+# * a mutual-information estimator $T_1(\pi, \alpha)$ bounds $I(\pi, \alpha) \le \varepsilon$
+#   through an augmented Lagrangian, and
+# * a second, independent estimator $T_2$, which the encoder never trains against, checks whether
+#   $T_1$ is being fooled; if it is, the KL weight $\gamma$ rises.
+#
+# **In the lineage.** This chapter reuses chapter 1's articulated figures
+# (`esser_lab.data.figures`) and its way of scoring a transfer against exact ground truth
+# (`esser_lab.metrics`, the explorer of `esser_lab.viz`), by import. What RoDi no longer needs is
+# chapter 1's shape estimate $\hat y$: here the pose is learned. The authors' README points to
+# Network-to-Network translation (a later chapter) as the modern successor of this approach.
+
+# %% tags=["hide-input"]
+# Runs on Colab only: anywhere else (a checkout, CI, the book) this cell does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import importlib
+    import subprocess
+    from importlib.metadata import version
+
+    # Only what Colab lacks, with Colab's own torch, torchvision, numpy, matplotlib and ipywidgets
+    # pinned to the versions it has (so pip never upgrades them); then esser_lab at this book's
+    # release tag, without its dependencies.
+    lacking = ["lightning>=2.4,<3", "einops>=0.8,<1", "safetensors>=0.4,<1"]
+    colab_own = ("torch", "torchvision", "numpy", "matplotlib", "ipywidgets")
+    keep = [f"{name}=={version(name)}" for name in colab_own]
+    package = "esser-lab @ git+https://github.com/esser-lab/esser-lab@v0.1.0"
+    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, *lacking, *keep], check=True)
+    subprocess.run([*pip, "--no-deps", package], check=True)
+    importlib.invalidate_caches()
+    print("installed esser-lab", version("esser-lab"), "from", package)
+
+# %%
+import inspect
+import time
+
+import torch
+from IPython.display import Code, Markdown, display
+
+from esser_lab import scale as scales
+from esser_lab.data import figures
+from esser_lab.training import seed_everything
+
+chapter_start = time.perf_counter()
+profile = scales.apply(scales.current())
+generator = seed_everything(0)
+print(
+    f"scale: {profile.name} · {profile.accelerator} · {profile.precision} · "
+    f"threads {torch.get_num_threads()}"
+)
+
+# %% [markdown]
+# ## The data: one appearance, two poses
+#
+# A training pair is two figures with the same part colours in two independent poses
+# (`figures.same_appearance_pairs`): $x$, the target, which the pose encoder reads, and $x'$,
+# which the appearance encoder reads. Like a second photograph of the same person, $x'$ is
+# re-rendered with slightly jittered colours (±0.15 on the [-1, 1] scale): $x'$ tells the
+# appearance only approximately, so a model that copies colours from $x$ through $\pi$ gains a
+# little. This is the shortcut RoDi has to prevent. No keypoints, stickmen or labels are used
+# for training.
+
+# %%
+from esser_lab.rodi import RoDiConfig, appearance_pairs
+from esser_lab.viz.images import show_grid
+
+config = profile.pick(tiny=RoDiConfig.tiny(), small=RoDiConfig.small(), full=RoDiConfig.paper())
+jitter = 0.15
+examples = appearance_pairs(
+    8, config.image_size, jitter, generator=torch.Generator().manual_seed(1)
+)
+fig = show_grid(
+    [list(examples.image), list(examples.alpha_image)],
+    row_titles=["target x (→ π)", "other view x' (→ α)"],
+)
+
+# %% [markdown]
+# ## The method
+#
+# The official PyTorch port writes the objective as follows (we number the equations (R1)–(R6)
+# in the order this chapter derives them; we could not check the paper's own numbering). The
+# model minimises a β-weighted ELBO of $x$ given $[\pi, \alpha]$,
+#
+# $$
+# \mathcal{L}_{\text{ELBO}} = \sum \big(x - D(\pi, \alpha)\big)^2
+#   + \gamma\, \mathrm{KL}\big(q(\pi \mid x)\,\|\,\mathcal N(0, I)\big)
+#   + \tfrac12 \sum \Big[\big(x - D_\pi(\mathrm{sg}\,\pi)\big)^2
+#   + \big(x - D_\alpha(\alpha)\big)^2\Big] \qquad \text{(R1)}
+# $$
+#
+# with $\pi \sim q(\pi \mid x)$ and $\alpha = E_\alpha(x')$. The two auxiliary decoders show what
+# each code carries on its own; $D_\pi$ sees a detached $\pi$ ($\mathrm{sg}$ = stop-gradient) and
+# is for monitoring only. An estimator $T(\pi, \alpha) = \langle f_1(\pi), f_2(\alpha)\rangle$ is
+# a classifier of joint pairs against pairs whose $\alpha$ comes from another image of the batch
+# ($\tilde\alpha$):
+#
+# $$
+# \mathcal{L}_T = \tfrac12\, \mathbb E\big[\operatorname{softplus}(-T(\pi, \alpha))
+#   + \operatorname{softplus}(T(\pi, \tilde\alpha))\big] \quad \text{(R2)}, \qquad
+# \hat I = \mathbb E\big[T(\pi, \alpha)\big] \quad \text{(R3)}.
+# $$
+#
+# At its optimum the logit is $\log \frac{p(\pi, \alpha)}{p(\pi)p(\alpha)}$, whose mean over joint
+# pairs is the mutual information $I(\pi, \alpha)$. The constraint $\hat I_1 \le \varepsilon$
+# enters the model's loss as an augmented Lagrangian with multiplier $\lambda$ and penalty $\mu$,
+# and $\lambda$ follows dual ascent ($c = \hat I_1 - \varepsilon$):
+#
+# $$
+# \mathcal{L} = \mathcal{L}_{\text{ELBO}} + \mathbb 1[\mu c + \lambda \ge 0]\,
+#   \big(\lambda c + \tfrac{\mu}{2} c^2\big) \quad \text{(R4)}, \qquad
+# \lambda \leftarrow \max(0, \lambda + \mu c) \quad \text{(R5)}.
+# $$
+#
+# Finally the *robustness* step. $T_1$ is the estimator the encoder is trained against, so the
+# encoder can learn to fool it; $T_2$ is trained the same way but only on detached codes. With
+# $\bar I$ their running means,
+#
+# $$
+# \gamma \leftarrow \max\big(0,\ \gamma + l_\gamma\, (\bar I_2 - \bar I_1 - b_\gamma)\big)
+#   \quad \text{(R6)}:
+# $$
+#
+# the KL weight rises while the honest estimate exceeds the attacked one, and otherwise decays
+# slowly: the least regularisation that still makes $\pi$ independent of $\alpha$. (R4)–(R6)
+# switch on after a warm-up. Here is the package's code:
+
+# %%
+from esser_lab.rodi import (
+    constraint_penalty,
+    critic_loss,
+    dual_update,
+    elbo_loss,
+    gamma_update,
+    mi_logits,
+)
+
+for function in (elbo_loss, mi_logits, critic_loss, constraint_penalty, dual_update, gamma_update):
+    display(Code(inspect.getsource(function), language="python"))
+
+# %% [markdown]
+# The estimator is two small residual networks of 3×3 convolutions on the latent maps and an
+# inner product; the system `LitRoDi` wires everything with manual optimisation: one step of the
+# model on (R4), one step of each estimator on (R2), then the updates (R5) and (R6).
+
+# %%
+from esser_lab.rodi.model import MIEstimator
+from esser_lab.rodi.training import LitRoDi
+
+display(Code(inspect.getsource(MIEstimator.forward), language="python"))
+display(Code(inspect.getsource(LitRoDi.training_step), language="python"))
+
+# %% [markdown]
+# Three details come from the official code, not the paper's text: the shuffled pairs are the
+# batch in reverse order, the MI estimate is the mean *joint* logit, and $T_1$ sees a detached
+# $\alpha$ (only $\pi$ is pushed away from $\alpha$). Where we differ from the code, it is for a
+# reason: its residual blocks compute an activation and then discard it (the decoder is linear),
+# which we treat as a slip; its estimators update their weights before the model's backward pass
+# has used them; and its learning-rate schedule resets the estimators to 1× the model's learning
+# rate after the first step, although they are built with 2× (we keep 2×).
+#
+# The paper's configuration and the one this run uses (differences in bold). The `tiny` preset
+# shrinks the image (16×16), widths and steps, and changes four training settings that a
+# 400-step run needs: learning rate 2e-3 (10×), warm-up 100 steps instead of 1000, $\gamma_0 = 0$
+# instead of 1 (let (R6) raise it), and $\varepsilon = 0.25$ instead of 0.1. We tried
+# ε ∈ {0.1, 0.25, 0.5} at this budget (transfer MSE 0.116, 0.110, 0.119 on another test sample);
+# the differences are of the order of run-to-run noise, so ε is not a finely tuned knob here. The
+# objective, the estimators, the updates and Adam with
+# β = (0.5, 0.9) are the same.
+
+# %%
+paper = RoDiConfig.paper()
+rows = ["| field | paper | this run |", "|---|---|---|"]
+for name, value in paper.__dict__.items():
+    ours = getattr(config, name)
+    bold = "**" if ours != value else ""
+    rows.append(f"| `{name}` | {value} | {bold}{ours}{bold} |")
+display(Markdown("\n".join(rows)))
+
+# %% [markdown]
+# ## Training
+#
+# Three models, the same networks, data, optimiser and number of steps:
+#
+# * **RoDi**: adaptive $\gamma$ and the MI constraint, (R1)–(R6);
+# * **AE**: the ELBO with $\gamma = 0$ and no MI term, a plain autoencoder of $[\pi, \alpha]$;
+# * **VAE**: the ELBO with a fixed $\gamma = 1$ and no MI term (the official `Elbo` loss; the
+#   paper's "variational" ablation).
+#
+# The baselines train the honest estimator $T_2$ too, only to report $\hat I(\pi, \alpha)$; it
+# never touches their loss.
+
+# %%
+from esser_lab.rodi.training import FigurePairsDataModule
+from esser_lab.training.trainer import make_trainer
+
+num_train = profile.pick(tiny=4096, small=50_000, full=200_000)
+data = FigurePairsDataModule(
+    config.image_size, config.batch_size, num_train, num_val=64, jitter=jitter, seed=0
+)
+
+
+def train(model_config: RoDiConfig) -> LitRoDi:
+    seed_everything(0)
+    system = LitRoDi(model_config)
+    keys = ("loss", "rec", "kl", "gamma", "mi_honest_avg")
+    trainer = make_trainer(
+        profile,
+        model_config.num_steps,
+        progress_every=model_config.num_steps // 2,
+        progress_keys=keys + (("mi_attacked_avg", "lambda") if system.rodi else ()),
+    )
+    start = time.perf_counter()
+    trainer.fit(system, datamodule=data)
+    print(f"trained {model_config.num_steps} steps in {time.perf_counter() - start:.1f} s")
+    return system.eval()
+
+
+systems = {"RoDi": train(config), "AE (γ = 0)": train(config.fixed(0.0))}
+systems["VAE (γ = 1)"] = train(config.fixed(1.0))
+models = {name: system.model for name, system in systems.items()}
+
+# %% [markdown]
+# ## γ and the MI estimates over training
+#
+# Left: RoDi's KL weight $\gamma$ and multiplier $\lambda$, both frozen during the warm-up
+# (dotted line). Right: the running MI estimates. For RoDi, $\bar I_1$ (attacked) and
+# $\bar I_2$ (honest); for the baselines, their honest estimate. The AE's rises: its $\pi$ learns
+# more and more about the appearance.
+
+# %%
+import matplotlib.pyplot as plt
+
+fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+rodi_history = systems["RoDi"].history
+steps = [h["step"] for h in rodi_history]
+left.plot(steps, [h["gamma"] for h in rodi_history], label="γ (KL weight)")
+left.plot(steps, [h["lambda"] for h in rodi_history], label="λ (multiplier)")
+right.plot(steps, [h["mi_attacked_avg"] for h in rodi_history], label="RoDi, Ī₁ (attacked)")
+for name, system in systems.items():
+    history = system.history
+    label = f"{name}, Ī₂ (honest)" if name == "RoDi" else f"{name}, honest"
+    right.plot([h["step"] for h in history], [h["mi_honest_avg"] for h in history], label=label)
+right.axhline(config.epsilon, color="grey", lw=0.8, ls="--", label="ε")
+for ax in (left, right):
+    ax.axvline(config.warmup_steps, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("step")
+    ax.legend(fontsize=8)
+left.set_title("RoDi's adaptive weights")
+right.set_title("MI(π, α) estimates (nats)")
+fig.tight_layout()
+
+# %% [markdown]
+# ## Swapping pose and appearance
+#
+# On held-out figures: each row takes the appearance of a figure $y$ (its $\alpha$ comes from
+# *another* view of $y$, $y'$), each column the pose of a figure $x$ (its $\pi$, the posterior
+# mean; the official code decodes a sample, we decode the mean so a transfer is deterministic).
+# Below it, the exact ground truth `render(keypoints of x, appearance of y)`.
+# At `tiny` scale (16×16, 400 steps) the transfers are blurry; look for the trend: the poses
+# follow the columns and the colours partly follow the rows in RoDi's grid, while the
+# autoencoder's transfers keep more of the pose image's colours.
+
+# %%
+from esser_lab.rodi import transfer
+
+size, n_test = config.image_size, 512
+test_generator = torch.Generator().manual_seed(12345)
+x, x_view = figures.same_appearance_pairs(n_test, size, generator=test_generator)  # pose donors
+y, y_view = figures.same_appearance_pairs(n_test, size, generator=test_generator)  # appearances
+truth = figures.render(x.keypoints, y.appearance, size)
+
+n_app, n_pose = 5, 6
+app_idx, pose_idx = torch.arange(n_app), torch.arange(n_pose)
+ii, jj = torch.meshgrid(app_idx, pose_idx, indexing="ij")
+
+
+def swap_grid(model) -> torch.Tensor:
+    out = transfer(model, x.image[jj.flatten()], y_view.image[ii.flatten()])
+    return out.reshape(n_app, n_pose, *out.shape[1:])
+
+
+grid_truth = figures.render(x.keypoints[jj.flatten()], y.appearance[ii.flatten()], size).image
+grid_truth = grid_truth.reshape(n_app, n_pose, *grid_truth.shape[1:])
+
+
+def swap_figure(grid: torch.Tensor, title: str):
+    rows = [[None] + [x.image[j] for j in pose_idx]]
+    rows += [[y_view.image[i]] + list(grid[k]) for k, i in enumerate(app_idx)]
+    return show_grid(rows, row_titles=["pose x"] + [f"y{int(i)}'" for i in app_idx], title=title)
+
+
+fig = swap_figure(swap_grid(models["RoDi"]), "RoDi: appearance of y (rows) × pose of x (columns)")
+fig = swap_figure(swap_grid(models["AE (γ = 0)"]), "AE baseline")
+fig = swap_figure(grid_truth, "ground truth")
+
+# %% [markdown]
+# What does $\pi$ carry on its own? The auxiliary decoder $D_\pi$ was trained to reconstruct $x$
+# from a detached $\pi$ alone. If $\pi$ held only the pose, $D_\pi$ could paint the silhouette but
+# not the colours.
+
+# %%
+with torch.no_grad():
+    aux_rows = [list(x.image[:8])]
+    for model in models.values():
+        posterior, _ = model.encode(x.image[:8], x_view.image[:8])
+        aux_rows.append(list(model.aux_pi_decoder(posterior.mean)))
+fig = show_grid(aux_rows, row_titles=["x", *(f"D_π: {name}" for name in models)])
+
+# %% [markdown]
+# ### Explore
+#
+# Pick an appearance and a pose. (On the static page the widget is a frozen snapshot; the grids
+# above show the same transfers.)
+
+# %%
+from esser_lab.viz.explorer import transfer_explorer
+
+explorer_idx = torch.arange(8)
+ei, ej = torch.meshgrid(explorer_idx, explorer_idx, indexing="ij")
+explorer_transfer = transfer(models["RoDi"], x.image[ej.flatten()], y_view.image[ei.flatten()])
+explorer_truth = figures.render(x.keypoints[ej.flatten()], y.appearance[ei.flatten()], size).image
+explorer = transfer_explorer(
+    y_view.image[:8],
+    x.image[:8],
+    explorer_transfer.reshape(8, 8, *explorer_transfer.shape[1:]),
+    explorer_truth.reshape(8, 8, *explorer_truth.shape[1:]),
+    caption="appearance of y · pose of x · RoDi transfer · ground truth",
+)
+explorer
+
+# %% [markdown]
+# ## Measuring the claim
+#
+# On all 512 held-out triplets: $\pi$ from $x$, $\alpha$ from $y'$, target
+# `render(keypoints of x, appearance of y)`. The scores, all against exact ground truth:
+#
+# * **transfer MSE**, the official evaluation (`triplet_mse_error` in `rodi/pt/iterator.py`):
+#   per-pixel squared error on the [-1, 1] scale;
+# * **reconstruction MSE**: $\pi$ from $x$, $\alpha$ from $x'$, target $x$;
+# * **leak** = transfer − reconstruction: what is lost only when the appearance comes from
+#   another figure, i.e. what $\pi$ smuggles from $x$;
+# * **MSE to the pose donor** $x$ itself: a model that kept $x$'s colours would score low here;
+# * chapter 1's **part-colour error** (in [0, 1] RGB units) against $y$'s colours and against the
+#   pose donor's colours;
+# * the honest estimate $\bar I_2(\pi, \alpha)$ at the end of training.
+
+# %%
+from esser_lab.cards import Claim, write_card
+from esser_lab.metrics import part_colour_error
+from esser_lab.rodi import reconstruct
+
+scores = {}
+for name, model in models.items():
+    out = transfer(model, x.image, y_view.image)
+    rec = reconstruct(model, x.image, x_view.image)
+    transfer_mse = (out - truth.image).pow(2).mean().item()
+    reconstruction_mse = (rec - x.image).pow(2).mean().item()
+    scores[name] = {
+        "transfer": transfer_mse,
+        "reconstruction": reconstruction_mse,
+        "leak": transfer_mse - reconstruction_mse,
+        "vs pose donor": (out - x.image).pow(2).mean().item(),
+        "colour": part_colour_error(out, truth.part_masks, truth.colours).mean().item(),
+        "colour vs donor": part_colour_error(out, truth.part_masks, x.colours).mean().item(),
+        "mi": float(systems[name].mi_honest_avg),
+    }
+copy_x = (x.image - truth.image).pow(2).mean().item()
+
+rows = [
+    "| model | **transfer MSE** ↓ | reconstruction MSE ↓ | leak ↓ | MSE to pose donor | "
+    "part colour ↓ | part colour vs donor | Ī(π, α) |",
+    "|---|---|---|---|---|---|---|---|",
+]
+for name, s in scores.items():
+    rows.append(
+        f"| {name} | **{s['transfer']:.4f}** | {s['reconstruction']:.4f} | {s['leak']:.4f} | "
+        f"{s['vs pose donor']:.4f} | {s['colour']:.3f} | {s['colour vs donor']:.3f} | "
+        f"{s['mi']:.2f} |"
+    )
+rows.append(f"| copy the pose image x | {copy_x:.4f} | 0 | – | 0 | – | – | – |")
+rows.append(
+    "| paper, Sprites (≈, read off the authors' plot) | RoDi 0.0025, variational 0.007, "
+    "adversarial 0.006 | – | – | – | – | – | – |"
+)
+display(Markdown("\n".join(rows)))
+
+# %% [markdown]
+# The paper compares triplet MSE on the Sprites data {cite}`esser2019robust`; its numbers are
+# plotted, not tabulated. Read off the authors' violin plot (project page,
+# `images/sprites_quantitative.png`), the mean is about 0.0025 for RoDi, 0.007 for the
+# "variational" ablation (a fixed KL weight, our VAE row) and 0.006 for the "adversarial" one
+# (the MI constraint alone). They are approximate readings of a figure, and the card says so.
+# Our images, networks and budget are much smaller, so only the ordering can be compared. The
+# reproduction card records four claims, each decided by this run's numbers:
+
+# %%
+rodi, ae, vae = scores["RoDi"], scores["AE (γ = 0)"], scores["VAE (γ = 1)"]
+seconds = time.perf_counter() - chapter_start
+common = dict(chapter="04_rodi", scale=profile.name, seed=0, seconds=round(seconds, 1))
+claims = [
+    Claim(
+        claim="RoDi transfers pose and appearance better than a fixed-weight KL bottleneck "
+        "(transfer MSE below the fixed-γ VAE, the paper's 'variational' ablation)",
+        metric="triplet transfer MSE, [-1,1] pixels (paper: Sprites, RoDi ≈0.0025 vs ≈0.007)",
+        paper_value=0.0025,
+        paper_source="≈, read off the authors' Sprites plot (project page, "
+        "images/sprites_quantitative.png); not a table value",
+        our_value=round(rodi["transfer"], 4),
+        baseline_value=round(vae["transfer"], 4),
+        criterion="our < baseline",
+        **common,
+    ),
+    Claim(
+        claim="RoDi transfers better than the unconstrained autoencoder (transfer MSE below AE)",
+        metric="triplet transfer MSE, [-1,1] pixels",
+        paper_value=None,
+        paper_source="not reported (no plain-AE entry in the paper's Sprites plot)",
+        our_value=round(rodi["transfer"], 4),
+        baseline_value=round(ae["transfer"], 4),
+        criterion="our < baseline",
+        **common,
+    ),
+    Claim(
+        claim="The MI constraint shrinks the shortcut: leak (transfer − reconstruction MSE) "
+        "below the autoencoder's",
+        metric="leak = transfer MSE − reconstruction MSE",
+        paper_value=None,
+        paper_source="not reported (our diagnostic)",
+        our_value=round(rodi["leak"], 4),
+        baseline_value=round(ae["leak"], 4),
+        criterion="our < baseline",
+        **common,
+    ),
+    Claim(
+        claim="Without over-regularising: RoDi reconstructs better than the fixed-γ VAE "
+        "(abstract: variational approaches give uninformative representations)",
+        metric="reconstruction MSE, [-1,1] pixels",
+        paper_value=None,
+        paper_source="qualitative claim in the abstract; no number",
+        our_value=round(rodi["reconstruction"], 4),
+        baseline_value=round(vae["reconstruction"], 4),
+        criterion="our < baseline",
+        **common,
+    ),
+]
+path = write_card("04_rodi", claims)
+for c in claims:
+    print(
+        f"{'holds' if c.holds else 'does NOT hold'}: {c.metric}: ours {c.our_value} vs "
+        f"baseline {c.baseline_value} (paper {c.paper_value}, {c.paper_source})"
+    )
+print(f"card written to {path.relative_to(path.parents[2])} after {seconds:.1f} s")
+assert all(torch.isfinite(torch.tensor([c.our_value, c.baseline_value])).all() for c in claims)
+
+# %% [markdown]
+# **Reading the numbers.** In our `tiny` run the paper's ordering appears, by small margins.
+# The **autoencoder** reconstructs best and leaks most: its $\pi$ carries $x$'s colours (its
+# transfers are the closest to the pose image, $D_\pi$ paints $x$'s colours, and its honest MI
+# estimate is the highest), so a transfer keeps much of the pose image's appearance. The
+# **fixed-γ VAE** has almost no leak, but because its $\pi$ carries little of anything (a KL of
+# about 4 nats): it reconstructs worst, and its transfer error is as large as its reconstruction
+# error. **RoDi** keeps the reconstruction near the autoencoder's and roughly halves the leak;
+# its transfer error is the lowest of the three. That is the paper's argument in miniature: the
+# MI constraint removes appearance from $\pi$ without a blanket bottleneck.
+#
+# Read it with care:
+#
+# * The margin over the VAE is about 5 % and **not robust**. With no residual block at the
+#   coarsest scale (`encoder_blocks = decoder_blocks = 0`) the same run gave RoDi 0.121 against
+#   the VAE's 0.111, and with ε = 0.1 or 0.5 RoDi tied or trailed the VAE. The margin over the
+#   autoencoder and the leak reduction held in every variant we ran.
+# * The leak is reduced, not closed: a width-32 critic trained for 400 steps sees only part of
+#   the dependence, so $\hat I_1 \le \varepsilon$ can hold while $\pi$ still carries some colour.
+#   γ hardly moved (the honest and attacked estimates stayed close), so here the constraint did
+#   most of the work and the robustness step (R6) little.
+# * Absolute errors are far from the paper's ≈0.0025 on Sprites: 16×16 figures, 400 steps and
+#   networks of a few hundred thousand parameters. The `small` scale (32×32, 10k steps, the
+#   paper's ε, μ, l_γ, b_γ and γ₀) is where the comparison is worth making; it has not yet been
+#   measured (no GPU was available when this chapter was written).
+
+# %% [markdown]
+# ## Full scale
+#
+# * **On a GPU**: `ESSER_LAB_SCALE=small` (32×32 figures, 10k steps, the default when a GPU is
+#   present) or `ESSER_LAB_SCALE=full`, which trains `RoDiConfig.paper()`: the official port's
+#   networks at 64×64 (encoders with four down-samplings to 4×4×16 codes, width-512 MI
+#   estimators), ε = 0.1, μ = 0.1, l_γ = b_γ = 0.01, γ₀ = 1, a 1000-step warm-up, Adam(2e-4,
+#   β = (0.5, 0.9)) with the estimators at 2×, batch 16, 100k steps. The same cells run;
+#   `ESSER_LAB_DEVICES=N python notebooks/04_rodi.py` trains with DDP on N GPUs.
+# * **Real pairs.** RoDi needs two images per object, nothing else: two frames of a video, two
+#   photographs of one garment or person. Put them in a folder per object
+#   (`data/pairs/<object>/<image>.jpg`); `esser_lab.data.folder.ImageFolder(root, 64)` reads them
+#   with the object as the label, and a pair is two images with one label. Swap that for
+#   `FigurePairsDataModule` (its `_generate` returns `{"image": x, "alpha_image": x'}`), and the
+#   chapter runs on it. The paper trains on DeepFashion, Market-1501, Sprites and several video
+#   data sets; the original TensorFlow code and its weights are out of scope here (see
+#   `CHAPTER.md`), and esser_lab never downloads data.
+
+# %%
+with torch.device("meta"):  # shapes only: no memory, no initialisation time
+    paper_model = LitRoDi(RoDiConfig.paper())
+for part in ("model", "estimator_attacked", "estimator_honest"):
+    count = sum(p.numel() for p in getattr(paper_model, part).parameters())
+    print(f"paper configuration, {part}: {count / 1e6:.1f} M parameters")
+del paper_model
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **What does π know?** Score the auxiliary decoder $D_\pi$'s output with the part-colour
+#    error against $x$'s own colours, for each model. Which models' $\pi$ carries appearance?
+# 2. **Read the honest estimator yourself.** Use each model's trained $T_2$ on the test codes
+#    (posterior means of $x$ and $\alpha$ of $x'$): its mean joint logit and its accuracy on
+#    joint vs shuffled pairs. Do they agree with the leak column?
+# 3. **How fast can γ move?** With the official $l_\gamma = b_\gamma = 0.01$, iterate (R6) for a
+#    constant gap $\bar I_2 - \bar I_1$ of 0.5 nats and of 0 nats. How many steps does γ need to
+#    go from 0 to 1, and from 1 back to 0? What does that mean for a 400-step toy?
+
+# %% [markdown]
+# ```{admonition} Solution 1
+# :class: dropdown
+# A lower error against $x$'s colours means $D_\pi$ can paint $x$'s appearance from $\pi$ alone,
+# i.e. $\pi$ carries it. The autoencoder's $\pi$ typically carries the most, the VAE's the least
+# (its $\pi$ carries little of anything); RoDi lies in between.
+# ```
+
+# %% tags=["hide-input"]
+with torch.no_grad():
+    for name, model in models.items():
+        posterior, _ = model.encode(x.image, x_view.image)
+        painted = model.aux_pi_decoder(posterior.mean)
+        error = part_colour_error(painted, x.part_masks, x.colours).mean().item()
+        print(f"{name}: D_π part-colour error against x's own colours {error:.3f}")
+
+# %% [markdown]
+# ```{admonition} Solution 2
+# :class: dropdown
+# A critic that cannot tell joint from shuffled pairs has accuracy ≈ 0.5 and mean logit ≈ 0.
+# The more $\pi$ knows about $\alpha$, the higher both. (The estimate is a lower bound of sorts:
+# a small critic trained for a few hundred steps sees only part of the dependence.)
+# ```
+
+# %% tags=["hide-input"]
+with torch.no_grad():
+    for name, system in systems.items():
+        posterior, alpha = system.model.encode(x.image, x_view.image)
+        terms = critic_loss(*mi_logits(system.estimator_honest, posterior.mean, alpha))
+        print(f"{name}: Î₂ = {terms.mi.item():.3f} nats, accuracy {terms.accuracy.item():.2f}")
+
+# %% [markdown]
+# ```{admonition} Solution 3
+# :class: dropdown
+# With a gap of 0.5 nats γ grows by 0.01·(0.5 − 0.01) ≈ 0.005 per step: about 200 steps from 0
+# to 1. With no gap it decays by $l_\gamma b_\gamma$ = 1e-4 per step: 10,000 steps from 1 to 0.
+# Over 100k steps that is gentle; in a 400-step toy, γ can rise but hardly ever come back down,
+# which is one reason the toy starts at γ₀ = 0.
+# ```
+
+# %% tags=["hide-input"]
+for gap in (0.5, 0.0):
+    gamma, steps_taken = (0.0, 0) if gap > 0 else (1.0, 0)
+    while (gamma < 1.0) if gap > 0 else (gamma > 0.0):
+        gamma = gamma_update(gamma, gap, 0.0, l_gamma=0.01, b_gamma=0.01, warm=True)
+        steps_taken += 1
+    print(f"gap {gap} nats: {steps_taken} steps to go {'0 → 1' if gap > 0 else '1 → 0'}")
+print(f"chapter ran in {time.perf_counter() - chapter_start:.1f} s at scale {profile.name}")
+
+# %% [markdown]
+# ## References
+#
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

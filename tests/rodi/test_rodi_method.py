@@ -1,0 +1,198 @@
+"""The RoDi method: the ELBO, the MI critic, the Lagrangian and γ updates, training, checkpoints."""
+
+from dataclasses import asdict, replace
+
+import pytest
+import torch
+
+from esser_lab.data import figures
+from esser_lab.rodi import (
+    MIEstimator,
+    Posterior,
+    RoDi,
+    RoDiConfig,
+    RoDiOutput,
+    appearance_pairs,
+    constraint_penalty,
+    critic_loss,
+    dual_update,
+    elbo_loss,
+    ema_update,
+    gamma_update,
+    jitter_appearance,
+    mi_logits,
+    reconstruct,
+    shuffle_pairs,
+    transfer,
+)
+from esser_lab.training import load_checkpoint, save_checkpoint
+
+
+def pairs(n: int = 8, seed: int = 0):
+    return appearance_pairs(n, 16, 0.1, generator=torch.Generator().manual_seed(seed))
+
+
+def test_elbo_terms_by_hand():
+    x = torch.zeros(2, 3, 2, 2)
+    mean, logvar = torch.zeros(2, 1, 1, 1), torch.zeros(2, 1, 1, 1)
+    mean[0] = 2.0  # KL of image 0 = ½·4 = 2, image 1 = 0 → batch mean 1
+    out = RoDiOutput(
+        posterior=Posterior(mean, logvar),
+        pi=mean,
+        alpha=mean,
+        image=torch.ones(2, 3, 2, 2),  # Σ (x − x̂)² = 12 per image
+        aux_alpha=torch.ones(2, 3, 2, 2),  # ½ · 12
+        aux_pi=torch.zeros(2, 3, 2, 2),
+    )
+    terms = elbo_loss(x, out, gamma=0.5)
+    assert (terms.reconstruction.item(), terms.kl.item(), terms.auxiliary.item()) == (12, 1, 6)
+    assert terms.loss.item() == pytest.approx(12 + 0.5 * 1 + 6)
+    with pytest.raises(ValueError, match="differ"):
+        elbo_loss(torch.zeros(2, 3, 4, 4), out, 1.0)
+
+
+def test_critic_loss_by_hand():
+    joint, marginal = torch.tensor([2.0, -1.0]), torch.tensor([0.0, 1.0])
+    terms = critic_loss(joint, marginal)
+    softplus = torch.nn.functional.softplus
+    expected = 0.5 * (softplus(-joint) + softplus(marginal)).mean()
+    assert torch.allclose(terms.loss, expected)
+    assert terms.mi.item() == pytest.approx(0.5)  # mean joint logit
+    assert terms.accuracy.item() == pytest.approx(0.5 * (0.5 + 0.0))
+    assert torch.equal(shuffle_pairs(torch.arange(4.0)), torch.tensor([3.0, 2.0, 1.0, 0.0]))
+
+
+def train_critic(dependent: bool, steps: int = 150) -> tuple[float, float]:
+    """Train T on (π, α) pairs; return (MI estimate, accuracy) on fresh pairs."""
+    torch.manual_seed(0)
+    config = replace(RoDiConfig.tiny(), pi_channels=2, alpha_channels=2)
+    estimator = MIEstimator(config)
+    optimizer = torch.optim.Adam(estimator.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(1)
+
+    def sample(n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+        alpha = torch.randn(n, 2, 4, 4, generator=g)
+        noise = torch.randn(n, 2, 4, 4, generator=g)
+        return (alpha + 0.3 * noise if dependent else noise), alpha
+
+    for _ in range(steps):
+        loss = critic_loss(*mi_logits(estimator, *sample())).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        terms = critic_loss(*mi_logits(estimator, *sample(512)))
+    return terms.mi.item(), terms.accuracy.item()
+
+
+def test_critic_separates_dependent_pairs_and_reads_zero_on_independent_ones():
+    mi, accuracy = train_critic(dependent=True)
+    assert accuracy > 0.9 and mi > 1.0
+    mi, accuracy = train_critic(dependent=False)
+    assert abs(mi) < 0.3 and abs(accuracy - 0.5) < 0.1
+
+
+def test_constraint_penalty_by_hand():
+    mi = torch.tensor(0.5, requires_grad=True)
+    penalty, c = constraint_penalty(mi, epsilon=0.1, lambda_=0.2, mu=0.1, warm=True)
+    assert c.item() == pytest.approx(0.4)
+    assert penalty.item() == pytest.approx(0.2 * 0.4 + 0.5 * 0.1 * 0.4**2)
+    penalty.backward()
+    assert mi.grad.item() == pytest.approx(0.2 + 0.1 * 0.4)  # λ + μc
+    # inactive branch: μc + λ < 0 → no penalty
+    penalty, c = constraint_penalty(torch.tensor(0.0), 0.1, 0.0, 0.1, warm=True)
+    assert penalty.item() == 0.0 and c.item() == pytest.approx(-0.1)
+    # warm-up: no penalty at all
+    penalty, _ = constraint_penalty(torch.tensor(5.0), 0.1, 1.0, 0.1, warm=False)
+    assert penalty.item() == 0.0
+
+
+def test_dual_and_gamma_updates_by_hand():
+    assert dual_update(0.2, 0.4, 0.1, warm=True) == pytest.approx(0.24)
+    assert dual_update(0.01, -0.5, 0.1, warm=True) == 0.0  # λ ≥ 0
+    assert dual_update(0.2, 0.4, 0.1, warm=False) == 0.2
+    assert gamma_update(1.0, 0.5, 0.2, 0.01, 0.01, warm=True) == pytest.approx(1.0029)
+    assert gamma_update(0.001, 0.0, 0.5, 0.01, 0.01, warm=True) == 0.0  # γ ≥ 0
+    assert gamma_update(1.0, 0.5, 0.2, 0.01, 0.01, warm=False) == 1.0
+    # agreeing estimators: γ decays by l_γ · b_γ per step
+    assert gamma_update(1.0, 0.3, 0.3, 0.01, 0.01, warm=True) == pytest.approx(0.9999)
+
+
+def test_ema_is_bias_corrected():
+    average, count = ema_update(0.0, 0, 3.0, 0.99)
+    assert (average, count) == (pytest.approx(3.0), 1)
+    average, count = ema_update(average, count, 1.0, 0.99)
+    assert average == pytest.approx((0.99 * 3.0 + 1.0) / 1.99) and count == 2
+
+
+def test_loss_falls_on_one_batch():
+    torch.manual_seed(0)
+    config = RoDiConfig.tiny()
+    model = RoDi(config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3, betas=config.betas)
+    p = pairs(16)
+    losses = []
+    for _ in range(40):
+        terms = elbo_loss(p.image, model(p.image, p.alpha_image), gamma=0.1)
+        optimizer.zero_grad()
+        terms.loss.backward()
+        optimizer.step()
+        losses.append(terms.loss.item())
+    assert losses[-1] < 0.6 * losses[0]
+
+
+def test_transfer_is_deterministic_and_uses_both_inputs():
+    torch.manual_seed(0)
+    model = RoDi(RoDiConfig.tiny()).eval()
+    p = pairs(4)
+    out = transfer(model, p.image, p.alpha_image)
+    assert out.shape == (4, 3, 16, 16)
+    assert torch.equal(out, reconstruct(model, p.image, p.alpha_image))
+    assert not torch.allclose(out, transfer(model, p.image, p.alpha_image.flip(0)))
+    assert not torch.allclose(out, transfer(model, p.image.flip(0), p.alpha_image))
+
+
+def test_pairs_share_appearance_and_jitter_is_bounded():
+    exact = appearance_pairs(6, 16, 0.0, generator=torch.Generator().manual_seed(2))
+    first, second = figures.same_appearance_pairs(6, 16, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(exact.image, first.image) and torch.equal(exact.alpha_image, second.image)
+    appearance = first.appearance
+    jittered = jitter_appearance(appearance, 0.1, generator=torch.Generator().manual_seed(0))
+    delta = (jittered.colours - appearance.colours).abs()
+    assert 0 < delta.max() <= 0.1 + 1e-6 and jittered.colours.abs().max() <= 1
+    with pytest.raises(ValueError, match="amount"):
+        jitter_appearance(appearance, 2.0, generator=torch.Generator())
+    with pytest.raises(ValueError, match="jitter"):
+        appearance_pairs(2, 16, -0.1, generator=torch.Generator())
+
+
+def test_checkpoint_round_trip(tmp_path):
+    config = RoDiConfig.tiny()
+    model = RoDi(config).eval()
+    path = save_checkpoint(model, tmp_path / "rodi.safetensors", asdict(config))
+    restored = RoDi(RoDiConfig.tiny()).eval()
+    assert RoDiConfig.from_dict(load_checkpoint(restored, path)) == config
+    p = pairs(3)
+    assert torch.equal(
+        transfer(model, p.image, p.alpha_image), transfer(restored, p.image, p.alpha_image)
+    )
+
+
+def test_lit_rodi_trains_and_updates_after_warmup():
+    from esser_lab.rodi.training import FigurePairsDataModule, LitRoDi
+    from esser_lab.scale import profile
+    from esser_lab.training.trainer import make_trainer
+
+    config = replace(RoDiConfig.tiny(), warmup_steps=2, batch_size=8, num_steps=4, gamma_init=0.5)
+    data = FigurePairsDataModule(16, 8, num_train=32, num_val=8, jitter=0.1, seed=0)
+    torch.manual_seed(0)
+    system = LitRoDi(config)
+    make_trainer(profile("tiny"), 4, progress_every=2).fit(system, datamodule=data)
+    assert len(system.history) == 4 and float(system.ema_count) == 4
+    assert float(system.lambda_) >= 0 and float(system.gamma) >= 0
+    # λ and γ stay at their initial values during the warm-up (steps 0 and 1)
+    assert [h["gamma"] for h in system.history[:3]] == [0.5, 0.5, 0.5]
+    assert [h["lambda"] for h in system.history[:3]] == [0.0, 0.0, 0.0]
+    assert system.history[3]["gamma"] != 0.5  # updated after step 2
+    baseline = LitRoDi(config.fixed(1.0))
+    assert baseline.estimator_attacked is None and len(baseline.configure_optimizers()) == 2
