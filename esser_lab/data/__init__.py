@@ -3,6 +3,7 @@
 * :mod:`esser_lab.data.figures`: articulated stick figures (pose x appearance, part masks);
 * :mod:`esser_lab.data.sprites`: coloured, textured shapes with every factor and captions;
 * :mod:`esser_lab.data.folder`: :class:`ImageFolder` over local image files (never downloads);
+* :mod:`esser_lab.data.art`: digit "photos" painted by procedural "artists" (content x style);
 * :mod:`esser_lab.data.digits`: scikit-learn's bundled 8x8 handwritten digits;
 * :mod:`esser_lab.data.modules`: LightningDataModules over all of the above.
 
@@ -17,23 +18,27 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from esser_lab.data.art import ArtSamples
     from esser_lab.data.digits import load_digits
     from esser_lab.data.figures import Appearance, Figures
     from esser_lab.data.folder import ImageFolder
     from esser_lab.data.modules import (
+        ArtPairsDataModule,
         FiguresDataModule,
         ImageFolderDataModule,
         SpritesDataModule,
     )
     from esser_lab.data.sprites import Sprites
 
-_SUBMODULES = ("digits", "figures", "folder", "modules", "sprites")
+_SUBMODULES = ("art", "digits", "figures", "folder", "modules", "sprites")
 _NAMES = {
     "Appearance": "figures",
     "Figures": "figures",
     "Sprites": "sprites",
     "ImageFolder": "folder",
     "load_digits": "digits",
+    "ArtPairsDataModule": "modules",
+    "ArtSamples": "art",
     "FiguresDataModule": "modules",
     "SpritesDataModule": "modules",
     "ImageFolderDataModule": "modules",
@@ -41,12 +46,15 @@ _NAMES = {
 
 __all__ = [
     "Appearance",
+    "ArtPairsDataModule",
+    "ArtSamples",
     "Figures",
     "FiguresDataModule",
     "ImageFolder",
     "ImageFolderDataModule",
     "Sprites",
     "SpritesDataModule",
+    "art",
     "digits",
     "figures",
     "folder",

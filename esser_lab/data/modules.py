@@ -28,6 +28,7 @@ from esser_lab.data._raster import check_positive_int
 from esser_lab.data.folder import ImageFolder
 
 __all__ = [
+    "ArtPairsDataModule",
     "BatchIndexSampler",
     "FiguresDataModule",
     "ImageFolderDataModule",
@@ -178,6 +179,21 @@ class SpritesDataModule(_ProceduralDataModule):
     def _generate(self, n: int, generator: torch.Generator) -> dict[str, Any]:
         batch = sprites.sample(n, self.size, generator=generator, num_objects=self.num_objects)
         return batch.to_dict()
+
+
+class ArtPairsDataModule(_ProceduralDataModule):
+    """Chapter 3's training rows (``art.sample_pairs``): two photos, two paintings, labels."""
+
+    def __init__(
+        self, size: int, batch_size: int, num_train: int, num_val: int, seed: int = 0
+    ) -> None:
+        super().__init__(size, batch_size, num_train, num_val, seed)
+        self.save_hyperparameters()
+
+    def _generate(self, n: int, generator: torch.Generator) -> dict[str, Any]:
+        from esser_lab.data import art
+
+        return art.sample_pairs(n, self.size, "train", generator=generator)
 
 
 class ImageFolderDataModule(L.LightningDataModule):

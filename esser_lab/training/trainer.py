@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
@@ -51,6 +52,9 @@ def make_trainer(
     num_nodes = scale.num_nodes if num_nodes is None else num_nodes
     if max_steps < 1:
         raise ValueError(f"max_steps must be ≥ 1, got {max_steps}")
+    # validation is off (limit_val_batches=0): Lightning's warning that a datamodule offers a
+    # val_dataloader the system does not use is noise, printed to stderr on the book's pages
+    warnings.filterwarnings("ignore", message=r".*val_dataloader.*no `validation_step`.*")
     callbacks: list[Callback] = []
     if scale.progress == "text":
         callbacks.append(TextProgress(progress_every, progress_keys))
