@@ -65,12 +65,15 @@ class placeholder(nodes.General, nodes.Element):
 
 
 def _table(
-    headers: list[str], rows: list[list[str]], widths: list[int] | None = None
+    headers: list[str],
+    rows: list[list[str]],
+    widths: list[int] | None = None,
+    name: str = "",
 ) -> nodes.table:
     for row in [*rows, widths or headers]:
         if len(row) != len(headers):
             raise ValueError(f"table row {row} has {len(row)} cells for {len(headers)} columns")
-    table = nodes.table(classes=["esser-generated"])
+    table = nodes.table(classes=["esser-generated", *([f"esser-{name}"] if name else [])])
     group = nodes.tgroup(cols=len(headers))
     table += group
     for width in widths or [1] * len(headers):
@@ -171,7 +174,7 @@ def _summary(app: Sphinx) -> list[nodes.Node]:
     note = nodes.paragraph(
         text=f"Measured in this build at scale {', '.join(sorted(scales))}, cards written {when}."
     )
-    return [note, _table(SUMMARY_HEADERS, rows, [2, 10, 3, 2, 2, 3])]
+    return [note, _table(SUMMARY_HEADERS, rows, [2, 10, 3, 2, 2, 3], name="summary")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,6 +326,7 @@ def _on_doctree_resolved(app: Sphinx, doctree: nodes.document, docname: str) -> 
 
 def setup(app: Sphinx) -> dict:
     app.add_node(placeholder)
+    app.add_css_file("esser-pages.css")  # book/_static, on the static path (see colab.py)
     app.add_directive("reproduction-summary", ReproductionSummary)
     app.add_directive("genealogy", Genealogy)
     app.add_directive("chapter-timings", ChapterTimings)
