@@ -21,11 +21,12 @@ Follows the official TensorFlow code (``CompVis/unsupervised-disentangling``: ``
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
+from esser_lab.config import config_from_dict
 from esser_lab.part_based.layers import Hourglass, Residual, UpBlock, conv_bn_relu
 
 
@@ -107,16 +108,7 @@ class PartBasedConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> PartBasedConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown PartBasedConfig field(s) {unknown}; expected {sorted(known)}"
-            )
-        values = dict(values)
-        if "decoder_channels" in values:
-            values["decoder_channels"] = tuple(values["decoder_channels"])
-        return cls(**values)
+        return config_from_dict(cls, values)
 
     @classmethod
     def paper(cls) -> PartBasedConfig:

@@ -19,12 +19,13 @@ Conventions: images are ``(b, 3, h, w)`` in [-1, 1]; the posterior's log-varianc
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
 from torch import nn
 
+from esser_lab.config import config_from_dict
 from esser_lab.losses.kl import gaussian_kl
 
 
@@ -101,16 +102,7 @@ class RoDiConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> RoDiConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown RoDiConfig field(s) {unknown}; expected some of {sorted(known)}"
-            )
-        values = dict(values)
-        if "betas" in values:
-            values["betas"] = tuple(values["betas"])
-        return cls(**values)
+        return config_from_dict(cls, values)
 
     @classmethod
     def paper(cls) -> RoDiConfig:

@@ -23,12 +23,13 @@ Images are in [-1, 1], channels first; ``group_size`` is channels per group (the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from esser_lab.config import config_from_dict
 from esser_lab.style_transfer.layers import (
     ContentEncoder,
     Discriminator,
@@ -116,13 +117,7 @@ class StyleTransferConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> StyleTransferConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown StyleTransferConfig field(s) {unknown}; expected some of {sorted(known)}"
-            )
-        return cls(**values)
+        return config_from_dict(cls, values)
 
     @classmethod
     def paper(cls) -> StyleTransferConfig:

@@ -19,12 +19,13 @@ Images are in [-1, 1], channels first.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
 from torch import nn
 
+from esser_lab.config import config_from_dict
 from esser_lab.vunet.layers import (
     Downsample,
     ResidualBlock,
@@ -113,16 +114,7 @@ class VUNetConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> VUNetConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown VUNetConfig field(s) {unknown}; expected some of {sorted(known)}"
-            )
-        values = dict(values)
-        if "betas" in values:
-            values["betas"] = tuple(values["betas"])
-        return cls(**values)
+        return config_from_dict(cls, values)
 
     @classmethod
     def paper(cls) -> VUNetConfig:
