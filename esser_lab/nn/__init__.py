@@ -1,0 +1,6 @@
+"""Blocks that two or more chapters use unchanged.
+
+* :mod:`esser_lab.nn.flows`: ActNorm, double affine couplings, shuffles, (conditional) flat flows
+  and their NLL (chapters 5–9);
+* :mod:`esser_lab.nn.autoencoder`: the dense-latent first-stage autoencoder of the 2020 papers.
+"""
