@@ -285,7 +285,10 @@ class ConditionalFlow(Flow):
     The condition ``c`` of size ``cond_in`` is embedded once by an MLP ``h``
     (``conditioning_hidden_dim`` wide, ``conditioning_depth`` extra layers, optional BatchNorm as
     the text configs' ``conditioner_use_bn``) into ``embedding_dim`` numbers, which every
-    coupling's s and t networks read. The embedder trains with the flow.
+    coupling's s and t networks read. The embedder trains with the flow. A paper with another
+    embedder (the invariances paper's ``DenseEmbedder``) passes it as ``embedder``: any module
+    mapping ``(b, cond_in)`` to ``(b, embedding_dim)``; the ``conditioning_*`` arguments are then
+    unused.
     """
 
     def __init__(
@@ -300,18 +303,21 @@ class ConditionalFlow(Flow):
         conditioning_hidden_dim: int = 256,
         conditioning_depth: int = 2,
         conditioner_batch_norm: bool = False,
+        embedder: nn.Module | None = None,
         seed: int = 0,
     ) -> None:
         nn.Module.__init__(self)
         self._build(dim, n_flows, hidden_dim, hidden_depth, embedding_dim, seed)
         self.cond_in = cond_in
-        self.embedder = fully_connected(
-            cond_in,
-            embedding_dim,
-            conditioning_hidden_dim,
-            conditioning_depth,
-            batch_norm=conditioner_batch_norm,
-        )
+        if embedder is None:
+            embedder = fully_connected(
+                cond_in,
+                embedding_dim,
+                conditioning_hidden_dim,
+                conditioning_depth,
+                batch_norm=conditioner_batch_norm,
+            )
+        self.embedder = embedder
 
     def _embed(self, cond: Tensor | None, batch: int) -> Tensor:
         if cond is None:

@@ -9,6 +9,7 @@ import torch
 
 from esser_lab.part_based.method import part_based_loss
 from esser_lab.part_based.model import PartBased, PartBasedConfig
+from esser_lab.training.trainer import log_now
 
 
 class LitPartBased(L.LightningModule):
@@ -32,16 +33,17 @@ class LitPartBased(L.LightningModule):
         if self.generator is None or self.generator.device != image.device:
             self.generator = torch.Generator(device=image.device).manual_seed(self.seed)
         terms = part_based_loss(self.model, image, self.generator)
-        self.log_dict(
-            {
-                "loss": terms.loss.detach(),
-                "rec": terms.reconstruction,
-                "eq_mu": terms.equivariance_mu,
-                "eq_sigma": terms.equivariance_sigma,
-            },
-            on_step=True,
-            prog_bar=True,
-        )
+        if log_now(self):
+            self.log_dict(
+                {
+                    "loss": terms.loss.detach(),
+                    "rec": terms.reconstruction,
+                    "eq_mu": terms.equivariance_mu,
+                    "eq_sigma": terms.equivariance_sigma,
+                },
+                on_step=True,
+                prog_bar=True,
+            )
         return terms.loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

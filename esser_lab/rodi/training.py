@@ -20,6 +20,7 @@ from esser_lab.rodi.method import (
     mi_logits,
 )
 from esser_lab.rodi.model import MIEstimator, RoDi, RoDiConfig
+from esser_lab.training.trainer import log_now
 
 
 class FigurePairsDataModule(_ProceduralDataModule):
@@ -118,7 +119,8 @@ class LitRoDi(L.LightningModule):
         # Lightning logs a few keys only: each costs a little per step, and ``history`` has all
         shown = ("loss", "rec", "kl", "gamma", "mi_honest_avg", "mi_attacked_avg", "lambda")
         shown = shown if self.rodi else shown[:5]
-        self.log_dict({k: logs[k] for k in shown}, on_step=True, prog_bar=True)
+        if log_now(self):
+            self.log_dict({k: logs[k] for k in shown}, on_step=True, prog_bar=True)
 
     def _critic_step(self, estimator, optimizer, pi: torch.Tensor, alpha: torch.Tensor):
         terms = critic_loss(*mi_logits(estimator, pi, alpha))

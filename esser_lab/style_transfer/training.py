@@ -16,6 +16,7 @@ from esser_lab.style_transfer.method import (
     update_success_rate,
 )
 from esser_lab.style_transfer.model import StyleTransferConfig, StyleTransferModel
+from esser_lab.training.trainer import log_now
 
 
 class LitStyleTransfer(L.LightningModule):
@@ -66,7 +67,8 @@ class LitStyleTransfer(L.LightningModule):
                 self.success_rate, d_terms.accuracy.item(), False, c.success_rate_momentum
             )
         logged["success_rate"] = self.success_rate
-        self.log_dict(logged, on_step=True, prog_bar=True)
+        if log_now(self):
+            self.log_dict(logged, on_step=True, prog_bar=True)
 
     def _generator_step(self, data: StyleBatch) -> GeneratorLoss:
         opt_g, _ = self.optimizers()

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from esser_lab.data.modules import BatchIndexSampler, TensorBatches
 from esser_lab.nn.autoencoder import DenseAutoencoder, autoencoder_loss
 from esser_lab.scale import Scale
-from esser_lab.training.trainer import make_trainer
+from esser_lab.training.trainer import log_now, make_trainer
 
 __all__ = ["LitDenseAutoencoder", "freeze", "train_first_stage"]
 
@@ -50,8 +50,8 @@ class LitDenseAutoencoder(L.LightningModule):
         x = batch["image"]
         reconstruction, posterior = self.autoencoder(x)
         loss, parts = autoencoder_loss(x, reconstruction, posterior, self.logvar, self.kl_weight)
-        self.log("loss", loss, prog_bar=True)
-        self.log("rec", parts["rec"])
+        if log_now(self):
+            self.log_dict({"loss": loss.detach(), "rec": parts["rec"]}, prog_bar=True)
         self.history.append(
             {"loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()}}
         )

@@ -13,24 +13,58 @@ from esser_lab.scale import Scale
 
 
 class TextProgress(Callback):
-    """Print one line every ``every`` steps: readable in CI logs and on the static site."""
+    """Print one line every ``every`` batches (and at the last step): readable in CI logs and on
+    the static site. The line shows the ``keys`` the system logged with ``self.log``."""
 
     def __init__(self, every: int = 100, keys: tuple[str, ...] = ("loss",)) -> None:
         self.every = every
         self.keys = keys
         self._start = 0.0
+        self._batches = 0
+        self._step_increment = 1  # optimizer steps per batch, as last observed
+        self._last_step = 0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.perf_counter()
+        self._batches, self._step_increment = 0, 1
+        self._last_step = trainer.global_step
+
+    def due(self, trainer: L.Trainer) -> bool:
+        """Whether the batch about to run will be printed (see :func:`log_now`)."""
+        batches = self._batches + 1
+        # the step count when this batch began (the system may call this before or after its
+        # optimizer steps)
+        last = self._last_step + self._step_increment >= trainer.max_steps
+        return batches % self.every == 0 or last
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        self._batches += 1
         step = trainer.global_step
-        if step % self.every and step != trainer.max_steps:
+        self._step_increment = max(step - self._last_step, 1)
+        self._last_step = step
+        if self._batches % self.every and step < trainer.max_steps:
             return
         metrics = trainer.callback_metrics
         parts = [f"{k} {float(metrics[k]):.4g}" for k in self.keys if k in metrics]
         elapsed = time.perf_counter() - self._start
         print(f"step {step:>6}/{trainer.max_steps}  " + "  ".join(parts) + f"  ({elapsed:.1f} s)")
+
+
+def log_now(module: L.LightningModule) -> bool:
+    """Whether a system should call ``self.log`` this step.
+
+    Each ``self.log`` costs about a millisecond of Python, which at ``tiny`` scale is up to a
+    tenth of a training step. Under :class:`TextProgress` the logged values are only read on the
+    steps it prints, so systems log on those steps only (every system keeps its own per-step
+    ``history`` for plots); under a progress bar (GPU scales) they log every step.
+    """
+    trainer = module._trainer  # None outside a Trainer (e.g. a test calling training_step)
+    if trainer is None:
+        return False
+    for callback in trainer.callbacks:
+        if isinstance(callback, TextProgress):
+            return callback.due(trainer)
+    return True
 
 
 def make_trainer(

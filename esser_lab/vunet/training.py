@@ -8,6 +8,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from esser_lab.training.trainer import log_now
 from esser_lab.vunet.layers import data_dependent_init
 from esser_lab.vunet.method import (
     PartBox,
@@ -56,16 +57,17 @@ class LitVUNet(L.LightningModule):
         terms = vunet_loss(
             self.model, batch["image"], batch["stickman"], crops, self.global_step, self.perceptual
         )
-        self.log_dict(
-            {
-                "loss": terms.loss.detach(),
-                "likelihood": terms.likelihood,
-                "kl": terms.kl,
-                "kl_weight": terms.kl_weight,
-            },
-            on_step=True,
-            prog_bar=True,
-        )
+        if log_now(self):
+            self.log_dict(
+                {
+                    "loss": terms.loss.detach(),
+                    "likelihood": terms.likelihood,
+                    "kl": terms.kl,
+                    "kl_weight": terms.kl_weight,
+                },
+                on_step=True,
+                prog_bar=True,
+            )
         return terms.loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

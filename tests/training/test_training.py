@@ -88,3 +88,49 @@ def test_devices_and_nodes_from_the_environment(monkeypatch):
     monkeypatch.setenv(scales.DEVICES_ENV_VAR, "0")
     with pytest.raises(ValueError, match="positive integer"):
         scales.profile("small")
+
+
+@pytest.mark.parametrize("optimizers", [1, 2])
+def test_systems_log_only_on_the_steps_text_progress_prints(capsys, optimizers):
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from esser_lab.training.trainer import log_now, make_trainer
+
+    class Toy(L.LightningModule):
+        """One batch = ``optimizers`` optimizer steps (like a GAN's two steps)."""
+
+        def __init__(self):
+            super().__init__()
+            self.automatic_optimization = False
+            self.weights = torch.nn.ParameterList(
+                [torch.nn.Parameter(torch.ones(())) for _ in range(optimizers)]
+            )
+            self.logged_at = []
+
+        def training_step(self, batch, batch_idx):
+            for opt, w in zip(
+                self.optimizers(use_pl_optimizer=True) if optimizers > 1 else [self.optimizers()],
+                self.weights,
+                strict=True,
+            ):
+                loss = (w * batch).pow(2).mean()
+                opt.zero_grad()
+                self.manual_backward(loss)
+                opt.step()
+            if log_now(self):
+                self.logged_at.append(self.trainer.global_step)
+                self.log("loss", loss.detach())
+
+        def configure_optimizers(self):
+            return [torch.optim.SGD([w], lr=0.01) for w in self.weights]
+
+    toy = Toy()
+    max_steps = 10 * optimizers
+    trainer = make_trainer(scales.profile("tiny"), max_steps, progress_every=4)
+    trainer.fit(toy, DataLoader(torch.randn(64, 1), batch_size=4))
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step")]
+    # batches 4, 8 and the last one (10) are printed, each with the value logged in that batch
+    assert len(printed) == 3 and all("loss" in line for line in printed)
+    assert toy.logged_at == [4 * optimizers, 8 * optimizers, 10 * optimizers]
+    assert printed[-1].split()[1] == f"{max_steps}/{max_steps}"
