@@ -89,6 +89,9 @@ def make_trainer(
     # validation is off (limit_val_batches=0): Lightning's warning that a datamodule offers a
     # val_dataloader the system does not use is noise, printed to stderr on the book's pages
     warnings.filterwarnings("ignore", message=r".*val_dataloader.*no `validation_step`.*")
+    # frozen experts (chapters 5–9) stay in eval mode on purpose (the official ``disabled_train``);
+    # Lightning's warning about modules in eval mode would land on the book's pages as stderr
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
     callbacks: list[Callback] = []
     if scale.progress == "text":
         callbacks.append(TextProgress(progress_every, progress_keys))
