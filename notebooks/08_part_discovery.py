@@ -1,0 +1,449 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 8. Part discovery: segments from shape/appearance disentanglement
+#
+# Braun, Esser & Ommer, *Unsupervised Part Discovery by Unsupervised Disentanglement*, GCPR 2020
+# {cite}`braun2020parts`
+# ([official code](https://github.com/CompVis/unsupervised-part-segmentation)).
+#
+# **The problem.** Landmark methods such as chapter 2's part-based model
+# {cite}`lorenz2019unsupervised` find *points* that move with an object; a segmentation has to be
+# derived from them afterwards. Braun et al. ask for the segments directly, without labels: which
+# pixels belong together as one *part*, consistently across instances and poses?
+#
+# **The idea.** Take RoDi (chapter 4, {cite}`esser2019robust`) and make its shape code *spatial*.
+# The π-encoder reads view 0 and a decoder turns π into $K$ part logits per pixel; a softmax and a
+# hard straight-through one-hot make a part mask. The appearance encoder reads *view 1* (the same
+# object in another pose) **one part at a time**, under view 1's own mask, and the resulting
+# per-part vectors are painted into view 0's mask and decoded to view 0. Since everything view 0
+# contributes passes through a one-hot mask, the mask must say where each part is, and the
+# appearance of a part must come from the same part in view 1: a part is "a region whose
+# appearance can be looked up in another pose".
+#
+# **In the lineage.** From chapter 4 this chapter imports RoDi's MI critic loss, its augmented
+# Lagrangian and dual update (`esser_lab.rodi.method`), used unchanged at full scale; from chapter
+# 1 the articulated figures with exact part masks (`esser_lab.data.figures`), which give the
+# ground truth the paper had to annotate by hand.
+
+# %% tags=["hide-input"]
+# Runs on Colab only: anywhere else (a checkout, CI, the book) this cell does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import importlib
+    import subprocess
+    from importlib.metadata import version
+
+    # Only what Colab lacks, with Colab's own torch, torchvision, numpy, matplotlib and ipywidgets
+    # pinned to the versions it has (so pip never upgrades them); then esser_lab at this book's
+    # release tag, without its dependencies.
+    lacking = ["lightning>=2.4,<3", "einops>=0.8,<1", "safetensors>=0.4,<1"]
+    colab_own = ("torch", "torchvision", "numpy", "matplotlib", "ipywidgets")
+    keep = [f"{name}=={version(name)}" for name in colab_own]
+    package = "esser-lab @ git+https://github.com/esser-lab/esser-lab@v0.1.0"
+    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, *lacking, *keep], check=True)
+    subprocess.run([*pip, "--no-deps", package], check=True)
+    importlib.invalidate_caches()
+    print("installed esser-lab", version("esser-lab"), "from", package)
+
+# %%
+import inspect
+import time
+
+import torch
+from IPython.display import Code, Markdown, display
+
+from esser_lab import scale as scales
+from esser_lab.data import figures
+from esser_lab.training import seed_everything
+
+chapter_start = time.perf_counter()
+profile = scales.apply(scales.current())
+generator = seed_everything(0)
+print(
+    f"scale: {profile.name} · {profile.accelerator} · {profile.precision} · "
+    f"threads {torch.get_num_threads()}"
+)
+
+# %% [markdown]
+# ## The data: one appearance, two poses
+#
+# A training pair is two figures with the same part colours in independent poses
+# (`figures.same_appearance_pairs`): view 0, the target, and view 1, the appearance source, as
+# the paper's DeepFashion pairs show one person in two photographs. The true part masks (head,
+# torso, arms, legs) are never used for training, only to score the discovered parts.
+
+# %%
+from esser_lab.part_discovery import PartDiscoveryConfig, figure_labels
+from esser_lab.viz.images import show_grid
+from esser_lab.viz.parts import part_palette
+
+config = profile.pick(
+    tiny=PartDiscoveryConfig.tiny(),
+    small=PartDiscoveryConfig.small(),
+    full=PartDiscoveryConfig.paper(),
+)
+view0, view1 = figures.same_appearance_pairs(
+    8, config.image_size, generator=torch.Generator().manual_seed(1)
+)
+
+
+def label_rgb(labels: torch.Tensor, num: int) -> torch.Tensor:
+    """``(b, h, w)`` labels → ``(b, 3, h, w)`` colours in [-1, 1] (tab20 palette)."""
+    return part_palette(num)[labels].permute(0, 3, 1, 2) * 2 - 1
+
+
+fig = show_grid(
+    [list(view0.image), list(view1.image), list(label_rgb(figure_labels(view0.part_masks), 5))],
+    row_titles=["view 0 (target)", "view 1 (appearance)", "true parts of view 0"],
+)
+
+# %% [markdown]
+# ## The method
+#
+# With $\ell = D_v(\pi) + \epsilon$ the mask logits ($\pi \sim q(\pi \mid x_0)$, a
+# full-covariance Gaussian; $\epsilon \sim \mathcal N(0, I)$ while training), $p =
+# \operatorname{softmax}_k \ell$ and $m = \operatorname{onehot}(\arg\max_k p)$ with a
+# straight-through gradient, the model renders
+#
+# $$
+# \hat x_0 = G\Big(\big[\textstyle\sum_k m^0_k\, a_k,\ m^0\big]\Big), \qquad
+# a_k = E_\alpha\big(x_1 \odot m^1_k\big),
+# $$
+#
+# and minimises (we number the terms; the official code, `Trainer.make_loss_ops`, is the source)
+#
+# $$
+# \mathcal L = \underbrace{\mathcal L_{\text{rec}}(x_0, \hat x_0)}_{\text{(P1)}}
+# + w_2 \underbrace{\tfrac12 \textstyle\sum |\nabla \ell^0|^2}_{\text{(P2) GMRF}}
+# + w_3 \underbrace{\textstyle\sum \min(\alpha|\nabla \ell^0|^2, \lambda)}_{\text{(P3)}}
+# + w_4 \underbrace{\textstyle\sum_{v} \mathrm{KL}(p^v \,\|\, \mathcal U_K)}_{\text{(P4)}}
+# + w_5 \underbrace{\mathrm{CE}(m^0, p^0)}_{\text{(P5) soft–hard}}
+# + w_6 \underbrace{\textstyle\sum_k (\Sigma^1_{k,yy})^2 + (\Sigma^1_{k,xx})^2}_{\text{(P6)}}
+# + e^{\text{lor}}\, \mathrm{KL}\big(q(\pi \mid x_0) \,\|\, \mathcal N(0, I)\big)
+# $$
+#
+# plus, at full scale, RoDi's constraint $\hat I(\pi, \alpha) \le (1 - \text{slack})\cdot
+# \text{target}$ (P7) through an augmented Lagrangian with multiplier "loa", while "lor" (P8)
+# rises when an independent critic still sees more than the target. The weights $w_i$ follow
+# staircase schedules (the hard cross-entropy jumps to 1e3, compactness climbs to 1e5). The
+# package's code:
+
+# %%
+from esser_lab.part_discovery import (
+    compactness_loss,
+    gmrf_prior,
+    hard_cross_entropy,
+    hard_one_hot,
+    kl_to_uniform,
+    part_discovery_loss,
+)
+from esser_lab.part_discovery.model import PartDiscovery
+
+for obj in (PartDiscovery.layout, PartDiscovery.encode_parts, PartDiscovery.forward, hard_one_hot):
+    display(Code(inspect.getsource(obj), language="python"))
+for fn in (gmrf_prior, kl_to_uniform, hard_cross_entropy, compactness_loss, part_discovery_loss):
+    display(Code(inspect.getsource(fn), language="python"))
+
+# %% [markdown]
+# The paper's configuration and this run's (differences in bold). `tiny` shrinks sizes and
+# steps (every schedule shrinks with the run, `with_steps`) and changes these training settings,
+# all stated in `PartDiscoveryConfig.tiny`: an MSE reconstruction instead of the VGG19 loss (no
+# weights offline); no MI constraint, (P7)–(P8) (the one-hot mask is itself a bottleneck that
+# keeps view 0's colours out of the decoder; π keeps its KL at the initial weight
+# $e^{\text{lor}_0} = 1$); learning rate 2e-3; and the caps of the two largest prior weights
+# (compactness, hard cross-entropy), which were set for a VGG loss on 128 px images and swamp a
+# 16 px MSE.
+
+# %%
+paper = PartDiscoveryConfig.paper()
+rows = ["| field | paper | this run |", "|---|---|---|"]
+for name, value in paper.__dict__.items():
+    ours = getattr(config, name)
+    bold = "**" if ours != value else ""
+    rows.append(f"| `{name}` | {value} | {bold}{ours}{bold} |")
+display(Markdown("\n".join(rows)))
+
+# %% [markdown]
+# ## Training
+
+# %%
+from esser_lab.part_discovery.training import LitPartDiscovery, PartPairsDataModule
+from esser_lab.training.trainer import make_trainer
+
+num_train = profile.pick(tiny=4096, small=50_000, full=200_000)
+data = PartPairsDataModule(config.image_size, config.batch_size, num_train, num_val=64, seed=0)
+seed_everything(0)
+system = LitPartDiscovery(config)
+trainer = make_trainer(
+    profile,
+    config.num_steps,
+    progress_every=max(1, config.num_steps // 4),
+    progress_keys=("loss", "rec", "hard_ce"),
+)
+start = time.perf_counter()
+trainer.fit(system, datamodule=data)
+print(f"trained {config.num_steps} steps in {time.perf_counter() - start:.1f} s")
+model = system.model.eval()
+
+# %%
+import matplotlib.pyplot as plt
+
+history = system.history
+steps = [h["step"] for h in history]
+fig, axes = plt.subplots(1, 3, figsize=(11, 3))
+for ax, key in zip(axes, ("rec", "hard_ce", "compactness"), strict=True):
+    ax.plot(steps, [h[key] for h in history])
+    ax.set_title(key)
+    ax.set_xlabel("step")
+fig.tight_layout()
+
+# %% [markdown]
+# ## The discovered parts
+#
+# Held-out figures, their discovered part labels ($\arg\max_k p$, the posterior mean of π, no
+# noise) and the true parts. The colours of the discovered parts are arbitrary; what matters is
+# whether one colour keeps to one body part across figures and poses.
+
+# %%
+from esser_lab.part_discovery import colour_kmeans, colour_segments, part_iou
+
+size, n_test, K = config.image_size, 512, config.num_parts
+test = figures.sample(n_test, size, generator=torch.Generator().manual_seed(12345))
+true = figure_labels(test.part_masks)
+with torch.no_grad():
+    ours = model.layout(test.image).labels
+fig = show_grid(
+    [list(test.image[:10]), list(label_rgb(ours[:10], K)), list(label_rgb(true[:10], 5))],
+    row_titles=["figure", "discovered parts", "true parts"],
+)
+
+# %% [markdown]
+# **The same figure in other poses.** One appearance, eight poses: a consistent part follows
+# the same limb from pose to pose.
+
+# %%
+poses = figures.sample_pose(8, generator=torch.Generator().manual_seed(5))
+same = figures.render(poses, test.appearance[:1].__class__(
+    test.colours[:1].expand(8, -1, -1), test.background[:1].expand(8, -1),
+    test.texture[:1].expand(8, -1)), size)  # fmt: skip
+with torch.no_grad():
+    same_labels = model.layout(same.image).labels
+fig = show_grid([list(same.image), list(label_rgb(same_labels, K))],
+                row_titles=["one figure", "discovered parts"])  # fmt: skip
+
+# %% [markdown]
+# ### Explore: appearance through the parts
+#
+# The decoder paints each part's appearance, looked up in another image, into the mask of the
+# target. Pick an appearance donor and a pose; the explorer shows the donor, the pose image, the
+# model's rendering and the exact ground truth `render(pose, donor's appearance)`. (On the static
+# page the widget is a frozen snapshot; the grid below shows the same renderings.)
+
+# %%
+from esser_lab.part_discovery import transfer
+from esser_lab.viz.explorer import transfer_explorer
+
+donors, targets = test.image[:6], test.image[6:12]
+di, tj = torch.meshgrid(torch.arange(6), torch.arange(6), indexing="ij")
+rendered = transfer(model, targets[tj.flatten()], donors[di.flatten()]).reshape(6, 6, 3, size, size)
+truth = figures.render(
+    test.keypoints[6:12][tj.flatten()], test.appearance[:6][di.flatten()], size
+).image.reshape(6, 6, 3, size, size)
+explorer = transfer_explorer(
+    donors, targets, rendered, truth, caption="appearance donor · pose · rendering · ground truth"
+)
+explorer
+
+# %%
+fig = show_grid(
+    [[None, *targets]] + [[donors[i], *rendered[i]] for i in range(4)],
+    row_titles=["pose"] + [f"donor {i}" for i in range(4)],
+)
+
+# %% [markdown]
+# ## Measuring the claim
+#
+# The paper scores discovered parts by their IoU with annotated semantic parts after matching,
+# against landmark-based baselines {cite}`braun2020parts`. We score on 512 held-out figures:
+#
+# * **global mIoU**: one Hungarian matching of the $K$ discovered parts to the 5 true classes
+#   (background, head, torso, arms, legs), on IoUs pooled over all figures; the mean over the four
+#   body parts. A part scores only if it means the same body part in every figure and pose.
+# * **per-image mIoU**: a matching per image, which forgives inconsistent names (an upper bound).
+#
+# **Baseline: colour k-means** with the same $K$, fitted on pixels of training figures and
+# applied to the held-out ones — unsupervised, trained on the same data, evaluated the same way.
+# We chose it over chapter 2's landmark model (the paper's own comparison, with segments derived
+# from landmarks) for budget: training a second deep model would double this chapter's time.
+# On these figures colour is a strong cue *within* an image (flat part colours) but a useless one
+# *across* images (part hues are random per figure), which is exactly the difference between the
+# two IoUs.
+
+# %%
+from esser_lab.cards import Claim, write_card
+
+train_pixels = figures.sample(256, size, generator=torch.Generator().manual_seed(7)).image
+centroids = colour_kmeans(
+    train_pixels.permute(0, 2, 3, 1).reshape(-1, 3), K, generator=torch.Generator().manual_seed(0)
+)
+kmeans = colour_segments(test.image, centroids)
+results = {}
+for name, labels in (("ours", ours), ("colour k-means", kmeans)):
+    results[name] = (part_iou(labels, true, K, 5), part_iou(labels, true, K, 5, per_image=True))
+rows = ["| segmentation | **global mIoU** ↑ | per-image mIoU | " + " | ".join(
+    figures.PART_NAMES) + " |", "|---|---|---|" + "---|" * 4]  # fmt: skip
+for name, (glob, per) in results.items():
+    cells = " | ".join(f"{v:.3f}" for v in glob.iou[1:].tolist())
+    rows.append(f"| {name} | **{glob.mean():.3f}** | {per.mean():.3f} | {cells} |")
+display(Markdown("\n".join(rows)))
+
+# %%
+ours_iou, base_iou = results["ours"][0].mean(), results["colour k-means"][0].mean()
+seconds = time.perf_counter() - chapter_start
+claims = [
+    Claim(
+        chapter="08_part_discovery",
+        claim="Parts discovered by disentangling shape and appearance match the true parts "
+        "consistently across figures and poses better than an unsupervised baseline "
+        "(colour k-means with the same K)",
+        metric="mean IoU over head/torso/arms/legs, one Hungarian matching over 512 held-out "
+        "figures (16 px articulated figures)",
+        paper_value=None,
+        paper_source="unverified (the paper's IoU tables on DeepFashion/CUB/Penn Action could "
+        "not be checked offline)",
+        our_value=round(ours_iou, 4),
+        baseline_value=round(base_iou, 4),
+        criterion="our > baseline",
+        scale=profile.name,
+        seed=0,
+        seconds=round(seconds, 1),
+    )
+]
+path = write_card("08_part_discovery", claims)
+for c in claims:
+    print(f"{'holds' if c.holds else 'does NOT hold'}: ours {c.our_value} vs k-means "
+          f"{c.baseline_value} (paper: {c.paper_source})")  # fmt: skip
+print(f"card written to {path.relative_to(path.parents[2])} after {seconds:.1f} s")
+assert all(0.0 <= v <= 1.0 for v in (ours_iou, base_iou))
+
+# %% [markdown]
+# **Reading the numbers: the claim does not hold at `tiny`.** In our runs the discovered parts
+# were not consistent body parts: the global mIoU of the learned parts stayed below that of colour
+# k-means (see the table above; both were measured in this run). The model uses only a few of its
+# parts, and they track coarse regions (the figure's torso and surroundings) rather than limbs.
+# Colour k-means is almost perfect *per image* (flat part colours) but no better than chance
+# *across* images, which is why its global mIoU is low too. Neither is a good part segmenter
+# here; the paper's effect (parts that keep their meaning across instances) needs more than this
+# toy gives it:
+#
+# * 300 steps at 16 px, against 500k at 128 px. The paper's priors act late (the hard
+#   cross-entropy at 8 % of training, compactness rising from 8 % to 48 %); shrunk to 300 steps they
+#   switch on before the reconstruction has formed any layout.
+# * The prior weights were tuned against a VGG loss on 128 px images. In trials while writing the
+#   chapter, the official caps (1e3, 1e5) collapsed all pixels into one part or left the loss
+#   all compactness (1.5e5); the lowered caps of `tiny` avoid the collapse but do not give
+#   semantic parts either (global mIoU ≈ 0.08 after 600 steps).
+# * Without the MI constraint nothing stops π from coding view 0's colours in *which* part a pixel
+#   gets, a shortcut the mask bottleneck alone does not close.
+#
+# `small` (64 px, 8 parts, 20k steps, the MI constraint on) is where the comparison is worth
+# making; it has not been measured (no GPU was lent when this chapter was written).
+
+# %% [markdown]
+# ## Full scale
+#
+# * **On a GPU**: `ESSER_LAB_SCALE=small` (64 px figures, 8 parts, 20k steps, the MI constraint
+#   on) or `ESSER_LAB_SCALE=full`, which trains `PartDiscoveryConfig.paper()`: 128 px, 25 parts,
+#   a 256-d full-covariance π, 64-d appearance per part, the official widths, the MI constraint
+#   and adaptive bottleneck, the yaml's prior schedules, Adam(2e-4), batch 8, 500k steps. Pass a
+#   `VGG19FeatureLoss` (`esser_lab.losses.perceptual`, weights you place on disk) as
+#   `LitPartDiscovery(config, perceptual=...)`; `ESSER_LAB_DEVICES=N` trains with DDP.
+# * **Real data**: the paper uses DeepFashion pairs (one person, two photographs), CUB-200 and
+#   Penn Action frames. Any folder of pairs can replace `PartPairsDataModule` (its `_generate`
+#   returns `{"view0": ..., "view1": ...}`). The authors released TensorFlow checkpoints; TF-1
+#   weights are out of scope for this book (`CHAPTER.md`), and esser_lab never downloads data.
+
+# %%
+with torch.device("meta"):
+    paper_system = LitPartDiscovery(PartDiscoveryConfig.paper(), perceptual=None)
+for part in ("pi_encoder", "mask_decoder", "alpha_encoder", "decoder"):
+    count = sum(p.numel() for p in getattr(paper_system.model, part).parameters())
+    print(f"paper configuration, {part}: {count / 1e6:.2f} M parameters")
+del paper_system
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Which parts are used?** Count how many pixels of the held-out figures each discovered
+#    part claims. Are all $K$ parts in use? What happens to the unused ones in the matching?
+# 2. **Consistency, one number.** For each true body part, find the discovered part that covers
+#    most of it in each figure. In what fraction of figures is that the globally matched part?
+# 3. **The straight-through one-hot.** Check that `hard_one_hot` is exactly one-hot in the
+#    forward pass but passes the gradient of the soft probabilities unchanged.
+
+# %% [markdown]
+# ```{admonition} Solution 1
+# :class: dropdown
+# A part that claims (almost) no pixels can still be matched by the Hungarian algorithm, but
+# scores IoU ≈ 0. Fewer used parts than true classes caps the global mIoU.
+# ```
+
+# %% tags=["hide-input"]
+usage = torch.bincount(ours.flatten(), minlength=K).float() / ours.numel()
+print("share of pixels per discovered part:", [round(u, 3) for u in usage.tolist()])
+
+# %% [markdown]
+# ```{admonition} Solution 2
+# :class: dropdown
+# Per figure, the majority discovered label inside each true part; compare with the global
+# assignment. This is the "same part in every pose" rate behind the global mIoU.
+# ```
+
+# %% tags=["hide-input"]
+from esser_lab.part_discovery.method import overlaps
+
+inter, _, _ = overlaps(ours, true, K, 5)  # (b, K, C)
+majority = inter.argmax(1)  # (b, C): the discovered part covering most of each true part
+assignment = results["ours"][0].assignment
+present = test.part_masks.flatten(2).any(2)  # (b, 4)
+agree = (majority[:, 1:] == assignment[1:]) & present
+for c, name in enumerate(figures.PART_NAMES):
+    rate = agree[:, c].float().sum() / present[:, c].float().sum()
+    print(f"{name}: majority part = matched part in {rate:.0%} of figures")
+
+# %% [markdown]
+# ```{admonition} Solution 3
+# :class: dropdown
+# Forward: argmax scattered into zeros. Backward: `hard + p − p.detach()` has the derivative of
+# `p`, so $\partial(\sum w\,m)/\partial p = w$.
+# ```
+
+# %% tags=["hide-input"]
+p = torch.rand(1, 4, 3, 3).softmax(1).requires_grad_()
+w = torch.randn(1, 4, 3, 3)
+m = hard_one_hot(p)
+(m * w).sum().backward()
+one_hot = torch.allclose(m.detach().sum(1), torch.ones(1, 3, 3))
+print("one-hot:", one_hot, "· gradient equals w:", torch.allclose(p.grad, w))
+print(f"chapter ran in {time.perf_counter() - chapter_start:.1f} s at scale {profile.name}")
+
+# %% [markdown]
+# ## References
+#
+# ```{bibliography}
+# :filter: docname in docnames
+# ```
