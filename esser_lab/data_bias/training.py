@@ -1,0 +1,44 @@
+"""``LitDataBias``: trains the domain-conditional flow on the frozen shared autoencoder."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from esser_lab.data_bias.method import data_bias_loss
+from esser_lab.data_bias.model import DataBiasConfig, DataBiasModel
+from esser_lab.nn.autoencoder import DenseAutoencoder
+from esser_lab.training.trainer import log_now
+
+__all__ = ["LitDataBias"]
+
+
+class LitDataBias(L.LightningModule):
+    """One step: the conditional NLL (B1) of a batch ``{"image", "domain"}``, one Adam step on
+    the flow (Adam with β = (0.5, 0.9) and amsgrad, as ``Net2NetFlow``). ``history`` keeps one
+    dict of scalars per step for the chapter's plots."""
+
+    def __init__(self, config: DataBiasConfig, autoencoder: DenseAutoencoder | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters({"config": asdict(config)})
+        self.config = config
+        self.model = DataBiasModel(config, autoencoder)
+        self.history: list[dict[str, float]] = []
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss, parts = data_bias_loss(self.model, batch["image"], batch["domain"])
+        logs = {"loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()}}
+        self.history.append({"step": float(self.global_step), **logs})
+        if log_now(self):
+            self.log_dict({"loss": loss.detach(), "nll": parts["nll"]}, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        c = self.config
+        # only the flow (and its condition embedder) trains: the autoencoder is frozen
+        return torch.optim.Adam(
+            self.model.flow.parameters(), lr=c.learning_rate, betas=c.betas, amsgrad=c.amsgrad
+        )
