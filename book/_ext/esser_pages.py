@@ -42,7 +42,7 @@ LINEAGE = (
     (2019, 2, "Part-based disentangling", "02_part_based"),
     (2019, 3, "Content and style disentanglement", "03_style"),
     (2019, 4, "Robust disentangling", "04_rodi"),
-    (2020, 5, "Invertible interpretation networks", None),
+    (2020, 5, "Invertible interpretation networks", "05_iin"),
     (2020, 6, "Network-to-network translation", "06_net2net"),
     (2020, 7, "Invariances of CNNs", None),
     (2020, 8, "Unsupervised part discovery", "08_part_discovery"),
