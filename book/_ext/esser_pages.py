@@ -44,7 +44,7 @@ LINEAGE = (
     (2019, 4, "Robust disentangling", "04_rodi"),
     (2020, 5, "Invertible interpretation networks", "05_iin"),
     (2020, 6, "Network-to-network translation", "06_net2net"),
-    (2020, 7, "Invariances of CNNs", None),
+    (2020, 7, "Invariances of CNNs", "07_invariances"),
     (2020, 8, "Unsupervised part discovery", "08_part_discovery"),
     (2020, 9, "Data biases in generative models", "09_data_bias"),
     (2021, 10, "Taming transformers (VQGAN)", None),
