@@ -25,7 +25,7 @@ NOTEBOOK_ARGS := $(if $(wildcard notebooks/*.py),notebooks,)
 PYTEST_ARGS ?=
 LINT_PATHS := esser_lab tests notebooks bench book/_ext
 
-.PHONY: help install test test-notebook book bench lint format clean distclean
+.PHONY: help install test test-notebook book bench bench-peers lint format clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -202,6 +202,11 @@ colab-bootstrap: $(STAMP) ## (re)write every chapter's first code cell, the Cola
 
 bench: $(STAMP) ## time every chapter at tiny scale: bench/results/{chapters,claims}.csv
 	$(VPY) bench/run_chapters.py $(BENCH_ARGS)
+
+# diffusers is a benchmark-only dependency: the book and the tests never need it
+bench-peers: $(STAMP) ## esser_lab vs diffusers on the same models and weights: bench/results/peers.csv
+	$(VPY) -m pip install --quiet "diffusers>=0.30,<1"
+	$(VPY) bench/peers.py $(BENCH_ARGS)
 
 lint: $(STAMP) ## ruff check and ruff format --check
 	$(VPY) -m ruff check $(LINT_PATHS)
