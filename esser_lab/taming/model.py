@@ -8,6 +8,7 @@ checkpoints load strictly (``esser_lab.taming.checkpoint``). The network never i
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from torch import Tensor, nn
 
@@ -24,6 +25,10 @@ class VQGANConfig:
 
     ``ch_mult`` (1, 1, 2, 2, 4) gives widths 128, 128, 256, 256, 512 and f = 16; attention at the
     16×16 level only (plus the always-present mid attention); ``z_channels = embed_dim = 256``.
+
+    Loss and optimiser (``VQLPIPSWithDiscriminator`` and ``VQModel.configure_optimizers``): the
+    discriminator starts at step ``disc_start``; learning rate = ``base_learning_rate`` ×
+    ``batch_size`` (the official ``main.py`` rule, one GPU, no accumulation) for both Adams.
     """
 
     resolution: int = 256
@@ -39,15 +44,101 @@ class VQGANConfig:
     n_embed: int = 1024
     beta: float = 0.25
     legacy: bool = True  # the loss placement the released weights were trained with
+    # the loss (``lossconfig`` of ``configs/imagenet_vqgan.yaml``; others: official defaults)
+    disc_start: int = 250_001
+    disc_weight: float = 0.8
+    codebook_weight: float = 1.0
+    perceptual_weight: float = 1.0  # LPIPS; 0 = no perceptual term
+    disc_num_layers: int = 3
+    disc_in_channels: int = 3
+    disc_ndf: int = 64
+    disc_loss: Literal["hinge", "vanilla"] = "hinge"
+    # the optimiser (both Adams); batch_size = ``data.params.batch_size`` of the yaml
+    base_learning_rate: float = 4.5e-6
+    batch_size: int = 3
+    betas: tuple[float, float] = (0.5, 0.9)
+    # official: no step limit (runs until stopped); ours: twice disc_start, unverified
+    num_steps: int = 500_000
+
+    def __post_init__(self) -> None:
+        if self.disc_loss not in ("hinge", "vanilla"):
+            raise ValueError(f"disc_loss must be 'hinge' or 'vanilla', got {self.disc_loss!r}")
+        if self.disc_start < 0 or self.num_steps < 1 or self.batch_size < 1:
+            raise ValueError("need disc_start ≥ 0, num_steps ≥ 1 and batch_size ≥ 1")
+        weights = (self.disc_weight, self.codebook_weight, self.perceptual_weight)
+        if min(weights) < 0:
+            raise ValueError(f"loss weights must be ≥ 0, got {weights}")
+        if self.disc_num_layers < 1 or self.disc_ndf < 1:
+            raise ValueError("need disc_num_layers ≥ 1 and disc_ndf ≥ 1")
+
+    @property
+    def learning_rate(self) -> float:
+        """``base_learning_rate × batch_size`` (official ``main.py``, one device)."""
+        return self.base_learning_rate * self.batch_size
 
     @classmethod
     def paper(cls, n_embed: int = 1024) -> VQGANConfig:
-        """The released ImageNet f16 models: ``n_embed`` 1024 or 16384."""
+        """The released ImageNet f16 models: ``n_embed`` 1024 or 16384.
+
+        The f16-16384 release's ``model.yaml`` differs in its loss: the discriminator from step 0,
+        ``disc_weight`` 0.75 and a 2-layer PatchGAN (its ``loss.discriminator.main.{0..8}`` keys).
+        """
         if n_embed not in (1024, 16384):
             raise ValueError(
                 f"the released ImageNet f16 VQGANs have 1024 or 16384 codes, got {n_embed}"
             )
+        if n_embed == 16384:
+            return cls(n_embed=n_embed, disc_start=0, disc_weight=0.75, disc_num_layers=2)
         return cls(n_embed=n_embed)
+
+    @classmethod
+    def small(cls) -> VQGANConfig:
+        """64×64 images on one GPU in minutes: f = 8, three widths, 512 codes, LPIPS kept."""
+        return replace(
+            cls.paper(),
+            resolution=64,
+            ch=64,
+            ch_mult=(1, 2, 2, 4),
+            num_res_blocks=1,
+            attn_resolutions=(8,),
+            z_channels=64,
+            embed_dim=64,
+            n_embed=512,
+            disc_start=6_000,
+            disc_num_layers=3,
+            batch_size=32,
+            num_steps=10_000,
+        )
+
+    @classmethod
+    def tiny(cls) -> VQGANConfig:
+        """16×16 images on 2 CPU cores in seconds: f = 4 (4×4 codes), 32 codes, 2-layer D.
+
+        Besides sizes and steps, two training settings differ (stated in the chapter): no LPIPS
+        (``perceptual_weight`` 0; its VGG16 weights cannot be had offline and cost more than the
+        whole toy), and a learning rate of 2e-3 (``base_learning_rate`` × 32), because the toy
+        has a few hundred steps instead of hundreds of thousands. The discriminator starts at
+        60 % of the steps.
+        """
+        return replace(
+            cls.small(),
+            resolution=16,
+            ch=32,
+            ch_mult=(1, 2, 2),
+            num_res_blocks=1,
+            attn_resolutions=(4,),
+            z_channels=8,
+            embed_dim=8,
+            n_embed=32,
+            perceptual_weight=0.0,
+            disc_start=180,
+            disc_weight=0.8,
+            disc_num_layers=2,
+            disc_ndf=16,
+            base_learning_rate=2e-3 / 32,
+            batch_size=32,
+            num_steps=300,
+        )
 
     @classmethod
     def from_dict(cls, values: dict) -> VQGANConfig:

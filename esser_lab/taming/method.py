@@ -1,0 +1,186 @@
+"""The VQGAN objective (Esser, Rombach & Ommer, CVPR 2021; arXiv 2012.09841), chapter 10.
+
+Equation numbers are the paper's (arXiv v3). With x̂ = G(z_q), z_q = q(E(x)) and D a PatchGAN:
+
+* (4) L_VQ = L_rec + ‖sg[E(x)] − z_q‖² + ‖sg[z_q] − E(x)‖²; the two codebook terms are the
+  quantizer's ``loss`` (``esser_lab.nn.quantize``: the official ``legacy`` β placement), weighted
+  by ``codebook_weight``. # official code: L_rec = mean(|x − x̂| + w_P · LPIPS(x, x̂)) (L1 plus a
+  perceptual term); paper: ‖x − x̂‖², "replaced by a perceptual loss".
+* (5) L_GAN = log D(x) + log(1 − D(x̂)); # official code: the hinge form, generator −mean D(x̂),
+  discriminator ½(mean relu(1 − D(x)) + mean relu(1 + D(x̂))).
+* (6) the min–max problem, alternated: one autoencoder step, one discriminator step per batch.
+* (7) the adaptive weight λ (``esser_lab.losses.adversarial.adaptive_weight``).
+
+The GAN terms switch on at ``disc_start`` (``adopt_weight``). Images are in [−1, 1].
+Also the chapter's quality measures: ``psnr`` and the high-frequency energy ratio ``hf_ratio``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from esser_lab.losses.adversarial import (
+    adaptive_weight,
+    adopt_weight,
+    hinge_d_loss,
+    vanilla_d_loss,
+)
+
+__all__ = [
+    "AutoencoderLoss",
+    "DiscriminatorLoss",
+    "autoencoder_loss",
+    "discriminator_loss",
+    "hf_ratio",
+    "psnr",
+    "reconstruction_loss",
+]
+
+Perceptual = Callable[[Tensor, Tensor], Tensor]  # (x, x̂) → a distance per image, e.g. LPIPS
+
+
+@dataclass
+class AutoencoderLoss:
+    """The autoencoder's total loss and its parts (scalars; only ``loss`` keeps a graph)."""
+
+    loss: Tensor  # nll + λ · disc_factor · g_loss + codebook_weight · q_loss
+    nll: Tensor  # mean(|x − x̂| + w_P · P(x, x̂))
+    l1: Tensor  # mean |x − x̂|
+    perceptual: Tensor  # mean P(x, x̂) (0 without a perceptual term)
+    q_loss: Tensor
+    g_loss: Tensor  # −mean D(x̂) (0 before disc_start)
+    d_weight: Tensor  # λ of eq. (7), × disc_weight (0 before disc_start)
+    disc_factor: float
+
+
+@dataclass
+class DiscriminatorLoss:
+    loss: Tensor  # disc_factor · (hinge or vanilla loss)
+    logits_real: Tensor  # mean D(x), detached
+    logits_fake: Tensor  # mean D(x̂), detached
+    disc_factor: float
+
+
+def reconstruction_loss(
+    x: Tensor, x_hat: Tensor, perceptual: Perceptual | None = None, perceptual_weight: float = 1.0
+) -> tuple[Tensor, Tensor, Tensor]:
+    """L_rec of eq. (4) as coded: ``(nll, l1, p)`` with nll = mean(|x − x̂| + w_P · P(x, x̂)).
+
+    P returns one distance per image (``(b, 1, 1, 1)`` for LPIPS), broadcast over the pixels as in
+    the official code, so nll = mean |x − x̂| + w_P · mean P.
+    """
+    if x.shape != x_hat.shape:
+        raise ValueError(f"x and x_hat differ in shape: {tuple(x.shape)} vs {tuple(x_hat.shape)}")
+    l1 = (x - x_hat).abs()
+    if perceptual_weight > 0:
+        if perceptual is None:
+            raise ValueError("perceptual_weight > 0 needs a perceptual distance (e.g. LPIPS)")
+        p = perceptual(x, x_hat)
+        rec = l1 + perceptual_weight * p
+        p = p.mean()
+    else:
+        rec, p = l1, x.new_zeros(())
+    return rec.mean(), l1.mean().detach(), p.detach()
+
+
+def autoencoder_loss(
+    x: Tensor,
+    x_hat: Tensor,
+    q_loss: Tensor,
+    discriminator: Callable[[Tensor], Tensor],
+    last_layer: Tensor,
+    global_step: int,
+    *,
+    disc_start: int,
+    disc_weight: float,
+    codebook_weight: float = 1.0,
+    perceptual_weight: float = 1.0,
+    perceptual: Perceptual | None = None,
+) -> AutoencoderLoss:
+    """Eq. (6), the encoder/decoder/codebook side: nll + λ·disc_factor·g + w_Q·q_loss.
+
+    g = −mean D(x̂) (the hinge generator loss), λ from eq. (7) at ``last_layer``.
+    # official code: D(x̂) and λ are computed also before ``disc_start`` and multiplied by 0;
+    # we skip them there (the same gradients, one discriminator pass and two autograd calls less).
+    """
+    nll, l1, p = reconstruction_loss(x, x_hat, perceptual, perceptual_weight)
+    disc_factor = adopt_weight(1.0, global_step, threshold=disc_start)
+    loss = nll + codebook_weight * q_loss
+    g_loss = d_weight = x.new_zeros(())
+    if disc_factor > 0:
+        g_loss = -discriminator(x_hat).mean()
+        d_weight = adaptive_weight(nll, g_loss, last_layer, disc_weight)
+        loss = loss + d_weight * disc_factor * g_loss
+        g_loss = g_loss.detach()
+    return AutoencoderLoss(
+        loss, nll.detach(), l1, p, q_loss.detach(), g_loss, d_weight, disc_factor
+    )
+
+
+def discriminator_loss(
+    x: Tensor,
+    x_hat: Tensor,
+    discriminator: Callable[[Tensor], Tensor],
+    global_step: int,
+    *,
+    disc_start: int,
+    kind: Literal["hinge", "vanilla"] = "hinge",
+) -> DiscriminatorLoss:
+    """Eq. (5)/(6), the discriminator's side, on detached images: disc_factor · L_D.
+
+    Before ``disc_start`` the loss is 0 and the discriminator is not run (the official code runs
+    it and multiplies by 0; the system skips the step altogether).
+    """
+    if kind not in ("hinge", "vanilla"):
+        raise ValueError(f"kind must be 'hinge' or 'vanilla', got {kind!r}")
+    disc_factor = adopt_weight(1.0, global_step, threshold=disc_start)
+    if disc_factor == 0:
+        zero = x.new_zeros(())
+        return DiscriminatorLoss(zero, zero, zero, disc_factor)
+    logits_real = discriminator(x.detach())
+    logits_fake = discriminator(x_hat.detach())
+    d_loss = hinge_d_loss if kind == "hinge" else vanilla_d_loss
+    loss = disc_factor * d_loss(logits_real, logits_fake)
+    return DiscriminatorLoss(
+        loss, logits_real.detach().mean(), logits_fake.detach().mean(), disc_factor
+    )
+
+
+def psnr(x_hat: Tensor, x: Tensor, data_range: float = 2.0) -> Tensor:
+    """Peak signal-to-noise ratio per image in dB, 10·log10(range² / MSE); range 2 for [−1, 1]."""
+    if x.shape != x_hat.shape or x.ndim != 4:
+        raise ValueError(
+            f"psnr expects two (b, c, h, w) images, got {tuple(x_hat.shape)} and {tuple(x.shape)}"
+        )
+    mse = (x_hat - x).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(data_range**2 / mse.clamp_min(1e-12))
+
+
+_SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+
+
+def sobel_energy(x: Tensor) -> Tensor:
+    """Mean squared Sobel gradient magnitude per image, over channels and pixels."""
+    if x.ndim != 4:
+        raise ValueError(f"expected (b, c, h, w) images, got {tuple(x.shape)}")
+    c = x.shape[1]
+    kernel_x = _SOBEL_X.to(x)
+    kernels = torch.stack([kernel_x, kernel_x.t()]).unsqueeze(1).repeat(c, 1, 1, 1)  # (2c, 1, 3, 3)
+    gradients = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernels, groups=c)
+    return gradients.pow(2).flatten(1).mean(1)
+
+
+def hf_ratio(x_hat: Tensor, x: Tensor) -> Tensor:
+    """High-frequency energy ratio Σ sobel_energy(x̂) / Σ sobel_energy(x) over the batch.
+
+    Below 1: reconstructions smoother than the data (blur); about 1: edges kept.
+    """
+    if x.shape != x_hat.shape:
+        raise ValueError(f"x_hat and x differ in shape: {tuple(x_hat.shape)} vs {tuple(x.shape)}")
+    return sobel_energy(x_hat).sum() / sobel_energy(x).sum().clamp_min(1e-12)
