@@ -3,4 +3,6 @@
 * :mod:`esser_lab.nn.flows`: ActNorm, double affine couplings, shuffles, (conditional) flat flows
   and their NLL (chapters 5–9);
 * :mod:`esser_lab.nn.autoencoder`: the dense-latent first-stage autoencoder of the 2020 papers.
+* :mod:`esser_lab.nn.transformer`: minGPT with ``n_unmasked`` and a key/value cache (Taming
+  Transformers' second stage; GeoFree and ImageBART reuse it).
 """
