@@ -341,27 +341,89 @@ print(f"card written to {path.relative_to(path.parents[2])} after {seconds:.1f} 
 assert all(0.0 <= v <= 1.0 for v in (ours_iou, base_iou))
 
 # %% [markdown]
-# **Reading the numbers: the claim does not hold at `tiny`.** In our runs the discovered parts
-# were not consistent body parts: the global mIoU of the learned parts stayed below that of colour
-# k-means (see the table above; both were measured in this run). The model uses only a few of its
-# parts, and they track coarse regions (the figure's torso and surroundings) rather than limbs.
-# Colour k-means is almost perfect *per image* (flat part colours) but no better than chance
-# *across* images, which is why its global mIoU is low too. Neither is a good part segmenter
-# here; the paper's effect (parts that keep their meaning across instances) needs more than this
-# toy gives it:
+# ### Why: where the reconstruction stops
 #
-# * 300 steps at 16 px, against 500k at 128 px. The paper's priors act late (the hard
-#   cross-entropy at 8 % of training, compactness rising from 8 % to 48 %); shrunk to 300 steps they
-#   switch on before the reconstruction has formed any layout.
-# * The prior weights were tuned against a VGG loss on 128 px images. In trials while writing the
-#   chapter, the official caps (1e3, 1e5) collapsed all pixels into one part or left the loss
-#   all compactness (1.5e5); the lowered caps of `tiny` avoid the collapse but do not give
-#   semantic parts either (global mIoU ≈ 0.08 after 600 steps).
-# * Without the MI constraint nothing stops π from coding view 0's colours in *which* part a pixel
-#   gets, a shortcut the mask bottleneck alone does not close.
+# The discovered parts can only mean something if view 0's mask follows view 0's *pose*. Three
+# reference levels of the reconstruction loss (P1), computed exactly from the held-out figures'
+# ground truth, tell how far the model got: a decoder that knows each figure's four colours but
+# not its pose (the best it can do is the per-pixel expectation over poses); one that knows the
+# silhouette but paints it in one colour; and one that knows the silhouette and guesses the part at
+# each pixel from its position alone. Beside them: the model's own loss at the end of training,
+# how many nats π carries (its KL), and how often a pixel's discovered part differs from the most
+# common part at that position over all held-out figures (0 means one fixed layout for every pose).
+
+
+# %%
+def half_sse(x: torch.Tensor, y: torch.Tensor) -> float:
+    """(P1) for MSE: ½ Σ (x − y)², averaged over the batch."""
+    return float(0.5 * (x - y).pow(2).sum((1, 2, 3)).mean())
+
+
+masks = test.part_masks.float()  # (b, 4, h, w)
+figure_px = masks.sum(1, keepdim=True) > 0
+background = test.background[:, :, None, None].expand_as(test.image)
+frequency = masks.mean(0)  # (4, h, w): how often each part covers each pixel
+on_figure = torch.einsum("khw,bkc->bchw", frequency, test.colours)
+pose_free = on_figure + (1 - frequency.sum(0)) * background
+flat = (test.image * figure_px).sum((2, 3), keepdim=True) / figure_px.sum((2, 3), keepdim=True)
+by_place = frequency / frequency.sum(0, keepdim=True).clamp_min(1e-6)
+placed = torch.einsum("khw,bkc->bchw", by_place, test.colours)
+end_rec = sum(h["rec"] for h in history[-20:]) / 20
+kl_pi_end = sum(h["kl_pi"] for h in history[-20:]) / 20
+changing = float((ours != ours.mode(0).values).float().mean())
+silhouette_flat = torch.where(figure_px, flat, background)
+silhouette_placed = torch.where(figure_px, placed, background)
+levels = {
+    "colours known, pose unknown": half_sse(test.image, pose_free),
+    "silhouette known, one colour": half_sse(test.image, silhouette_flat),
+    "silhouette known, part guessed from position": half_sse(test.image, silhouette_placed),
+    "**this model, last 20 training steps**": end_rec,
+}
+rows = ["| reconstruction (P1), ½ Σ (x − x̂)² | value |", "|---|---|"]
+rows += [f"| {name} | {value:.1f} |" for name, value in levels.items()]
+display(Markdown("\n".join(rows)))
+print(f"KL of π at the end: {kl_pi_end:.2f} nats · pixels whose part differs from the most "
+      f"common part at that position: {changing:.1%}")  # fmt: skip
+
+# %% [markdown]
+# **Reading the numbers: the claim does not hold at `tiny`.** The global mIoU of the learned parts
+# stays below that of colour k-means (the table above; both measured in this run). The diagnosis
+# table says why. The model's reconstruction loss ends at the level of a decoder that knows the
+# figure's colours but *not its pose* (51.5 against that reference's 46.2 in this run; 46–54 in
+# our trials), far above the two silhouette levels (26.3, 12.2): the α path delivers
+# view 1's colours — a part of view 1's mask that covers the whole figure encodes all four colours
+# in one vector — but π carries under one nat (0.79), and the mask is nearly one fixed layout:
+# only 7.9 % of the pixels change their part from figure to figure. A mask that does not follow the
+# pose cannot name body parts, and then splitting it helps the reconstruction nowhere, so parts
+# die (the usage in exercise 1). Splitting pays only *after* the mask has learned the pose, and
+# through the straight-through one-hot, with unit logit noise, that takes longer than this run.
 #
-# `small` (64 px, 8 parts, 20k steps, the MI constraint on) is where the comparison is worth
-# making; it has not been measured (no GPU was lent when this chapter was written).
+# What we checked while looking for a fair tiny test (trials outside this notebook, seed 0, one
+# run each, so each number carries seed noise of several hundredths):
+#
+# * **The data is not the problem.** View 0 and view 1 have independent poses (the decoder cannot
+#   copy), and `figures.sample_appearance` gives every figure four hues at least 0.15 turns apart,
+#   so a correct split always pays.
+# * **Nor the prior schedules, mainly.** With the hard cross-entropy held at 1 (its value for the
+#   paper's first 8 %) the global mIoU was 0.060; with it off, 0.058; switched on at half the run
+#   instead of at 8 %, 0.102 (900 steps, batch 8). With every mask prior off (no longer the
+#   paper's method) it was 0.158, level with k-means. The reconstruction stalled at the pose-free
+#   level (46–51) in all of them.
+# * **Nor the KL on π.** With the KL weight near zero π grew to 25 nats, but the mask stayed one
+#   layout (global mIoU 0.067): the mask decoder did not use π in 300 steps. A 32-d π (pose has 26
+#   coordinates) was no better (0.072, 900 steps at batch 8).
+# * **Steps are.** At batch 16 with the schedules shrunk in proportion, 1500 steps (five times
+#   this run; `tiny`'s caps) gave a global mIoU of 0.249 against k-means' 0.147, with the loss
+#   at 42, below the pose-free level: there the claim holds, in that one run (0.330 with the mask
+#   priors off). Cheaper steps did not buy it: batch 8 (the paper's) for 900 or 1400 steps, or
+#   700 steps with fewer residual blocks, gave 0.08–0.18; and 1500 steps at batch 16 take five
+#   times this run's training time (printed above), beyond the chapter's 60 s.
+#
+# So the toy is a fair test whose budget is too small for the method: `tiny` shows the
+# mechanism and its first phase (appearance through the parts, a mask that has not yet learned
+# the pose), not the discovered parts. `small` (64 px, 8 parts, 20k steps, the MI constraint on)
+# is where the comparison is worth making; it has not been measured (no GPU was lent when this
+# chapter was written).
 
 # %% [markdown]
 # ## Full scale
