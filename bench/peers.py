@@ -6,12 +6,19 @@ installs it into the environment)::
     python bench/peers.py                 # every comparison, results into bench/results/peers.csv
     python bench/peers.py --repeats 10
 
+Torch runs with one thread (``--threads``): on a shared 2-core machine two threads contend and
+the timings scatter.
+
 VQGAN: ``esser_lab.taming.VQModel`` against ``diffusers.VQModel`` configured to the same
 architecture (the taming layout needs attention blocks exactly at the levels whose resolution is
 in ``attn_resolutions``), with our weights copied in under diffusers' names. Before timing, the
 two reconstructions of one batch are checked equal (max abs difference ≤ 1e-4); a mismatch stops
 the benchmark. Then one training step (forward, L1 reconstruction + codebook loss, backward) is
 timed for each, alternating, and the median of ``--repeats`` steps is recorded.
+
+GPT sampling: chapter 10's sampler with the key/value cache against the same sampler re-running
+the whole sequence at every step (what minGPT does without a cache); both must draw the same
+tokens from the same generator before they are timed.
 
 Rows of ``bench/results/peers.csv``: ``model, peer, config, ours_s, peer_s, ratio, date, torch,
 peer_version, threads`` with ``ratio = peer_s / ours_s`` (above 1: ours is faster). A row is
@@ -175,6 +182,61 @@ def time_vqgan(name: str, config: VQGANConfig, batch: int, repeats: int) -> dict
     }
 
 
+def time_gpt_sampling(name: str, gpt_kwargs: dict, batch: int, steps: int, repeats: int) -> dict:
+    """Our GPT's sampler with the key/value cache ("ours") against the same sampler re-running
+    the whole sequence every step ("peer"), as minGPT without a cache does; the two must draw
+    the same tokens for the same generator."""
+    from esser_lab.nn.transformer import GPT
+    from esser_lab.taming.sampling import sample
+
+    torch.manual_seed(0)
+    gpt = GPT(**gpt_kwargs).eval()
+    cond = torch.zeros(batch, 1, dtype=torch.long)
+
+    def run(use_cache: bool) -> tuple[torch.Tensor, float]:
+        generator = torch.Generator().manual_seed(1)
+        start = time.perf_counter()
+        tokens = sample(gpt, cond, steps, use_cache=use_cache, generator=generator)
+        return tokens, time.perf_counter() - start
+
+    cached, _ = run(True)
+    full, _ = run(False)
+    if not torch.equal(cached, full):
+        raise SystemExit(f"{name}: cached and uncached sampling drew different tokens; not timing")
+    print(f"{name}: cached and uncached sampling agree on {cached.numel()} tokens")
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(repeats):
+        for use_cache in (True, False):
+            times[use_cache].append(run(use_cache)[1])
+    ours_s, peer_s = statistics.median(times[True]), statistics.median(times[False])
+    print(f"{name}: with cache {ours_s * 1e3:.1f} ms, without {peer_s * 1e3:.1f} ms")
+    return {
+        "model": "GPT sampling (kv cache)",
+        "peer": "same sampler without cache",
+        "config": name,
+        "ours_s": f"{ours_s:.4f}",
+        "peer_s": f"{peer_s:.4f}",
+        "ratio": f"{peer_s / ours_s:.3f}",
+        "peer_version": "esser_lab",
+    }
+
+
+GPT_CONFIGS = {
+    # chapter 10's tiny GPT: 16 codes (4×4) after one class token, batch 16
+    "tiny 2x64, 16 tokens, batch 16": (
+        dict(vocab_size=42, block_size=64, n_layer=2, n_head=4, n_embd=64),
+        16,
+        16,
+    ),
+    # the FacesHQ/D-RIN transformer's width at 4 layers: 128 tokens, batch 2
+    "4x1024, 128 tokens, batch 2": (
+        dict(vocab_size=1024, block_size=512, n_layer=4, n_head=16, n_embd=1024),
+        2,
+        128,
+    ),
+}
+
+
 def record(rows: list[dict], path: Path = RESULTS) -> None:
     existing = []
     if path.exists():
@@ -220,13 +282,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     try:
         import diffusers  # noqa: F401
     except ImportError:
         raise SystemExit("diffusers is not installed: `make bench-peers` installs it") from None
     rows = [
         time_vqgan(name, config, batch, args.repeats) for name, (config, batch) in CONFIGS.items()
+    ]
+    rows += [
+        time_gpt_sampling(name, kwargs, batch, steps, args.repeats)
+        for name, (kwargs, batch, steps) in GPT_CONFIGS.items()
     ]
     record(rows, args.results)
     print(f"recorded {len(rows)} rows in {args.results}")

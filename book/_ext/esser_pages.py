@@ -324,7 +324,52 @@ def _on_doctree_resolved(app: Sphinx, doctree: nodes.document, docname: str) -> 
         node.replace_self(new)
 
 
+def _register_bibliography_style(bibfiles: list[str], srcdir: str) -> None:
+    """The bibliography's labels: pybtex's "alpha" labels ("ERO20"), made unique across the book.
+
+    Two papers by the same authors in the same year (IIN and the data-bias note are both "ERO20")
+    would get the same label, which sphinxcontrib-bibtex reports as a duplicate. Here every label
+    shared by several entries of the .bib files gets a, b, ... in the order of the citation keys,
+    the same on every page.
+    """
+    import pybtex.database
+    from pybtex.plugin import register_plugin
+    from pybtex.style.formatting.unsrt import Style as UnsrtStyle
+    from pybtex.style.labels import BaseLabelStyle
+    from pybtex.style.labels.alpha import LabelStyle as AlphaLabelStyle
+
+    alpha = AlphaLabelStyle()
+    labels: dict[str, str] = {}
+    for bibfile in bibfiles:
+        entries = pybtex.database.parse_file(str(Path(srcdir) / bibfile)).entries
+        labels |= {key: alpha.format_label(entry) for key, entry in entries.items()}
+    groups: dict[str, list[str]] = {}
+    for key in sorted(labels):
+        groups.setdefault(labels[key], []).append(key)
+    unique = {
+        key: label + (chr(ord("a") + i) if len(keys) > 1 else "")
+        for label, keys in groups.items()
+        for i, key in enumerate(keys)
+    }
+
+    class UniqueAlphaLabels(BaseLabelStyle):
+        def format_labels(self, sorted_entries):  # noqa: ANN001, ANN202
+            for entry in sorted_entries:
+                yield unique.get(entry.key) or alpha.format_label(entry)
+
+    class EsserStyle(UnsrtStyle):
+        default_label_style = UniqueAlphaLabels
+
+    register_plugin("pybtex.style.labels", "esser_unique_alpha", UniqueAlphaLabels, force=True)
+    register_plugin("pybtex.style.formatting", "esser", EsserStyle, force=True)
+
+
+def _on_config_inited(app: Sphinx, config) -> None:  # noqa: ANN001
+    _register_bibliography_style(list(getattr(config, "bibtex_bibfiles", None) or []), app.srcdir)
+
+
 def setup(app: Sphinx) -> dict:
+    app.connect("config-inited", _on_config_inited)
     app.add_node(placeholder)
     app.add_css_file("esser-pages.css")  # book/_static, on the static path (see colab.py)
     app.add_directive("reproduction-summary", ReproductionSummary)

@@ -68,3 +68,22 @@ def test_table_rejects_ragged_rows():
 
     with pytest.raises(ValueError, match="cells for 2 columns"):
         esser_pages._table(["a", "b"], [["1", "2", "3"]])
+
+
+def test_bibliography_labels_are_unique_across_the_book(tmp_path):
+    from pybtex.database import parse_file
+    from pybtex.plugin import find_plugin
+
+    ero = "author={Esser, P. and Rombach, R. and Ommer, B.}, year={2020}"
+    (tmp_path / "refs.bib").write_text(
+        f"@misc{{esser2020iin, {ero}, title={{A}}}}\n"
+        f"@misc{{esser2020biases, {ero}, title={{B}}}}\n"
+        "@misc{ho2020ddpm, author={Ho, J. and Jain, A. and Abbeel, P.}, year={2020}, title={C}}\n"
+    )
+    esser_pages._register_bibliography_style(["refs.bib"], str(tmp_path))
+    entries = parse_file(str(tmp_path / "refs.bib")).entries
+    labels = find_plugin("pybtex.style.labels", "esser_unique_alpha")()
+    # one entry at a time, as a page's filtered bibliography may hold only one of the pair
+    got = {key: next(labels.format_labels([entries[key]])) for key in entries}
+    assert got == {"esser2020iin": "ERO20b", "esser2020biases": "ERO20a", "ho2020ddpm": "HJA20"}
+    assert find_plugin("pybtex.style.formatting", "esser")().label_style is not None
