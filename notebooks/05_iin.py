@@ -65,7 +65,6 @@ if "google.colab" in sys.modules:
     importlib.invalidate_caches()
     print("installed esser-lab", version("esser-lab"), "from", package)
 
-
 # %%
 import inspect
 import time

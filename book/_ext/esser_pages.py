@@ -47,7 +47,7 @@ LINEAGE = (
     (2020, 7, "Invariances of CNNs", "07_invariances"),
     (2020, 8, "Unsupervised part discovery", "08_part_discovery"),
     (2020, 9, "Data biases in generative models", "09_data_bias"),
-    (2021, 10, "Taming transformers (VQGAN)", None),
+    (2021, 10, "Taming transformers (VQGAN)", "10_taming"),
     (2021, 11, "Shape or texture", None),
     (2021, 12, "Geometry-free view synthesis", None),
     (2021, 13, "ImageBART", None),

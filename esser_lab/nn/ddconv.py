@@ -112,9 +112,14 @@ class AttnBlock(nn.Module):
         return x + self.proj_out(h)
 
 
-def _check_levels(ch: int, ch_mult: tuple[int, ...], resolution: int) -> None:
+def _check_levels(ch_mult: tuple[int, ...], num_res_blocks: int, resolution: int) -> None:
     if not ch_mult:
         raise ValueError("ch_mult must name at least one level")
+    if num_res_blocks < 0 or (num_res_blocks == 0 and len(set(ch_mult)) > 1):
+        raise ValueError(
+            "the encoder changes width inside its residual blocks: num_res_blocks must be ≥ 1 "
+            f"when ch_mult changes ({ch_mult}), and never negative; got {num_res_blocks}"
+        )
     f = 2 ** (len(ch_mult) - 1)
     if resolution % f:
         raise ValueError(
@@ -165,7 +170,7 @@ class Encoder(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        _check_levels(ch, ch_mult, resolution)
+        _check_levels(ch_mult, num_res_blocks, resolution)
         self.in_channels, self.resolution = in_channels, resolution
         self.conv_in = nn.Conv2d(in_channels, ch, 3, 1, 1)
         widths = (1, *ch_mult)
@@ -225,7 +230,7 @@ class Decoder(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        _check_levels(ch, ch_mult, resolution)
+        _check_levels(ch_mult, num_res_blocks, resolution)
         self.z_channels = z_channels
         c_in = ch * ch_mult[-1]
         size = resolution // 2 ** (len(ch_mult) - 1)

@@ -105,12 +105,12 @@ class TamingTransformerConfig:
 
     @classmethod
     def tiny(cls) -> TamingTransformerConfig:
-        """2 layers, 4 heads, width 64 over up to 8×8 codes of a 32-code VQGAN, 10 classes."""
+        """2 layers, 4 heads, width 64 over up to 8×8 codes of ``VQGANConfig.tiny()`` (64 codes)."""
         return replace(
-            cls.paper(), vocab_size=32, block_size=64, n_layer=2, n_head=4, n_embd=64,
+            cls.paper(), vocab_size=64, block_size=64, n_layer=2, n_head=4, n_embd=64,
             n_classes=10,
             # tiny-only: lr 1e-3 unscaled (4.5e-6 × batch would not move in a few hundred
-            # steps); plain sampling (top-k 600 exceeds a 32-code vocabulary)
+            # steps); plain sampling (top-k 600 exceeds a 64-code vocabulary)
             base_learning_rate=1e-3, scale_lr=False, batch_size=32, top_k=None, top_p=None,
         )  # fmt: skip
 

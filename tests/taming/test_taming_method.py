@@ -27,8 +27,11 @@ def test_presets():
     big = VQGANConfig.paper(16384)
     assert (big.disc_start, big.disc_weight, big.disc_num_layers) == (0, 0.75, 2)
     tiny = VQGANConfig.tiny()
-    assert tiny.factor == 4 and tiny.perceptual_weight == 0 and tiny.disc_num_layers == 2
-    assert tiny.disc_start == int(0.6 * tiny.num_steps)
+    assert tiny.factor == 2 and tiny.perceptual_weight == 0 and tiny.disc_num_layers == 2
+    assert tiny.disc_start == tiny.num_steps // 2
+    VQModel(tiny)  # num_res_blocks 0 is fine while the width never changes
+    with pytest.raises(ValueError, match="num_res_blocks must be ≥ 1"):
+        VQModel(replace(tiny, ch_mult=(1, 2)))
     VQModel(VQGANConfig.small())  # widths are multiples of 32 (GroupNorm)
     assert VQGANConfig.from_dict({"betas": [0.5, 0.9]}).betas == (0.5, 0.9)
     with pytest.raises(ValueError, match="hinge"):

@@ -14,6 +14,7 @@ from esser_lab.taming.sampling import sample, top_k_top_p_filtering
 from esser_lab.taming.transformer import TamingTransformer, TamingTransformerConfig
 from esser_lab.taming.transformer_training import LitTamingTransformer
 
+K = 64  # the codebook size of VQGANConfig.tiny(), the tiny GPT's vocabulary
 VQ = VQGANConfig(
     resolution=16,
     ch=32,
@@ -22,7 +23,7 @@ VQ = VQGANConfig(
     attn_resolutions=(4,),
     z_channels=8,
     embed_dim=8,
-    n_embed=32,
+    n_embed=K,
 )  # f = 4: 4×4 codes
 
 
@@ -153,7 +154,7 @@ def test_first_stage_is_frozen_and_shapes():
     indices = model.first_stage_model.encode(x).indices
     assert torch.equal(z[:, 4:8], indices[:, 1])  # row-major: the second row of codes
     logits, target = model(z, torch.tensor([0, 1, 9]))
-    assert logits.shape == (3, 16, 32) and torch.equal(target, z)
+    assert logits.shape == (3, 16, K) and torch.equal(target, z)
     assert model.latent_shape == (4, 4) and model.cond_length == 1
 
 
@@ -172,7 +173,7 @@ def test_condition_tokens():
 
 def test_class_token_is_visible_to_every_code():
     model = tiny_model().eval()
-    z = torch.randint(32, (1, 16), generator=torch.Generator().manual_seed(0))
+    z = torch.randint(K, (1, 16), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         a = model(z, torch.tensor([1]))[0]
         b = model(z, torch.tensor([2]))[0]
@@ -181,7 +182,7 @@ def test_class_token_is_visible_to_every_code():
 
 def test_pkeep_noise_touches_inputs_only():
     model = tiny_model(pkeep=0.5).train()
-    z = torch.randint(32, (4, 16), generator=torch.Generator().manual_seed(0))
+    z = torch.randint(K, (4, 16), generator=torch.Generator().manual_seed(0))
     labels = torch.arange(4)
     a, target = model(z, labels, torch.Generator().manual_seed(1))
     b, _ = model(z, labels, torch.Generator().manual_seed(2))
@@ -195,7 +196,7 @@ def test_loss_falls_on_one_batch_and_nll_starts_near_log_k():
     x = torch.rand(8, 3, 16, 16) * 2 - 1
     labels = torch.arange(8) % 10
     z = model.encode_to_z(x)
-    assert abs(model.nll_per_token(z, labels) - math.log(32)) < 0.1
+    assert abs(model.nll_per_token(z, labels) - math.log(K)) < 0.1
     system = LitTamingTransformer(model, learning_rate=3e-3)
     optimizer = system.configure_optimizers()
     assert sum(len(g["params"]) for g in optimizer.param_groups) == len(
@@ -209,7 +210,7 @@ def test_loss_falls_on_one_batch_and_nll_starts_near_log_k():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
-    assert model.nll_per_token(z, labels, batch_size=3) < 0.5 * math.log(32)
+    assert model.nll_per_token(z, labels, batch_size=3) < 0.5 * math.log(K)
     assert len(system.history) == 25
     image_loss = system.training_step({"image": x, "label": labels}, 0)
     assert image_loss.item() == pytest.approx(losses[-1], rel=0.2)
@@ -247,7 +248,7 @@ def test_model_errors():
     with pytest.raises(ValueError, match="block_size"):
         model(torch.zeros(1, 65, dtype=torch.long), torch.tensor([0]))
     with pytest.raises(ValueError, match="vocab_size"):
-        model(torch.full((1, 16), 32), torch.tensor([0]))
+        model(torch.full((1, 16), K), torch.tensor([0]))
 
 
 # ---- released-checkpoint layout -----------------------------------------------------------------
@@ -287,7 +288,7 @@ def test_released_transformer_part_loads_strictly(tmp_path):
     target.first_stage_model.load_state_dict(parts["first_stage_model"], strict=True)
     # and the whole checkpoint (no cond stage weights for class/sos conditioning) in one go
     tiny_model(seed=3).load_state_dict(state, strict=True)
-    z = torch.randint(32, (2, 16), generator=torch.Generator().manual_seed(0))
+    z = torch.randint(K, (2, 16), generator=torch.Generator().manual_seed(0))
     labels = torch.tensor([1, 2])
     with torch.no_grad():
         assert torch.equal(target.eval()(z, labels)[0], source.eval()(z, labels)[0])
