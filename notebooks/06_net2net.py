@@ -566,7 +566,7 @@ from esser_lab.net2net import SentenceEmbedder
 try:
     SentenceEmbedder("data/sbert/bert-base-nli-stsb-mean-tokens")
 except (FileNotFoundError, ImportError) as error:
-    print(f"{type(error).__name__}: {error}")
+    print(f"as expected here, the loader refuses ({type(error).__name__}): {error}")
 with torch.device("meta"):  # shapes only: no memory, no initialisation time
     paper_flow = Net2Net(Net2NetConfig.paper(), phi, theta).flow
 num_parameters = sum(p.numel() for p in paper_flow.parameters())
