@@ -255,7 +255,9 @@ def record(rows: list[dict], path: Path = RESULTS) -> None:
 
 
 CONFIGS = {
-    # the architecture chapter 10 trains at tiny scale
+    # chapter 10's tiny VQGAN (f = 2, no level blocks or attention), its batch of 16
+    "chapter 10 tiny (VQGANConfig.tiny()), batch 16": (VQGANConfig.tiny(), 16),
+    # a deeper tiny variant: f = 4 with level blocks and attention at 4×4
     "tiny 16px ch32 (1,2,2) K=64 batch 16": (
         VQGANConfig(
             resolution=16,

@@ -779,7 +779,21 @@ print(f"paper configuration f16-16384: {paper_count:.1f} M parameters (without t
 # %%
 peers = (repository_root() or Path.cwd()) / "bench/results/peers.csv"
 if peers.is_file():
-    print(peers.read_text())
+    import csv
+
+    rows = [
+        "| what | configuration | ours (ms) | against | theirs (ms) | theirs / ours |",
+        "|---|---|---|---|---|---|",
+    ]
+    with peers.open(newline="") as handle:
+        for r in csv.DictReader(handle):
+            ours_ms, peer_ms = 1e3 * float(r["ours_s"]), 1e3 * float(r["peer_s"])
+            rows.append(
+                f"| {r['model']} | {r['config']} | {ours_ms:.1f} | {r['peer']} {r['peer_version']} "
+                f"| {peer_ms:.1f} | {float(r['ratio']):.2f} |"
+            )
+    display(Markdown("\n".join(rows)))
+    print(f"recorded by bench/peers.py on a CPU with {r['threads']} torch thread(s), {r['date']}")
 else:
     print("bench/results/peers.csv is absent: run `make bench-peers` to measure it.")
 
