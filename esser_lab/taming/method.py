@@ -1,6 +1,7 @@
 """The VQGAN objective (Esser, Rombach & Ommer, CVPR 2021; arXiv 2012.09841), chapter 10.
 
-Equation numbers are the paper's (arXiv v3). With x̂ = G(z_q), z_q = q(E(x)) and D a PatchGAN:
+Equation numbers are the paper's (arXiv v3), recalled, not yet checked against the PDF. With
+x̂ = G(z_q), z_q = q(E(x)) and D a PatchGAN:
 
 * (4) L_VQ = L_rec + ‖sg[E(x)] − z_q‖² + ‖sg[z_q] − E(x)‖²; the two codebook terms are the
   quantizer's ``loss`` (``esser_lab.nn.quantize``: the official ``legacy`` β placement), weighted

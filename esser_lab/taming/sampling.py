@@ -1,8 +1,8 @@
 """Autoregressive sampling of the second stage of Taming Transformers (Esser et al., CVPR 2021).
 
 The transformer models p(s | c) = ∏ᵢ p(sᵢ | s₍<ᵢ₎, c) over the row-major code indices s of a
-VQGAN (Sec. 3.2: eq. 9, and eq. 11 with a condition c; numbers of arXiv v3); sampling draws
-s₁, s₂, … one at a time. Decoding
+VQGAN (Sec. 3.2: eq. 9, and eq. 11 with a condition c; numbers of arXiv v3 as recalled,
+unverified); sampling draws s₁, s₂, … one at a time. Decoding
 knobs as in ``scripts/sample_fast.py`` (README: class-conditional ImageNet with top-k 600,
 top-p 0.92, temperature 1.0):
 

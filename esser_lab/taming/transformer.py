@@ -3,9 +3,9 @@
 ``TamingTransformer`` follows ``Net2NetTransformer`` (``taming/models/cond_transformer.py``): a
 frozen VQGAN (``first_stage_model``, eval mode, no gradients) turns an image into code indices s,
 flattened row-major (b, h·w); a GPT (``esser_lab.nn.transformer``) models
-p(s | c) = ∏ᵢ p(sᵢ | s₍<ᵢ₎, c) (Sec. 3.2, eqs. 9 and 11; numbers of arXiv v3) and is trained with
-the cross-entropy of the next index (eq. 10). The condition c is a prefix of tokens from the
-*same* vocabulary as the codes:
+p(s | c) = ∏ᵢ p(sᵢ | s₍<ᵢ₎, c) (Sec. 3.2, eqs. 9 and 11; numbers of arXiv v3 as recalled,
+unverified) and is trained with the cross-entropy of the next index (eq. 10). The condition c
+is a prefix of tokens from the *same* vocabulary as the codes:
 
 * ``"unconditional"``: one start token ``sos_token`` (the official ``SOSProvider``, default 0);
 * ``"class"``: the class index itself as the one token (``Labelator``; the ImageNet model shares
