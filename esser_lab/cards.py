@@ -76,6 +76,15 @@ class Claim:
     def to_dict(self) -> dict:
         return {**asdict(self), "holds": self.holds}
 
+    def summary(self) -> str:
+        """One line for a chapter's output: verdict, metric, ours, baseline, paper, source."""
+        verdict = "holds" if self.holds else "does NOT hold"
+        base = "–" if self.baseline_value is None else f"{self.baseline_value:.4g}"
+        return (
+            f"{verdict}: {self.metric}: ours {self.our_value:.4g} vs baseline {base} "
+            f"(paper {self.paper_value}, {self.paper_source})"
+        )
+
 
 def write_card(chapter: str, claims: list[Claim], directory: Path | None = None) -> Path:
     """Write ``<cards_dir>/<chapter>.json`` (a list of claim objects) and return its path."""

@@ -384,10 +384,7 @@ claims = [
 ]
 path = write_card("01_vunet", claims)
 for c in claims:
-    print(
-        f"{'holds' if c.holds else 'does NOT hold'}: {c.metric}: ours {c.our_value} vs "
-        f"baseline {c.baseline_value} (paper {c.paper_value}, {c.paper_source})"
-    )
+    print(c.summary())
 print(f"card written to {path.relative_to(path.parents[2])} after {seconds:.1f} s")
 assert all(torch.isfinite(torch.tensor([c.our_value, c.baseline_value])).all() for c in claims)
 

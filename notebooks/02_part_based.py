@@ -189,12 +189,10 @@ display(Code(inspect.getsource(Decoder.encode), language="python"))
 # almost uniform. The transforms, the loss weights and the number of parts are the paper's.
 
 # %%
+from esser_lab.config import config_rows
+
 paper = PartBasedConfig.paper()
-rows = ["| field | paper (official code) | this run |", "|---|---|---|"]
-for name, value in paper.__dict__.items():
-    ours = getattr(config, name)
-    mark = "**" if ours != value else ""
-    rows.append(f"| `{name}` | {value} | {mark}{ours}{mark} |")
+rows = config_rows(paper, config, "paper (official code)")
 display(Markdown("\n".join(rows)))
 
 # %% [markdown]
@@ -446,10 +444,7 @@ claims = [
 ]
 path = write_card("02_part_based", claims)
 for c in claims:
-    print(
-        f"{'holds' if c.holds else 'does NOT hold'}: {c.metric}: ours {c.our_value} vs "
-        f"baseline {c.baseline_value} (paper {c.paper_value}, {c.paper_source})"
-    )
+    print(c.summary())
 print(f"card written to {path.name} after {seconds:.1f} s")
 assert all(torch.isfinite(torch.tensor([c.our_value, c.baseline_value])).all() for c in claims)
 

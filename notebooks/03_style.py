@@ -182,12 +182,10 @@ display(Code(inspect.getsource(LocalGroupNorm.forward), language="python"))
 # uses the same weight.
 
 # %%
+from esser_lab.config import config_rows
+
 paper = StyleTransferConfig.paper()
-rows = ["| field | paper | this run |", "|---|---|---|"]
-for name, value in paper.__dict__.items():
-    ours = getattr(config, name)
-    mark = "**" if ours != value else ""
-    rows.append(f"| `{name}` | {value} | {mark}{ours}{mark} |")
+rows = config_rows(paper, config, "paper")
 display(Markdown("\n".join(rows)))
 
 # %% [markdown]
@@ -391,10 +389,7 @@ claims = [
 ]
 path = write_card("03_style", claims)
 for c in claims:
-    print(
-        f"{'holds' if c.holds else 'does NOT hold'}: {c.metric}: ours {c.our_value} vs "
-        f"ablation {c.baseline_value} (paper {c.paper_value}, {c.paper_source})"
-    )
+    print(c.summary())
 print(f"card written to {path.relative_to(path.parents[2])} after {seconds:.1f} s")
 assert all(torch.isfinite(torch.tensor([c.our_value, c.baseline_value])).all() for c in claims)
 

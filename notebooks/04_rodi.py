@@ -205,12 +205,10 @@ display(Code(inspect.getsource(LitRoDi.training_step), language="python"))
 # β = (0.5, 0.9) are the same.
 
 # %%
+from esser_lab.config import config_rows
+
 paper = RoDiConfig.paper()
-rows = ["| field | paper | this run |", "|---|---|---|"]
-for name, value in paper.__dict__.items():
-    ours = getattr(config, name)
-    bold = "**" if ours != value else ""
-    rows.append(f"| `{name}` | {value} | {bold}{ours}{bold} |")
+rows = config_rows(paper, config, "paper")
 display(Markdown("\n".join(rows)))
 
 # %% [markdown]
@@ -482,10 +480,7 @@ claims = [
 ]
 path = write_card("04_rodi", claims)
 for c in claims:
-    print(
-        f"{'holds' if c.holds else 'does NOT hold'}: {c.metric}: ours {c.our_value} vs "
-        f"baseline {c.baseline_value} (paper {c.paper_value}, {c.paper_source})"
-    )
+    print(c.summary())
 print(f"card written to {path.relative_to(path.parents[2])} after {seconds:.1f} s")
 assert all(torch.isfinite(torch.tensor([c.our_value, c.baseline_value])).all() for c in claims)
 

@@ -247,12 +247,10 @@ config = replace(config, factor_sizes=estimate.dims)
 # same.
 
 # %%
+from esser_lab.config import config_rows
+
 paper = IINConfig.paper()
-rows = ["| field | paper | this run |", "|---|---|---|"]
-for name, value in paper.__dict__.items():
-    ours = getattr(config, name)
-    bold = "**" if ours != value else ""
-    rows.append(f"| `{name}` | {value} | {bold}{ours}{bold} |")
+rows = config_rows(paper, config, "paper")
 rows.append(f"| learning rate | {paper.learning_rate:.3g} | **{config.learning_rate:.3g}** |")
 display(Markdown("\n".join(rows)))
 
@@ -560,10 +558,7 @@ claims = [
 ]
 path = write_card("05_iin", claims)
 for c in claims:
-    print(
-        f"{'holds' if c.holds else 'does NOT hold'}: {c.metric}: ours {c.our_value} vs "
-        f"baseline {c.baseline_value}"
-    )
+    print(c.summary())
 print(f"card written to {path.relative_to(path.parents[2])} after {seconds:.1f} s")
 assert all(math.isfinite(c.our_value) and math.isfinite(c.baseline_value) for c in claims)
 

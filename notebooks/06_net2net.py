@@ -203,12 +203,10 @@ display(Code(inspect.getsource(LitNet2Net), language="python"))
 config = profile.pick(tiny=Net2NetConfig.tiny(), small=Net2NetConfig.small(), full=None)
 if config is None:  # full: the paper's flow on a 268-d code needs BigGAN; see "Full scale"
     config = Net2NetConfig.small()
+from esser_lab.config import config_rows
+
 paper = Net2NetConfig.paper()
-rows = ["| field | paper | this run |", "|---|---|---|"]
-for name, value in paper.__dict__.items():
-    ours = getattr(config, name)
-    bold = "**" if ours != value else ""
-    rows.append(f"| `{name}` | {value} | {bold}{ours}{bold} |")
+rows = config_rows(paper, config, "paper")
 rows.append(f"| learning rate | {paper.learning_rate():.2e} | **{config.learning_rate():.2e}** |")
 display(Markdown("\n".join(rows)))
 
@@ -514,10 +512,7 @@ claims = [
 ]
 path = write_card("06_net2net", claims)
 for c in claims:
-    print(
-        f"{'holds' if c.holds else 'does NOT hold'}: {c.metric}: ours {c.our_value} vs "
-        f"baseline {c.baseline_value}"
-    )
+    print(c.summary())
 print(f"card written to {path.relative_to(path.parents[2])} after {seconds:.1f} s")
 assert all(torch.isfinite(torch.tensor([c.our_value, c.baseline_value])).all() for c in claims)
 

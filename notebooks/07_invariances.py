@@ -225,12 +225,10 @@ for function in (invariance_nll, sample_invariances, reconstruct, LitInvariances
 # 1000 logits and probabilities).
 
 # %%
+from esser_lab.config import config_rows
+
 paper = InvariancesConfig.paper()
-rows = ["| field | paper (fc6) | this run |", "|---|---|---|"]
-for name, value in paper.__dict__.items():
-    ours = getattr(config, name)
-    bold = "**" if ours != value else ""
-    rows.append(f"| `{name}` | {value} | {bold}{ours}{bold} |")
+rows = config_rows(paper, config, "paper (fc6)")
 rows.append(f"| learning rate | {paper.learning_rate:.2g} | **{config.learning_rate:.2g}** |")
 display(Markdown("\n".join(rows)))
 
@@ -497,10 +495,7 @@ claims = [
 ]
 path = write_card("07_invariances", claims)
 for c in claims:
-    print(
-        f"{'holds' if c.holds else 'does NOT hold'}: {c.metric}: ours {c.our_value:.3g} vs "
-        f"baseline {c.baseline_value} (paper {c.paper_value}, {c.paper_source})"
-    )
+    print(c.summary())
 print(f"card written to {path.relative_to(path.parents[2])} after {seconds:.1f} s")
 assert all(torch.isfinite(torch.tensor(c.our_value)) for c in claims)
 

@@ -169,12 +169,10 @@ for fn in (gmrf_prior, kl_to_uniform, hard_cross_entropy, compactness_loss, part
 # 16 px MSE.
 
 # %%
+from esser_lab.config import config_rows
+
 paper = PartDiscoveryConfig.paper()
-rows = ["| field | paper | this run |", "|---|---|---|"]
-for name, value in paper.__dict__.items():
-    ours = getattr(config, name)
-    bold = "**" if ours != value else ""
-    rows.append(f"| `{name}` | {value} | {bold}{ours}{bold} |")
+rows = config_rows(paper, config, "paper")
 display(Markdown("\n".join(rows)))
 
 # %% [markdown]
@@ -335,8 +333,7 @@ claims = [
 ]
 path = write_card("08_part_discovery", claims)
 for c in claims:
-    print(f"{'holds' if c.holds else 'does NOT hold'}: ours {c.our_value} vs k-means "
-          f"{c.baseline_value} (paper: {c.paper_source})")  # fmt: skip
+    print(c.summary())
 print(f"card written to {path.relative_to(path.parents[2])} after {seconds:.1f} s")
 assert all(0.0 <= v <= 1.0 for v in (ours_iou, base_iou))
 

@@ -246,12 +246,10 @@ config = profile.pick(
 )
 codebook_sizes = profile.pick(tiny=(8, 64), small=(64, 512), full=(1024, 16384))
 small_k, large_k = codebook_sizes
+from esser_lab.config import config_rows
+
 paper = VQGANConfig.paper()
-rows = ["| field | paper (ImageNet f16) | this run |", "|---|---|---|"]
-for name, value in paper.__dict__.items():
-    ours = getattr(config, name)
-    bold = "**" if ours != value else ""
-    rows.append(f"| `{name}` | {value} | {bold}{ours}{bold} |")
+rows = config_rows(paper, config, "paper (ImageNet f16)")
 rows.append(f"| learning rate | {paper.learning_rate:.2g} | **{config.learning_rate:.2g}** |")
 rows.append(f"| codebook sizes compared | 1024, 16384 | **{small_k}, {large_k}** |")
 display(Markdown("\n".join(rows)))
@@ -689,10 +687,7 @@ claims = [
 ]
 path = write_card("10_taming", claims)
 for c in claims:
-    print(
-        f"{'holds' if c.holds else 'does NOT hold'}: {c.metric}: ours {c.our_value} vs "
-        f"baseline {c.baseline_value} (paper {c.paper_value})"
-    )
+    print(c.summary())
 print(f"card written to {path.name} after {seconds:.1f} s")
 assert all(math.isfinite(c.our_value) and math.isfinite(c.baseline_value) for c in claims)
 

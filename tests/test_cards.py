@@ -207,3 +207,10 @@ def test_malformed_json_is_an_error(cards_env: Path) -> None:
     (cards_env / "01_vunet.json").write_text("[{not json")
     with pytest.raises(json.JSONDecodeError):
         read_cards()
+
+
+def test_summary_line_states_the_verdict_and_all_numbers() -> None:
+    line = make_claim().summary()
+    assert line == "holds: shape error: ours 0.2 vs baseline 0.4 (paper 0.5, unverified)"
+    failing = make_claim(our_value=0.6, baseline_value=None, criterion="our < paper").summary()
+    assert failing.startswith("does NOT hold:") and "vs baseline –" in failing

@@ -21,3 +21,26 @@ def test_lists_become_tuples_and_round_trip():
 def test_unknown_fields_are_named():
     with pytest.raises(ValueError, match=r"unknown Demo field\(s\) \['widht'\]"):
         config_from_dict(Demo, {"widht": 4})
+
+
+def test_config_rows_bold_the_fields_that_differ() -> None:
+    from dataclasses import dataclass, replace
+
+    import pytest
+
+    from esser_lab.config import config_rows
+
+    @dataclass(frozen=True)
+    class Toy:
+        width: int = 64
+        lr: float = 1e-3
+
+    rows = config_rows(Toy(), replace(Toy(), width=8), "paper (code)")
+    assert rows == [
+        "| field | paper (code) | this run |",
+        "|---|---|---|",
+        "| `width` | 64 | **8** |",
+        "| `lr` | 0.001 | 0.001 |",
+    ]
+    with pytest.raises(TypeError, match="same dataclass"):
+        config_rows(Toy(), {"width": 8})
