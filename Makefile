@@ -25,7 +25,7 @@ NOTEBOOK_ARGS := $(if $(wildcard notebooks/*.py),notebooks,)
 PYTEST_ARGS ?=
 LINT_PATHS := esser_lab tests notebooks bench book/_ext
 
-.PHONY: help install test test-notebook book bench bench-peers lint format clean distclean
+.PHONY: help install test test-notebook book bench bench-peers bench-seeds lint format clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -207,6 +207,9 @@ bench: $(STAMP) ## time every chapter at tiny scale: bench/results/{chapters,cla
 bench-peers: $(STAMP) ## esser_lab vs diffusers on the same models and weights: bench/results/peers.csv
 	$(VPY) -m pip install --quiet "diffusers>=0.30,<1"
 	$(VPY) bench/peers.py $(BENCH_ARGS)
+
+bench-seeds: $(STAMP) ## chapter 4 over seeds 0-3 (RoDi vs AE vs VAE): bench/results/rodi_seeds.csv
+	$(VPY) bench/rodi_seeds.py $(BENCH_ARGS)
 
 lint: $(STAMP) ## ruff check and ruff format --check
 	$(VPY) -m ruff check $(LINT_PATHS)

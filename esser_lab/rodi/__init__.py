@@ -4,7 +4,13 @@ The networks (``model``), the method (``method``) and the data helpers (``data``
 Lightning; ``LitRoDi`` lives in ``esser_lab.rodi.training``.
 """
 
-from esser_lab.rodi.data import Pairs, appearance_pairs, jitter_appearance
+from esser_lab.rodi.data import (
+    Pairs,
+    Triplets,
+    appearance_pairs,
+    jitter_appearance,
+    transfer_triplets,
+)
 from esser_lab.rodi.method import (
     CriticTerms,
     ElboTerms,
@@ -18,6 +24,7 @@ from esser_lab.rodi.method import (
     reconstruct,
     shuffle_pairs,
     transfer,
+    transfer_scores,
 )
 from esser_lab.rodi.model import MIEstimator, Posterior, RoDi, RoDiConfig, RoDiOutput
 
@@ -30,6 +37,7 @@ __all__ = [
     "RoDi",
     "RoDiConfig",
     "RoDiOutput",
+    "Triplets",
     "appearance_pairs",
     "constraint_penalty",
     "critic_loss",
@@ -42,4 +50,6 @@ __all__ = [
     "reconstruct",
     "shuffle_pairs",
     "transfer",
+    "transfer_scores",
+    "transfer_triplets",
 ]

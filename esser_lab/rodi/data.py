@@ -49,3 +49,26 @@ def appearance_pairs(n: int, size: int, jitter: float, *, generator: torch.Gener
         appearance = jitter_appearance(second.appearance, jitter, generator=generator)
         second = figures.render(second.keypoints, appearance, size)
     return Pairs(first.image, second.image, first)
+
+
+@dataclass(frozen=True)
+class Triplets:
+    """Held-out transfer triplets with an exact answer.
+
+    ``x`` gives the pose (``x_view`` is its partner view, for reconstructions), ``y_view`` the
+    appearance (another view of ``y``), and ``truth = render(keypoints of x, appearance of y)``.
+    """
+
+    x: figures.Figures
+    x_view: figures.Figures
+    y: figures.Figures
+    y_view: figures.Figures
+    truth: figures.Figures
+
+
+def transfer_triplets(n: int, size: int, *, seed: int = 12345) -> Triplets:
+    """``n`` test triplets from their own seed (the chapter's and the seed benchmark's test set)."""
+    generator = torch.Generator().manual_seed(seed)
+    x, x_view = figures.same_appearance_pairs(n, size, generator=generator)  # pose donors
+    y, y_view = figures.same_appearance_pairs(n, size, generator=generator)  # appearances
+    return Triplets(x, x_view, y, y_view, figures.render(x.keypoints, y.appearance, size))

@@ -20,7 +20,9 @@ from esser_lab.rodi.method import (
     mi_logits,
 )
 from esser_lab.rodi.model import MIEstimator, RoDi, RoDiConfig
-from esser_lab.training.trainer import log_now
+from esser_lab.scale import Scale
+from esser_lab.training import seed_everything
+from esser_lab.training.trainer import log_now, make_trainer
 
 
 class FigurePairsDataModule(_ProceduralDataModule):
@@ -36,6 +38,31 @@ class FigurePairsDataModule(_ProceduralDataModule):
     def _generate(self, n: int, generator: torch.Generator) -> dict[str, Any]:
         pairs = appearance_pairs(n, self.size, self.jitter, generator=generator)
         return {"image": pairs.image, "alpha_image": pairs.alpha_image}
+
+
+def fit_rodi(
+    config: RoDiConfig,
+    data: FigurePairsDataModule,
+    scale: Scale,
+    *,
+    seed: int = 0,
+    progress_every: int | None = None,
+) -> LitRoDi:
+    """Train one system from ``seed`` for ``config.num_steps`` steps; returned in eval mode.
+
+    ``progress_every`` (default: twice per run) sets how often the text progress prints.
+    """
+    seed_everything(seed)
+    system = LitRoDi(config)
+    keys = ("loss", "rec", "kl", "gamma", "mi_honest_avg")
+    trainer = make_trainer(
+        scale,
+        config.num_steps,
+        progress_every=progress_every or max(config.num_steps // 2, 1),
+        progress_keys=keys + (("mi_attacked_avg", "lambda") if system.rodi else ()),
+    )
+    trainer.fit(system, datamodule=data)
+    return system.eval()
 
 
 class LitRoDi(L.LightningModule):
@@ -84,8 +111,7 @@ class LitRoDi(L.LightningModule):
         loss, constraint, mi_attacked = terms.loss, torch.zeros(()), torch.zeros(())
         if self.rodi:
             # gradient flows into π only; α is detached (official ``RoDi``)
-            joint, _ = mi_logits(self.estimator_attacked, output.pi, output.alpha.detach())
-            mi_attacked = joint.mean()
+            mi_attacked = self.estimator_attacked(output.pi, output.alpha.detach()).mean()
             penalty, constraint = constraint_penalty(mi_attacked, c.epsilon, lambda_, c.mu, warm)
             loss = loss + penalty
         model_opt.zero_grad()

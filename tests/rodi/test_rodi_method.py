@@ -24,6 +24,8 @@ from esser_lab.rodi import (
     reconstruct,
     shuffle_pairs,
     transfer,
+    transfer_scores,
+    transfer_triplets,
 )
 from esser_lab.training import load_checkpoint, save_checkpoint
 
@@ -83,6 +85,33 @@ def train_critic(dependent: bool, steps: int = 150) -> tuple[float, float]:
     with torch.no_grad():
         terms = critic_loss(*mi_logits(estimator, *sample(512)))
     return terms.mi.item(), terms.accuracy.item()
+
+
+def test_mi_logits_reuse_branches_and_equal_two_estimator_calls():
+    estimator = MIEstimator(replace(RoDiConfig.tiny(), pi_channels=2, alpha_channels=3))
+    g = torch.Generator().manual_seed(0)
+    pi, alpha = torch.randn(5, 2, 4, 4, generator=g), torch.randn(5, 3, 4, 4, generator=g)
+    joint, shuffled = mi_logits(estimator, pi, alpha)
+    torch.testing.assert_close(joint, estimator(pi, alpha))
+    torch.testing.assert_close(shuffled, estimator(pi, shuffle_pairs(alpha)))
+    assert not torch.allclose(joint, shuffled)
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        estimator.pair_logits(pi, alpha[:4])
+
+
+def test_transfer_triplets_and_scores():
+    test = transfer_triplets(6, 16, seed=3)
+    again = transfer_triplets(6, 16, seed=3)
+    assert torch.equal(test.truth.image, again.truth.image)
+    # the truth has x's pose and y's appearance
+    torch.testing.assert_close(test.truth.keypoints, test.x.keypoints)
+    torch.testing.assert_close(test.truth.appearance.colours, test.y.appearance.colours)
+    model = RoDi(RoDiConfig.tiny()).eval()
+    scores = transfer_scores(model, test)
+    assert set(scores) == {"transfer", "reconstruction", "leak"}
+    out = transfer(model, test.x.image, test.y_view.image)
+    assert scores["transfer"] == pytest.approx((out - test.truth.image).pow(2).mean().item())
+    assert scores["leak"] == pytest.approx(scores["transfer"] - scores["reconstruction"])
 
 
 def test_critic_separates_dependent_pairs_and_reads_zero_on_independent_ones():
@@ -196,3 +225,16 @@ def test_lit_rodi_trains_and_updates_after_warmup():
     assert system.history[3]["gamma"] != 0.5  # updated after step 2
     baseline = LitRoDi(config.fixed(1.0))
     assert baseline.estimator_attacked is None and len(baseline.configure_optimizers()) == 2
+
+
+def test_fit_rodi_is_seeded_and_returns_eval_mode():
+    from esser_lab.rodi.training import FigurePairsDataModule, fit_rodi
+    from esser_lab.scale import profile
+
+    config = replace(RoDiConfig.tiny(), warmup_steps=1, batch_size=8, num_steps=3)
+    data = FigurePairsDataModule(16, 8, num_train=24, num_val=8, jitter=0.1, seed=0)
+    first, second = (fit_rodi(config, data, profile("tiny"), seed=5) for _ in range(2))
+    other = fit_rodi(config, data, profile("tiny"), seed=6)
+    assert not first.training and len(first.history) == 3
+    assert first.history[-1]["loss"] == second.history[-1]["loss"]
+    assert first.history[-1]["loss"] != other.history[-1]["loss"]

@@ -11,6 +11,7 @@ from esser_lab.vunet import VUNet, VUNetConfig
 from esser_lab.vunet.layers import (
     WNConv2d,
     data_dependent_init,
+    elu,
     merge_groups,
     space_to_depth,
     split_groups,
@@ -60,6 +61,21 @@ def test_tiny_shapes_and_baseline():
     assert baseline.appearance_encoder is None
     out = baseline(shape, None)
     assert out.image.shape == (3, 3, 16, 16) and out.posterior_means == []
+
+
+def test_fast_elu_matches_torch_in_value_and_gradient():
+    # both signs, zero, tiny and large magnitudes (exp of large negatives underflows to 0: fine)
+    x = torch.cat([torch.randn(4096) * 3, torch.tensor([0.0, 1e-8, -1e-8, -80.0, 80.0])])
+    x64 = x.double().requires_grad_()
+    reference = torch.nn.functional.elu(x64)
+    reference.backward(torch.ones_like(reference))
+    ours_x = x.clone().requires_grad_()
+    ours = elu(ours_x)
+    ours.backward(torch.ones_like(ours))
+    assert ours.dtype == torch.float32
+    torch.testing.assert_close(ours.double(), reference.detach(), atol=2e-7, rtol=1e-6)
+    torch.testing.assert_close(ours_x.grad.double(), x64.grad, atol=2e-7, rtol=1e-6)
+    assert torch.equal(elu(torch.tensor([2.0, -0.0])), torch.tensor([2.0, 0.0]))  # identity above 0
 
 
 def test_groups_round_trip():
