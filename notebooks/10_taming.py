@@ -143,7 +143,7 @@ fig = show_grid([list(test.image[:12])], row_titles=["x"])
 #   + \beta \lVert z_\mathbf q - \mathrm{sg}[\hat z] \rVert^2 \qquad \text{(T3)}
 # $$
 #
-# **The VQGAN objective** (the paper's eq. 4–7). The reconstruction term is, in the official
+# **The VQGAN objective** (the paper's Sec. 3.1). The reconstruction term is, in the official
 # code, L1 plus LPIPS, $\mathcal L_\text{rec} = \lvert x - \hat x\rvert + w_P\,
 # \mathrm{LPIPS}(x, \hat x)$; with the quantiser's terms,
 #
@@ -186,7 +186,7 @@ fig = show_grid([list(test.image[:12])], row_titles=["x"])
 # $$
 #
 # and samples one code at a time, each from a temperature-scaled, top-k-filtered softmax.
-# (T4)–(T7) are the paper's eq. (4)–(7), (T8) its eq. (10)–(11).
+# (T4)–(T7) are the paper's Sec. 3.1, (T8) its Sec. 3.2 (the T-numbers are this chapter's own).
 #
 # The package's code, first the quantiser (T1)–(T3):
 

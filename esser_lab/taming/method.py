@@ -1,16 +1,17 @@
 """The VQGAN objective (Esser, Rombach & Ommer, CVPR 2021; arXiv 2012.09841), chapter 10.
 
-Equation numbers are the paper's (arXiv v3), recalled, not yet checked against the PDF. With
-x̂ = G(z_q), z_q = q(E(x)) and D a PatchGAN:
+The terms are named as in the paper's Sec. 3.1 (we do not cite its equation numbers: they could
+not be checked against the PDF offline). With x̂ = G(z_q), z_q = q(E(x)) and D a PatchGAN:
 
-* (4) L_VQ = L_rec + ‖sg[E(x)] − z_q‖² + ‖sg[z_q] − E(x)‖²; the two codebook terms are the
+* L_VQ = L_rec + ‖sg[E(x)] − z_q‖² + ‖sg[z_q] − E(x)‖²; the two codebook terms are the
   quantizer's ``loss`` (``esser_lab.nn.quantize``: the official ``legacy`` β placement), weighted
   by ``codebook_weight``. # official code: L_rec = mean(|x − x̂| + w_P · LPIPS(x, x̂)) (L1 plus a
   perceptual term); paper: ‖x − x̂‖², "replaced by a perceptual loss".
-* (5) L_GAN = log D(x) + log(1 − D(x̂)); # official code: the hinge form, generator −mean D(x̂),
+* L_GAN = log D(x) + log(1 − D(x̂)); # official code: the hinge form, generator −mean D(x̂),
   discriminator ½(mean relu(1 − D(x)) + mean relu(1 + D(x̂))).
-* (6) the min–max problem, alternated: one autoencoder step, one discriminator step per batch.
-* (7) the adaptive weight λ (``esser_lab.losses.adversarial.adaptive_weight``).
+* the min–max problem over L_VQ + λ·L_GAN, alternated: one autoencoder step, one discriminator
+  step per batch.
+* the adaptive weight λ (``esser_lab.losses.adversarial.adaptive_weight``).
 
 The GAN terms switch on at ``disc_start`` (``adopt_weight``). Images are in [−1, 1].
 Also the chapter's quality measures: ``psnr`` and the high-frequency energy ratio ``hf_ratio``.
@@ -56,7 +57,7 @@ class AutoencoderLoss:
     perceptual: Tensor  # mean P(x, x̂) (0 without a perceptual term)
     q_loss: Tensor
     g_loss: Tensor  # −mean D(x̂) (0 before disc_start)
-    d_weight: Tensor  # λ of eq. (7), × disc_weight (0 before disc_start)
+    d_weight: Tensor  # the adaptive λ, × disc_weight (0 before disc_start)
     disc_factor: float
 
 
@@ -71,7 +72,7 @@ class DiscriminatorLoss:
 def reconstruction_loss(
     x: Tensor, x_hat: Tensor, perceptual: Perceptual | None = None, perceptual_weight: float = 1.0
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """L_rec of eq. (4) as coded: ``(nll, l1, p)`` with nll = mean(|x − x̂| + w_P · P(x, x̂)).
+    """L_rec (in L_VQ) as coded: ``(nll, l1, p)`` with nll = mean(|x − x̂| + w_P · P(x, x̂)).
 
     P returns one distance per image (``(b, 1, 1, 1)`` for LPIPS), broadcast over the pixels as in
     the official code, so nll = mean |x − x̂| + w_P · mean P.
@@ -104,9 +105,11 @@ def autoencoder_loss(
     perceptual_weight: float = 1.0,
     perceptual: Perceptual | None = None,
 ) -> AutoencoderLoss:
-    """Eq. (6), the encoder/decoder/codebook side: nll + λ·disc_factor·g + w_Q·q_loss.
+    """The min side of L_VQ + λ·L_GAN (encoder, decoder, codebook).
 
-    g = −mean D(x̂) (the hinge generator loss), λ from eq. (7) at ``last_layer``.
+    Returns nll + λ·disc_factor·g + w_Q·q_loss.
+
+    g = −mean D(x̂) (the hinge generator loss), the adaptive λ at ``last_layer``.
     # official code: D(x̂) and λ are computed also before ``disc_start`` and multiplied by 0;
     # we skip them there (the same gradients, one discriminator pass and two autograd calls less).
     """
@@ -133,7 +136,7 @@ def discriminator_loss(
     disc_start: int,
     kind: Literal["hinge", "vanilla"] = "hinge",
 ) -> DiscriminatorLoss:
-    """Eq. (5)/(6), the discriminator's side, on detached images: disc_factor · L_D.
+    """The max side (the discriminator's L_GAN), on detached images: disc_factor · L_D.
 
     Before ``disc_start`` the loss is 0 and the discriminator is not run (the official code runs
     it and multiplies by 0; the system skips the step altogether).

@@ -19,7 +19,7 @@ __all__ = ["LitVQGAN"]
 class LitVQGAN(L.LightningModule):
     """Trains ``VQModel`` against a PatchGAN (and a perceptual distance, when given).
 
-    Each batch: (1) the autoencoder step on eq. (6)'s generator side (``autoencoder_loss``), with
+    Each batch: (1) the autoencoder step on the objective's min side (``autoencoder_loss``), with
     the adaptive weight λ at ``model.last_layer()``; (2) the discriminator step on detached images
     (``discriminator_loss``), from ``disc_start`` on. Both Adam(lr = base_lr × batch, β = (0.5,
     0.9)). The discriminator and the perceptual network live in ``self.loss`` (keys

@@ -1,6 +1,6 @@
 """``LitTamingTransformer``: the Lightning system of the second stage of Taming Transformers.
 
-Thin: one AdamW step of the next-code cross-entropy (``TamingTransformer.loss``, eq. 10) per
+Thin: one AdamW step of the next-code cross-entropy (``TamingTransformer.loss``) per
 batch; the first stage stays frozen and out of the optimiser.
 """
 
