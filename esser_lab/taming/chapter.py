@@ -12,8 +12,7 @@ import torch
 from torch import Tensor
 
 from esser_lab.taming.model import VQModel
-from esser_lab.viz.explorer import _png
-from esser_lab.viz.images import show_grid
+from esser_lab.viz.images import png_strip, show_grid
 
 __all__ = ["code_editor", "code_swap_figure", "swap_code"]
 
@@ -72,7 +71,7 @@ def code_editor(models: dict[str, VQModel], images: Tensor, scale: int = 8):
             indices = model.encode(x[None]).indices[0]
             reconstruction = model.decode_code(indices[None])[0]
         edited = swap_code(model, indices, row.value, col.value, torch.tensor([code.value]))[0]
-        picture.value = _png([x, reconstruction, edited], scale)
+        picture.value = png_strip([x, reconstruction, edited], scale)
         label.value = (
             f"image · reconstruction (code {int(indices[row.value, col.value])} at "
             f"({row.value}, {col.value})) · that code set to {code.value}"

@@ -6,24 +6,9 @@ figure beside it. Everything is precomputed, so moving a slider never runs a mod
 
 from __future__ import annotations
 
-import io
-
-import numpy as np
 import torch
 
-from esser_lab.viz.images import to_rgb
-
-
-def _png(images: list[torch.Tensor], scale: int) -> bytes:
-    from PIL import Image
-
-    gap = np.ones((images[0].shape[1], 1, 3))
-    strip = np.concatenate([x for image in images for x in (to_rgb(image), gap)][:-1], axis=1)
-    pixels = (strip * 255).round().astype(np.uint8)
-    pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
+from esser_lab.viz.images import png_strip
 
 
 def transfer_explorer(
@@ -55,7 +40,7 @@ def transfer_explorer(
 
     def update(*_: object) -> None:
         i, j = appearance.value, pose.value
-        picture.value = _png(
+        picture.value = png_strip(
             [appearance_images[i], pose_images[j], transfers[i, j], ground_truth[i, j]], scale
         )
 

@@ -19,6 +19,28 @@ def to_rgb(image: torch.Tensor) -> np.ndarray:
     return ((image.clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
 
 
+def png_strip(images: Sequence[torch.Tensor], scale: int) -> bytes:
+    """Images side by side (1-pixel white gaps), enlarged ``scale``× by pixel repetition, as PNG.
+
+    The widgets' picture format: an ``ipywidgets.Image`` shows these bytes without matplotlib.
+    """
+    import io
+
+    from PIL import Image
+
+    if not images:
+        raise ValueError("png_strip needs at least one image")
+    if scale < 1:
+        raise ValueError(f"scale must be a positive int, got {scale}")
+    gap = np.ones((images[0].shape[1], 1, 3))
+    strip = np.concatenate([x for image in images for x in (to_rgb(image), gap)][:-1], axis=1)
+    pixels = (strip * 255).round().astype(np.uint8)
+    pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def stickman_rgb(stickman: torch.Tensor) -> torch.Tensor:
     """Colour a per-part stickman ``(p, h, w)`` in [0, 1] for display, as an image in [-1, 1]."""
     palette = torch.tensor(

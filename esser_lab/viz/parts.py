@@ -83,7 +83,7 @@ def swap_explorer(
     """
     import ipywidgets as widgets
 
-    from esser_lab.viz.explorer import _png
+    from esser_lab.viz.images import png_strip
 
     n, m = shape_images.shape[0], appearance_images.shape[0]
     if swaps.shape[:2] != (n, m) or ground_truth.shape[:2] != (n, m):
@@ -97,7 +97,7 @@ def swap_explorer(
 
     def update(*_: object) -> None:
         i, j = shape.value, appearance.value
-        picture.value = _png(
+        picture.value = png_strip(
             [shape_images[i], appearance_images[j], swaps[i, j], ground_truth[i, j]], scale
         )
 

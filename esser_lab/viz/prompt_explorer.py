@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from esser_lab.viz.explorer import _png
+from esser_lab.viz.images import png_strip
 
 
 def prompt_explorer(
@@ -41,7 +41,7 @@ def prompt_explorer(
         i, j = first.value, second.value
         prompt.value = f"<b>{template.format(first_words[i], second_words[j])}</b>"
         for name, picture in rows.items():
-            picture.value = _png(list(samples[name][i, j]), scale)
+            picture.value = png_strip(list(samples[name][i, j]), scale)
 
     first.observe(update, names="value")
     second.observe(update, names="value")

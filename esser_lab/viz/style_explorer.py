@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from esser_lab.viz.explorer import _png
+from esser_lab.viz.images import png_strip
 
 
 def style_explorer(
@@ -40,7 +40,7 @@ def style_explorer(
 
     def update(*_: object) -> None:
         i, k = photo.value, artist.value
-        picture.value = _png(
+        picture.value = png_strip(
             [photos[i], paintings[k], *(g[i, k] for g in stylised.values())], scale
         )
 

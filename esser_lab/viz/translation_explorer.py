@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-from esser_lab.viz.explorer import _png
+from esser_lab.viz.images import png_strip
 
 
 def translation_explorer(
@@ -48,7 +48,7 @@ def translation_explorer(
 
     def update(*_: object) -> None:
         i, a, t = image.value, strength.value, target.value
-        picture.value = _png([inputs[i], translations[t, a, i]], scale)
+        picture.value = png_strip([inputs[i], translations[t, a, i]], scale)
 
     for control in (image, strength, target):
         control.observe(update, names="value")
