@@ -6,8 +6,9 @@
   ``loss.discriminator.*`` tensors of a released checkpoint load into it.
 * ``hinge_d_loss`` / ``vanilla_d_loss``: the discriminator's two objectives.
 * ``adopt_weight``: a weight that is 0 before ``threshold`` steps (``disc_start``).
-* ``adaptive_weight``: the paper's adaptive weight λ (Sec. 3.1), balancing the GAN term against
-  the reconstruction term by their gradient norms at the decoder's last layer.
+* ``adaptive_weight``: the paper's adaptive weight λ (Sec. 3.1; (T7) in chapter 10), balancing
+  the GAN term against the reconstruction term by their gradient norms at the decoder's last
+  layer.
 
 Conventions: logits are unbounded real numbers, "real" = data; the generator loss is −mean D(x̂).
 """
@@ -115,7 +116,7 @@ def adaptive_weight(
 ) -> Tensor:
     """λ = ‖∇_{G_L} L_rec‖ / (‖∇_{G_L} L_GAN‖ + δ), clamped to [0, 10⁴], detached, × disc_weight.
 
-    The paper's adaptive weight (Sec. 3.1), with G_L the decoder's last layer
+    (T7) of chapter 10, the paper's adaptive weight (Sec. 3.1), with G_L the decoder's last layer
     (``decoder.conv_out.weight``).
     # official code: δ = 1e-4; paper: δ = 1e-6. Both losses must still hold their graphs; they
     # are kept (``retain_graph``) for the backward pass that follows.

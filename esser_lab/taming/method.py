@@ -1,17 +1,18 @@
 """The VQGAN objective (Esser, Rombach & Ommer, CVPR 2021; arXiv 2012.09841), chapter 10.
 
-The terms are named as in the paper's Sec. 3.1 (we do not cite its equation numbers: they could
-not be checked against the PDF offline). With x̂ = G(z_q), z_q = q(E(x)) and D a PatchGAN:
+The terms are named as in the paper's Sec. 3.1; (T1)–(T8) are chapter 10's own equation numbers
+(the paper's could not be checked against its PDF offline). With x̂ = G(z_q), z_q = q(E(x))
+and D a PatchGAN:
 
-* L_VQ = L_rec + ‖sg[E(x)] − z_q‖² + ‖sg[z_q] − E(x)‖²; the two codebook terms are the
+* (T4) L_VQ = L_rec + ‖sg[E(x)] − z_q‖² + ‖sg[z_q] − E(x)‖²; the two codebook terms are the
   quantizer's ``loss`` (``esser_lab.nn.quantize``: the official ``legacy`` β placement), weighted
   by ``codebook_weight``. # official code: L_rec = mean(|x − x̂| + w_P · LPIPS(x, x̂)) (L1 plus a
   perceptual term); paper: ‖x − x̂‖², "replaced by a perceptual loss".
-* L_GAN = log D(x) + log(1 − D(x̂)); # official code: the hinge form, generator −mean D(x̂),
+* (T5) L_GAN = log D(x) + log(1 − D(x̂)); # official code: the hinge form, generator −mean D(x̂),
   discriminator ½(mean relu(1 − D(x)) + mean relu(1 + D(x̂))).
-* the min–max problem over L_VQ + λ·L_GAN, alternated: one autoencoder step, one discriminator
+* (T6) the min–max problem over L_VQ + λ·L_GAN, alternated: one autoencoder step, one discriminator
   step per batch.
-* the adaptive weight λ (``esser_lab.losses.adversarial.adaptive_weight``).
+* (T7) the adaptive weight λ (``esser_lab.losses.adversarial.adaptive_weight``).
 
 The GAN terms switch on at ``disc_start`` (``adopt_weight``). Images are in [−1, 1].
 Also the chapter's quality measures: ``psnr`` and the high-frequency energy ratio ``hf_ratio``.
@@ -57,7 +58,7 @@ class AutoencoderLoss:
     perceptual: Tensor  # mean P(x, x̂) (0 without a perceptual term)
     q_loss: Tensor
     g_loss: Tensor  # −mean D(x̂) (0 before disc_start)
-    d_weight: Tensor  # the adaptive λ, × disc_weight (0 before disc_start)
+    d_weight: Tensor  # λ of (T7), × disc_weight (0 before disc_start)
     disc_factor: float
 
 
@@ -72,7 +73,7 @@ class DiscriminatorLoss:
 def reconstruction_loss(
     x: Tensor, x_hat: Tensor, perceptual: Perceptual | None = None, perceptual_weight: float = 1.0
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """L_rec (in L_VQ) as coded: ``(nll, l1, p)`` with nll = mean(|x − x̂| + w_P · P(x, x̂)).
+    """L_rec of (T4) as coded: ``(nll, l1, p)`` with nll = mean(|x − x̂| + w_P · P(x, x̂)).
 
     P returns one distance per image (``(b, 1, 1, 1)`` for LPIPS), broadcast over the pixels as in
     the official code, so nll = mean |x − x̂| + w_P · mean P.
@@ -105,11 +106,11 @@ def autoencoder_loss(
     perceptual_weight: float = 1.0,
     perceptual: Perceptual | None = None,
 ) -> AutoencoderLoss:
-    """The min side of L_VQ + λ·L_GAN (encoder, decoder, codebook).
+    """(T6), the min side of L_VQ + λ·L_GAN (encoder, decoder, codebook).
 
     Returns nll + λ·disc_factor·g + w_Q·q_loss.
 
-    g = −mean D(x̂) (the hinge generator loss), the adaptive λ at ``last_layer``.
+    g = −mean D(x̂) (the hinge generator loss), λ of (T7) at ``last_layer``.
     # official code: D(x̂) and λ are computed also before ``disc_start`` and multiplied by 0;
     # we skip them there (the same gradients, one discriminator pass and two autograd calls less).
     """
@@ -136,7 +137,7 @@ def discriminator_loss(
     disc_start: int,
     kind: Literal["hinge", "vanilla"] = "hinge",
 ) -> DiscriminatorLoss:
-    """The max side (the discriminator's L_GAN), on detached images: disc_factor · L_D.
+    """(T5)/(T6), the max side (the discriminator's L_D), on detached images: disc_factor · L_D.
 
     Before ``disc_start`` the loss is 0 and the discriminator is not run (the official code runs
     it and multiplies by 0; the system skips the step altogether).

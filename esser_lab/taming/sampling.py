@@ -1,7 +1,7 @@
 """Autoregressive sampling of the second stage of Taming Transformers (Esser et al., CVPR 2021).
 
 The transformer models p(s | c) = ∏ᵢ p(sᵢ | s₍<ᵢ₎, c) over the row-major code indices s of a
-VQGAN (the paper's Sec. 3.2, with a condition c for conditional synthesis); sampling draws
+VQGAN ((T8) of chapter 10, the paper's Sec. 3.2, with a condition c); sampling draws
 s₁, s₂, … one at a time. Decoding knobs as in ``scripts/sample_fast.py`` (README:
 class-conditional ImageNet with top-k 600, top-p 0.92, temperature 1.0):
 
@@ -83,7 +83,7 @@ def sample(
 ) -> Tensor:
     """Draw ``steps`` tokens after the condition ``cond_tokens`` (b, l_c); returns (b, steps).
 
-    sᵢ ~ p(sᵢ | s₍<ᵢ₎, c), one token per step. With ``use_cache`` each step feeds only the
+    (T8): sᵢ ~ p(sᵢ | s₍<ᵢ₎, c), one token per step. With ``use_cache`` each step feeds only the
     newest token and reuses the keys/values of the earlier ones (``GPT.forward_with_past``);
     without it, each step re-runs the whole sequence. Both give the same tokens for the same
     ``generator`` state (up to floating-point ties). Needs l_c + steps − 1 ≤ ``block_size``

@@ -3,9 +3,9 @@
 ``TamingTransformer`` follows ``Net2NetTransformer`` (``taming/models/cond_transformer.py``): a
 frozen VQGAN (``first_stage_model``, eval mode, no gradients) turns an image into code indices s,
 flattened row-major (b, h·w); a GPT (``esser_lab.nn.transformer``) models
-p(s | c) = ∏ᵢ p(sᵢ | s₍<ᵢ₎, c) (the paper's Sec. 3.2) and is trained with the cross-entropy of
-the next index, E[−log p(s)]. The condition c is a prefix of tokens from the *same* vocabulary
-as the codes:
+p(s | c) = ∏ᵢ p(sᵢ | s₍<ᵢ₎, c) ((T8) of chapter 10, the paper's Sec. 3.2) and is trained with
+the cross-entropy of the next index, E[−log p(s)]. The condition c is a prefix of tokens from the
+*same* vocabulary as the codes:
 
 * ``"unconditional"``: one start token ``sos_token`` (the official ``SOSProvider``, default 0);
 * ``"class"``: the class index itself as the one token (``Labelator``; the ImageNet model shares
@@ -138,7 +138,7 @@ class TamingTransformerConfig:
 
 
 def next_token_loss(logits: Tensor, target: Tensor) -> Tensor:
-    """E[−log p(s)], the mean cross-entropy of each code given its past (nats/token).
+    """(T8): E[−log p(s)], the mean cross-entropy of each code given its past (nats/token).
 
     ``logits`` (b, l, vocab) at the code positions, ``target`` (b, l) the code indices.
     """
@@ -226,7 +226,7 @@ class TamingTransformer(nn.Module):
     def loss(
         self, x: Tensor, labels: Tensor | None = None, generator: torch.Generator | None = None
     ) -> Tensor:
-        """The training loss on images ``x``: encode to codes, then the next-code cross-entropy."""
+        """(T8) on images ``x``: encode to codes, then the next-code cross-entropy."""
         return next_token_loss(*self(self.encode_to_z(x), labels, generator))
 
     @torch.no_grad()
