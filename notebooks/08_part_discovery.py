@@ -414,7 +414,9 @@ print(f"KL of π at the end: {kl_pi_end:.2f} nats · pixels whose part differs f
 #   at 42, below the pose-free level: there the claim holds, in that one run (0.330 with the mask
 #   priors off). Cheaper steps did not buy it: batch 8 (the paper's) for 900 or 1400 steps, or
 #   700 steps with fewer residual blocks, gave 0.08–0.18; and 1500 steps at batch 16 take five
-#   times this run's training time (printed above), beyond the chapter's 60 s.
+#   times this run's training time (printed above), beyond the chapter's 60 s. Three times this
+#   run (900 steps at batch 16, which would fit the budget) is not enough either: 0.193 with seed
+#   0, but 0.070 and 0.081 with seeds 1 and 2; 750 steps gave 0.083 and 0.085 (seeds 0, 1).
 #
 # So the toy is a fair test whose budget is too small for the method: `tiny` shows the
 # mechanism and its first phase (appearance through the parts, a mask that has not yet learned
