@@ -5,6 +5,7 @@ Usage (from the repository root, in the repository's virtual environment; ``make
     python bench/run_chapters.py                   # every notebooks/NN_*.py at ESSER_LAB_SCALE=tiny
     python bench/run_chapters.py 01 03_taming      # chapters chosen by number, name or path
     python bench/run_chapters.py --scale small     # another scale profile (small/full need a GPU)
+    python bench/run_chapters.py --seed 1 --seed 2 # the claims again with other training seeds
 
 Each chapter runs in its own child process, which reads the jupytext file and executes it with
 nbclient in a fresh kernel of this environment, in ``notebooks/`` as its working directory (as
@@ -19,6 +20,13 @@ Results (one row per chapter and scale, replaced when re-run, sorted):
 * ``bench/results/claims.csv``: ``chapter,claim,paper_value,our_value,scale,holds``, from the
   reproduction cards each chapter writes (to ``_build/bench-cards/<scale>/<chapter>/`` through
   ``ESSER_LAB_CARDS``).
+
+* ``bench/results/claims_seeds.csv``: ``chapter,claim,seed,our_value,baseline_value,scale,holds``,
+  the same claims per training seed (``ESSER_LAB_SEED``: the models' initial weights, noise and
+  batch order change; the data and the evaluation stay fixed). Every run adds its seed's rows
+  (seed 0 included), so the file shows whether a claim holds beyond the seed the chapter prints.
+  Runs with a seed other than 0 record no timing and leave ``claims.csv`` alone; their executed
+  notebooks and cards go to ``…/<scale>-seed<N>/``.
 
 A chapter that fails (a cell raises) is reported with its error and makes the script exit 1; the
 other chapters still run and their rows are recorded. A failed chapter's old rows are kept.
@@ -45,6 +53,7 @@ EXECUTED = REPO / "_build" / "bench-notebooks"
 SCALES = ("tiny", "small", "full")
 CHAPTER_COLUMNS = ["chapter", "scale", "seconds", "peak_mib", "date"]
 CLAIM_COLUMNS = ["chapter", "claim", "paper_value", "our_value", "scale", "holds"]
+SEED_COLUMNS = ["chapter", "claim", "seed", "our_value", "baseline_value", "scale", "holds"]
 CELL_TIMEOUT_S = 600  # as the book's execute.timeout in _config.yml
 
 
@@ -112,12 +121,14 @@ def select_chapters(wanted: list[str]) -> list[Path]:
     return sorted(chosen)
 
 
-def measure(path: Path, scale: str) -> tuple[int, float, float, Path]:
+def measure(path: Path, scale: str, seed: int = 0) -> tuple[int, float, float, Path]:
     """Run one chapter in a child process: (exit status, seconds, peak MiB, cards folder)."""
-    cards = CARDS_ROOT / scale / path.stem
+    folder = scale if seed == 0 else f"{scale}-seed{seed}"
+    cards = CARDS_ROOT / folder / path.stem
     shutil.rmtree(cards, ignore_errors=True)  # only what this run writes is collected
     env = {**os.environ, "ESSER_LAB_SCALE": scale, "ESSER_LAB_CARDS": str(cards)}
-    executed = EXECUTED / scale / f"{path.stem}.ipynb"
+    env["ESSER_LAB_SEED"] = str(seed)
+    executed = EXECUTED / folder / f"{path.stem}.ipynb"
     command = [sys.executable, str(Path(__file__).resolve()), "--run-one", str(path), str(executed)]
     start = time.perf_counter()
     child = subprocess.Popen(command, env=env, cwd=REPO)
@@ -162,27 +173,63 @@ def _number(value) -> str:
     return str(value)
 
 
-def claim_rows(cards: Path, scale: str) -> list[dict]:
-    """The claims of the cards in ``cards`` as claims.csv rows (claims keep the card's order)."""
-    rows = []
+def read_cards(cards: Path, scale: str, seed: int = 0) -> list[dict]:
+    """The claims of the cards in ``cards``, in the cards' order; a mismatch is warned about."""
+    claims = []
     for card in sorted(cards.glob("*.json")):
-        claims = json.loads(card.read_text())
-        if not isinstance(claims, list):
+        content = json.loads(card.read_text())
+        if not isinstance(content, list):
             raise SystemExit(f"{card}: a card must be a JSON list of claims")
-        for claim in claims:
+        for claim in content:
             if claim.get("scale") != scale:
                 print(f"warning: {card.name} reports scale {claim.get('scale')!r}, ran {scale!r}")
-            rows.append(
-                {
-                    "chapter": claim["chapter"],
-                    "claim": claim["claim"],
-                    "paper_value": _number(claim.get("paper_value")),
-                    "our_value": _number(claim.get("our_value")),
-                    "scale": scale,
-                    "holds": _number(bool(claim["holds"])),
-                }
-            )
-    return rows
+            if claim.get("seed", 0) != seed:
+                print(f"warning: {card.name} reports seed {claim.get('seed')!r}, ran {seed}")
+            claims.append(claim)
+    return claims
+
+
+def claim_rows(cards: Path, scale: str) -> list[dict]:
+    """The claims of the cards in ``cards`` as claims.csv rows (claims keep the card's order)."""
+    return [
+        {
+            "chapter": claim["chapter"],
+            "claim": claim["claim"],
+            "paper_value": _number(claim.get("paper_value")),
+            "our_value": _number(claim.get("our_value")),
+            "scale": scale,
+            "holds": _number(bool(claim["holds"])),
+        }
+        for claim in read_cards(cards, scale)
+    ]
+
+
+def seed_rows(cards: Path, scale: str, seed: int) -> list[dict]:
+    """The claims of the cards in ``cards`` as claims_seeds.csv rows."""
+    return [
+        {
+            "chapter": claim["chapter"],
+            "claim": claim["claim"],
+            "seed": str(seed),
+            "our_value": _number(claim.get("our_value")),
+            "baseline_value": _number(claim.get("baseline_value")),
+            "scale": scale,
+            "holds": _number(bool(claim["holds"])),
+        }
+        for claim in read_cards(cards, scale, seed)
+    ]
+
+
+def seed_summary(rows: list[dict]) -> list[str]:
+    """One line per claim: in how many of the recorded seeds it holds."""
+    lines, seen = [], {}
+    for row in rows:
+        seen.setdefault((row["chapter"], row["scale"], row["claim"]), []).append(row)
+    for (chapter, scale, claim), runs in seen.items():
+        held = sum(r["holds"] == "true" for r in runs)
+        seeds = ",".join(r["seed"] for r in runs)
+        lines.append(f"{chapter} [{scale}] holds in {held}/{len(runs)} seeds ({seeds}): {claim}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,8 +245,17 @@ def main(argv: list[str] | None = None) -> int:
         choices=SCALES,
         help="scale profile (default: $ESSER_LAB_SCALE, else tiny)",
     )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        action="append",
+        help="training seed (ESSER_LAB_SEED); repeat for several (default: 0)",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the CSV files")
     args = parser.parse_args(argv)
+    seeds = args.seed or [0]
+    if any(seed < 0 for seed in seeds):
+        parser.error("--seed must be a non-negative integer")
 
     chapters = select_chapters(args.chapters)
     if not chapters:
@@ -209,17 +265,28 @@ def main(argv: list[str] | None = None) -> int:
     claims_csv = args.results / "claims.csv"
     timing = read_rows(chapters_csv, CHAPTER_COLUMNS)
     claims = read_rows(claims_csv, CLAIM_COLUMNS)
+    seeds_csv = args.results / "claims_seeds.csv"
+    by_seed = read_rows(seeds_csv, SEED_COLUMNS)
     today = dt.date.today().isoformat()
     failed: list[str] = []
 
-    for path in chapters:
-        print(f"--- {path.stem} at scale {args.scale}", flush=True)
-        status, seconds, peak_mib, cards = measure(path, args.scale)
+    for path, seed in ((p, s) for p in chapters for s in seeds):
+        print(f"--- {path.stem} at scale {args.scale}, seed {seed}", flush=True)
+        status, seconds, peak_mib, cards = measure(path, args.scale, seed)
         if status != 0:
             print(f"--- {path.stem}: FAILED (exit {status}) after {seconds:.1f} s", flush=True)
-            failed.append(path.stem)
+            failed.append(f"{path.stem} (seed {seed})")
             continue
         print(f"--- {path.stem}: {seconds:.1f} s, peak {peak_mib:.0f} MiB", flush=True)
+        new_seed_rows = seed_rows(cards, args.scale, seed)
+        by_seed = [
+            r
+            for r in by_seed
+            if (r["chapter"], r["scale"], r["seed"]) != (path.stem, args.scale, str(seed))
+        ]
+        by_seed.extend(new_seed_rows)
+        if seed != 0:  # timing and claims.csv describe the chapter as the book runs it
+            continue
         timing = [r for r in timing if (r["chapter"], r["scale"]) != (path.stem, args.scale)]
         timing.append(
             {
@@ -241,7 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     claims.sort(key=lambda r: (r["chapter"], _scale_order(r["scale"])))  # stable: card order
     write_rows(chapters_csv, CHAPTER_COLUMNS, timing)
     write_rows(claims_csv, CLAIM_COLUMNS, claims)
-    print(f"wrote {chapters_csv} and {claims_csv}")
+    by_seed.sort(key=lambda r: (r["chapter"], _scale_order(r["scale"]), int(r["seed"])))
+    write_rows(seeds_csv, SEED_COLUMNS, by_seed)
+    print(f"wrote {chapters_csv}, {claims_csv} and {seeds_csv}")
+    ran = {p.stem for p in chapters}
+    for line in seed_summary([r for r in by_seed if r["chapter"] in ran]):
+        print(line)
     if failed:
         print(f"failed chapters: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -23,6 +23,7 @@ ENV_VAR = "ESSER_LAB_SCALE"
 THREADS_ENV_VAR = "ESSER_LAB_THREADS"
 DEVICES_ENV_VAR = "ESSER_LAB_DEVICES"  # GPUs per node (small/full); more than one → DDP
 NODES_ENV_VAR = "ESSER_LAB_NODES"
+SEED_ENV_VAR = "ESSER_LAB_SEED"  # the training seed of a chapter run (default 0)
 
 T = TypeVar("T")
 
@@ -38,6 +39,9 @@ class Scale:
     progress: Literal["text", "bar"]  # text lines in CI logs and the static site; a bar for people
     devices: int = 1
     num_nodes: int = 1
+    # the chapters' training seed (initial weights, noise, batch order; the data sets keep their
+    # own seeds): 0 unless ESSER_LAB_SEED says otherwise, to see a claim across seeds
+    seed: int = 0
 
     def pick(self, tiny: T, small: T, full: T) -> T:
         """The value for this profile, e.g. ``scale.pick(tiny=600, small=20_000, full=100_000)``."""
@@ -63,11 +67,21 @@ def _positive_int_from_env(name: str) -> int | None:
     return value
 
 
+def _seed_from_env() -> int:
+    raw = os.environ.get(SEED_ENV_VAR, "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit():
+        raise ValueError(f"{SEED_ENV_VAR} must be a non-negative integer, got {raw!r}")
+    return int(raw)
+
+
 def profile(name: str) -> Scale:
     """The profile called ``name`` (one of ``tiny``, ``small``, ``full``)."""
     if name not in SCALES:
         raise ValueError(f"unknown scale {name!r}: expected one of {', '.join(SCALES)}")
     threads = _positive_int_from_env(THREADS_ENV_VAR)
+    seed = _seed_from_env()
     devices = _positive_int_from_env(DEVICES_ENV_VAR) or 1
     nodes = _positive_int_from_env(NODES_ENV_VAR) or 1
     if name == "tiny":
@@ -75,8 +89,8 @@ def profile(name: str) -> Scale:
             raise ValueError(f"{DEVICES_ENV_VAR}/{NODES_ENV_VAR} need a GPU scale, not tiny")
         # Tiny models on 2 cores: one intra-op thread avoids oversubscription, which measured
         # faster than two on a shared 2-core machine (see TOOLCHAIN.md, "Timing facts").
-        return Scale("tiny", "cpu", "32-true", threads or 1, "text")
-    return Scale(name, "gpu", "bf16-mixed", threads, "bar", devices, nodes)  # type: ignore[arg-type]
+        return Scale("tiny", "cpu", "32-true", threads or 1, "text", seed=seed)
+    return Scale(name, "gpu", "bf16-mixed", threads, "bar", devices, nodes, seed)  # type: ignore[arg-type]
 
 
 def current() -> Scale:

@@ -75,10 +75,10 @@ from esser_lab.training import seed_everything
 
 chapter_start = time.perf_counter()
 profile = scales.apply(scales.current())
-generator = seed_everything(0)
+generator = seed_everything(profile.seed)
 print(
     f"scale: {profile.name} · {profile.accelerator} · {profile.precision} · "
-    f"threads {torch.get_num_threads()}"
+    f"threads {torch.get_num_threads()} · seed {profile.seed}"
 )
 
 # %% [markdown]
@@ -203,7 +203,7 @@ if config.likelihood == "vgg19":
 
 
 def train(model_config: VUNetConfig) -> LitVUNet:
-    seed_everything(0)
+    seed_everything(profile.seed)
     system = LitVUNet(model_config, boxes, perceptual)
     trainer = make_trainer(
         profile,
@@ -358,7 +358,7 @@ display(Markdown("\n".join(rows)))
 
 # %%
 seconds = time.perf_counter() - chapter_start
-common = dict(chapter="01_vunet", scale=profile.name, seed=0, seconds=round(seconds, 1))
+common = dict(chapter="01_vunet", scale=profile.name, seed=profile.seed, seconds=round(seconds, 1))
 claims = [
     Claim(
         claim="Trained on single images, the VUNet transfers appearance of x onto the pose of y "

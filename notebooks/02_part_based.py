@@ -84,10 +84,10 @@ from esser_lab.training import seed_everything
 
 chapter_start = time.perf_counter()
 profile = scales.apply(scales.current())
-generator = seed_everything(0)
+generator = seed_everything(profile.seed)
 print(
     f"scale: {profile.name} · {profile.accelerator} · {profile.precision} · "
-    f"threads {torch.get_num_threads()}"
+    f"threads {torch.get_num_threads()} · seed {profile.seed}"
 )
 
 # %% [markdown]
@@ -216,8 +216,8 @@ data = FiguresDataModule(
 
 
 def train(model_config: PartBasedConfig) -> PartBased:
-    seed_everything(0)
-    system = LitPartBased(model_config, seed=0)
+    seed_everything(profile.seed)
+    system = LitPartBased(model_config, seed=profile.seed)
     trainer = make_trainer(
         profile,
         model_config.total_steps,
@@ -232,7 +232,7 @@ def train(model_config: PartBasedConfig) -> PartBased:
 
 full_model = train(config)
 ablation = train(config.without_equivariance())
-seed_everything(0)
+seed_everything(profile.seed)
 untrained = PartBased(config).eval()
 
 # %% [markdown]
@@ -397,7 +397,9 @@ display(Markdown("\n".join(rows)))
 
 # %%
 seconds = time.perf_counter() - chapter_start
-common = dict(chapter="02_part_based", scale=profile.name, seed=0, seconds=round(seconds, 1))
+common = dict(
+    chapter="02_part_based", scale=profile.name, seed=profile.seed, seconds=round(seconds, 1)
+)
 claims = [
     Claim(
         claim="Part means learned with the equivariance loss regress the true keypoints better "

@@ -79,10 +79,10 @@ from esser_lab.training import seed_everything
 
 chapter_start = time.perf_counter()
 profile = scales.apply(scales.current())
-generator = seed_everything(0)
+generator = seed_everything(profile.seed)
 print(
     f"scale: {profile.name} · {profile.accelerator} · {profile.precision} · "
-    f"threads {torch.get_num_threads()}"
+    f"threads {torch.get_num_threads()} · seed {profile.seed}"
 )
 
 # %% [markdown]
@@ -206,7 +206,7 @@ data = ArtPairsDataModule(size, config.batch_size, num_train=num_train, num_val=
 
 
 def train(model_config: StyleTransferConfig) -> LitStyleTransfer:
-    seed_everything(0)
+    seed_everything(profile.seed)
     system = LitStyleTransfer(model_config)
     trainer = make_trainer(
         profile,
@@ -350,7 +350,7 @@ display(Markdown("\n".join(rows)))
 
 # %%
 seconds = time.perf_counter() - chapter_start
-common = dict(chapter="03_style", scale=profile.name, seed=0, seconds=round(seconds, 1))
+common = dict(chapter="03_style", scale=profile.name, seed=profile.seed, seconds=round(seconds, 1))
 claims = [
     Claim(
         claim="The fix-point losses (FPT + FPD) raise the deception rate: an independent artist "

@@ -77,10 +77,10 @@ from esser_lab.training import seed_everything
 
 chapter_start = time.perf_counter()
 profile = scales.apply(scales.current())
-generator = seed_everything(0)
+generator = seed_everything(profile.seed)
 print(
     f"scale: {profile.name} · {profile.accelerator} · {profile.precision} · "
-    f"threads {torch.get_num_threads()}"
+    f"threads {torch.get_num_threads()} · seed {profile.seed}"
 )
 
 # %% [markdown]
@@ -205,7 +205,7 @@ autoencoder, ae_system = train_first_stage(
     batch_size=64,
     learning_rate=2e-3,
     kl_weight=1e-3,
-    seed=0,
+    seed=profile.seed,
     progress_every=ae_steps // 2,
 )
 with torch.no_grad():
@@ -264,7 +264,7 @@ from esser_lab.training.trainer import make_trainer
 
 
 def fit(system: LitIIN, fields: dict) -> LitIIN:
-    seed_everything(0)
+    seed_everything(profile.seed)
     trainer = make_trainer(
         profile, system.config.num_steps, progress_every=system.config.num_steps // 2
     )
@@ -497,7 +497,7 @@ fig = show_grid([list(s) for s in samples.values()], row_titles=list(samples))
 from esser_lab.cards import Claim, write_card
 
 seconds = time.perf_counter() - chapter_start
-common = dict(chapter="05_iin", scale=profile.name, seed=0, seconds=round(seconds, 1))
+common = dict(chapter="05_iin", scale=profile.name, seed=profile.seed, seconds=round(seconds, 1))
 iin_gap, raw_gap = gaps["IIN factors v_k"].mean().item(), gaps["raw z blocks"].mean().item()
 claims = [
     Claim(

@@ -73,10 +73,10 @@ from esser_lab.training import seed_everything
 
 chapter_start = time.perf_counter()
 profile = scales.apply(scales.current())
-generator = seed_everything(0)
+generator = seed_everything(profile.seed)
 print(
     f"scale: {profile.name} · {profile.accelerator} · {profile.precision} · "
-    f"threads {torch.get_num_threads()}"
+    f"threads {torch.get_num_threads()} · seed {profile.seed}"
 )
 
 # %% [markdown]
@@ -126,7 +126,7 @@ autoencoder, ae_system = train_first_stage(
     scale=profile,
     steps=ae_steps,
     batch_size=64,
-    seed=0,
+    seed=profile.seed,
     progress_every=ae_steps,
 )
 vocabulary = sorted({word for caption in train.caption for word in caption.split()})
@@ -472,7 +472,9 @@ net, reg, alone = scores["Net2Net"], scores["regression"], scores["Θ alone"]
 shifted = edit_scores["Net2Net shift (N4)"]
 regressed_edit = edit_scores["regression on the new caption"]
 seconds = time.perf_counter() - chapter_start
-common = dict(chapter="06_net2net", scale=profile.name, seed=0, seconds=round(seconds, 1))
+common = dict(
+    chapter="06_net2net", scale=profile.name, seed=profile.seed, seconds=round(seconds, 1)
+)
 unverified = "unverified (the paper reports IS/FID on COCO, Table 1; not checked)"
 claims = [
     Claim(

@@ -76,10 +76,10 @@ from esser_lab.training import seed_everything
 
 chapter_start = time.perf_counter()
 profile = scales.apply(scales.current())
-generator = seed_everything(0)
+generator = seed_everything(profile.seed)
 print(
     f"scale: {profile.name} · {profile.accelerator} · {profile.precision} · "
-    f"threads {torch.get_num_threads()}"
+    f"threads {torch.get_num_threads()} · seed {profile.seed}"
 )
 
 # %% [markdown]
@@ -135,7 +135,7 @@ classifiers = {
         biased.image, biased.shape[:, 0], 4, steps=classifier_steps, generator=generator
     ),
 }
-torch.manual_seed(0)  # the autoencoder's initial weights
+torch.manual_seed(profile.seed)  # the autoencoder's initial weights
 n_down, width = profile.pick(tiny=(2, 16), small=(3, 32), full=(3, 64))
 autoencoder, ae_system = train_first_stage(
     train.image,
@@ -434,7 +434,9 @@ from esser_lab.cards import Claim, write_card
 
 inv, bia = scores["invariant"], scores["biased"]
 seconds = time.perf_counter() - chapter_start
-common = dict(chapter="07_invariances", scale=profile.name, seed=0, seconds=round(seconds, 1))
+common = dict(
+    chapter="07_invariances", scale=profile.name, seed=profile.seed, seconds=round(seconds, 1)
+)
 claims = [
     Claim(
         claim="(a) Features plus recovered invariances reconstruct the image: "

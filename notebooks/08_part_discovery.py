@@ -72,10 +72,10 @@ from esser_lab.training import seed_everything
 
 chapter_start = time.perf_counter()
 profile = scales.apply(scales.current())
-generator = seed_everything(0)
+generator = seed_everything(profile.seed)
 print(
     f"scale: {profile.name} · {profile.accelerator} · {profile.precision} · "
-    f"threads {torch.get_num_threads()}"
+    f"threads {torch.get_num_threads()} · seed {profile.seed}"
 )
 
 # %% [markdown]
@@ -184,7 +184,7 @@ from esser_lab.training.trainer import make_trainer
 
 num_train = profile.pick(tiny=4096, small=50_000, full=200_000)
 data = PartPairsDataModule(config.image_size, config.batch_size, num_train, num_val=64, seed=0)
-seed_everything(0)
+seed_everything(profile.seed)
 system = LitPartDiscovery(config)
 trainer = make_trainer(
     profile,
@@ -327,7 +327,7 @@ claims = [
         baseline_value=round(base_iou, 4),
         criterion="our > baseline",
         scale=profile.name,
-        seed=0,
+        seed=profile.seed,
         seconds=round(seconds, 1),
     )
 ]

@@ -78,10 +78,10 @@ from esser_lab.training import seed_everything
 
 chapter_start = time.perf_counter()
 profile = scales.apply(scales.current())
-generator = seed_everything(0)
+generator = seed_everything(profile.seed)
 print(
     f"scale: {profile.name} · {profile.accelerator} · {profile.precision} · "
-    f"threads {torch.get_num_threads()}"
+    f"threads {torch.get_num_threads()} · seed {profile.seed}"
 )
 
 # %% [markdown]
@@ -205,16 +205,16 @@ autoencoder, first_stage = train_first_stage(
     batch_size=config.ae_batch_size,
     learning_rate=config.ae_learning_rate,
     kl_weight=config.ae_kl_weight,
-    seed=0,
+    seed=profile.seed,
     progress_every=config.ae_steps // 2,
 )
 print(f"first stage: {config.ae_steps} steps in {time.perf_counter() - start:.1f} s")
 
 # %%
-seed_everything(0)
+seed_everything(profile.seed)
 system = LitDataBias(config, autoencoder)
 batches = TensorBatches({"image": train.image, "domain": train.domain})
-sampler = BatchIndexSampler(len(labels), config.batch_size, shuffle=True, seed=0)
+sampler = BatchIndexSampler(len(labels), config.batch_size, shuffle=True, seed=profile.seed)
 trainer = make_trainer(
     profile,
     config.num_steps,
@@ -391,7 +391,7 @@ shared = dict(
     paper_value=None,
     paper_source="unverified (the note is qualitative: translations shown, no numbers)",
     scale=profile.name,
-    seed=0,
+    seed=profile.seed,
     seconds=round(seconds, 1),
 )
 claims = [

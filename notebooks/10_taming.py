@@ -81,10 +81,10 @@ from esser_lab.training import seed_everything
 chapter_start = time.perf_counter()
 cpu_start = time.process_time()
 profile = scales.apply(scales.current())
-generator = seed_everything(0)
+generator = seed_everything(profile.seed)
 print(
     f"scale: {profile.name} · {profile.accelerator} · {profile.precision} · "
-    f"threads {torch.get_num_threads()}"
+    f"threads {torch.get_num_threads()} · seed {profile.seed}"
 )
 
 # %% [markdown]
@@ -293,7 +293,7 @@ train_seconds = {}
 
 
 def fit(model_config: VQGANConfig, steps: int, resume: str | None = None):
-    seed_everything(0)
+    seed_everything(profile.seed)
     system = LitVQGAN(model_config, perceptual)
     trainer = make_trainer(
         profile,
@@ -501,13 +501,13 @@ gpt_train = sprites.sample(
     generator=torch.Generator().manual_seed(7),
 )
 train_labels, test_labels = gpt_train.colour[:, 0], test.colour[:, 0]
-seed_everything(0)
+seed_everything(profile.seed)
 taming = TamingTransformer(gpt_config, first_stage)
 with torch.no_grad():
     train_codes = torch.cat([taming.encode_to_z(x) for x in gpt_train.image.split(1024)])
     test_codes = taming.encode_to_z(test.image)
 codes = TensorBatches({"z_indices": train_codes, "label": train_labels})
-sampler = BatchIndexSampler(len(codes), gpt_config.batch_size, shuffle=True, seed=0)
+sampler = BatchIndexSampler(len(codes), gpt_config.batch_size, shuffle=True, seed=profile.seed)
 gpt_system = LitTamingTransformer(taming)
 start = time.perf_counter()
 make_trainer(profile, gpt_steps, progress_every=gpt_steps // 2).fit(
@@ -601,7 +601,7 @@ from esser_lab.cards import Claim, write_card
 gan_small, gan_large = scores[f"VQGAN K={small_k}"], scores[f"VQGAN K={large_k}"]
 l1_small, l1_large = scores[f"L1 VQ-VAE K={small_k}"], scores[f"L1 VQ-VAE K={large_k}"]
 seconds = time.perf_counter() - chapter_start
-common = dict(chapter="10_taming", scale=profile.name, seed=0, seconds=round(seconds, 1))
+common = dict(chapter="10_taming", scale=profile.name, seed=profile.seed, seconds=round(seconds, 1))
 readme = "README (CompVis/taming-transformers): rFID on ImageNet val"
 claims = [
     Claim(

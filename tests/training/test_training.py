@@ -43,6 +43,17 @@ def test_thread_override(monkeypatch):
         scales.profile("tiny")
 
 
+def test_seed_override(monkeypatch):
+    monkeypatch.delenv(scales.SEED_ENV_VAR, raising=False)
+    assert scales.profile("tiny").seed == 0 and scales.profile("small").seed == 0
+    monkeypatch.setenv(scales.SEED_ENV_VAR, "3")
+    assert scales.profile("tiny").seed == 3 and scales.profile("full").seed == 3
+    for bad in ("-1", "one", "1.5"):
+        monkeypatch.setenv(scales.SEED_ENV_VAR, bad)
+        with pytest.raises(ValueError, match="ESSER_LAB_SEED must be a non-negative integer"):
+            scales.profile("tiny")
+
+
 def test_apply_sets_threads_and_white_figures(monkeypatch):
     import matplotlib as mpl
 
