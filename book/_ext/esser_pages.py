@@ -6,6 +6,8 @@ Directives (used in ``book/*.md``):
     A table of every claim of every chapter's reproduction card. It is filled in during the write
     phase (``doctree-resolved``), after every chapter of this build has executed and written its
     card, and it warns (so ``-W`` fails the build) when a card is missing or older than the build.
+    Its last column is not from this build: in how many training seeds ``bench/`` recorded the
+    claim holding (``bench/results/claims_seeds.csv``), or "–" where no seeds were recorded.
 ``{genealogy}``
     Which ``esser_lab`` building blocks each chapter imports, which chapter introduced each one,
     and what later chapters reuse: parsed from the chapters' import statements, never typed.
@@ -132,15 +134,38 @@ def _cards_dir() -> Path:
     return cards_dir()
 
 
-SUMMARY_HEADERS = ["chapter", "claim — metric", "paper", "ours", "baseline", "verdict"]
+SUMMARY_HEADERS = [
+    "chapter",
+    "claim — metric",
+    "paper",
+    "ours",
+    "baseline",
+    "verdict",
+    "seeds (bench)",
+]
+SUMMARY_WIDTHS = [2, 10, 3, 2, 2, 3, 2]
+SeedRecord = dict[tuple[str, str, str], list[bool]]  # (chapter, claim, scale) → holds per seed
 
 
-def claim_row(stem: str, claim: dict) -> list[str]:
+def seed_record(path: Path | None = None) -> SeedRecord:
+    """``bench/results/claims_seeds.csv`` as (chapter, claim, scale) → holds, one per seed."""
+    path = ROOT / "bench" / "results" / "claims_seeds.csv" if path is None else path
+    record: SeedRecord = {}
+    if path.is_file():
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                key = (row["chapter"], row["claim"], row["scale"])
+                record.setdefault(key, []).append(row["holds"] == "true")
+    return record
+
+
+def claim_row(stem: str, claim: dict, seeds: SeedRecord | None = None) -> list[str]:
     """One row of the summary table for one claim of a card."""
     paper = claim.get("paper_value")
     paper = "–" if paper is None else f"{paper} ({claim.get('paper_source', '')})"
     baseline = claim.get("baseline_value")
     verdict = "✓ holds" if claim["holds"] else "✗ does not hold"
+    held = (seeds or {}).get((stem, claim["claim"], claim["scale"]), [])
     return [
         stem,
         f"{claim['claim']} — {claim['metric']}",
@@ -148,6 +173,7 @@ def claim_row(stem: str, claim: dict) -> list[str]:
         str(claim["our_value"]),
         "–" if baseline is None else str(baseline),
         f"{verdict} ({claim['criterion']}, {claim['scale']})",
+        f"holds in {sum(held)} of {len(held)}" if held else "–",
     ]
 
 
@@ -155,6 +181,7 @@ def _summary(app: Sphinx) -> list[nodes.Node]:
     directory = _cards_dir()
     started = app.env.esser_build_started  # type: ignore[attr-defined]
     rows, scales, times = [], set(), []
+    seeds = seed_record()
     for docname, _ in _chapters(app):
         stem = docname.split("/")[-1]
         path = directory / f"{stem}.json"
@@ -167,14 +194,14 @@ def _summary(app: Sphinx) -> list[nodes.Node]:
         times.append(mtime)
         for claim in json.loads(path.read_text()):
             scales.add(claim["scale"])
-            rows.append(claim_row(stem, claim))
+            rows.append(claim_row(stem, claim, seeds))
     if not rows:
         return [nodes.paragraph(text="No reproduction cards were written in this build.")]
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(max(times)))
     note = nodes.paragraph(
         text=f"Measured in this build at scale {', '.join(sorted(scales))}, cards written {when}."
     )
-    return [note, _table(SUMMARY_HEADERS, rows, [2, 10, 3, 2, 2, 3], name="summary")]
+    return [note, _table(SUMMARY_HEADERS, rows, SUMMARY_WIDTHS, name="summary")]
 
 
 # --------------------------------------------------------------------------------------------

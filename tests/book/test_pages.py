@@ -57,10 +57,23 @@ def test_summary_rows_match_the_header():
         seconds=1.0,
     ).to_dict()
     row = esser_pages.claim_row("01_vunet", claim)
-    assert len(row) == len(esser_pages.SUMMARY_HEADERS)
-    assert row[-1].startswith("✓ holds") and "tiny" in row[-1]
-    table = esser_pages._table(esser_pages.SUMMARY_HEADERS, [row], [2, 10, 3, 2, 2, 3])
+    assert len(row) == len(esser_pages.SUMMARY_HEADERS) == len(esser_pages.SUMMARY_WIDTHS)
+    assert row[-2].startswith("✓ holds") and "tiny" in row[-2]
+    assert row[-1] == "–"  # no seeds recorded for it
+    table = esser_pages._table(esser_pages.SUMMARY_HEADERS, [row], esser_pages.SUMMARY_WIDTHS)
     assert len(list(table.findall(lambda n: n.tagname == "entry"))) == 2 * len(row)
+    seeds = {("01_vunet", "c", "tiny"): [True, False, True]}
+    assert esser_pages.claim_row("01_vunet", claim, seeds)[-1] == "holds in 2 of 3"
+
+
+def test_seed_record_reads_the_bench_file(tmp_path):
+    path = tmp_path / "claims_seeds.csv"
+    path.write_text(
+        "chapter,claim,seed,our_value,baseline_value,scale,holds\n"
+        '04_rodi,"a, b",0,0.1,0.2,tiny,true\n04_rodi,"a, b",1,0.3,0.2,tiny,false\n'
+    )
+    assert esser_pages.seed_record(path) == {("04_rodi", "a, b", "tiny"): [True, False]}
+    assert esser_pages.seed_record(tmp_path / "missing.csv") == {}
 
 
 def test_table_rejects_ragged_rows():
