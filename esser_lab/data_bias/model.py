@@ -136,11 +136,12 @@ class DataBiasConfig:
         """16×16 sprites on 2 CPU cores in seconds.
 
         Besides sizes and steps, three training settings differ because the whole run has a few
-        hundred steps instead of ~100k: the learning rates are 1e-3 (AE) and 2e-3 (flow) instead
+        hundred steps instead of ~100k: the learning rates are 5e-4 (AE) and 2e-3 (flow) instead
         of 1.35e-5 and 6.75e-5, with batches of 64 and 256; and the AE's KL weight is 1e-3
         instead of 1e-6, which keeps the 16-d latent compact and near a Gaussian, so a short flow
         run can model it. The objective, the architecture family and the translation are the
-        paper's.
+        paper's. (At an AE learning rate of 1e-3, three of seeds 0–5 collapsed to painting the
+        background only, L1 ≈ 0.24 after 600 steps; at 5e-4 all six reached 0.038–0.063.)
         """
         return replace(
             cls.small(),
@@ -150,6 +151,7 @@ class DataBiasConfig:
             z_dim=16,
             ae_batch_size=64,
             ae_steps=600,
+            ae_learning_rate=5e-4,
             n_flows=6,
             hidden_dim=128,
             hidden_depth=1,
