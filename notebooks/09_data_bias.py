@@ -528,11 +528,11 @@ print(
 # %% [markdown]
 # ```{admonition} Solution 2
 # :class: dropdown
-# Count the translations called red, per true source colour. Red objects stay red. Among the
-# others, in our run the colours whose red channel is already full (orange, yellow, magenta, and
-# white, about four in ten of them) make up nearly all of the new red objects, while green, blue
-# and cyan rarely turn red: the map moves the mass it must move where that is cheapest in the latent space. Which
-# objects pay for a bias is the model's choice, not the data's.
+# Count the translations called red, per true source colour. Red objects stay red. Among the others,
+# in our run the colours whose red channel is already full (orange, yellow, magenta, and white,
+# about four in ten of them) make up nearly all of the new red objects, while green, blue and cyan
+# rarely turn red: the map moves the mass it must move where that is cheapest in the latent space.
+# Which objects pay for a bias is the model's choice, not the data's.
 # ```
 
 # %% tags=["hide-input"]
