@@ -460,8 +460,9 @@ assert all(torch.isfinite(torch.tensor([c.our_value, c.baseline_value])).all() f
 #
 # The paper's headline claim, that equivariance gives *better landmarks*, is **not reproduced**
 # at this scale: the ablation's part means regress the keypoints better (7.7 % vs 8.2 %), and the
-# card records `holds: false`. Both beat the untrained encoder and the mean pose, so both have
-# learned some pose. The swap errors sit at the level of an untrained decoder: after 200 steps
+# card records `holds: false`; so it did with training seeds 1 and 2
+# (`bench/results/claims_seeds.csv`). Both beat the untrained encoder and the mean pose, so both
+# have learned some pose. The swap errors sit at the level of an untrained decoder: after 200 steps
 # the decoder paints little more than where the parts are, not their colours. Longer training
 # does not change the order at this size: plain training loops of the same `tiny` network and
 # objective for 500, 1,000 and 1,500 steps (learning rate 3e-3, one seed) lowered both errors,
