@@ -40,5 +40,9 @@ class LitDataBias(L.LightningModule):
         c = self.config
         # only the flow (and its condition embedder) trains: the autoencoder is frozen
         return torch.optim.Adam(
-            self.model.flow.parameters(), lr=c.learning_rate, betas=c.betas, amsgrad=c.amsgrad
+            self.model.flow.parameters(),
+            lr=c.learning_rate,
+            betas=c.betas,
+            amsgrad=c.amsgrad,
+            foreach=True,
         )

@@ -76,7 +76,9 @@ class LitIIN(L.LightningModule):
 
     def configure_optimizers(self):  # noqa: ANN201
         c = self.config
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=c.learning_rate, betas=c.betas)
+        optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=c.learning_rate, betas=c.betas, foreach=True
+        )
 
         def decay(step: int) -> float:
             if c.num_steps <= c.decay_start:

@@ -59,7 +59,9 @@ class LitInvariances(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         c = self.config
-        return torch.optim.Adam(self.transformer.parameters(), lr=c.learning_rate, betas=c.betas)
+        return torch.optim.Adam(
+            self.transformer.parameters(), lr=c.learning_rate, betas=c.betas, foreach=True
+        )
 
 
 def fit_invariances(

@@ -53,7 +53,7 @@ def fit_classifier(
             f"{tuple(labels.shape)}"
         )
     model = ExpertClassifier(num_classes, images.shape[1])
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, foreach=True)
     for _ in range(steps):
         index = torch.randint(len(images), (batch_size,), generator=generator)
         loss = F.cross_entropy(model(images[index]), labels[index])

@@ -53,4 +53,4 @@ class LitPartBased(L.LightningModule):
         return terms.loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.model.parameters(), lr=self.config.learning_rate)
+        return torch.optim.Adam(self.model.parameters(), lr=self.config.learning_rate, foreach=True)

@@ -103,7 +103,9 @@ class LitPartDiscovery(L.LightningModule):
 
         def adam(module: torch.nn.Module) -> torch.optim.Adam:
             # edflow's TF trainer: Adam(β = (0.5, 0.9)) (as in RoDi's code)
-            return torch.optim.Adam(module.parameters(), lr=c.learning_rate, betas=(0.5, 0.9))
+            return torch.optim.Adam(
+                module.parameters(), lr=c.learning_rate, betas=(0.5, 0.9), foreach=True
+            )
 
         if self.critics is None:
             return adam(self.model)

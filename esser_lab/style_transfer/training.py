@@ -95,6 +95,10 @@ class LitStyleTransfer(L.LightningModule):
     def configure_optimizers(self):  # noqa: ANN201
         betas = (self.config.beta1, 0.999)
         lr = self.config.learning_rate
-        generator = torch.optim.Adam(self.model.generator_parameters(), lr=lr, betas=betas)
-        discriminator = torch.optim.Adam(self.model.discriminator.parameters(), lr=lr, betas=betas)
+        generator = torch.optim.Adam(
+            self.model.generator_parameters(), lr=lr, betas=betas, foreach=True
+        )
+        discriminator = torch.optim.Adam(
+            self.model.discriminator.parameters(), lr=lr, betas=betas, foreach=True
+        )
         return [generator, discriminator]

@@ -118,7 +118,9 @@ class LitVQGAN(L.LightningModule):
         c = self.config
 
         def adam(module: nn.Module) -> torch.optim.Adam:
-            return torch.optim.Adam(module.parameters(), lr=c.learning_rate, betas=c.betas)
+            return torch.optim.Adam(
+                module.parameters(), lr=c.learning_rate, betas=c.betas, foreach=True
+            )
 
         # official: the AE optimizer holds encoder, decoder, quantize, quant_conv and
         # post_quant_conv (= ``self.model``); the D optimizer the discriminator only

@@ -58,7 +58,9 @@ class LitDenseAutoencoder(L.LightningModule):
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.learning_rate, betas=(0.5, 0.9))
+        return torch.optim.Adam(
+            self.parameters(), lr=self.learning_rate, betas=(0.5, 0.9), foreach=True
+        )
 
 
 def train_first_stage(
