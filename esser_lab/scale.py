@@ -43,6 +43,15 @@ class Scale:
     # own seeds): 0 unless ESSER_LAB_SEED says otherwise, to see a claim across seeds
     seed: int = 0
 
+    def describe(self) -> str:
+        """The line a chapter prints first: scale, hardware, precision, torch threads, seed."""
+        import torch
+
+        return (
+            f"scale: {self.name} · {self.accelerator} · {self.precision} · "
+            f"threads {torch.get_num_threads()} · seed {self.seed}"
+        )
+
     def pick(self, tiny: T, small: T, full: T) -> T:
         """The value for this profile, e.g. ``scale.pick(tiny=600, small=20_000, full=100_000)``."""
         return {"tiny": tiny, "small": small, "full": full}[self.name]
@@ -54,36 +63,29 @@ def _gpu_available() -> bool:
     return torch.cuda.is_available()
 
 
-def _positive_int_from_env(name: str) -> int | None:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
+def _int_from_env(name: str, minimum: int = 1) -> int | None:
+    """``$name`` as an int ≥ ``minimum``; None when unset or empty; a clear error otherwise."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
         return None
+    kind = "positive" if minimum == 1 else "non-negative"
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a positive integer, got {raw!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {raw!r}")
+        raise ValueError(f"{name} must be a {kind} integer, got {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be a {kind} integer, got {raw!r}")
     return value
-
-
-def _seed_from_env() -> int:
-    raw = os.environ.get(SEED_ENV_VAR, "").strip()
-    if not raw:
-        return 0
-    if not raw.isdigit():
-        raise ValueError(f"{SEED_ENV_VAR} must be a non-negative integer, got {raw!r}")
-    return int(raw)
 
 
 def profile(name: str) -> Scale:
     """The profile called ``name`` (one of ``tiny``, ``small``, ``full``)."""
     if name not in SCALES:
         raise ValueError(f"unknown scale {name!r}: expected one of {', '.join(SCALES)}")
-    threads = _positive_int_from_env(THREADS_ENV_VAR)
-    seed = _seed_from_env()
-    devices = _positive_int_from_env(DEVICES_ENV_VAR) or 1
-    nodes = _positive_int_from_env(NODES_ENV_VAR) or 1
+    threads = _int_from_env(THREADS_ENV_VAR)
+    seed = _int_from_env(SEED_ENV_VAR, minimum=0) or 0
+    devices = _int_from_env(DEVICES_ENV_VAR) or 1
+    nodes = _int_from_env(NODES_ENV_VAR) or 1
     if name == "tiny":
         if devices > 1 or nodes > 1:
             raise ValueError(f"{DEVICES_ENV_VAR}/{NODES_ENV_VAR} need a GPU scale, not tiny")

@@ -73,10 +73,7 @@ from esser_lab.training import seed_everything
 chapter_start = time.perf_counter()
 profile = scales.apply(scales.current())
 generator = seed_everything(profile.seed)
-print(
-    f"scale: {profile.name} · {profile.accelerator} · {profile.precision} · "
-    f"threads {torch.get_num_threads()} · seed {profile.seed}"
-)
+print(profile.describe())
 
 # %% [markdown]
 # ## The data: one appearance, two poses

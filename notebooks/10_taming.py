@@ -82,10 +82,7 @@ chapter_start = time.perf_counter()
 cpu_start = time.process_time()
 profile = scales.apply(scales.current())
 generator = seed_everything(profile.seed)
-print(
-    f"scale: {profile.name} · {profile.accelerator} · {profile.precision} · "
-    f"threads {torch.get_num_threads()} · seed {profile.seed}"
-)
+print(profile.describe())
 
 # %% [markdown]
 # What chapters 5–9 used as their first stage, and its loss (by import: the lineage, not a

@@ -54,6 +54,12 @@ def test_seed_override(monkeypatch):
             scales.profile("tiny")
 
 
+def test_describe_names_the_profile_threads_and_seed(monkeypatch):
+    monkeypatch.setenv(scales.SEED_ENV_VAR, "2")
+    line = scales.profile("tiny").describe()
+    assert line == f"scale: tiny · cpu · 32-true · threads {torch.get_num_threads()} · seed 2"
+
+
 def test_apply_sets_threads_and_white_figures(monkeypatch):
     import matplotlib as mpl
 
