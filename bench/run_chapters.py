@@ -17,16 +17,21 @@ of the biggest single process, not a sum; the kernel is the biggest.
 Results (one row per chapter and scale, replaced when re-run, sorted):
 
 * ``bench/results/chapters.csv``: ``chapter,scale,seconds,peak_mib,date``
-* ``bench/results/claims.csv``: ``chapter,claim,paper_value,our_value,scale,holds``, from the
-  reproduction cards each chapter writes (to ``_build/bench-cards/<scale>/<chapter>/`` through
-  ``ESSER_LAB_CARDS``).
+* ``bench/results/claims.csv``: every field of every claim of the reproduction cards each chapter
+  writes (to ``_build/bench-cards/<scale>/<chapter>/`` through ``ESSER_LAB_CARDS``): its key, the
+  metric, our value, the baseline and its value, the paper's comparable pair, its metric and
+  source, the verdict, and the commit it ran on.
+* ``bench/results/claims_seeds.csv``: the same claims per training seed (``ESSER_LAB_SEED``: the
+  models' initial weights, noise and batch order change; the data and the evaluation stay fixed),
+  with the margin (ours − baseline in the claimed direction) and the commit. Every run adds its
+  seed's rows (seed 0 included); ``esser_lab.cards`` turns them into verdicts (reproduced when a
+  claim holds in ≥ 4 of 5 seeds). Runs with a seed other than 0 record no timing and leave
+  ``claims.csv`` alone; their executed notebooks and cards go to ``…/<scale>-seed<N>/``.
 
-* ``bench/results/claims_seeds.csv``: ``chapter,claim,seed,our_value,baseline_value,scale,holds``,
-  the same claims per training seed (``ESSER_LAB_SEED``: the models' initial weights, noise and
-  batch order change; the data and the evaluation stay fixed). Every run adds its seed's rows
-  (seed 0 included), so the file shows whether a claim holds beyond the seed the chapter prints.
-  Runs with a seed other than 0 record no timing and leave ``claims.csv`` alone; their executed
-  notebooks and cards go to ``…/<scale>-seed<N>/``.
+The commit is ``git rev-parse --short HEAD``, with ``-dirty`` appended when the chapter's sources
+(its notebook and the esser_lab modules it imports, :func:`chapter_sources`) hold uncommitted
+changes: the summary page flags such rows, and rows recorded before the last commit that changed
+those sources, as stale.
 
 A chapter that fails (a cell raises) is reported with its error and makes the script exit 1; the
 other chapters still run and their rows are recorded. A failed chapter's old rows are kept.
@@ -52,8 +57,37 @@ CARDS_ROOT = REPO / "_build" / "bench-cards"
 EXECUTED = REPO / "_build" / "bench-notebooks"
 SCALES = ("tiny", "small", "full")
 CHAPTER_COLUMNS = ["chapter", "scale", "seconds", "peak_mib", "date"]
-CLAIM_COLUMNS = ["chapter", "claim", "paper_value", "our_value", "scale", "holds"]
-SEED_COLUMNS = ["chapter", "claim", "seed", "our_value", "baseline_value", "scale", "holds"]
+CLAIM_COLUMNS = [
+    "chapter",
+    "key",
+    "kind",
+    "claim",
+    "metric",
+    "our_value",
+    "baseline",
+    "baseline_value",
+    "better",
+    "margin",
+    "holds",
+    "paper_value",
+    "paper_baseline_value",
+    "paper_metric",
+    "paper_source",
+    "scale",
+    "commit",
+]
+SEED_COLUMNS = [
+    "chapter",
+    "key",
+    "seed",
+    "our_value",
+    "baseline_value",
+    "margin",
+    "holds",
+    "scale",
+    "commit",
+    "date",
+]
 CELL_TIMEOUT_S = 600  # as the book's execute.timeout in _config.yml
 
 
@@ -189,47 +223,94 @@ def read_cards(cards: Path, scale: str, seed: int = 0) -> list[dict]:
     return claims
 
 
-def claim_rows(cards: Path, scale: str) -> list[dict]:
+# Modules whose changes do not change a chapter's numbers (reporting, presets, plotting).
+NOT_RESULTS = ("esser_lab.cards", "esser_lab.config", "esser_lab.viz")
+
+
+def chapter_sources(path: Path) -> list[str]:
+    """The files a chapter's numbers depend on: itself and the esser_lab modules it imports.
+
+    A module is its file, a package its folder (``esser_lab.taming`` → ``esser_lab/taming``).
+    Reporting modules (:data:`NOT_RESULTS`) are left out. Paths are relative to the repository.
+    """
+    import ast
+
+    sources = [str(path.relative_to(REPO))]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("esser_lab"):
+            names = [node.module]
+            if node.module == "esser_lab":
+                names = [f"esser_lab.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names if a.name.startswith("esser_lab")]
+        for name in names:
+            if name == "esser_lab" or name.startswith(NOT_RESULTS):
+                continue
+            base = REPO / Path(*name.split("."))
+            found = base if base.is_dir() else base.with_suffix(".py")
+            if found.exists() and str(found.relative_to(REPO)) not in sources:
+                sources.append(str(found.relative_to(REPO)))
+    return sources
+
+
+def commit(sources: list[str] | None = None) -> str:
+    """The checkout's commit, ``-dirty`` when ``sources`` (default: everything) hold changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        )
+        changes = subprocess.run(
+            ["git", "status", "--porcelain", "--", *(sources or ["notebooks", "esser_lab"])],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
+    except OSError:
+        return ""
+    if head.returncode != 0:
+        return ""
+    return head.stdout.strip() + ("-dirty" if changes.stdout.strip() else "")
+
+
+def claim_rows(cards: Path, scale: str, revision: str = "") -> list[dict]:
     """The claims of the cards in ``cards`` as claims.csv rows (claims keep the card's order)."""
-    return [
-        {
-            "chapter": claim["chapter"],
-            "claim": claim["claim"],
-            "paper_value": _number(claim.get("paper_value")),
-            "our_value": _number(claim.get("our_value")),
-            "scale": scale,
-            "holds": _number(bool(claim["holds"])),
-        }
-        for claim in read_cards(cards, scale)
-    ]
+    rows = []
+    for claim in read_cards(cards, scale):
+        row = {column: _number(claim.get(column)) for column in CLAIM_COLUMNS}
+        row["scale"], row["commit"] = scale, revision
+        row["holds"] = _number(bool(claim["holds"]))
+        rows.append(row)
+    return rows
 
 
-def seed_rows(cards: Path, scale: str, seed: int) -> list[dict]:
+def seed_rows(cards: Path, scale: str, seed: int, revision: str = "", date: str = "") -> list[dict]:
     """The claims of the cards in ``cards`` as claims_seeds.csv rows."""
     return [
         {
             "chapter": claim["chapter"],
-            "claim": claim["claim"],
+            "key": claim["key"],
             "seed": str(seed),
             "our_value": _number(claim.get("our_value")),
             "baseline_value": _number(claim.get("baseline_value")),
-            "scale": scale,
+            "margin": _number(claim.get("margin")),
             "holds": _number(bool(claim["holds"])),
+            "scale": scale,
+            "commit": revision,
+            "date": date,
         }
         for claim in read_cards(cards, scale, seed)
     ]
 
 
 def seed_summary(rows: list[dict]) -> list[str]:
-    """One line per claim: in how many of the recorded seeds it holds."""
-    lines, seen = [], {}
-    for row in rows:
-        seen.setdefault((row["chapter"], row["scale"], row["claim"]), []).append(row)
-    for (chapter, scale, claim), runs in seen.items():
-        held = sum(r["holds"] == "true" for r in runs)
-        seeds = ",".join(r["seed"] for r in runs)
-        lines.append(f"{chapter} [{scale}] holds in {held}/{len(runs)} seeds ({seeds}): {claim}")
-    return lines
+    """One line per claim: its verdict over the recorded seeds."""
+    from esser_lab.cards import seed_verdicts
+
+    return [
+        f"{chapter} [{scale}] {key}: {verdict.describe()}"
+        for (chapter, key, scale), verdict in seed_verdicts(rows).items()
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,13 +353,14 @@ def main(argv: list[str] | None = None) -> int:
 
     for path, seed in ((p, s) for p in chapters for s in seeds):
         print(f"--- {path.stem} at scale {args.scale}, seed {seed}", flush=True)
+        revision = commit(chapter_sources(path))
         status, seconds, peak_mib, cards = measure(path, args.scale, seed)
         if status != 0:
             print(f"--- {path.stem}: FAILED (exit {status}) after {seconds:.1f} s", flush=True)
             failed.append(f"{path.stem} (seed {seed})")
             continue
         print(f"--- {path.stem}: {seconds:.1f} s, peak {peak_mib:.0f} MiB", flush=True)
-        new_seed_rows = seed_rows(cards, args.scale, seed)
+        new_seed_rows = seed_rows(cards, args.scale, seed, revision, today)
         by_seed = [
             r
             for r in by_seed
@@ -297,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
                 "date": today,
             }
         )
-        new_claims = claim_rows(cards, args.scale)
+        new_claims = claim_rows(cards, args.scale, revision)
         if not new_claims:
             print(f"warning: {path.stem} wrote no reproduction card to {cards}")
         replaced = {path.stem} | {r["chapter"] for r in new_claims}
