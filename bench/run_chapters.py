@@ -333,6 +333,12 @@ def main(argv: list[str] | None = None) -> int:
         help="training seed (ESSER_LAB_SEED); repeat for several (default: 0)",
     )
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the CSV files")
+    parser.add_argument(
+        "--no-timing",
+        dest="timing",
+        action="store_false",
+        help="leave chapters.csv alone (times from a busy machine are not the record)",
+    )
     args = parser.parse_args(argv)
     seeds = args.seed or [0]
     if any(seed < 0 for seed in seeds):
@@ -342,15 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     if not chapters:
         print(f"no chapters in {NOTEBOOKS}")
         return 0
-    chapters_csv = args.results / "chapters.csv"
-    claims_csv = args.results / "claims.csv"
-    timing = read_rows(chapters_csv, CHAPTER_COLUMNS)
-    claims = read_rows(claims_csv, CLAIM_COLUMNS)
-    seeds_csv = args.results / "claims_seeds.csv"
-    by_seed = read_rows(seeds_csv, SEED_COLUMNS)
     today = dt.date.today().isoformat()
     failed: list[str] = []
-
     for path, seed in ((p, s) for p in chapters for s in seeds):
         print(f"--- {path.stem} at scale {args.scale}, seed {seed}", flush=True)
         revision = commit(chapter_sources(path))
@@ -360,39 +359,26 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(f"{path.stem} (seed {seed})")
             continue
         print(f"--- {path.stem}: {seconds:.1f} s, peak {peak_mib:.0f} MiB", flush=True)
-        new_seed_rows = seed_rows(cards, args.scale, seed, revision, today)
-        by_seed = [
-            r
-            for r in by_seed
-            if (r["chapter"], r["scale"], r["seed"]) != (path.stem, args.scale, str(seed))
-        ]
-        by_seed.extend(new_seed_rows)
-        if seed != 0:  # timing and claims.csv describe the chapter as the book runs it
-            continue
-        timing = [r for r in timing if (r["chapter"], r["scale"]) != (path.stem, args.scale)]
-        timing.append(
-            {
+        timing = None
+        if seed == 0 and args.timing:  # timing describes the chapter as the book runs it
+            timing = {
                 "chapter": path.stem,
                 "scale": args.scale,
                 "seconds": f"{seconds:.1f}",
                 "peak_mib": f"{peak_mib:.0f}",
                 "date": today,
             }
+        record(
+            args.results,
+            path.stem,
+            args.scale,
+            seed,
+            seed_rows(cards, args.scale, seed, revision, today),
+            claim_rows(cards, args.scale, revision) if seed == 0 else None,
+            timing,
         )
-        new_claims = claim_rows(cards, args.scale, revision)
-        if not new_claims:
-            print(f"warning: {path.stem} wrote no reproduction card to {cards}")
-        replaced = {path.stem} | {r["chapter"] for r in new_claims}
-        claims = [r for r in claims if not (r["chapter"] in replaced and r["scale"] == args.scale)]
-        claims.extend(new_claims)
 
-    timing.sort(key=lambda r: (r["chapter"], _scale_order(r["scale"])))
-    claims.sort(key=lambda r: (r["chapter"], _scale_order(r["scale"])))  # stable: card order
-    write_rows(chapters_csv, CHAPTER_COLUMNS, timing)
-    write_rows(claims_csv, CLAIM_COLUMNS, claims)
-    by_seed.sort(key=lambda r: (r["chapter"], _scale_order(r["scale"]), int(r["seed"])))
-    write_rows(seeds_csv, SEED_COLUMNS, by_seed)
-    print(f"wrote {chapters_csv}, {claims_csv} and {seeds_csv}")
+    by_seed = read_rows(args.results / "claims_seeds.csv", SEED_COLUMNS)
     ran = {p.stem for p in chapters}
     for line in seed_summary([r for r in by_seed if r["chapter"] in ran]):
         print(line)
@@ -400,6 +386,54 @@ def main(argv: list[str] | None = None) -> int:
         print(f"failed chapters: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def record(
+    results: Path,
+    chapter: str,
+    scale: str,
+    seed: int,
+    seeds: list[dict],
+    claims: list[dict] | None,
+    timing: dict | None,
+) -> None:
+    """Merge one run's rows into the CSV files, under a lock (several runs may record at once)."""
+    import fcntl
+
+    results.mkdir(parents=True, exist_ok=True)
+    with (results / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = results / "claims_seeds.csv"
+        rows = [
+            r
+            for r in read_rows(path, SEED_COLUMNS)
+            if (r["chapter"], r["scale"], r["seed"]) != (chapter, scale, str(seed))
+        ]
+        rows += seeds
+        rows.sort(key=lambda r: (r["chapter"], _scale_order(r["scale"]), int(r["seed"])))
+        write_rows(path, SEED_COLUMNS, rows)
+        if claims is not None:
+            if not claims:
+                print(f"warning: {chapter} wrote no reproduction card")
+            path = results / "claims.csv"
+            rows = [
+                r
+                for r in read_rows(path, CLAIM_COLUMNS)
+                if not (r["chapter"] == chapter and r["scale"] == scale)
+            ]
+            rows += claims
+            rows.sort(key=lambda r: (r["chapter"], _scale_order(r["scale"])))  # stable
+            write_rows(path, CLAIM_COLUMNS, rows)
+        if timing is not None:
+            path = results / "chapters.csv"
+            rows = [
+                r
+                for r in read_rows(path, CHAPTER_COLUMNS)
+                if (r["chapter"], r["scale"]) != (chapter, scale)
+            ]
+            rows.append(timing)
+            rows.sort(key=lambda r: (r["chapter"], _scale_order(r["scale"])))
+            write_rows(path, CHAPTER_COLUMNS, rows)
 
 
 if __name__ == "__main__":
