@@ -228,11 +228,12 @@ class SeedVerdict:
 
     def describe(self) -> str:
         """``"reproduced: held in 5 of 5 seeds, margin 0.031 ± 0.012"``."""
-        sd = f" ± {_fmt(self.margin_sd, 2)}" if self.seeds > 1 else ""
-        return (
-            f"{self.label}: held in {self.held} of {self.seeds} seeds, "
-            f"margin {_fmt(self.margin_mean, 2)}{sd}"
-        )
+        if self.seeds > 1 and self.margin_sd > 0 and math.isfinite(self.margin_sd):
+            decimals = max(0, 1 - math.floor(math.log10(self.margin_sd)))  # 2 digits of the sd
+            margin = f"{self.margin_mean:.{decimals}f} ± {self.margin_sd:.{decimals}f}"
+        else:
+            margin = _fmt(self.margin_mean, 2)
+        return f"{self.label}: held in {self.held} of {self.seeds} seeds, margin {margin}"
 
 
 def verdict_label(held: int, seeds: int) -> Label:

@@ -13,7 +13,17 @@ from pathlib import Path
 import pytest
 
 from esser_lab import cards
-from esser_lab.cards import Claim, cards_dir, read_cards, write_card
+from esser_lab.cards import (
+    Card,
+    Claim,
+    PaperPair,
+    cards_dir,
+    read_cards,
+    read_seed_rows,
+    seed_verdicts,
+    verdict_label,
+    write_card,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,16 +31,18 @@ REPO = Path(__file__).resolve().parent.parent
 def make_claim(**overrides) -> Claim:
     fields = dict(
         chapter="01_vunet",
+        key="shape",
         claim="appearance transfer keeps the target shape",
         metric="shape error",
-        paper_value=0.5,
-        paper_source="unverified",
         our_value=0.2,
+        baseline="the no-latent U-Net, trained the same way",
         baseline_value=0.4,
-        criterion="our < baseline",
+        why="the paper's ablation",
+        better="lower",
         scale="tiny",
         seed=0,
         seconds=12.5,
+        paper=PaperPair(0.5, 0.7, "shape error", "unverified"),
     )
     fields.update(overrides)
     return Claim(**fields)
@@ -44,60 +56,181 @@ def cards_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 # --------------------------------------------------------------------------------------------
-# holds: computed from the criterion
+# holds and margin: computed from the numbers and the claimed direction
 # --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    "criterion, our, baseline, paper, expected",
+    "better, our, baseline, expected, margin",
     [
-        ("our < baseline", 0.2, 0.4, 9.0, True),
-        ("our < baseline", 0.4, 0.2, 9.0, False),
-        ("our < baseline", 0.3, 0.3, 9.0, False),  # a tie is not an improvement
-        ("our > baseline", 0.9, 0.5, 0.0, True),
-        ("our > baseline", 0.1, 0.5, 0.0, False),
-        ("our < paper", 1.0, None, 2.0, True),
-        ("our < paper", 3.0, None, 2.0, False),
-        ("our > paper", 3.0, None, 2.0, True),
-        ("our > paper", 1.0, None, 2.0, False),
+        ("lower", 0.2, 0.4, True, 0.2),
+        ("lower", 0.4, 0.2, False, -0.2),
+        ("lower", 0.3, 0.3, False, 0.0),  # a tie is not an improvement
+        ("higher", 0.9, 0.5, True, 0.4),
+        ("higher", 0.1, 0.5, False, -0.4),
+        ("lower", math.nan, 0.5, False, math.nan),  # NaN never holds
     ],
 )
-def test_holds_follows_the_criterion(criterion, our, baseline, paper, expected) -> None:
-    claim = make_claim(
-        criterion=criterion, our_value=our, baseline_value=baseline, paper_value=paper
-    )
+def test_holds_follows_the_direction(better, our, baseline, expected, margin) -> None:
+    claim = make_claim(better=better, our_value=our, baseline_value=baseline)
     assert claim.holds is expected
     assert claim.to_dict()["holds"] is expected
-
-
-def test_paper_comparison_ignores_the_baseline() -> None:
-    claim = make_claim(criterion="our < paper", our_value=1.0, paper_value=2.0, baseline_value=0.5)
-    assert claim.holds is True
-
-
-def test_unknown_criterion_is_an_error() -> None:
-    with pytest.raises(ValueError, match="unknown criterion 'our <= baseline'"):
-        make_claim(criterion="our <= baseline").holds  # noqa: B018
+    assert claim.margin == pytest.approx(margin, nan_ok=True)
+    assert claim.criterion == ("our < baseline" if better == "lower" else "our > baseline")
 
 
 @pytest.mark.parametrize(
-    "overrides, missing",
+    "overrides, message",
     [
-        ({"criterion": "our < baseline", "baseline_value": None}, "baseline"),
-        ({"criterion": "our < baseline", "baseline_value": math.nan}, "baseline"),
-        ({"criterion": "our > paper", "paper_value": "n/a"}, "paper"),
-        ({"criterion": "our > paper", "paper_value": None}, "paper"),
+        ({"better": "smaller"}, "better must be 'lower' or 'higher'"),
+        ({"kind": "extra"}, "kind must be 'claim' or 'sanity'"),
+        ({"key": "two words"}, "short id without spaces"),
+        ({"key": ""}, "short id without spaces"),
+        ({"baseline": " "}, "name the baseline"),
+        ({"why": ""}, "name the baseline and say why"),
     ],
 )
-def test_criterion_needs_a_number_to_compare_with(overrides, missing: str) -> None:
-    with pytest.raises(ValueError, match=f"needs a numeric {missing}"):
-        make_claim(**overrides).holds  # noqa: B018
+def test_malformed_claims_are_refused(overrides, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_claim(**overrides)
 
 
-def test_unknown_criterion_cannot_be_written(cards_env: Path) -> None:
-    with pytest.raises(ValueError, match="unknown criterion"):
-        write_card("01_vunet", [make_claim(criterion="looks good")])
-    assert not (cards_env / "01_vunet.json").exists()
+@pytest.mark.parametrize("value", [None, "0.3", True])
+def test_values_must_be_numbers(value) -> None:
+    with pytest.raises(TypeError, match="baseline_value must be a number"):
+        make_claim(baseline_value=value)
+
+
+def test_paper_pair_needs_a_source() -> None:
+    with pytest.raises(ValueError, match="needs its source"):
+        PaperPair(4.98, 7.94, "rFID", "")
+    assert PaperPair(4.98, 7.94, "rFID", "README").describe() == "rFID: 4.98 vs 7.94 (README)"
+    assert PaperPair(0.786, None, "SSIM", "Table 1").describe() == "SSIM: 0.786 (Table 1)"
+
+
+def test_the_card_records_the_paper_pair_and_the_baseline() -> None:
+    record = make_claim().to_dict()
+    assert record["paper_value"] == 0.5 and record["paper_baseline_value"] == 0.7
+    assert record["paper_metric"] == "shape error" and record["paper_source"] == "unverified"
+    assert record["baseline"].startswith("the no-latent U-Net") and record["margin"] > 0
+    assert "paper" not in record
+    assert make_claim(paper=None).to_dict()["paper_value"] is None
+
+
+# --------------------------------------------------------------------------------------------
+# Verdicts across seeds
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "held, seeds, label",
+    [
+        (5, 5, "reproduced"),
+        (4, 5, "reproduced"),
+        (3, 5, "not settled"),
+        (2, 5, "not settled"),
+        (1, 5, "not reproduced"),
+        (0, 5, "not reproduced"),
+        (3, 3, "too few seeds"),
+        (8, 10, "reproduced"),
+        (7, 10, "not settled"),
+    ],
+)
+def test_verdict_labels(held: int, seeds: int, label: str) -> None:
+    assert verdict_label(held, seeds) == label
+
+
+def test_verdict_needs_a_possible_count() -> None:
+    with pytest.raises(ValueError, match="held must lie in 0..5"):
+        verdict_label(6, 5)
+
+
+def seeds_csv(path: Path, margins: list[float], key: str = "shape") -> Path:
+    lines = ["chapter,key,seed,our_value,baseline_value,margin,holds,scale,commit,date"]
+    for seed, margin in enumerate(margins):
+        holds = "true" if margin > 0 else "false"
+        lines.append(f"01_vunet,{key},{seed},0,0,{margin},{holds},tiny,abc123,2026-12-04")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_seed_verdicts_from_the_bench_file(tmp_path: Path) -> None:
+    path = seeds_csv(tmp_path / "claims_seeds.csv", [0.1, 0.3, -0.1, 0.2, 0.1])
+    verdict = seed_verdicts(read_seed_rows(path))[("01_vunet", "shape", "tiny")]
+    assert (verdict.held, verdict.seeds, verdict.label) == (4, 5, "reproduced")
+    assert verdict.margin_mean == pytest.approx(0.12)
+    assert verdict.commits == ("abc123",)
+    assert verdict.describe() == "reproduced: held in 4 of 5 seeds, margin 0.12 ± 0.15"
+
+
+def test_a_seed_file_in_the_old_layout_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "claims_seeds.csv"
+    path.write_text("chapter,claim,seed,our_value,baseline_value,scale,holds\n")
+    with pytest.raises(ValueError, match="columns .*'key'.* are missing"):
+        read_seed_rows(path)
+    assert read_seed_rows(tmp_path / "absent.csv") == []
+
+
+# --------------------------------------------------------------------------------------------
+# Card: the chapter's helper
+# --------------------------------------------------------------------------------------------
+
+
+def make_card(tmp_path: Path, margins: list[float] | None = None) -> Card:
+    seeds = tmp_path / "claims_seeds.csv"
+    if margins is not None:
+        seeds_csv(seeds, margins)
+    card = Card("01_vunet", "tiny", 0, started=0.0, seeds_file=seeds)
+    card.add(
+        "shape",
+        "transfer keeps the shape",
+        metric="shape error",
+        ours=0.123456,
+        baseline="the U-Net",
+        baseline_value=0.2,
+        why="the paper's ablation",
+        better="lower",
+    )
+    card.add(
+        "chance",
+        "better than chance",
+        metric="accuracy",
+        ours=0.3,
+        baseline="chance",
+        baseline_value=0.5,
+        why="sanity",
+        better="higher",
+        kind="sanity",
+    )
+    return card
+
+
+def test_card_rounds_and_files_claims(tmp_path: Path) -> None:
+    card = make_card(tmp_path)
+    assert card["shape"].our_value == 0.1235 and card["shape"].holds
+    assert not card["chance"].holds and card["chance"].kind == "sanity"
+    with pytest.raises(ValueError, match="already on the card"):
+        card.add("shape", "again", metric="m", ours=1, baseline="b", baseline_value=2,
+                 why="w", better="lower")  # fmt: skip
+    with pytest.raises(KeyError, match="no claim 'shapes'.*shape, chance"):
+        card["shapes"]
+    path = card.write(tmp_path / "cards")
+    assert [c["key"] for c in json.loads(path.read_text())] == ["shape", "chance"]
+
+
+def test_card_text_follows_the_run_and_the_seeds(tmp_path: Path) -> None:
+    card = make_card(tmp_path, margins=[0.1, -0.1, 0.2, 0.1, -0.3])
+    sentence = card.text("shape", holds="wins by {margin}: {seeds}", fails="loses ({ours})")
+    assert sentence.startswith("wins by 0.077: not settled: held in 3 of 5 seeds, margin 0.00 ± 0.20")
+    assert card.text("chance", holds="wins", fails="loses ({ours} vs {baseline})") == (
+        "loses (0.3 vs 0.5)"
+    )
+    assert card.text("shape", holds="{extra}", fails="", extra="x") == "x"
+    table = card.markdown()
+    assert "✓ holds" in table and "✗ does not hold" in table and "*(sanity check)*" in table
+    assert "not settled: held in 3 of 5 seeds" in table
+    (tmp_path / "none").mkdir()
+    assert "no seeds recorded at scale tiny" in make_card(tmp_path / "none").markdown()
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,7 +239,8 @@ def test_unknown_criterion_cannot_be_written(cards_env: Path) -> None:
 
 
 def test_card_written_under_env_folder(cards_env: Path) -> None:
-    path = write_card("01_vunet", [make_claim(), make_claim(claim="second", our_value=0.9)])
+    second = make_claim(key="second", claim="second", our_value=0.9)
+    path = write_card("01_vunet", [make_claim(), second])
     assert path == cards_env / "01_vunet.json"
     data = json.loads(path.read_text())
     assert [c["claim"] for c in data] == ["appearance transfer keeps the target shape", "second"]
@@ -167,7 +301,7 @@ def test_outside_a_checkout_cards_go_to_the_home_folder(monkeypatch: pytest.Monk
 
 def test_read_cards_round_trip(cards_env: Path) -> None:
     first = [make_claim(chapter="02_next", claim="b", seconds=1.0)]
-    second = [make_claim(), replace(make_claim(), claim="a2", criterion="our > baseline")]
+    second = [make_claim(), replace(make_claim(), key="a2", claim="a2", better="higher")]
     write_card("02_next", first)
     write_card("01_vunet", second)
     claims = read_cards()
@@ -178,7 +312,7 @@ def test_read_cards_round_trip(cards_env: Path) -> None:
 
 
 def test_rewriting_a_card_replaces_it(cards_env: Path) -> None:
-    write_card("01_vunet", [make_claim(), make_claim(claim="old")])
+    write_card("01_vunet", [make_claim(), make_claim(key="old", claim="old")])
     write_card("01_vunet", [make_claim(our_value=0.1)])
     claims = read_cards()
     assert len(claims) == 1 and claims[0]["our_value"] == 0.1
@@ -211,6 +345,14 @@ def test_malformed_json_is_an_error(cards_env: Path) -> None:
 
 def test_summary_line_states_the_verdict_and_all_numbers() -> None:
     line = make_claim().summary()
-    assert line == "holds: shape error: ours 0.2 vs baseline 0.4 (paper 0.5, unverified)"
-    failing = make_claim(our_value=0.6, baseline_value=None, criterion="our < paper").summary()
-    assert failing.startswith("does NOT hold:") and "vs baseline –" in failing
+    assert line == (
+        "holds: shape error: ours 0.2 vs 0.4 (the no-latent U-Net, trained the same way); "
+        "paper shape error: 0.5 vs 0.7 (unverified)"
+    )
+    failing = make_claim(our_value=0.6, paper=None).summary()
+    assert failing.startswith("does NOT hold:") and "paper" not in failing
+
+
+def test_repeated_keys_cannot_be_written(cards_env: Path) -> None:
+    with pytest.raises(ValueError, match="claim keys repeat"):
+        write_card("01_vunet", [make_claim(), make_claim(claim="other")])

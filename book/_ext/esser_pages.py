@@ -3,11 +3,14 @@
 Directives (used in ``book/*.md``):
 
 ``{reproduction-summary}``
-    A table of every claim of every chapter's reproduction card. It is filled in during the write
-    phase (``doctree-resolved``), after every chapter of this build has executed and written its
-    card, and it warns (so ``-W`` fails the build) when a card is missing or older than the build.
-    Its last column is not from this build: in how many training seeds ``bench/`` recorded the
-    claim holding (``bench/results/claims_seeds.csv``), or "–" where no seeds were recorded.
+    An overview grid (chapters × claims, coloured by the verdict across seeds, each cell linking
+    to the chapter's measuring section) and one compact row per claim of every chapter's
+    reproduction card (the long wording, metric, baseline and why folded). It is filled in during
+    the write phase (``doctree-resolved``), after every chapter of this build has executed and
+    written its card, and it warns (so ``-W`` fails the build) when a card is missing or older
+    than the build. The verdicts across seeds are not from this build but from
+    ``bench/results/claims_seeds.csv`` (``esser_lab.cards.seed_verdicts``); rows recorded on a
+    dirty tree or before the chapter's last change are flagged stale.
 ``{genealogy}``
     Which ``esser_lab`` building blocks each chapter imports, which chapter introduced each one,
     and what later chapters reuse: parsed from the chapters' import statements, never typed.
@@ -134,56 +137,151 @@ def _cards_dir() -> Path:
     return cards_dir()
 
 
-SUMMARY_HEADERS = [
-    "chapter",
-    "claim — metric",
-    "paper",
-    "ours",
-    "baseline",
-    "verdict",
-    "seeds (bench)",
-]
-SUMMARY_WIDTHS = [2, 10, 3, 2, 2, 3, 2]
-SeedRecord = dict[tuple[str, str, str], list[bool]]  # (chapter, claim, scale) → holds per seed
+VERDICT_CLASS = {
+    "reproduced": "good",
+    "not settled": "mixed",
+    "not reproduced": "bad",
+    "too few seeds": "none",
+}
 
 
-def seed_record(path: Path | None = None) -> SeedRecord:
-    """``bench/results/claims_seeds.csv`` as (chapter, claim, scale) → holds, one per seed."""
-    path = ROOT / "bench" / "results" / "claims_seeds.csv" if path is None else path
-    record: SeedRecord = {}
-    if path.is_file():
-        with path.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                key = (row["chapter"], row["claim"], row["scale"])
-                record.setdefault(key, []).append(row["holds"] == "true")
-    return record
+def _bench_module():
+    """``bench/run_chapters.py`` (the one place that knows which files a chapter depends on)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_chapters", ROOT / "bench/run_chapters.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
-def claim_row(stem: str, claim: dict, seeds: SeedRecord | None = None) -> list[str]:
-    """One row of the summary table for one claim of a card."""
-    paper = claim.get("paper_value")
-    paper = "–" if paper is None else f"{paper} ({claim.get('paper_source', '')})"
-    baseline = claim.get("baseline_value")
-    verdict = "✓ holds" if claim["holds"] else "✗ does not hold"
-    held = (seeds or {}).get((stem, claim["claim"], claim["scale"]), [])
-    return [
-        stem,
-        f"{claim['claim']} — {claim['metric']}",
-        paper,
-        str(claim["our_value"]),
-        "–" if baseline is None else str(baseline),
-        f"{verdict} ({claim['criterion']}, {claim['scale']})",
-        f"holds in {sum(held)} of {len(held)}" if held else "–",
-    ]
+def stale_commits(chapter_file: Path, commits: tuple[str, ...]) -> list[str]:
+    """The recorded commits that no longer describe the chapter: dirty, unknown, or older than
+    the last commit that changed the chapter or the modules it imports."""
+    import subprocess
+
+    sources = _bench_module().chapter_sources(chapter_file)
+    stale = []
+    for commit in commits:
+        if not commit or commit.endswith("-dirty"):
+            stale.append(commit or "(none)")
+            continue
+        changed = subprocess.run(
+            ["git", "log", "--format=%h", f"{commit}..HEAD", "--", *sources],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        if changed.returncode != 0 or changed.stdout.strip():
+            stale.append(commit)
+    return stale
 
 
-def _summary(app: Sphinx) -> list[nodes.Node]:
+def measuring_anchor(chapter_file: Path) -> str:
+    """The id of the chapter's "Measuring the claim(s)" section ("" where it has none)."""
+    for line in chapter_file.read_text(encoding="utf-8").splitlines():
+        match = line.removeprefix("# ").strip()
+        if match.startswith("## ") and "measuring" in match.lower():
+            return nodes.make_id(match[3:])
+    return ""
+
+
+def _cell(text: str, cls: str = "") -> str:
+    return f'<td class="{cls}">{text}</td>' if cls else f"<td>{text}</td>"
+
+
+def summary_html(entries: list[dict], verdicts: dict, stale: dict[str, list[str]]) -> str:
+    """The overview grid and the compact table, as HTML.
+
+    ``entries``: one dict per card claim with its ``stem`` and ``href`` (the chapter page's
+    measuring section) added. ``verdicts``: ``esser_lab.cards.seed_verdicts`` of the seeds file.
+    ``stale``: chapter stem → recorded commits that no longer describe the chapter.
+    """
+    grid: dict[str, list[str]] = {}
+    rows = []
+    for claim in entries:
+        stem, key = claim["stem"], claim.get("key", "")
+        verdict = verdicts.get((stem, key, claim["scale"]))
+        label = verdict.label if verdict else "too few seeds"
+        if verdict is None:
+            seeds_text = "no seeds recorded"
+        else:
+            seeds_text = f"{verdict.label}<br>{verdict.held} of {verdict.seeds} · margin "
+            seeds_text += escape(verdict.describe().split("margin ", 1)[1])
+            if stale.get(stem):
+                seeds_text += (
+                    '<br><span class="esser-stale" title="recorded on '
+                    f'{escape(", ".join(stale[stem]))}">stale: the chapter changed since</span>'
+                )
+        sanity = claim.get("kind") == "sanity"
+        cls = "sanity" if sanity else VERDICT_CLASS[label]
+        title = escape(f"{stem} · {claim['claim']} — {label}", quote=True)
+        if not sanity:
+            grid.setdefault(stem, []).append(
+                f'<a class="esser-cell {cls}" href="{claim["href"]}" title="{title}">'
+                f"{escape(key)}</a>"
+            )
+        run = "✓ holds" if claim["holds"] else "✗ does not hold"
+        paper = "–"
+        if claim.get("paper_source"):
+            value, base = claim.get("paper_value"), claim.get("paper_baseline_value")
+            numbers = "–" if value is None else str(value)
+            numbers += "" if base is None else f" vs {base}"
+            paper = escape(f"{numbers} · {claim.get('paper_metric')} ({claim['paper_source']})")
+        wording = claim["claim"]
+        short = wording if len(wording) <= 70 else wording[:68].rsplit(" ", 1)[0] + " …"
+        details = (
+            f"<details><summary>{escape(short)}</summary>"
+            f"<p>{escape(wording)}<br><b>metric</b> {escape(claim['metric'])}<br><b>baseline</b> "
+            f"{escape(claim['baseline'])}<br><b>why this baseline</b> {escape(claim['why'])}</p>"
+            "</details>"
+        )
+        rows.append(
+            f'<tr class="{cls}">'
+            + _cell(f'<a href="{claim["href"]}">{escape(stem)}</a>')
+            + _cell(f"<code>{escape(key)}</code>{' (sanity)' if sanity else ''}{details}")
+            + _cell(f"{claim['our_value']:.4g} vs {claim['baseline_value']:.4g}")
+            + _cell(run)
+            + _cell(seeds_text, f"verdict {cls}")
+            + _cell(paper)
+            + "</tr>"
+        )
+    counts: dict[str, int] = {}
+    for claim in entries:
+        if claim.get("kind") == "sanity":
+            continue
+        verdict = verdicts.get((claim["stem"], claim.get("key", ""), claim["scale"]))
+        label = verdict.label if verdict else "too few seeds"
+        counts[label] = counts.get(label, 0) + 1
+    legend = " · ".join(
+        f'<span class="esser-cell {VERDICT_CLASS[label]}">{label}</span> {counts.get(label, 0)}'
+        for label in ("reproduced", "not settled", "not reproduced", "too few seeds")
+    )
+    overview = "".join(
+        f'<div class="esser-grid-row"><span class="esser-grid-chapter">{escape(stem)}</span>'
+        f"{''.join(cells)}</div>"
+        for stem, cells in grid.items()
+    )
+    head = (
+        "<tr><th>chapter</th><th>claim</th><th>ours vs baseline (this build)</th>"
+        "<th>this build</th><th>across seeds (bench)</th><th>paper</th></tr>"
+    )
+    return (
+        f'<div class="esser-overview"><p class="esser-legend">{legend}</p>{overview}</div>'
+        f'<table class="esser-summary"><thead>{head}</thead><tbody>{"".join(rows)}</tbody>'
+        "</table>"
+    )
+
+
+def _summary(app: Sphinx, docname: str) -> list[nodes.Node]:
+    from esser_lab.cards import read_seed_rows, seed_verdicts
+
     directory = _cards_dir()
     started = app.env.esser_build_started  # type: ignore[attr-defined]
-    rows, scales, times = [], set(), []
-    seeds = seed_record()
-    for docname, _ in _chapters(app):
-        stem = docname.split("/")[-1]
+    entries, scales, times, stale = [], set(), [], {}
+    verdicts = seed_verdicts(read_seed_rows(ROOT / "bench" / "results" / "claims_seeds.csv"))
+    for chapter, source in _chapters(app):
+        stem = chapter.split("/")[-1]
         path = directory / f"{stem}.json"
         if not path.is_file():
             logger.warning(f"reproduction summary: no card {path} for chapter {stem}")
@@ -192,16 +290,22 @@ def _summary(app: Sphinx) -> list[nodes.Node]:
         if mtime < started:
             logger.warning(f"reproduction summary: card {path} is older than this build")
         times.append(mtime)
+        href = app.builder.get_relative_uri(docname, chapter)
+        anchor = measuring_anchor(source) if source.is_file() else ""
+        href += f"#{anchor}" if anchor else ""
+        recorded = {c for (st, _, _), v in verdicts.items() if st == stem for c in v.commits}
+        if source.is_file() and recorded:
+            stale[stem] = stale_commits(source, tuple(sorted(recorded)))
         for claim in json.loads(path.read_text()):
             scales.add(claim["scale"])
-            rows.append(claim_row(stem, claim, seeds))
-    if not rows:
+            entries.append({**claim, "stem": stem, "href": escape(href, quote=True)})
+    if not entries:
         return [nodes.paragraph(text="No reproduction cards were written in this build.")]
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(max(times)))
     note = nodes.paragraph(
         text=f"Measured in this build at scale {', '.join(sorted(scales))}, cards written {when}."
     )
-    return [note, _table(SUMMARY_HEADERS, rows, SUMMARY_WIDTHS, name="summary")]
+    return [note, nodes.raw("", summary_html(entries, verdicts, stale), format="html")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -341,7 +445,7 @@ def _on_doctree_resolved(app: Sphinx, doctree: nodes.document, docname: str) -> 
     for node in list(doctree.findall(placeholder)):
         kind = node["kind"]
         if kind == "summary":
-            new = _summary(app)
+            new = _summary(app, docname)
         elif kind == "genealogy":
             new = _genealogy(app)
         elif kind == "timings":

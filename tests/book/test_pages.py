@@ -40,40 +40,54 @@ def test_chapter_one_imports_what_it_introduces():
     assert "esser_lab.vunet" in modules and "esser_lab.data" in modules
 
 
-def test_summary_rows_match_the_header():
-    from esser_lab.cards import Claim
+def summary_entry(key: str = "shape", kind: str = "claim", holds: bool = True) -> dict:
+    from esser_lab.cards import Claim, PaperPair
 
     claim = Claim(
         chapter="01_vunet",
-        claim="c",
+        key=key,
+        claim="a long claim " * 10,
         metric="m",
-        paper_value=None,
-        paper_source="unverified",
-        our_value=0.1,
+        our_value=0.1 if holds else 0.3,
+        baseline="the U-Net",
         baseline_value=0.2,
-        criterion="our < baseline",
+        why="the paper's ablation",
+        better="lower",
         scale="tiny",
         seed=0,
         seconds=1.0,
+        paper=PaperPair(0.786, 0.762, "SSIM", "Table 1"),
+        kind=kind,
     ).to_dict()
-    row = esser_pages.claim_row("01_vunet", claim)
-    assert len(row) == len(esser_pages.SUMMARY_HEADERS) == len(esser_pages.SUMMARY_WIDTHS)
-    assert row[-2].startswith("✓ holds") and "tiny" in row[-2]
-    assert row[-1] == "–"  # no seeds recorded for it
-    table = esser_pages._table(esser_pages.SUMMARY_HEADERS, [row], esser_pages.SUMMARY_WIDTHS)
-    assert len(list(table.findall(lambda n: n.tagname == "entry"))) == 2 * len(row)
-    seeds = {("01_vunet", "c", "tiny"): [True, False, True]}
-    assert esser_pages.claim_row("01_vunet", claim, seeds)[-1] == "holds in 2 of 3"
+    return {**claim, "stem": "01_vunet", "href": "../notebooks/01_vunet.html#measuring"}
 
 
-def test_seed_record_reads_the_bench_file(tmp_path):
-    path = tmp_path / "claims_seeds.csv"
-    path.write_text(
-        "chapter,claim,seed,our_value,baseline_value,scale,holds\n"
-        '04_rodi,"a, b",0,0.1,0.2,tiny,true\n04_rodi,"a, b",1,0.3,0.2,tiny,false\n'
-    )
-    assert esser_pages.seed_record(path) == {("04_rodi", "a, b", "tiny"): [True, False]}
-    assert esser_pages.seed_record(tmp_path / "missing.csv") == {}
+def test_summary_html_has_a_grid_and_one_row_per_claim():
+    from esser_lab.cards import SeedVerdict
+
+    entries = [summary_entry(), summary_entry("other", holds=False), summary_entry("c", "sanity")]
+    verdicts = {("01_vunet", "shape", "tiny"): SeedVerdict(4, 5, 0.1, 0.02, ("abc",))}
+    html = esser_pages.summary_html(entries, verdicts, {"01_vunet": []})
+    assert html.count("<tr class=") == 3
+    assert html.count('class="esser-cell good"') == 2  # the grid cell and the legend
+    assert '<a class="esser-cell none"' in html  # "other" has no seeds recorded
+    assert 'class="esser-cell sanity"' not in html  # sanity rows stay out of the grid
+    assert "4 of 5 · margin 0.100 ± 0.020" in html and "stale" not in html
+    assert "0.786 vs 0.762 · SSIM (Table 1)" in html and "✗ does not hold" in html
+    assert "<details><summary>a long claim" in html and " …</summary>" in html
+    stale = esser_pages.summary_html(entries, verdicts, {"01_vunet": ["abc-dirty"]})
+    assert "stale: the chapter changed since" in stale
+
+
+def test_measuring_anchor_and_stale_commits(tmp_path):
+    chapter = ROOT / "notebooks" / "01_vunet.py"
+    assert esser_pages.measuring_anchor(chapter).startswith("measuring-the-claim")
+    plain = tmp_path / "99_demo.py"
+    plain.write_text("# %% [markdown]\n# ## Training\n")
+    assert esser_pages.measuring_anchor(plain) == ""
+    assert esser_pages.stale_commits(chapter, ("abc-dirty", "")) == ["abc-dirty", "(none)"]
+    head = esser_pages._bench_module().commit([])
+    assert esser_pages.stale_commits(chapter, (head.removesuffix("-dirty"),)) == []
 
 
 def test_table_rejects_ragged_rows():

@@ -189,6 +189,23 @@ def test_search_finds_chapter_1(site):
     assert found, f"{page.url}: no result links to {SEARCH_EXPECTS}"
 
 
+def test_summary_is_scannable(site):
+    """The reproduction summary: a grid linking to each chapter, one compact row per claim."""
+    page = site.show(SUMMARY)
+    facts = site.browser.execute_script(
+        "const rows = document.querySelectorAll('table.esser-summary tbody tr');"
+        "const cells = Array.from(document.querySelectorAll('.esser-overview a.esser-cell'));"
+        "return {height: document.documentElement.scrollHeight, rows: rows.length,"
+        " cells: cells.length, tallest: Math.max(...Array.from(rows, r => r.offsetHeight)),"
+        " links: cells.map(a => a.getAttribute('href'))};"
+    )
+    assert facts["cells"] >= len(CHAPTERS), f"{page.url}: the overview grid is missing cells"
+    assert all(CHAPTER.search(href) and "#" in href for href in facts["links"]), facts["links"]
+    # Compact: no row taller than a few lines, and the page grows by at most ~90 px a claim.
+    assert facts["tallest"] <= 150, f"{page.url}: a summary row is {facts['tallest']} px tall"
+    assert facts["height"] <= 1800 + 90 * facts["rows"], f"{page.url}: {facts}"
+
+
 @pytest.mark.parametrize(("path", "name", "theme"), SCREENSHOT_PAGES)
 def test_screenshot(site, path: str, name: str, theme: str | None):
     page = site.load(path)
