@@ -155,13 +155,17 @@ def select_chapters(wanted: list[str]) -> list[Path]:
     return sorted(chosen)
 
 
-def measure(path: Path, scale: str, seed: int = 0) -> tuple[int, float, float, Path]:
+def measure(
+    path: Path, scale: str, seed: int = 0, budget: str = "minute"
+) -> tuple[int, float, float, Path]:
     """Run one chapter in a child process: (exit status, seconds, peak MiB, cards folder)."""
     folder = scale if seed == 0 else f"{scale}-seed{seed}"
+    folder = folder if budget == "minute" else f"{folder}-{budget}"
     cards = CARDS_ROOT / folder / path.stem
     shutil.rmtree(cards, ignore_errors=True)  # only what this run writes is collected
     env = {**os.environ, "ESSER_LAB_SCALE": scale, "ESSER_LAB_CARDS": str(cards)}
     env["ESSER_LAB_SEED"] = str(seed)
+    env["ESSER_LAB_BUDGET"] = budget
     executed = EXECUTED / folder / f"{path.stem}.ipynb"
     command = [sys.executable, str(Path(__file__).resolve()), "--run-one", str(path), str(executed)]
     start = time.perf_counter()
@@ -334,6 +338,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the CSV files")
     parser.add_argument(
+        "--budget",
+        default="minute",
+        choices=("minute", "long"),
+        help="long: the chapters' longer tiny runs (ESSER_LAB_BUDGET=long), recorded in "
+        "claims_long.csv only",
+    )
+    parser.add_argument(
         "--no-timing",
         dest="timing",
         action="store_false",
@@ -343,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seed or [0]
     if any(seed < 0 for seed in seeds):
         parser.error("--seed must be a non-negative integer")
+    if args.budget != "minute" and args.scale != "tiny":
+        parser.error("--budget long is a tiny-scale setting")
+    long = args.budget == "long"
 
     chapters = select_chapters(args.chapters)
     if not chapters:
@@ -353,14 +367,14 @@ def main(argv: list[str] | None = None) -> int:
     for path, seed in ((p, s) for p in chapters for s in seeds):
         print(f"--- {path.stem} at scale {args.scale}, seed {seed}", flush=True)
         revision = commit(chapter_sources(path))
-        status, seconds, peak_mib, cards = measure(path, args.scale, seed)
+        status, seconds, peak_mib, cards = measure(path, args.scale, seed, args.budget)
         if status != 0:
             print(f"--- {path.stem}: FAILED (exit {status}) after {seconds:.1f} s", flush=True)
             failed.append(f"{path.stem} (seed {seed})")
             continue
         print(f"--- {path.stem}: {seconds:.1f} s, peak {peak_mib:.0f} MiB", flush=True)
         timing = None
-        if seed == 0 and args.timing:  # timing describes the chapter as the book runs it
+        if seed == 0 and args.timing and not long:  # the chapter as the book runs it
             timing = {
                 "chapter": path.stem,
                 "scale": args.scale,
@@ -374,11 +388,14 @@ def main(argv: list[str] | None = None) -> int:
             args.scale,
             seed,
             seed_rows(cards, args.scale, seed, revision, today),
-            claim_rows(cards, args.scale, revision) if seed == 0 else None,
+            claim_rows(cards, args.scale, revision) if seed == 0 and not long else None,
             timing,
+            "claims_long.csv" if long else "claims_seeds.csv",
         )
 
-    by_seed = read_rows(args.results / "claims_seeds.csv", SEED_COLUMNS)
+    by_seed = read_rows(
+        args.results / ("claims_long.csv" if long else "claims_seeds.csv"), SEED_COLUMNS
+    )
     ran = {p.stem for p in chapters}
     for line in seed_summary([r for r in by_seed if r["chapter"] in ran]):
         print(line)
@@ -396,6 +413,7 @@ def record(
     seeds: list[dict],
     claims: list[dict] | None,
     timing: dict | None,
+    seeds_file: str = "claims_seeds.csv",
 ) -> None:
     """Merge one run's rows into the CSV files, under a lock (several runs may record at once)."""
     import fcntl
@@ -403,7 +421,7 @@ def record(
     results.mkdir(parents=True, exist_ok=True)
     with (results / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        path = results / "claims_seeds.csv"
+        path = results / seeds_file
         rows = [
             r
             for r in read_rows(path, SEED_COLUMNS)

@@ -33,7 +33,8 @@ from typing import Literal
 ENV_VAR = "ESSER_LAB_CARDS"
 SEEDS_FILE = Path("bench") / "results" / "claims_seeds.csv"
 LONG_FILE = Path("bench") / "results" / "claims_long.csv"
-MIN_SEEDS = 5
+MIN_SEEDS = 5  # seeds a verdict needs at the book's budget
+MIN_LONG_SEEDS = 3  # and for the longer bench runs (claims_long.csv), at up to 10 minutes each
 SEED_COLUMNS = ["chapter", "key", "seed", "margin", "holds", "scale", "commit"]
 Better = Literal["lower", "higher"]
 Kind = Literal["claim", "sanity"]
@@ -221,10 +222,11 @@ class SeedVerdict:
     margin_mean: float
     margin_sd: float
     commits: tuple[str, ...] = ()
+    minimum: int = MIN_SEEDS
 
     @property
     def label(self) -> Label:
-        return verdict_label(self.held, self.seeds)
+        return verdict_label(self.held, self.seeds, self.minimum)
 
     def describe(self) -> str:
         """``"reproduced: held in 5 of 5 seeds, margin 0.031 ± 0.012"``."""
@@ -236,11 +238,12 @@ class SeedVerdict:
         return f"{self.label}: held in {self.held} of {self.seeds} seeds, margin {margin}"
 
 
-def verdict_label(held: int, seeds: int) -> Label:
-    """4–5 of 5 → reproduced, 2–3 → not settled, 0–1 → not reproduced (as fractions of ≥ 5)."""
+def verdict_label(held: int, seeds: int, minimum: int = MIN_SEEDS) -> Label:
+    """4–5 of 5 → reproduced, 2–3 → not settled, 0–1 → not reproduced (as fractions: ≥ 80 %,
+    ≤ 20 %); fewer than ``minimum`` seeds → too few seeds."""
     if not 0 <= held <= seeds:
         raise ValueError(f"held must lie in 0..{seeds}, got {held}")
-    if seeds < MIN_SEEDS:
+    if seeds < minimum:
         return "too few seeds"
     if held >= 0.8 * seeds:
         return "reproduced"
@@ -253,7 +256,7 @@ SeedKey = tuple[str, str, str]  # (chapter, claim key, scale)
 
 
 def read_seed_rows(path: Path | None = None) -> list[dict]:
-    """The rows of ``claims_seeds.csv`` (an empty list where the file is absent)."""
+    """The rows of ``claims_seeds.csv`` or ``claims_long.csv`` (none where the file is absent)."""
     if path is None:
         root = repository_root()
         if root is None:
@@ -272,8 +275,8 @@ def read_seed_rows(path: Path | None = None) -> list[dict]:
         return list(reader)
 
 
-def seed_verdicts(rows: list[dict]) -> dict[SeedKey, SeedVerdict]:
-    """Group ``claims_seeds.csv`` rows by (chapter, key, scale) into verdicts."""
+def seed_verdicts(rows: list[dict], minimum: int = MIN_SEEDS) -> dict[SeedKey, SeedVerdict]:
+    """Group ``claims_seeds.csv`` (or ``claims_long.csv``) rows by (chapter, key, scale)."""
     grouped: dict[SeedKey, list[dict]] = {}
     for row in rows:
         grouped.setdefault((row["chapter"], row["key"], row["scale"]), []).append(row)
@@ -287,6 +290,7 @@ def seed_verdicts(rows: list[dict]) -> dict[SeedKey, SeedVerdict]:
             margin_mean=statistics.fmean(finite) if finite else math.nan,
             margin_sd=statistics.stdev(finite) if len(finite) > 1 else 0.0,
             commits=tuple(sorted({r.get("commit", "") for r in runs} - {""})),
+            minimum=minimum,
         )
     return verdicts
 
@@ -310,7 +314,8 @@ class Card:
     scale: str
     seed: int
     started: float  # time.perf_counter() when the chapter started
-    seeds_file: Path | None = None
+    seeds_file: Path | None = None  # default: bench/results/claims_seeds.csv of the checkout
+    long_file: Path | None = None  # default: bench/results/claims_long.csv of the checkout
     claims: list[Claim] = field(default_factory=list)
 
     def add(
@@ -376,6 +381,24 @@ class Card:
             return f"no seeds recorded at scale {self.scale} (bench/results/claims_seeds.csv)"
         return verdict.describe()
 
+    def long_run(self, key: str) -> SeedVerdict | None:
+        """The verdict of claim ``key`` in the longer bench runs (``claims_long.csv``), if any."""
+        self[key]
+        path = self.long_file
+        if path is None:
+            root = repository_root()
+            path = None if root is None else root / LONG_FILE
+        if path is None:
+            return None
+        verdicts = seed_verdicts(read_seed_rows(path), MIN_LONG_SEEDS)
+        return verdicts.get((self.chapter, key, self.scale))
+
+    def long_phrase(self, key: str) -> str:
+        verdict = self.long_run(key)
+        if verdict is None:
+            return "no longer run recorded (bench/results/claims_long.csv)"
+        return f"at the long budget, {verdict.describe()}"
+
     # ---- generated Markdown ----------------------------------------------------------------
 
     def markdown(self) -> str:
@@ -388,10 +411,12 @@ class Card:
             run = "✓ holds" if c.holds else "✗ does not hold"
             tag = " *(sanity check)*" if c.kind == "sanity" else ""
             paper = c.paper.describe() if c.paper else "–"
+            seeds = self.seeds_phrase(c.key)
+            if self.long_run(c.key) is not None:
+                seeds += f"; {self.long_phrase(c.key)}"
             rows.append(
                 f"| {c.claim}{tag} | {c.metric} | {_fmt(c.our_value)} | "
-                f"{_fmt(c.baseline_value)} ({c.baseline}) | {run} | {self.seeds_phrase(c.key)} | "
-                f"{paper} |"
+                f"{_fmt(c.baseline_value)} ({c.baseline}) | {run} | {seeds} | {paper} |"
             )
         return "\n".join(rows)
 
@@ -399,7 +424,8 @@ class Card:
         """``holds`` or ``fails`` (by this run's outcome), formatted with the claim's numbers.
 
         Fields available: ``{ours}``, ``{baseline}``, ``{margin}``, ``{seeds}`` (the recorded
-        verdict), ``{verdict}`` (its label), plus any ``values`` the caller passes.
+        verdict), ``{verdict}`` (its label), ``{long}`` (the longer bench runs' verdict), plus
+        any ``values`` the caller passes.
         """
         claim = self[key]
         recorded = self.across_seeds(key)
@@ -409,6 +435,7 @@ class Card:
             "margin": _fmt(claim.margin, 2),
             "seeds": self.seeds_phrase(key),
             "verdict": recorded.label if recorded else "no seeds recorded",
+            "long": self.long_phrase(key),
             **values,
         }
         return (holds if claim.holds else fails).format(**fields)

@@ -24,6 +24,8 @@ THREADS_ENV_VAR = "ESSER_LAB_THREADS"
 DEVICES_ENV_VAR = "ESSER_LAB_DEVICES"  # GPUs per node (small/full); more than one → DDP
 NODES_ENV_VAR = "ESSER_LAB_NODES"
 SEED_ENV_VAR = "ESSER_LAB_SEED"  # the training seed of a chapter run (default 0)
+BUDGET_ENV_VAR = "ESSER_LAB_BUDGET"  # "minute" (the book) or "long" (bench: claims_long.csv)
+BUDGETS = ("minute", "long")
 
 T = TypeVar("T")
 
@@ -42,18 +44,28 @@ class Scale:
     # the chapters' training seed (initial weights, noise, batch order; the data sets keep their
     # own seeds): 0 unless ESSER_LAB_SEED says otherwise, to see a claim across seeds
     seed: int = 0
+    # "minute": the book's budget. "long": a longer tiny run that bench/ records in
+    # claims_long.csv, for claims a minute on a CPU cannot show (ESSER_LAB_BUDGET=long).
+    budget: Literal["minute", "long"] = "minute"
 
     def describe(self) -> str:
         """The line a chapter prints first: scale, hardware, precision, torch threads, seed."""
         import torch
 
+        budget = "" if self.budget == "minute" else f" · budget {self.budget}"
         return (
             f"scale: {self.name} · {self.accelerator} · {self.precision} · "
-            f"threads {torch.get_num_threads()} · seed {self.seed}"
+            f"threads {torch.get_num_threads()} · seed {self.seed}{budget}"
         )
 
-    def pick(self, tiny: T, small: T, full: T) -> T:
-        """The value for this profile, e.g. ``scale.pick(tiny=600, small=20_000, full=100_000)``."""
+    def pick(self, tiny: T, small: T, full: T, long: T | None = None) -> T:
+        """The value for this profile, e.g. ``scale.pick(tiny=600, small=20_000, full=100_000)``.
+
+        ``long`` is the ``tiny`` value under the long budget (``ESSER_LAB_BUDGET=long``, a
+        ``bench/`` run); without it the long budget uses ``tiny``'s value.
+        """
+        if self.name == "tiny" and self.budget == "long" and long is not None:
+            return long
         return {"tiny": tiny, "small": small, "full": full}[self.name]
 
 
@@ -86,12 +98,17 @@ def profile(name: str) -> Scale:
     seed = _int_from_env(SEED_ENV_VAR, minimum=0) or 0
     devices = _int_from_env(DEVICES_ENV_VAR) or 1
     nodes = _int_from_env(NODES_ENV_VAR) or 1
+    budget = os.environ.get(BUDGET_ENV_VAR, "").strip().lower() or "minute"
+    if budget not in BUDGETS:
+        raise ValueError(f"{BUDGET_ENV_VAR} must be one of {', '.join(BUDGETS)}, got {budget!r}")
+    if budget != "minute" and name != "tiny":
+        raise ValueError(f"{BUDGET_ENV_VAR}={budget} is a tiny-scale bench setting, not {name}")
     if name == "tiny":
         if devices > 1 or nodes > 1:
             raise ValueError(f"{DEVICES_ENV_VAR}/{NODES_ENV_VAR} need a GPU scale, not tiny")
         # Tiny models on 2 cores: one intra-op thread avoids oversubscription, which measured
         # faster than two on a shared 2-core machine (see TOOLCHAIN.md, "Timing facts").
-        return Scale("tiny", "cpu", "32-true", threads or 1, "text", seed=seed)
+        return Scale("tiny", "cpu", "32-true", threads or 1, "text", seed=seed, budget=budget)  # type: ignore[arg-type]
     return Scale(name, "gpu", "bf16-mixed", threads, "bar", devices, nodes, seed)  # type: ignore[arg-type]
 
 

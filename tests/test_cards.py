@@ -221,7 +221,9 @@ def test_card_rounds_and_files_claims(tmp_path: Path) -> None:
 def test_card_text_follows_the_run_and_the_seeds(tmp_path: Path) -> None:
     card = make_card(tmp_path, margins=[0.1, -0.1, 0.2, 0.1, -0.3])
     sentence = card.text("shape", holds="wins by {margin}: {seeds}", fails="loses ({ours})")
-    assert sentence.startswith("wins by 0.077: not settled: held in 3 of 5 seeds, margin 0.00 ± 0.20")
+    assert sentence.startswith(
+        "wins by 0.077: not settled: held in 3 of 5 seeds, margin 0.00 ± 0.20"
+    )
     assert card.text("chance", holds="wins", fails="loses ({ours} vs {baseline})") == (
         "loses (0.3 vs 0.5)"
     )
@@ -356,3 +358,17 @@ def test_summary_line_states_the_verdict_and_all_numbers() -> None:
 def test_repeated_keys_cannot_be_written(cards_env: Path) -> None:
     with pytest.raises(ValueError, match="claim keys repeat"):
         write_card("01_vunet", [make_claim(), make_claim(claim="other")])
+
+
+def test_long_runs_need_three_seeds_and_reach_the_text(tmp_path: Path) -> None:
+    assert verdict_label(3, 3, minimum=3) == "reproduced"
+    assert verdict_label(2, 3, minimum=3) == "not settled"
+    assert verdict_label(0, 3, minimum=3) == "not reproduced"
+    card = make_card(tmp_path, margins=[-0.1, -0.1, 0.2, -0.1, -0.3])
+    assert "no longer run recorded" in card.text("shape", holds="{long}", fails="")
+    card.long_file = seeds_csv(tmp_path / "claims_long.csv", [0.1, 0.2, 0.3])
+    assert card.long_run("shape").label == "reproduced"
+    text = card.text("shape", holds="{seeds}; {long}", fails="")
+    assert text.startswith("not reproduced: held in 1 of 5 seeds")
+    assert "at the long budget, reproduced: held in 3 of 3 seeds" in text
+    assert "at the long budget, reproduced" in card.markdown()

@@ -54,6 +54,22 @@ def test_seed_override(monkeypatch):
             scales.profile("tiny")
 
 
+def test_long_budget_is_a_tiny_bench_setting(monkeypatch):
+    monkeypatch.delenv(scales.BUDGET_ENV_VAR, raising=False)
+    tiny = scales.profile("tiny")
+    assert tiny.budget == "minute" and tiny.pick(tiny=1, small=2, full=3, long=10) == 1
+    monkeypatch.setenv(scales.BUDGET_ENV_VAR, "long")
+    long = scales.profile("tiny")
+    assert long.pick(tiny=1, small=2, full=3, long=10) == 10
+    assert long.pick(tiny=1, small=2, full=3) == 1  # no long value: tiny's
+    assert long.describe().endswith("· budget long")
+    with pytest.raises(ValueError, match="tiny-scale bench setting, not small"):
+        scales.profile("small")
+    monkeypatch.setenv(scales.BUDGET_ENV_VAR, "hour")
+    with pytest.raises(ValueError, match="ESSER_LAB_BUDGET must be one of minute, long"):
+        scales.profile("tiny")
+
+
 def test_describe_names_the_profile_threads_and_seed(monkeypatch):
     monkeypatch.setenv(scales.SEED_ENV_VAR, "2")
     line = scales.profile("tiny").describe()
