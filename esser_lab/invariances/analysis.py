@@ -3,9 +3,10 @@
 * :func:`foreground_stats`: the mean colour and the centroid of the non-background pixels of
   images on the sprites' black background (``esser_lab.data.sprites.BACKGROUND``), so generated
   images can be scored without a learned judge;
-* :func:`ridge_probe`: a closed-form linear (ridge) regression from one representation to a
-  factor, scored on held-out data by R² (1 = perfectly linearly decodable, 0 = no better than the
-  mean). A classification target is regressed as a one-hot and scored by the argmax accuracy.
+* :func:`ridge_probe`: a linear (ridge) regression (scikit-learn's ``Ridge``) from one
+  representation to a factor, scored on held-out data by R² (1 = perfectly linearly decodable,
+  0 = no better than the mean). A classification target is regressed as a one-hot and scored by
+  the argmax accuracy.
 """
 
 from __future__ import annotations
@@ -47,11 +48,6 @@ def foreground_stats(images: Tensor, threshold: float = 0.0) -> ForegroundStats:
     return ForegroundStats(colour=colour, position=position, area=count / (h * w))
 
 
-def _design(features: Tensor, mean: Tensor, std: Tensor) -> Tensor:
-    standard = (features - mean) / std
-    return torch.cat([standard, torch.ones(len(features), 1, dtype=features.dtype)], dim=1)
-
-
 def ridge_probe(
     train_features: Tensor,
     train_targets: Tensor,
@@ -60,31 +56,33 @@ def ridge_probe(
     ridge: float = 1e-3,
 ) -> float:
     """Held-out score of a linear probe: R² for float targets ``(n, k)`` (averaged over the k
-    columns), accuracy for integer class targets ``(n,)``.
+    columns), accuracy for integer class targets ``(n,)`` (regressed as one-hot, scored by argmax).
 
-    Features are standardised with the training statistics; the weights solve
-    ``(XᵀX + ridge·n·I) W = XᵀY`` (the bias is not penalised much at this ridge).
+    scikit-learn's ``StandardScaler`` then ``Ridge(alpha=ridge · n)`` on the training rows: the
+    penalty is ``ridge`` per training example on standardised features, and the intercept is not
+    penalised.
     """
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import r2_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     for name, f in (("train_features", train_features), ("test_features", test_features)):
         if f.dim() != 2:
             raise ValueError(f"{name} must be (n, d), got {tuple(f.shape)}")
     if len(train_features) != len(train_targets) or len(test_features) != len(test_targets):
         raise ValueError("features and targets must have the same number of rows")
     classify = not train_targets.is_floating_point()
-    x_train, x_test = train_features.double(), test_features.double()
-    mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-8)
-    design, design_test = _design(x_train, mean, std), _design(x_test, mean, std)
+    x_train = train_features.detach().double().numpy()
+    x_test = test_features.detach().double().numpy()
     if classify:
         num_classes = int(max(train_targets.max(), test_targets.max())) + 1
-        y = torch.nn.functional.one_hot(train_targets, num_classes).double()
+        y = torch.nn.functional.one_hot(train_targets, num_classes).double().numpy()
     else:
-        y = train_targets.double().reshape(len(train_targets), -1)
-    gram = design.T @ design + ridge * len(design) * torch.eye(design.shape[1], dtype=y.dtype)
-    weights = torch.linalg.solve(gram, design.T @ y)
-    prediction = design_test @ weights
+        y = train_targets.detach().double().reshape(len(train_targets), -1).numpy()
+    probe = make_pipeline(StandardScaler(), Ridge(alpha=ridge * len(x_train)))
+    prediction = probe.fit(x_train, y).predict(x_test)
     if classify:
-        return (prediction.argmax(1) == test_targets).double().mean().item()
-    target = test_targets.double().reshape(len(test_targets), -1)
-    residual = (target - prediction).pow(2).sum(0)
-    total = (target - target.mean(0)).pow(2).sum(0).clamp_min(1e-12)
-    return (1 - residual / total).mean().item()
+        return float((prediction.argmax(1) == test_targets.numpy()).mean())
+    target = test_targets.detach().double().reshape(len(test_targets), -1).numpy()
+    return float(r2_score(target, prediction.reshape(target.shape), multioutput="uniform_average"))

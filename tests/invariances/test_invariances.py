@@ -193,6 +193,23 @@ def test_ridge_probe_scores():
         ridge_probe(x[:10], y[:9], x, y)
 
 
+def test_ridge_probe_matches_the_closed_form_with_its_penalty():
+    """alpha = ridge · n on standardised features (population std), intercept unpenalised."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(200, 4, generator=g, dtype=torch.float64) * 3 + 1
+    y = x @ torch.randn(4, 2, generator=g, dtype=torch.float64) + torch.randn(200, 2, generator=g)
+    ridge = 0.5
+    mean, std = x[:150].mean(0), x[:150].std(0, correction=0)
+    xs, ts = (x[:150] - mean) / std, (x[150:] - mean) / std
+    yc = y[:150] - y[:150].mean(0)
+    w = torch.linalg.solve(xs.T @ xs + ridge * 150 * torch.eye(4, dtype=x.dtype), xs.T @ yc)
+    pred = ts @ w + y[:150].mean(0)
+    r2 = 1 - (y[150:] - pred).pow(2).sum(0) / (y[150:] - y[150:].mean(0)).pow(2).sum(0)
+    assert ridge_probe(x[:150], y[:150], x[150:], y[150:], ridge=ridge) == pytest.approx(
+        r2.mean().item(), abs=1e-9
+    )
+
+
 def test_checkpoint_round_trip(tmp_path):
     autoencoder, greybox = experts()
     torch.manual_seed(0)
