@@ -27,11 +27,11 @@
 # shows, and a stylisation need not carry the style it was given.
 #
 # **The idea: fix points.** If s really is the style of a stylisation, reading the style back
-# from the stylised image must give s again: (G(x, s)) \approx s$, a *fix point* of
+# from the stylised image must give s again: $E_s(G(x, s)) \approx s$, a *fix point* of
 # "stylise, then re-encode". The fix-point triplet loss (FPT) asks for exactly that, relative to
 # the same photo in another style. The fix-point disentanglement loss (FPD) asks that two
 # different photos stylised with one s re-encode to the same style, so no content can hide in
-# s. A content fix point (G(x, s)) \approx E_c(x)$ does the same for content.
+# s. A content fix point $E_c(G(x, s)) \approx E_c(x)$ does the same for content.
 #
 # **In the lineage.** Chapter 1's VUNet split an image into *shape* and *appearance*, with the
 # shape given; here content plays the part of shape and style the part of appearance, and
@@ -109,13 +109,13 @@ fig = show_grid(rows, row_titles=["photos", *art.STYLE_NAMES], title="photos and
 # %% [markdown]
 # ## The method
 #
-# A content encoder $ maps a photo to a spatial code, a style encoder $ maps a painting
-# to a 16-d unit vector $, and the decoder paints (x, s) = D(E_c(x), s)$. Every
+# A content encoder $E_c$ maps a photo to a spatial code, a style encoder $E_s$ maps a painting
+# to a 16-d unit vector $s$, and the decoder paints $G(x, s) = D(E_c(x), s)$. Every
 # normalisation in the decoder is a *local* group norm (statistics over sliding windows) whose
-# per-channel scale and offset are predicted from $. For a photo $, a second photo '$, a
-# painting $ by one artist and $ by another, with  = E_s(p)$,  = E_s(n)$:
+# per-channel scale and offset are predicted from $s$. For a photo $x$, a second photo $x'$, a
+# painting $p$ by one artist and $n$ by another, with $s_p = E_s(p)$, $s_n = E_s(n)$:
 #
-# 13638
+# $$
 # \begin{aligned}
 # \mathcal{L}_{\mathrm{FPT}} &= \tfrac12\big[\,m + \lVert s_p - E_s(G(x, s_p))\rVert^2
 #   - \lVert s_p - E_s(G(x, s_n))\rVert^2\big]_+ + \tfrac12\big[\,(p \leftrightarrow n)\big]_+ \\
@@ -127,10 +127,10 @@ fig = show_grid(rows, row_titles=["photos", *art.STYLE_NAMES], title="photos and
 #   &\quad + 50\,(\mathcal{L}_{\mathrm{FPT}} + \mathcal{L}_{\mathrm{FPD}})
 #   + 10\,\mathrm{CE}_{\mathrm{content}} + 20\,\mathrm{CE}_{\mathrm{style}}
 # \end{aligned}
-# 13638
+# $$
 #
 # where $\bar x$ is a blurred image (average pooling): the photo's layout must survive, its
-# texture need not. The weights, the margin $ (0.2, growing to 0.5 over the official
+# texture need not. The weights, the margin $m$ (0.2, growing to 0.5 over the official
 # resolution curriculum; FPD has margin 0) and the blur come from the official
 # `launch_multistep_training.sh` and `model.py`. The discriminator has three heads — real
 # painting vs stylised photo (patch-wise), the artist (per pixel) and the photo's class — and
@@ -144,14 +144,14 @@ for function in (triplet_loss, fpt_loss, fpd_loss):
     display(Code(inspect.getsource(function), language="python"))
 
 # %% [markdown]
-# The generator objective wires three stylisations per row — (x, s_p)$, (x', s_p)$ and
-# (x, s_n)$ — through the encoders once more:
+# The generator objective wires three stylisations per row — $G(x, s_p)$, $G(x', s_p)$ and
+# $G(x, s_n)$ — through the encoders once more:
 
 # %%
 display(Code(inspect.getsource(generator_loss), language="python"))
 
 # %% [markdown]
-# And the style-conditioned local group norm, the only place where $ enters the decoder:
+# And the style-conditioned local group norm, the only place where $s$ enters the decoder:
 
 # %%
 from esser_lab.style_transfer import LocalGroupNorm
@@ -167,14 +167,14 @@ display(Code(inspect.getsource(LocalGroupNorm.forward), language="python"))
 # of steps (gated, our discriminator stepped once in 300 batches), and the generator's
 # artist-classification weight `style_class_weight` (the code's `cslw`) at 100 instead of 20.
 # Why the last one: the style code starts almost collapsed (at initialisation the style vectors
-# of different paintings are only 0.25 apart on the unit sphere), and every term that asks for
+# of different paintings lie close together on the unit sphere), and every term that asks for
 # an output that does not depend on $s$ (adversarial, content class, blurred image) pulls the
-# codes further together. Trained alone, each of these three collapsed the codes within 50
-# steps (mean pairwise distance 0.03–0.05), while the artist term alone or FPT alone separated
-# them (0.9–1.0). Once the codes have collapsed, FPT is stuck at its margin with zero gradient
-# (squared distances, $d_{pos} = d_{neg} = 0$), so only the artist term can pull them apart
-# again; at weight 20 it loses the race within tens of steps and nothing gets stylised (we
-# measured a deception rate of exactly chance, 0.25, for both models). At 100 the codes separate.
+# codes further together. In side runs made while writing this chapter, each of these three,
+# trained alone, collapsed the codes within tens of steps, while the artist term alone or FPT
+# alone separated them. Once the codes have collapsed, FPT is stuck at its margin with zero
+# gradient (squared distances, $d_{pos} = d_{neg} = 0$), so only the artist term can pull them
+# apart again; at the paper's weight it lost that race and nothing was stylised (a deception
+# rate at chance for both models). At 100 the codes separate.
 # The objective, the networks and the other loss weights are the paper's, and the ablation
 # uses the same weight.
 
@@ -306,109 +306,89 @@ style_explorer(grid_photos, donors, grids, list(art.STYLE_NAMES))
 # %% [markdown]
 # ## Measuring the claim
 #
-# Every held-out photo is stylised towards artist  = i \bmod 4$ with the style vector of a
-# fresh painting by $ (another digit). Two scores, for both models:
+# Every held-out photo $x_i$ is stylised towards artist $t_i = i \bmod 4$ with the style vector
+# $s_p$ of a fresh painting by $t_i$ (of another digit); $s_n$ is the style of a painting by
+# another artist. Four scores, for both models:
 #
-# * **deception rate**: the fraction of stylisations the artist expert assigns to $ (higher is
-#   better; chance is 0.25);
-# * **content accuracy**: the fraction whose digit the content expert still recognises.
+# * **deception rate**: the fraction of stylisations the artist expert assigns to $t_i$ (the
+#   paper's measure; higher is better, chance is one in four);
+# * **content accuracy**: the fraction whose digit the content expert still recognises;
+# * **fix point**: the fraction of stylisations whose re-encoded style $E_s(G(x_i, s_p))$ lies
+#   nearer to $s_p$ than to $s_n$, the property FPT asks for, on photos it never saw;
+# * **style-code spread**: the mean distance of the re-encoded styles $E_s(G(x, s))$ between
+#   artists over that within an artist (the paper shows these clusters as t-SNE plots).
 #
-# We also report the *style-code spread*: the mean distance of re-encoded styles
-# (G(x, s))$ between artists over that within an artist (higher means the style code
-# tells artists apart).
+# The comparison is the paper's ablation: the same network, data and steps without FPT and FPD.
+# The chance level of the deception rate is only a sanity row.
 
 # %%
-from esser_lab.cards import Claim, write_card
+from esser_lab.cards import Card
+from esser_lab.style_transfer.claims import evaluation_set, file_claims, style_scores
 
-targets = torch.arange(len(held_out)) % art.NUM_STYLES
-donor_paintings = art.paint(held_out.photo.roll(1, 0), targets, torch.Generator().manual_seed(10))
-scores = {}
-for name, model in {"with FPT + FPD": full_model, "ablation": ablation}.items():
-    out = stylise(model, held_out.photo, donor_paintings)
-    with torch.no_grad():
-        style_of_out = model.encode_style(out)
-    centroids = torch.stack([style_of_out[targets == k].mean(0) for k in range(art.NUM_STYLES)])
-    within = (style_of_out - centroids[targets]).norm(dim=1).mean()
-    between = torch.pdist(centroids).mean()
-    scores[name] = {
-        "deception": (predict(style_expert, out) == targets).float().mean().item(),
-        "content": (predict(content_expert, out) == held_out.content).float().mean().item(),
-        "spread": (between / within.clamp_min(1e-8)).item(),
-    }
-rows = [
-    "| model | **deception rate** ↑ | content accuracy ↑ | style-code spread ↑ |",
-    "|---|---|---|---|",
-]
-for name, s in scores.items():
-    rows.append(f"| {name} | **{s['deception']:.3f}** | {s['content']:.3f} | {s['spread']:.2f} |")
-rows.append("| chance | 0.250 | 0.100 | – |")
-rows.append("| paper, WikiArt artists | Table 1 (not checked: unverified) | – | – |")
-display(Markdown("\n".join(rows)))
-
-# %%
-seconds = time.perf_counter() - chapter_start
-common = dict(chapter="03_style", scale=profile.name, seed=profile.seed, seconds=round(seconds, 1))
-claims = [
-    Claim(
-        claim="The fix-point losses (FPT + FPD) raise the deception rate: an independent artist "
-        "classifier takes more stylisations for the target artist than without them",
-        metric="deception rate of an artist classifier trained on real paintings",
-        paper_value=None,
-        paper_source="unverified: Table 1 reports deception rates on WikiArt; our notes could "
-        "not check the numbers",
-        our_value=round(scores["with FPT + FPD"]["deception"], 4),
-        baseline_value=round(scores["ablation"]["deception"], 4),
-        criterion="our > baseline",
-        **common,
-    ),
-    Claim(
-        claim="Stylisations keep the photo's content (content classifier accuracy) with the "
-        "fix-point losses at least as well as without",
-        metric="digit accuracy of a content classifier on the stylisations",
-        paper_value=None,
-        paper_source="not reported as a number (content is judged in user studies)",
-        our_value=round(scores["with FPT + FPD"]["content"], 4),
-        baseline_value=round(scores["ablation"]["content"], 4),
-        criterion="our > baseline",
-        **common,
-    ),
-    Claim(
-        claim="With the fix-point losses the re-encoded style code separates the artists "
-        "(between-artist over within-artist spread of E_s(G(x, s)))",
-        metric="style-code spread: mean centroid distance / mean distance to own centroid",
-        paper_value=None,
-        paper_source="not reported as a number (the paper shows t-SNE plots of style codes)",
-        our_value=round(scores["with FPT + FPD"]["spread"], 4),
-        baseline_value=round(scores["ablation"]["spread"], 4),
-        criterion="our > baseline",
-        **common,
-    ),
-]
-path = write_card("03_style", claims)
-for c in claims:
-    print(c.summary())
-print(f"card written to {path.relative_to(path.parents[2])} after {seconds:.1f} s")
-assert all(torch.isfinite(torch.tensor([c.our_value, c.baseline_value])).all() for c in claims)
+evaluation = evaluation_set(held_out.photo, art.NUM_STYLES)
+models = {"with FPT + FPD": full_model, "ablation": ablation}
+scores = {
+    name: style_scores(model, held_out.photo, held_out.content, evaluation, style_expert,
+                       content_expert)
+    for name, model in models.items()
+}  # fmt: skip
+card = file_claims(
+    Card("03_style", profile.name, profile.seed, chapter_start),
+    scores["with FPT + FPD"], scores["ablation"], art.NUM_STYLES,
+)  # fmt: skip
+path = card.write()
+print(f"card written to {path.name} after {time.perf_counter() - chapter_start:.1f} s")
+display(Markdown(card.markdown()))
 
 # %% [markdown]
-# **Reading the numbers.** At `tiny` scale both models now stylise, coarsely: the grids show
-# each photo in the donor artist's palette (warm, cool, violet, green-teal), but hardly any of
-# its strokes, and the digits come out blurred. That is enough for the artist expert, which
-# takes far more than chance (0.25) of the stylisations for the target artist, and the content
-# expert still reads the digit in about three quarters of them. In this run (seed 0) the full
-# model deceives the expert more often than the ablation, so the card says "holds". Treat that
-# with care: the gap is within the seed-to-seed spread. In four side runs with other seeds
-# (the same `tiny` configuration, trained in a plain loop with a different data stream), the
-# full model scored 0.61, 0.75, 0.95 and 0.65 and the ablation 0.50, 0.75, 0.98 and 0.75: once
-# ahead, twice about level, once behind. The chapter itself, run from training seeds 1 and 2
-# (`bench/results/claims_seeds.csv`), agrees: the full model was behind with one (0.75 against
-# 0.80) and ahead with the other (0.75 against 0.52). At this budget the discriminator's artist
-# head, which both models have, does most of the stylising, and the fix-point losses do not add
-# a reliable advantage. The style-code spread does **not** hold in any run we made: the ablation's
-# re-encoded codes separate the artists at least as well (its artist term alone already
-# separates them). The paper trains the full objective for over a million steps at 128–768 px,
-# where FPT and FPD have time to shape the code; the `small` scale (4,000 batches at 32×32) has
-# not been measured yet (no GPU was available when this chapter was written).
+# **Reading the numbers.** What this run and the recorded training seeds say, generated from
+# the card above:
+
+# %%
+full_s, ablation_s = scores["with FPT + FPD"], scores["ablation"]
+lines = [
+    card.text(
+        "deception",
+        holds="**Deception.** With the fix-point losses the artist expert takes {ours} of the "
+        "stylisations for the target artist, against {baseline} without them (+{margin}); "
+        "across training seeds: {seeds}.",
+        fails="**Deception.** In this run the ablation deceives the artist expert as often or "
+        "more often ({baseline}) than the full model ({ours}); across training seeds: {seeds}.",
+    ),
+    card.text(
+        "content",
+        holds="**Content.** The content expert reads the digit in {ours} of the full model's "
+        "stylisations and {baseline} of the ablation's; across seeds: {seeds}.",
+        fails="**Content.** The ablation keeps the digit more often ({baseline} against "
+        "{ours}); across seeds: {seeds}.",
+    ),
+    card.text(
+        "fixpoint",
+        holds="**Fix point.** The style read back from a stylisation is nearer to the style it "
+        "was given than to another artist's in {ours} of the full model's stylisations, "
+        "{baseline} of the ablation's; across seeds: {seeds}.",
+        fails="**Fix point.** The ablation's re-encoded styles are as often or more often "
+        "nearer to the given style ({baseline} against {ours}); across seeds: {seeds}.",
+    ),
+    card.text(
+        "style-spread",
+        holds="**Style-code spread.** The full model's re-encoded styles separate the artists "
+        "better ({ours} against {baseline}); across seeds: {seeds}.",
+        fails="**Style-code spread.** The ablation's re-encoded styles separate the artists at "
+        "least as well ({baseline} against {ours}): its own style encoder is shaped by the "
+        "artist term alone, which already sorts stylisations by artist; across seeds: {seeds}.",
+    ),
+]
+display(Markdown("\n\n".join(lines)))
+
+# %% [markdown]
+# At `tiny` scale both models stylise coarsely: the grids above show each photo in the donor
+# artist's palette but hardly any of its strokes, and the digits come out blurred. Both models
+# have the discriminator's artist head, which pushes every stylisation towards its target
+# artist; what only the full model has is the fix-point constraint on the style code. The paper
+# trains the full objective for over a million steps at 128–768 px, where FPT and FPD have time
+# to shape the code; the `small` scale (4,000 batches at 32×32) has not been measured yet (no
+# GPU was available when this chapter was written).
 
 # %% [markdown]
 # ## Full scale
@@ -431,11 +411,12 @@ assert all(torch.isfinite(torch.tensor([c.our_value, c.baseline_value])).all() f
 # %% [markdown]
 # ## Exercises
 #
-# 1. **Is the style code a fix point?** For the trained model, compare $\lVert E_s(G(x, s_p)) -
-#    s_p\rVert$ with $\lVert E_s(G(x, s_p)) - s_n\rVert$ on held-out photos: how often is the
-#    triplet satisfied, with and without the fix-point losses?
-# 2. **Does the style code leak content?** Train a linear probe (logistic regression on $) to
-#    predict the *digit* of the painting from (\text{painting})$. Chance is 0.1; what does
+# 1. **Does the style code ignore the photo?** FPD asks that two different photos stylised with
+#    one style re-encode to the same style. On held-out photos, compare
+#    $\lVert E_s(G(x, s_p)) - E_s(G(x', s_p))\rVert$ with $\lVert E_s(G(x, s_p)) - s_p\rVert$:
+#    how often is the FPD triplet satisfied, with and without the fix-point losses?
+# 2. **Does the style code leak content?** Train a linear probe (logistic regression on $s$) to
+#    predict the *digit* of the painting from $E_s(\text{painting})$. Chance is 0.1; what does
 #    the probe reach?
 # 3. **One vector per artist.** Replace each painting's style vector by the normalised mean
 #    style vector of its artist and measure the deception rate again.
@@ -443,22 +424,19 @@ assert all(torch.isfinite(torch.tensor([c.our_value, c.baseline_value])).all() f
 # %% [markdown]
 # ```{admonition} Solution 1
 # :class: dropdown
-# The fraction of rows where the re-encoded style is closer to its own target than to the other
-# style (the FPT triplet with margin 0).
+# The fraction of rows where the styles re-encoded from two photos in one style lie nearer to
+# each other than to the style vector they were given (the FPD triplet with margin 0).
 # ```
 
 # %% tags=["hide-input"]
-photo_batch = held_out.photo[:256]
-p_paint = art.paint(held_out.photo[256:512], targets[:256], torch.Generator().manual_seed(3))
-n_paint = art.paint(
-    held_out.photo[512:768], (targets[:256] + 1) % art.NUM_STYLES, torch.Generator().manual_seed(4)
-)
-for name, model in {"with FPT + FPD": full_model, "ablation": ablation}.items():
+photo_a, photo_b = held_out.photo[:256], held_out.photo[256:512]
+for name, model in models.items():
     with torch.no_grad():
-        s_p, s_n = model.encode_style(p_paint), model.encode_style(n_paint)
-        back = model.encode_style(model(photo_batch, s_p))
-    satisfied = ((back - s_p).norm(dim=1) < (back - s_n).norm(dim=1)).float().mean()
-    print(f"{name}: re-encoded style closer to its own target in {satisfied:.2f} of rows")
+        s_p = model.encode_style(evaluation.paintings[:256])
+        back_a = model.encode_style(model(photo_a, s_p))
+        back_b = model.encode_style(model(photo_b, s_p))
+    satisfied = ((back_a - back_b).norm(dim=1) < (back_a - s_p).norm(dim=1)).float().mean()
+    print(f"{name}: FPD triplet satisfied in {satisfied:.2f} of rows")
 
 # %% [markdown]
 # ```{admonition} Solution 2
@@ -494,8 +472,8 @@ mean_styles = torch.nn.functional.normalize(
     torch.stack([s_real[real.style[:1000] == k].mean(0) for k in range(art.NUM_STYLES)]), dim=1
 )
 with torch.no_grad():
-    out = full_model(held_out.photo, mean_styles[targets])
-rate = (predict(style_expert, out) == targets).float().mean()
+    out = full_model(held_out.photo, mean_styles[evaluation.targets])
+rate = (predict(style_expert, out) == evaluation.targets).float().mean()
 print(f"deception rate with one mean style vector per artist: {rate:.3f}")
 print(f"chapter ran in {time.perf_counter() - chapter_start:.1f} s at scale {profile.name}")
 
