@@ -1,7 +1,7 @@
 """Unsupervised landmark regression: how much pose the learned part positions carry.
 
 The protocol of Thewlis et al. (2017), Zhang et al. (2018) and Lorenz et al. (2019): fit a linear
-map (here ridge regression, in closed form) from the learned landmarks of training images to the
+map (here scikit-learn's ridge regression) from the learned landmarks of training images to the
 true keypoints, and report its error on held-out images, normalised by a reference length.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from sklearn.linear_model import Ridge
 
 
 @dataclass(frozen=True)
@@ -30,30 +31,38 @@ class LandmarkRegressor:
         return (design @ self.weight).view(-1, self.num_keypoints, 2)
 
 
-def _design(landmarks: torch.Tensor) -> torch.Tensor:
+def _flat(landmarks: torch.Tensor) -> torch.Tensor:
     if landmarks.ndim != 3 or landmarks.shape[-1] != 2:
         raise ValueError(f"landmarks must have shape (b, K, 2), got {tuple(landmarks.shape)}")
-    flat = landmarks.detach().double().flatten(1)
+    return landmarks.detach().cpu().double().flatten(1)
+
+
+def _design(landmarks: torch.Tensor) -> torch.Tensor:
+    flat = _flat(landmarks)
     return torch.cat([flat, flat.new_ones(flat.shape[0], 1)], 1)
 
 
 def fit_landmark_regressor(
     landmarks: torch.Tensor, keypoints: torch.Tensor, ridge: float = 1e-3
 ) -> LandmarkRegressor:
-    """Ridge regression ``W = (XᵀX + λ n I)⁻¹ XᵀY`` from ``(b, K, 2)`` to ``(b, J, 2)`` (bias free
-    of the penalty), solved in float64."""
+    """Ridge regression from ``(b, K, 2)`` landmarks to ``(b, J, 2)`` keypoints, in float64.
+
+    ``sklearn.linear_model.Ridge(alpha=ridge · b)`` with an unpenalised intercept: it minimises
+    ``‖Y − XW − c‖² + ridge · b · ‖W‖²``, i.e. ``ridge`` is the penalty per training image, so
+    the same ``ridge`` means the same shrinkage for any number of images.
+    """
     if keypoints.ndim != 3 or keypoints.shape[-1] != 2 or keypoints.shape[0] != landmarks.shape[0]:
         raise ValueError(
             f"keypoints must have shape ({landmarks.shape[0]}, J, 2), got {tuple(keypoints.shape)}"
         )
     if ridge < 0:
         raise ValueError(f"ridge must be ≥ 0, got {ridge}")
-    x = _design(landmarks)
-    y = keypoints.detach().double().flatten(1)
-    penalty = torch.eye(x.shape[1], dtype=x.dtype) * ridge * x.shape[0]
-    penalty[-1, -1] = 0.0
-    weight = torch.linalg.solve(x.T @ x + penalty, x.T @ y)
-    return LandmarkRegressor(weight, keypoints.shape[1])
+    x = _flat(landmarks)
+    y = keypoints.detach().cpu().double().flatten(1)
+    model = Ridge(alpha=ridge * x.shape[0], fit_intercept=True).fit(x.numpy(), y.numpy())
+    coef = torch.from_numpy(model.coef_).T  # (2K, 2J)
+    intercept = torch.from_numpy(model.intercept_)[None]  # (1, 2J)
+    return LandmarkRegressor(torch.cat([coef, intercept]).double(), keypoints.shape[1])
 
 
 def landmark_error(predicted: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:

@@ -43,3 +43,25 @@ def test_bad_shapes_raise():
     regressor = fit_landmark_regressor(torch.rand(8, 3, 2), torch.rand(8, 2, 2))
     with pytest.raises(ValueError, match="fit on 3 landmarks"):
         regressor(torch.rand(2, 4, 2))
+
+
+def _closed_form(landmarks: torch.Tensor, keypoints: torch.Tensor, ridge: float) -> torch.Tensor:
+    """The hand-written solver the metric used before scikit-learn's ``Ridge``:
+    ``W = (XᵀX + λ n I)⁻¹ XᵀY`` with an unpenalised bias column."""
+    x = landmarks.double().flatten(1)
+    x = torch.cat([x, x.new_ones(x.shape[0], 1)], 1)
+    penalty = torch.eye(x.shape[1], dtype=x.dtype) * ridge * x.shape[0]
+    penalty[-1, -1] = 0.0
+    return torch.linalg.solve(x.T @ x + penalty, x.T @ keypoints.double().flatten(1))
+
+
+@pytest.mark.parametrize("ridge", [0.0, 1e-3, 0.1, 10.0])
+def test_scikit_learn_ridge_matches_the_closed_form(ridge):
+    g = torch.Generator().manual_seed(2)
+    landmarks = torch.rand(300, 6, 2, generator=g) * 2 - 1
+    keypoints = (landmarks.flatten(1) @ torch.randn(12, 8, generator=g)).view(300, 4, 2)
+    keypoints = keypoints + 0.05 * torch.randn(300, 4, 2, generator=g)
+    regressor = fit_landmark_regressor(landmarks, keypoints, ridge=ridge)
+    torch.testing.assert_close(
+        regressor.weight, _closed_form(landmarks, keypoints, ridge), atol=1e-9, rtol=1e-9
+    )
