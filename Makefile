@@ -21,11 +21,10 @@ BOOK_CARDS := $(CURDIR)/_build/cards
 TEST_CARDS := $(CURDIR)/_build/test-cards
 # nbval's per-cell limit, as execute.timeout in _config.yml.
 CELL_TIMEOUT := 600
-NOTEBOOK_ARGS := $(if $(wildcard notebooks/*.py),notebooks,)
 PYTEST_ARGS ?=
 LINT_PATHS := esser_lab tests notebooks bench book/_ext
 
-.PHONY: help install test test-notebook book bench bench-peers bench-seeds lint format clean distclean
+.PHONY: help install test chapters test-notebook book bench bench-peers bench-seeds lint format clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -138,15 +137,21 @@ $(STAMP): requirements.txt pyproject.toml
 install: $(STAMP) $(VENDOR_FILES) ## create .venv, install everything, vendor the site's JS
 
 # ---------------------------------------------------------------------------------------------
-# Tests: unit tests and every chapter, cell by cell (nbval), at tiny scale, in one pytest run
+# Tests: the unit tests, then every chapter executed once at tiny scale (book/_ext/execute.py)
 # ---------------------------------------------------------------------------------------------
 
-test: $(STAMP) ## unit tests (tests/) and every chapter (notebooks/) at ESSER_LAB_SCALE=tiny
+test: $(STAMP) ## unit tests (tests/), then every chapter executed once at tiny (2 at a time)
 	ESSER_LAB_SCALE=tiny ESSER_LAB_CARDS=$(TEST_CARDS) \
-	  $(VPY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) \
-	  -m "not browser" $(PYTEST_ARGS) tests $(NOTEBOOK_ARGS) || { rc=$$?; \
+	  $(VPY) -m pytest -m "not browser" $(PYTEST_ARGS) tests || { rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest: no tests collected (exit 5): nothing to run"; \
 	  else exit $$rc; fi; }
+	$(MAKE) --no-print-directory chapters
+
+# The chapters run once per CI run: book/_ext/execute.py stores them in the book's jupyter-cache
+# (with a stamp of the sources) and `make book` renders those outputs instead of executing again.
+chapters: $(STAMP) ## execute every chapter once at tiny (JOBS at a time, default 2) for the book
+	ESSER_LAB_SCALE=tiny ESSER_LAB_CARDS=$(BOOK_CARDS) \
+	  $(VPY) book/_ext/execute.py $(if $(JOBS),--jobs $(JOBS),)
 
 # tests/conftest.py teaches pytest to read the .py chapters; naming it loads it without the
 # unit tests.
@@ -163,7 +168,8 @@ test-notebook: $(STAMP) ## one chapter through nbval: make test-notebook NB=note
 book: $(STAMP) $(VENDOR_FILES) ## build the site into _build/html (cards in _build/cards); a failing cell fails it
 	@echo "scale: $$($(VPY) -c 'from esser_lab.scale import current; print(current().name)')" \
 	  "(set ESSER_LAB_SCALE=tiny|small|full to choose)"
-	rm -rf $(BOOK_CARDS) _build/html _build/jupyter_execute  # no stale pages or cards
+	ESSER_LAB_CARDS=$(BOOK_CARDS) $(VPY) book/_ext/execute.py --check  # empties a stale cache
+	rm -rf _build/html _build/jupyter_execute  # no stale pages
 	ESSER_LAB_CARDS=$(BOOK_CARDS) $(VENV)/bin/jupyter-book build --all -W --keep-going .
 	@echo "site: $(CURDIR)/_build/html/index.html"
 	@echo "cards: $$(ls $(BOOK_CARDS) 2>/dev/null | tr '\n' ' ')"

@@ -437,7 +437,15 @@ def _lineage(app: Sphinx, docname: str) -> list[nodes.Node]:
 
 
 def _on_builder_inited(app: Sphinx) -> None:
-    app.env.esser_build_started = time.time() - 1  # type: ignore[attr-defined]
+    # Cards must be newer than the execution this build renders: this build's, or the one
+    # book/_ext/execute.py ran (make test) and left in the cache for it.
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from execute import executed_at
+
+    started = executed_at()
+    app.env.esser_build_started = (started or time.time()) - 1  # type: ignore[attr-defined]
     os.environ.setdefault("ESSER_LAB_CARDS", str(_cards_dir()))
 
 
