@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 
 def part_colour_error(
@@ -32,38 +31,33 @@ def part_colour_error(
     return (error * visible).sum(dim=1) / visible.sum(dim=1).clamp_min(1)
 
 
-def _gaussian_window(size: int, sigma: float, device: torch.device) -> torch.Tensor:
-    x = torch.arange(size, device=device, dtype=torch.float32) - (size - 1) / 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :])[None, None]
-
-
-def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def ssim(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
     """Structural similarity (Wang et al. 2004) per image, for images in [-1, 1]. Returns ``(b,)``.
 
-    Gaussian window (11, σ = 1.5), constants for a data range of 1 after mapping to [0, 1],
-    'valid' filtering; the window shrinks to the image size for tiny images.
+    torchmetrics' ``structural_similarity_index_measure`` on the images mapped to [0, 1] with a
+    data range of 1 (no clamping): a Gaussian window of σ = 1.5 (11 × 11, torchmetrics' size
+    ``2 · int(3.5σ + 0.5) + 1``), constants k₁ = 0.01, k₂ = 0.03, and the mean over the positions
+    where the whole window lies inside the image ('valid'). Images must be at least as large as
+    the window.
     """
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
     if x.shape != y.shape or x.ndim != 4:
         raise ValueError(
             f"expected two (b, c, h, w) batches of equal shape, "
             f"got {tuple(x.shape)}, {tuple(y.shape)}"
         )
-    x = (x.float() + 1) / 2
-    y = (y.float() + 1) / 2
-    size = min(window, x.shape[-1], x.shape[-2])
-    kernel = _gaussian_window(size, sigma, x.device).repeat(x.shape[1], 1, 1, 1)
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, kernel, groups=x.shape[1])
-
-    c1, c2 = 0.01**2, 0.03**2
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov = blur(x * y) - mu_x * mu_y
-    score = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
-        (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    window = 2 * int(3.5 * sigma + 0.5) + 1
+    if min(x.shape[-2:]) < window:
+        raise ValueError(
+            f"SSIM with sigma={sigma} needs images of at least {window}×{window} pixels, "
+            f"got {tuple(x.shape[-2:])}"
+        )
+    return structural_similarity_index_measure(
+        (x.float() + 1) / 2,
+        (y.float() + 1) / 2,
+        gaussian_kernel=True,
+        sigma=sigma,
+        data_range=1.0,
+        reduction="none",
     )
-    return score.flatten(1).mean(dim=1)

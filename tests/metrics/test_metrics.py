@@ -31,3 +31,13 @@ def test_ssim():
     assert (ssim(x, noisy) < 0.99).all() and (ssim(x, very_noisy) < ssim(x, noisy)).all()
     with pytest.raises(ValueError, match="equal shape"):
         ssim(x, x[:2])
+    with pytest.raises(ValueError, match="at least 11×11"):
+        ssim(x[..., :8, :8], x[..., :8, :8])
+
+
+def test_ssim_of_constant_images_is_the_luminance_term():
+    # no variance anywhere: SSIM = (2 μx μy + c1) / (μx² + μy² + c1), c1 = 0.01², in [0, 1] units
+    x, y = torch.full((1, 3, 16, 16), -0.5), torch.full((1, 3, 16, 16), 0.2)
+    mu_x, mu_y, c1 = 0.25, 0.6, 0.01**2
+    expected = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
+    assert ssim(x, y).item() == pytest.approx(expected, rel=1e-5)
