@@ -39,17 +39,22 @@ def test_style_scores_on_an_untrained_model_are_fractions():
         StyleTransferModel(config), photos, labels, evaluation,
         ExpertClassifier(art.NUM_STYLES).eval(), ExpertClassifier(10).eval(),
     )  # fmt: skip
-    for value in (scores.deception, scores.content, scores.fixpoint):
+    for value in (scores.deception, scores.content):
         assert 0.0 <= value <= 1.0
-    assert scores.spread >= 0.0
+    assert scores.fixpoint_error >= 0.0
+    assert scores.spread >= 0.0 and scores.between >= 0.0 and scores.across_photos > 0.0
     with pytest.raises(ValueError, match="shape"):
         style_scores(StyleTransferModel(config), photos, labels[:3], evaluation,
                      ExpertClassifier(4), ExpertClassifier(10))  # fmt: skip
 
 
 def test_file_claims_files_the_ablation_comparisons_and_a_sanity_row(tmp_path):
-    full = StyleScores(deception=0.8, content=0.7, fixpoint=0.9, spread=3.0)
-    ablation = StyleScores(deception=0.6, content=0.75, fixpoint=0.5, spread=4.0)
+    full = StyleScores(
+        deception=0.8, content=0.7, fixpoint_error=0.1, between=0.6, across_photos=0.2
+    )
+    ablation = StyleScores(
+        deception=0.6, content=0.75, fixpoint_error=0.5, between=0.4, across_photos=0.1
+    )
     filed = file_claims(card(tmp_path), full, ablation, num_styles=4)
     keys = [c.key for c in filed.claims]
     assert keys == ["deception", "content", "fixpoint", "style-spread", "deception-chance"]
@@ -58,11 +63,14 @@ def test_file_claims_files_the_ablation_comparisons_and_a_sanity_row(tmp_path):
     assert not filed["content"].holds and not filed["style-spread"].holds
     assert filed["deception-chance"].kind == "sanity"
     assert filed["deception-chance"].baseline_value == 0.25
-    assert all(c.better == "higher" for c in filed.claims)
+    assert filed["fixpoint"].better == "lower"
+    assert all(c.better == "higher" for c in filed.claims if c.key != "fixpoint")
     assert all("without FPT and FPD" in c.baseline for c in filed.claims[:4])
 
 
 def test_a_tie_does_not_hold(tmp_path):
-    same = StyleScores(deception=0.5, content=0.5, fixpoint=0.5, spread=1.0)
+    same = StyleScores(
+        deception=0.5, content=0.5, fixpoint_error=0.5, between=0.5, across_photos=0.1
+    )
     filed = file_claims(card(tmp_path), same, same, num_styles=4)
     assert not any(c.holds for c in filed.claims[:4])
