@@ -46,11 +46,21 @@ MAFL = PaperPair(
 
 @dataclass(frozen=True)
 class PartScores:
-    """One model's scores: errors in % of the image side, swap error in RGB units."""
+    """One model's scores: errors in % of the image side, swap error in RGB units.
+
+    Two diagnostics say how much the part means can carry: ``motion``, how far they move
+    between figures (their std over the test figures, mean over parts and axes, % of the side),
+    and ``extent``, the part maps' mean variance relative to that of a uniform map (1: no
+    localisation at all). ``landmarks_fit`` is the regression's error on its own training
+    figures (near ``landmarks``: the linear map does not overfit).
+    """
 
     landmarks: float
     equivariance: float
     swap: float
+    landmarks_fit: float = float("nan")
+    motion: float = float("nan")
+    extent: float = float("nan")
 
 
 @torch.no_grad()
@@ -68,9 +78,13 @@ def part_scores(
             f"need one warp per test figure ({test.image.shape[0]}), got {warp.control.shape[0]}"
         )
     model = model.eval()
-    regressor = fit_landmark_regressor(model.encode(fit_set.image).mu, fit_set.keypoints, ridge)
+    fit_mu = model.encode(fit_set.image).mu
+    regressor = fit_landmark_regressor(fit_mu, fit_set.keypoints, ridge)
+    landmarks_fit = landmark_error(regressor(fit_mu), fit_set.keypoints).mean().item()
     encoding = model.encode(test.image)
     landmarks = landmark_error(regressor(encoding.mu), test.keypoints).mean().item()
+    # a uniform map on [-1, 1]² has variance 1/3 per axis
+    extent = 3 * encoding.sigma.diagonal(dim1=-2, dim2=-1).mean().item()
     moved = model.encode(warp.warp(test.image)).mu
     # coordinates span [-1, 1]: half the distance is the fraction of the image side
     equivariance = 0.5 * (moved - warp.to_view(encoding.mu)).norm(dim=-1).mean().item()
@@ -79,7 +93,20 @@ def part_scores(
     truth = figures.render(test.keypoints, appearance, test.image.shape[-1])
     swapped = model.decoder(encoding.mu, encoding.L_inv, encoding.features[app_of])
     swap = part_colour_error(swapped, truth.part_masks, truth.colours).mean().item()
-    return PartScores(landmarks=100 * landmarks, equivariance=100 * equivariance, swap=swap)
+    return PartScores(
+        landmarks=100 * landmarks,
+        equivariance=100 * equivariance,
+        swap=swap,
+        landmarks_fit=100 * landmarks_fit,
+        motion=50 * encoding.mu.std(0).mean().item(),
+        extent=extent,
+    )
+
+
+def keypoint_motion(test: figures.Figures) -> float:
+    """How far the true keypoints move between figures: their std over ``test``, mean over
+    keypoints and axes, in % of the image side (keypoints lie in [0, 1])."""
+    return 100 * test.keypoints.std(0).mean().item()
 
 
 def mean_pose_error(fit_set: figures.Figures, test: figures.Figures) -> float:

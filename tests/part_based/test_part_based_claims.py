@@ -8,7 +8,13 @@ import torch
 from esser_lab.cards import Card
 from esser_lab.data import figures
 from esser_lab.part_based import PartBased, PartBasedConfig, sample_spatial_transform
-from esser_lab.part_based.claims import PartScores, file_claims, mean_pose_error, part_scores
+from esser_lab.part_based.claims import (
+    PartScores,
+    file_claims,
+    keypoint_motion,
+    mean_pose_error,
+    part_scores,
+)
 
 
 def card(tmp_path) -> Card:
@@ -23,6 +29,9 @@ def test_part_scores_of_an_untrained_model():
     warp = warps(16, config, seed=2)
     scores = part_scores(PartBased(config), fit_set, test, warp)
     assert 0 < scores.landmarks < 100 and 0 <= scores.equivariance < 100 and scores.swap >= 0
+    # untrained part maps are nearly uniform (extent ≈ 1) and their means hardly move
+    assert 0.5 < scores.extent <= 1.01 and 0 <= scores.motion < keypoint_motion(test)
+    assert 0 < scores.landmarks_fit < 100
     # an identity warp: the equivariance error of any model is zero up to float error
     identity = sample_spatial_transform(
         16, tps_scale=0.0, rotation_scale=0.0, offset_scale=0.0, zoom=1.0, zoom_variation=0.0,
