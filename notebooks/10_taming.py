@@ -733,6 +733,24 @@ bullets = [
     "them. The key/value cache draws the same codes as the full recomputation, "
     f"{few_uncached / few_cached:.1f} times faster here.",
 ]
+unsettled = []
+for c in card.claims:
+    recorded = card.across_seeds(c.key)
+    if c.kind == "claim" and recorded is not None and recorded.label != "reproduced":
+        wider = "wider than" if recorded.margin_sd > abs(recorded.margin_mean) else "close to"
+        unsettled.append(
+            f"`{c.key}` ({recorded.label}: {recorded.held} of {recorded.seeds} seeds, margin "
+            f"{recorded.margin_mean:.2f} ± {recorded.margin_sd:.2f}; the spread between seeds is "
+            f"{wider} the mean effect)"
+        )
+if unsettled:
+    bullets.append(
+        "**What a minute does not settle.** The same data and the same code with another "
+        "training seed (initial weights, batch order, noise) give another verdict for "
+        + "; ".join(unsettled)
+        + f". With {config.num_steps} first-stage and {gpt_steps} transformer steps, the verdict "
+        "of these comparisons depends on the training seed."
+    )
 display(Markdown("\n".join(f"* {b}" for b in bullets)))
 
 # %% [markdown]
