@@ -379,7 +379,25 @@ class Card:
         verdict = self.across_seeds(key)
         if verdict is None:
             return f"no seeds recorded at scale {self.scale} (bench/results/claims_seeds.csv)"
-        return verdict.describe()
+        return verdict.describe() + self._stale_note(key)
+
+    def _stale_note(self, key: str) -> str:
+        """A warning when the record holds this run's seed with other numbers than this run's."""
+        claim = self[key]
+        for row in read_seed_rows(self.seeds_file):
+            if (row["chapter"], row["key"], row["scale"], row["seed"]) == (
+                self.chapter,
+                key,
+                self.scale,
+                str(self.seed),
+            ):
+                recorded = (float(row["our_value"]), float(row["baseline_value"]))
+                if recorded != (claim.our_value, claim.baseline_value):
+                    return (
+                        f" (recorded when seed {self.seed} gave {_fmt(recorded[0])} vs "
+                        f"{_fmt(recorded[1])}: the record predates this run's numbers)"
+                    )
+        return ""
 
     def long_run(self, key: str) -> SeedVerdict | None:
         """The verdict of claim ``key`` in the longer bench runs (``claims_long.csv``), if any."""

@@ -360,6 +360,15 @@ def test_repeated_keys_cannot_be_written(cards_env: Path) -> None:
         write_card("01_vunet", [make_claim(), make_claim(claim="other")])
 
 
+def test_a_record_with_other_numbers_for_this_seed_is_called_stale(tmp_path: Path) -> None:
+    card = make_card(tmp_path, margins=[0.1, 0.2, 0.3, 0.1, 0.2])  # seed 0 recorded as 0 vs 0
+    assert "the record predates this run's numbers" in card.seeds_phrase("shape")
+    lines = (tmp_path / "claims_seeds.csv").read_text().splitlines()
+    lines[1] = "01_vunet,shape,0,0.1235,0.2,0.1,true,tiny,abc123,2026-12-04"  # this run's numbers
+    (tmp_path / "claims_seeds.csv").write_text("\n".join(lines) + "\n")
+    assert card.seeds_phrase("shape") == "reproduced: held in 5 of 5 seeds, margin 0.180 ± 0.084"
+
+
 def test_long_runs_need_three_seeds_and_reach_the_text(tmp_path: Path) -> None:
     assert verdict_label(3, 3, minimum=3) == "reproduced"
     assert verdict_label(2, 3, minimum=3) == "not settled"

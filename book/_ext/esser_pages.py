@@ -10,7 +10,8 @@ Directives (used in ``book/*.md``):
     written its card, and it warns (so ``-W`` fails the build) when a card is missing or older
     than the build. The verdicts across seeds are not from this build but from
     ``bench/results/claims_seeds.csv`` (``esser_lab.cards.seed_verdicts``); rows recorded on a
-    dirty tree or before the chapter's last change are flagged stale.
+    dirty tree or before the chapter's last change are flagged stale, unless the record holds this
+    build's seed with this build's numbers (then the chapter's numbers did not change).
 ``{genealogy}``
     Which ``esser_lab`` building blocks each chapter imports, which chapter introduced each one,
     and what later chapters reuse: parsed from the chapters' import statements, never typed.
@@ -190,12 +191,31 @@ def _cell(text: str, cls: str = "") -> str:
     return f'<td class="{cls}">{text}</td>' if cls else f"<td>{text}</td>"
 
 
+def freshness(claim: dict, rows: list[dict], stale: list[str]) -> str:
+    """Why the seed record of ``claim`` may not describe this build ("" when it does).
+
+    The record is confirmed when it holds this build's seed with this build's values (the
+    chapter's numbers have not changed since the sweep, whatever was edited). Otherwise it is
+    stale when it was recorded on uncommitted sources or before the chapter's last change.
+    """
+    same_seed = [r for r in rows if r["seed"] == str(claim.get("seed", 0))]
+    for row in same_seed:
+        recorded = (float(row["our_value"]), float(row["baseline_value"]))
+        if recorded == (float(claim["our_value"]), float(claim["baseline_value"])):
+            return ""
+        return f"stale: seed {row['seed']} gave other numbers when recorded"
+    if stale:
+        return "stale: the chapter changed since"
+    return ""
+
+
 def summary_html(entries: list[dict], verdicts: dict, stale: dict[str, list[str]]) -> str:
     """The overview grid and the compact table, as HTML.
 
     ``entries``: one dict per card claim with its ``stem`` and ``href`` (the chapter page's
     measuring section) added. ``verdicts``: ``esser_lab.cards.seed_verdicts`` of the seeds file.
-    ``stale``: chapter stem → recorded commits that no longer describe the chapter.
+    ``stale``: chapter stem → recorded commits that no longer describe the chapter. Each entry
+    may carry ``seed_rows`` (its rows of the seeds file), to confirm the record by value.
     """
     grid: dict[str, list[str]] = {}
     rows = []
@@ -208,10 +228,11 @@ def summary_html(entries: list[dict], verdicts: dict, stale: dict[str, list[str]
         else:
             seeds_text = f"{verdict.label}<br>{verdict.held} of {verdict.seeds} · margin "
             seeds_text += escape(verdict.describe().split("margin ", 1)[1])
-            if stale.get(stem):
+            reason = freshness(claim, claim.get("seed_rows", []), stale.get(stem, []))
+            if reason:
                 seeds_text += (
                     '<br><span class="esser-stale" title="recorded on '
-                    f'{escape(", ".join(stale[stem]))}">stale: the chapter changed since</span>'
+                    f'{escape(", ".join(verdict.commits))}">{escape(reason)}</span>'
                 )
         sanity = claim.get("kind") == "sanity"
         cls = "sanity" if sanity else VERDICT_CLASS[label]
@@ -279,7 +300,8 @@ def _summary(app: Sphinx, docname: str) -> list[nodes.Node]:
     directory = _cards_dir()
     started = app.env.esser_build_started  # type: ignore[attr-defined]
     entries, scales, times, stale = [], set(), [], {}
-    verdicts = seed_verdicts(read_seed_rows(ROOT / "bench" / "results" / "claims_seeds.csv"))
+    seed_rows = read_seed_rows(ROOT / "bench" / "results" / "claims_seeds.csv")
+    verdicts = seed_verdicts(seed_rows)
     for chapter, source in _chapters(app):
         stem = chapter.split("/")[-1]
         path = directory / f"{stem}.json"
@@ -298,7 +320,14 @@ def _summary(app: Sphinx, docname: str) -> list[nodes.Node]:
             stale[stem] = stale_commits(source, tuple(sorted(recorded)))
         for claim in json.loads(path.read_text()):
             scales.add(claim["scale"])
-            entries.append({**claim, "stem": stem, "href": escape(href, quote=True)})
+            rows = [
+                r
+                for r in seed_rows
+                if (r["chapter"], r["key"], r["scale"]) == (stem, claim["key"], claim["scale"])
+            ]
+            entries.append(
+                {**claim, "stem": stem, "href": escape(href, quote=True), "seed_rows": rows}
+            )
     if not entries:
         return [nodes.paragraph(text="No reproduction cards were written in this build.")]
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(max(times)))

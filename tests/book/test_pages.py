@@ -77,6 +77,11 @@ def test_summary_html_has_a_grid_and_one_row_per_claim():
     assert "<details><summary>a long claim" in html and " …</summary>" in html
     stale = esser_pages.summary_html(entries, verdicts, {"01_vunet": ["abc-dirty"]})
     assert "stale: the chapter changed since" in stale
+    row = {"seed": "0", "our_value": "0.1", "baseline_value": "0.2"}
+    entries[0]["seed_rows"] = [row]  # the record holds this build's seed and numbers
+    assert "stale" not in esser_pages.summary_html(entries, verdicts, {"01_vunet": ["abc-dirty"]})
+    entries[0]["seed_rows"] = [{**row, "our_value": "0.15"}]
+    assert "seed 0 gave other numbers" in esser_pages.summary_html(entries, verdicts, {})
 
 
 def test_measuring_anchor_and_stale_commits(tmp_path):
