@@ -71,3 +71,12 @@ def position_error(images: Tensor, target: sprites.Sprites) -> Tensor:
     background = target.background[0].tolist()
     size = images.shape[-1]
     return (centroid(images, background) - centroid(target.image, background)).norm(dim=1) * size
+
+
+def centroid_shift(images: Tensor, reference: Tensor, background: Sequence[float]) -> Tensor:
+    """``(b,)`` distance in pixels between the centroids of ``images`` and ``reference`` (e.g. an
+    edit and the unedited reconstruction: how far the edit moved the object)."""
+    if images.shape != reference.shape:
+        raise ValueError(f"shapes differ: {tuple(images.shape)} vs {tuple(reference.shape)}")
+    size = images.shape[-1]
+    return (centroid(images, background) - centroid(reference, background)).norm(dim=1) * size

@@ -189,16 +189,27 @@ def linear_probe(
 def linear_r2(
     train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, ridge: float = 1e-3
 ) -> float:
-    """Test R² of a ridge regression ``y ≈ W x + c`` (``y`` ``(n, m)``: averaged over outputs)."""
+    """Test R² of a ridge regression ``y ≈ W x + c`` (``y`` ``(n, m)``: averaged over outputs).
+
+    scikit-learn's ``Ridge(alpha=ridge · n)`` with an unpenalised intercept: it minimises
+    ``‖y − W x − c‖² + ridge · n · ‖W‖²`` over the ``n`` training rows, i.e. a penalty of
+    ``ridge`` per example.
+    """
+    from sklearn.linear_model import Ridge  # slow import, done lazily
+    from sklearn.metrics import r2_score
+
     if train_y.dim() == 1:
         train_y, test_y = train_y[:, None], test_y[:, None]
-    design = torch.cat([train_x, torch.ones(len(train_x), 1)], dim=1).double()
-    gram = design.T @ design + ridge * len(design) * torch.eye(design.shape[1], dtype=torch.float64)
-    weight = torch.linalg.solve(gram, design.T @ train_y.double())
-    predicted = torch.cat([test_x, torch.ones(len(test_x), 1)], dim=1).double() @ weight
-    residual = (test_y.double() - predicted).pow(2).sum(0)
-    total = (test_y.double() - test_y.double().mean(0)).pow(2).sum(0)
-    return float((1 - residual / total).mean())
+    if train_x.dim() != 2 or test_x.dim() != 2 or train_x.shape[1] != test_x.shape[1]:
+        raise ValueError(
+            f"features must be (n, d) with equal d, got {tuple(train_x.shape)}, "
+            f"{tuple(test_x.shape)}"
+        )
+    model = Ridge(alpha=ridge * len(train_x)).fit(
+        train_x.double().numpy(), train_y.double().numpy()
+    )
+    predicted = model.predict(test_x.double().numpy())
+    return float(r2_score(test_y.double().numpy(), predicted, multioutput="uniform_average"))
 
 
 def probe_gap(scores: Tensor) -> Tensor:

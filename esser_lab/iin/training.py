@@ -23,6 +23,10 @@ from esser_lab.iin.model import FactorTransformer, IINConfig
 from esser_lab.nn.autoencoder import DenseAutoencoder, DiagonalGaussian
 from esser_lab.training.trainer import log_now
 
+#: The first stage's KL weight at the paper's scale: ``LossPND``'s default
+#: (``Loss/kl_weight``, 1.0, in ``iin/losses/ae.py``), which ``configs/cmnist_ae.yaml`` keeps.
+FIRST_STAGE_KL_WEIGHT = 1.0
+
 
 @torch.no_grad()
 def encode_posteriors(first_stage: DenseAutoencoder, images: Tensor, chunk: int = 1024) -> Tensor:

@@ -1,0 +1,99 @@
+"""Chapter 5's claims: the ridge probe, the centroid shift and the card they fill."""
+
+import pytest
+import torch
+
+from esser_lab.cards import Card
+from esser_lab.iin import linear_r2
+from esser_lab.iin.claims import KEYS, file_claims
+from esser_lab.iin.evaluate import centroid_shift
+
+
+def closed_form_ridge_r2(train_x, train_y, test_x, test_y, ridge=1e-3):
+    """The formula linear_r2 used before scikit-learn: penalty ridge · n, intercept unpenalised."""
+    x_mean, y_mean = train_x.double().mean(0), train_y.double().mean(0)
+    x, y = train_x.double() - x_mean, train_y.double() - y_mean
+    gram = x.T @ x + ridge * len(x) * torch.eye(x.shape[1], dtype=torch.float64)
+    weight = torch.linalg.solve(gram, x.T @ y)
+    predicted = (test_x.double() - x_mean) @ weight + y_mean
+    residual = (test_y.double() - predicted).pow(2).sum(0)
+    total = (test_y.double() - test_y.double().mean(0)).pow(2).sum(0)
+    return float((1 - residual / total).mean())
+
+
+def test_linear_r2_is_ridge_with_a_per_example_penalty():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(600, 5, generator=g) * 3 + 2
+    w = torch.randn(5, 2, generator=g)
+    y = x @ w + torch.randn(600, 2, generator=g) * 2 + 1
+    for ridge in (1e-3, 1.0):
+        ours = linear_r2(x[:400], y[:400], x[400:], y[400:], ridge=ridge)
+        assert ours == pytest.approx(
+            closed_form_ridge_r2(x[:400], y[:400], x[400:], y[400:], ridge)
+        )
+    # a heavy penalty shrinks the fit: R² falls
+    assert linear_r2(x[:400], y[:400], x[400:], y[400:], ridge=100.0) < linear_r2(
+        x[:400], y[:400], x[400:], y[400:]
+    )
+    with pytest.raises(ValueError, match="equal d"):
+        linear_r2(x[:400], y[:400], x[400:, :3], y[400:])
+
+
+def test_centroid_shift_measures_how_far_an_object_moved():
+    image = -torch.ones(2, 3, 8, 8)
+    image[:, :, 2:4, 2:4] = 1.0
+    moved = -torch.ones(2, 3, 8, 8)
+    moved[:, :, 2:4, 5:7] = 1.0  # three pixels to the right
+    assert centroid_shift(image, image, (-1.0, -1.0, -1.0)).abs().max() == 0
+    assert torch.allclose(centroid_shift(moved, image, (-1.0, -1.0, -1.0)), torch.tensor(3.0))
+    with pytest.raises(ValueError, match="shapes differ"):
+        centroid_shift(moved[:1], image, (-1.0, -1.0, -1.0))
+
+
+def measured(position_iin=1.2, position_raw=2.5, displacement=0.6, recon_error=0.9, nll=(0.4, 1.3)):
+    edits = {
+        ("colour", "IIN"): {"colour": 0.2, "position": 1.0},
+        ("colour", "raw z"): {"colour": 0.45, "position": 0.9},
+        ("colour", "no edit"): {"colour": 0.47, "position": recon_error},
+        ("position", "IIN"): {"colour": 0.1, "position": position_iin},
+        ("position", "raw z"): {"colour": 0.1, "position": position_raw},
+    }
+    return dict(
+        probe_gap={"IIN": 0.6, "raw": -0.4},
+        edits=edits,
+        displacement=displacement,
+        nll={"IIN": nll[0], "Gaussian": nll[1]},
+        n_test=1024,
+    )
+
+
+def card() -> Card:
+    return Card("05_iin", "tiny", 0, 0.0)
+
+
+def test_file_claims_files_every_key_in_the_claimed_direction():
+    filled = file_claims(card(), **measured())
+    assert [c.key for c in filled.claims] == list(KEYS)
+    assert all(c.holds for c in filled.claims)
+    assert filled["probe-gap"].better == "higher"
+    # the position claim compares the edit's displacement with the reconstruction's own error
+    assert filled["colour-keeps-position"].our_value == 0.6
+    assert filled["colour-keeps-position"].baseline_value == 0.9
+
+
+def test_an_edit_that_moves_the_object_more_than_reconstruction_does_fails():
+    filled = file_claims(card(), **measured(displacement=1.1, recon_error=0.9))
+    assert not filled["colour-keeps-position"].holds
+    filled = file_claims(card(), **measured(position_iin=3.0, nll=(1.5, 1.3)))
+    assert not filled["position-edit"].holds and not filled["density"].holds
+
+
+def test_file_claims_names_what_is_missing():
+    values = measured()
+    del values["edits"]["colour", "no edit"]
+    with pytest.raises(KeyError, match="no edit"):
+        file_claims(card(), **values)
+    values = measured()
+    values["nll"] = {"IIN": 0.4}
+    with pytest.raises(KeyError, match="Gaussian"):
+        file_claims(card(), **values)
