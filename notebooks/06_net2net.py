@@ -522,8 +522,9 @@ display(
             "text-to-image",
             holds="*Text → image.* Net2Net's samples are closer to real sprites of their caption "
             "than the conditional Gaussian's (per-caption FID-style score {ours} against "
-            "{baseline}; the image expert's own reconstructions of real sprites, the best any "
-            "translator into this 16-d code can do, score {ceiling}). Across seeds: {seeds}.",
+            "{baseline}; the image expert's own reconstructions of real sprites, a reference for "
+            "what a translator into this 16-d code can reach, score {ceiling}). Across seeds: "
+            "{seeds}.",
             fails="*Text → image.* In this run the conditional Gaussian's samples are closer to "
             "real sprites of their caption than Net2Net's (per-caption FID-style score "
             "{baseline} against {ours}; the image expert's reconstructions score {ceiling}): "
