@@ -364,8 +364,8 @@ lines = [
         "content",
         holds="**Content.** The content expert reads the digit in {ours} of the full model's "
         "stylisations and {baseline} of the ablation's; across seeds: {seeds}.",
-        fails="**Content.** The ablation keeps the digit more often ({baseline} against "
-        "{ours}); across seeds: {seeds}.",
+        fails="**Content.** The ablation keeps the digit as often or more often ({baseline} "
+        "against {ours}); across seeds: {seeds}.",
     ),
     card.text(
         "fixpoint",
