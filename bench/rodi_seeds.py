@@ -5,14 +5,16 @@ Usage (from the repository root, in the repository's virtual environment; ``make
     python bench/rodi_seeds.py                  # seeds 0-3, the chapter's tiny configuration
     python bench/rodi_seeds.py --seeds 0 1 2 3 4 5 --epsilon 0.25
 
-Trains RoDi, the autoencoder (γ = 0) and the VAE (γ = 1) exactly as chapter 4 does (same data,
+Trains RoDi, the ``MIMin`` ablation (γ fixed at 1 plus the MI constraint), the autoencoder
+(γ = 0) and the VAE (γ = 1) exactly as chapter 4 does (same data,
 same test triplets, ``fit_rodi`` from each seed) and scores transfer MSE, reconstruction MSE and
 the leak. One model's seed changes its initialisation and the order of its batches' randomness
 (the posterior samples); the data set is the chapter's, fixed.
 
-Writes ``bench/results/rodi_seeds.csv`` (``seed,model,epsilon,steps,transfer,reconstruction,
-leak,date``; rows of the same ε and steps are replaced) and prints each model's mean and
-standard deviation over the seeds. About 45 s per seed on one core at tiny.
+Writes ``bench/results/rodi_seeds.csv`` (``seed,model,epsilon,steps,batch,transfer,
+reconstruction,leak,date``; rows of the same ε, steps, batch and seed are replaced) and prints
+each model's mean and standard deviation over the seeds. About 60 s per seed on one core at
+tiny.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "rodi_seeds.csv"
-COLUMNS = ["seed", "model", "epsilon", "steps", "transfer", "reconstruction", "leak", "date"]
+COLUMNS = [
+    "seed", "model", "epsilon", "steps", "batch", "transfer", "reconstruction", "leak", "date"
+]  # fmt: skip
+OLD_BATCH = "32"  # rows recorded before the batch column existed ran at batch 32
+MODELS = ("RoDi", "MIMin", "AE", "VAE")
 
 
 def main() -> None:
@@ -35,6 +41,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--epsilon", type=float, default=None, help="default: the tiny config's")
     parser.add_argument("--steps", type=int, default=None, help="default: the tiny config's")
+    parser.add_argument("--warmup", type=int, default=None, help="default: the tiny config's")
+    parser.add_argument("--batch", type=int, default=None, help="default: the tiny config's")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--dry", action="store_true", help="print only, write no CSV rows")
     args = parser.parse_args()
 
     os.environ.setdefault("ESSER_LAB_SCALE", "tiny")
@@ -49,12 +59,22 @@ def main() -> None:
         config = replace(config, epsilon=args.epsilon)
     if args.steps is not None:
         config = replace(config, num_steps=args.steps)
+    if args.warmup is not None:
+        config = replace(config, warmup_steps=args.warmup)
+    if args.batch is not None:
+        config = replace(config, batch_size=args.batch)
     # the chapter's data and test set (notebooks/04_rodi.py)
     data = FigurePairsDataModule(
         config.image_size, config.batch_size, 4096, num_val=64, jitter=0.15, seed=0
     )
     test = transfer_triplets(512, config.image_size, seed=12345)
-    models = {"RoDi": config, "AE": config.fixed(0.0), "VAE": config.fixed(1.0)}
+    every = {
+        "RoDi": config,
+        "MIMin": config.mimin(1.0),
+        "AE": config.fixed(0.0),
+        "VAE": config.fixed(1.0),
+    }
+    models = {name: every[name] for name in args.models}
 
     today = dt.date.today().isoformat()
     rows = []
@@ -68,31 +88,37 @@ def main() -> None:
                     "model": name,
                     "epsilon": config.epsilon,
                     "steps": config.num_steps,
+                    "batch": config.batch_size,
                     **{k: f"{scores[k]:.4f}" for k in ("transfer", "reconstruction", "leak")},
                     "date": today,
                 }
             )
-            print(f"seed {seed} {name:4s} " + " ".join(f"{k} {scores[k]:.4f}" for k in scores))
+            print(f"seed {seed} {name:5s} " + " ".join(f"{k} {scores[k]:.4f}" for k in scores))
 
     for name in models:
         for key in ("transfer", "reconstruction", "leak"):
             values = [float(r[key]) for r in rows if r["model"] == name]
             spread = statistics.stdev(values) if len(values) > 1 else float("nan")
-            print(f"{name:4s} {key:14s} mean {statistics.mean(values):.4f} ± {spread:.4f}")
+            print(f"{name:5s} {key:14s} mean {statistics.mean(values):.4f} ± {spread:.4f}")
 
+    if args.dry:
+        return
     kept = []
     if RESULTS.exists():
         with RESULTS.open() as f:
             kept = [
-                r
+                r | {"batch": r.get("batch") or OLD_BATCH}
                 for r in csv.DictReader(f)
                 if not (
                     float(r["epsilon"]) == config.epsilon
                     and int(r["steps"]) == config.num_steps
+                    and int(r.get("batch") or OLD_BATCH) == config.batch_size
                     and int(r["seed"]) in args.seeds
                 )
             ]
-    key = lambda r: (float(r["epsilon"]), int(r["steps"]), int(r["seed"]), r["model"])  # noqa: E731
+    key = lambda r: (  # noqa: E731
+        float(r["epsilon"]), int(r["steps"]), int(r["batch"]), int(r["seed"]), r["model"]
+    )  # fmt: skip
     with RESULTS.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()

@@ -59,19 +59,21 @@ def fit_rodi(
         scale,
         config.num_steps,
         progress_every=progress_every or max(config.num_steps // 2, 1),
-        progress_keys=keys + (("mi_attacked_avg", "lambda") if system.rodi else ()),
+        progress_keys=keys + (("mi_attacked_avg", "lambda") if system.constrained else ()),
     )
     trainer.fit(system, datamodule=data)
     return system.eval()
 
 
 class LitRoDi(L.LightningModule):
-    """Trains RoDi (``objective="rodi"``) or the fixed-γ baseline (``objective="fixed"``).
+    """Trains RoDi (``objective="rodi"``), the ``MIMin`` ablation (``"mimin"``: γ fixed, MI
+    constraint) or the fixed-γ baseline (``objective="fixed"``).
 
     Each step: (1) the model's loss, (R1) plus (R4) with the attacked estimator T₁, one Adam step;
     (2) one step of each estimator's critic loss (R2) on detached codes (the baseline trains only
     the honest T₂, to report MI); (3) the running means of Î₁, Î₂ and, after the warm-up, the
-    updates (R5) of λ and (R6) of γ. λ, γ and the running means are buffers, so they are saved.
+    updates (R5) of λ and (R6) of γ (RoDi only; ``MIMin`` keeps γ at γ₀). λ, γ and the running
+    means are buffers, so they are saved.
     ``history`` keeps one dict of scalars per step for the chapter's plots.
 
     # official code: a third estimator (``Elbo``'s ``mi_``) is trained for logging only; T₂ plays
@@ -85,8 +87,8 @@ class LitRoDi(L.LightningModule):
         self.automatic_optimization = False
         self.config = config
         self.model = RoDi(config)
-        self.rodi = config.objective == "rodi"
-        self.estimator_attacked = MIEstimator(config) if self.rodi else None
+        self.constrained = config.constrained  # T₁ and the MI constraint (RoDi, MIMin)
+        self.estimator_attacked = MIEstimator(config) if self.constrained else None
         self.estimator_honest = MIEstimator(config)
         for name, value in {
             "lambda_": config.lambda_init,
@@ -109,7 +111,7 @@ class LitRoDi(L.LightningModule):
         output = self.model(x, x_alpha)
         terms = elbo_loss(x, output, gamma)
         loss, constraint, mi_attacked = terms.loss, torch.zeros(()), torch.zeros(())
-        if self.rodi:
+        if self.constrained:
             # gradient flows into π only; α is detached (official ``RoDi``)
             mi_attacked = self.estimator_attacked(output.pi, output.alpha.detach()).mean()
             penalty, constraint = constraint_penalty(mi_attacked, c.epsilon, lambda_, c.mu, warm)
@@ -127,16 +129,17 @@ class LitRoDi(L.LightningModule):
         self.mi_honest_avg.fill_(mi_honest_avg)
         logs = {"loss": float(loss.detach()), "rec": float(terms.reconstruction)}
         logs |= {"kl": float(terms.kl), "gamma": gamma, "mi_honest": float(honest.mi)}
-        if self.rodi:
+        if self.constrained:
             attacked = self._critic_step(self.estimator_attacked, optimizers[2], pi, alpha)
             mi_attacked_avg, _ = ema_update(
                 float(self.mi_attacked_avg), count, float(mi_attacked.detach()), c.ema_decay
             )
             self.mi_attacked_avg.fill_(mi_attacked_avg)
             self.lambda_.fill_(dual_update(lambda_, float(constraint), c.mu, warm))
-            self.gamma.fill_(
-                gamma_update(gamma, mi_honest_avg, mi_attacked_avg, c.l_gamma, c.b_gamma, warm)
-            )
+            if c.objective == "rodi":  # MIMin keeps γ fixed
+                self.gamma.fill_(
+                    gamma_update(gamma, mi_honest_avg, mi_attacked_avg, c.l_gamma, c.b_gamma, warm)
+                )
             logs |= {"mi_attacked": float(mi_attacked.detach()), "lambda": lambda_}
             logs |= {"acc_attacked": float(attacked.accuracy)}
         self.ema_count.fill_(count + 1)
@@ -144,7 +147,7 @@ class LitRoDi(L.LightningModule):
         self.history.append({"step": float(self.global_step), **logs})
         # Lightning logs a few keys only: each costs a little per step, and ``history`` has all
         shown = ("loss", "rec", "kl", "gamma", "mi_honest_avg", "mi_attacked_avg", "lambda")
-        shown = shown if self.rodi else shown[:5]
+        shown = shown if self.constrained else shown[:5]
         if log_now(self):
             self.log_dict({k: logs[k] for k in shown}, on_step=True, prog_bar=True)
 
@@ -170,6 +173,6 @@ class LitRoDi(L.LightningModule):
             adam(self.model, c.learning_rate),
             adam(self.estimator_honest, estimator_lr),
         ]
-        if self.rodi:
+        if self.constrained:
             optimizers.append(adam(self.estimator_attacked, estimator_lr))
         return optimizers

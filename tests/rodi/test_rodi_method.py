@@ -238,3 +238,26 @@ def test_fit_rodi_is_seeded_and_returns_eval_mode():
     assert not first.training and len(first.history) == 3
     assert first.history[-1]["loss"] == second.history[-1]["loss"]
     assert first.history[-1]["loss"] != other.history[-1]["loss"]
+
+
+def test_mimin_keeps_gamma_fixed_and_matches_rodi_during_the_warmup():
+    """The official ``MIMin``: RoDi's constraint with γ fixed at γ₀ (no adaptive γ)."""
+    from esser_lab.rodi.training import FigurePairsDataModule, fit_rodi
+    from esser_lab.scale import profile
+
+    config = replace(RoDiConfig.tiny(), warmup_steps=2, batch_size=8, num_steps=5, gamma_init=0.5)
+    data = FigurePairsDataModule(16, 8, num_train=40, num_val=8, jitter=0.1, seed=0)
+    mimin_config = config.mimin(0.5)  # γ fixed at RoDi's γ₀: identical through the warm-up
+    assert mimin_config.constrained and config.constrained and not config.fixed(1.0).constrained
+    assert config.mimin().gamma_init == 1.0  # the official MIMin's kl_weight
+    rodi = fit_rodi(config, data, profile("tiny"), seed=1)
+    mimin = fit_rodi(mimin_config, data, profile("tiny"), seed=1)
+    assert mimin.estimator_attacked is not None and len(mimin.configure_optimizers()) == 3
+    assert [h["gamma"] for h in mimin.history] == [0.5] * 5 and float(mimin.gamma) == 0.5
+    assert max(h["lambda"] for h in mimin.history) >= 0
+    assert float(rodi.gamma) != 0.5  # RoDi's γ moved after the warm-up, MIMin's did not
+    # identical until the constraint and the γ update act (steps 0 and 1 are the warm-up)
+    for a, b in zip(rodi.history[:3], mimin.history[:3], strict=True):
+        assert a["loss"] == b["loss"]
+    with pytest.raises(ValueError, match="objective"):
+        replace(config, objective="adversarial")
