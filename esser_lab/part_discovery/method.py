@@ -125,6 +125,9 @@ def part_discovery_loss(
 ) -> PartDiscoveryLoss:
     """(P1) + the mask priors (P2)–(P6) with the scheduled weights of ``config`` at ``step``.
 
+    (P1) is weighted by ``config.reconstruction_weight``; the returned ``reconstruction`` is
+    the unweighted term, comparable across weights.
+
     Which view each prior sees follows the code: (P2), (P3), (P5) on view 0's logits, (P4) on
     both views' part probabilities, (P6) on view 1's logits.
     # official code: the priors update the mask decoder only (per-module losses); here they also
@@ -141,7 +144,7 @@ def part_discovery_loss(
     ce = hard_cross_entropy(l0.logits)
     compact = compactness_loss(output.layout1.logits)
     loss = (
-        rec
+        c.reconstruction_weight * rec
         + c.gmrf_weight(step) * gmrf
         + c.mumford_shah_weight(step) * ms
         + c.mask_kl_weight(step) * kl

@@ -111,3 +111,17 @@ def test_loss_falls_on_one_batch():
         optimizer.step()
         losses.append(float(terms.reconstruction))
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
+
+
+def test_reconstruction_weight_scales_only_the_reconstruction():
+    config = PartDiscoveryConfig.tiny()
+    torch.manual_seed(0)
+    model = PartDiscovery(config).eval()
+    x = figures.sample(2, 16, generator=torch.Generator().manual_seed(0)).image
+    output = model(x, x.flip(0))
+    one = part_discovery_loss(x, output, replace(config, reconstruction_weight=1.0), 0)
+    ten = part_discovery_loss(x, output, replace(config, reconstruction_weight=10.0), 0)
+    assert torch.equal(one.reconstruction, ten.reconstruction)  # reported unweighted
+    assert float(ten.loss - one.loss) == pytest.approx(9 * float(one.reconstruction), rel=1e-5)
+    with pytest.raises(ValueError, match="reconstruction_weight"):
+        replace(config, reconstruction_weight=0.0)

@@ -43,6 +43,8 @@ def test_presets_shrink_sizes_and_rescale_schedules():
     assert tiny.variance_weight.start == round(41_000 * fraction)
     assert tiny.variance_weight.factor == paper.variance_weight.factor
     assert tiny.mi_target == paper.mi_target and tiny.lor_init == paper.lor_init
+    assert tiny.hard_ce_weight.start == tiny.num_steps // 2  # tiny's curriculum: a late step
+    assert tiny.reconstruction_weight == 10.0 and paper.reconstruction_weight == 1.0
 
 
 def test_staircase_rescaled_endpoints():
