@@ -465,7 +465,7 @@ display(Markdown("\n\n".join(lines)))
 # ```{admonition} Solution 1
 # :class: dropdown
 # Draw warps with twice the training strength and measure μ[s(x)] against s(μ[x]) as before.
-# Errors grow for every model; compare the ordering with the table above.
+# Expect larger errors for every model; the printout below gives this run's ordering.
 # ```
 
 # %% tags=["hide-input"]
@@ -492,8 +492,9 @@ for name, model in models.items():
 # %% [markdown]
 # ```{admonition} Solution 2
 # :class: dropdown
-# Colour jitter should not move the parts: the full model's means move less than the
-# ablation's, whose parts were never asked to be invariant (its inputs were still jittered).
+# Colour jitter should not move the parts. Only the full model was asked for that (the two
+# views it compares differ in colour); the ablation's inputs were jittered too, but nothing
+# asked its parts to stay put. The printout below says how far each model's means move.
 # ```
 
 # %% tags=["hide-input"]
@@ -513,8 +514,8 @@ for name, model in models.items():
 # %% [markdown]
 # ```{admonition} Solution 3
 # :class: dropdown
-# The extremities (wrists, ankles) move most relative to the body, so they are hardest to
-# predict from part means that sit mostly on the torso and the head.
+# Expect the extremities (wrists, ankles) to be hardest: they move most relative to the body.
+# The printout below ranks this run's joints by their error.
 # ```
 
 # %% tags=["hide-input"]

@@ -395,13 +395,13 @@ lines = [
 display(Markdown("\n\n".join(lines)))
 
 # %% [markdown]
-# At `tiny` scale both models stylise coarsely: the grids above show each photo in the donor
-# artist's palette but hardly any of its strokes, and the digits come out blurred. Both models
-# have the discriminator's artist head, which pushes every stylisation towards its target
-# artist; what only the full model has is the fix-point constraint on the style code. The paper
-# trains the full objective for over a million steps at 128–768 px, where FPT and FPD have time
-# to shape the code; the `small` scale (4,000 batches at 32×32) has not been measured yet (no
-# GPU was available when this chapter was written).
+# At `tiny` scale expect coarse stylisations (the grids above): the donor artist's palette
+# more than its strokes, and blurred digits. Both models have the discriminator's artist head,
+# which pushes every stylisation towards its target artist; what only the full model has is
+# the fix-point constraint on the style code. The paper trains the full objective for over a
+# million steps at 128–768 px, where FPT and FPD have time to shape the code; the `small`
+# scale (4,000 batches at 32×32) has not been measured yet (no GPU was available when this
+# chapter was written).
 
 # %% [markdown]
 # ## Full scale
