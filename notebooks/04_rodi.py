@@ -474,6 +474,23 @@ texts.append(f"By the honest estimate at the end of training, π carries {mi} na
 display(Markdown("\n".join(f"* {t}" for t in texts)))
 
 # %% [markdown]
+# %%
+final = {name: system.history[-1] for name, system in systems.items()}
+rodi_end, mimin_end = final["RoDi"], final["MIMin"]
+fooled = rodi_end["mi_honest_avg"] > rodi_end["mi_attacked_avg"]
+display(
+    Markdown(
+        f"**Where γ ended in this run.** RoDi's γ ended at {rodi_end['gamma']:.3f} (KL "
+        f"{rodi_end['kl']:.0f} nats; honest Ī₂ = {rodi_end['mi_honest_avg']:.2f} against the "
+        f"attacked Ī₁ = {rodi_end['mi_attacked_avg']:.2f} nats, so (R6) "
+        f"{'saw T₁ being fooled' if fooled else 'saw no fooling'} at the end). MIMin, at γ = 1, "
+        f"ended with λ = {mimin_end['lambda']:.2f} and Ī₂ = {mimin_end['mi_honest_avg']:.2f} nats "
+        f"against ε = {config.epsilon}; the VAE's KL was {final['VAE']['kl']:.1f} nats, "
+        f"MIMin's {mimin_end['kl']:.1f}."
+    )
+)
+
+# %% [markdown]
 # How to read it:
 #
 # * **The autoencoder** has nothing against the shortcut: its π can carry $x$'s colours, and a
@@ -487,6 +504,13 @@ display(Markdown("\n".join(f"* {t}" for t in texts)))
 #   differently from run to run, and tiny changes to the floating-point path (a thread count, a
 #   reordered sum) move RoDi's result about as much as a new seed does. That is why every claim
 #   above is read against the recorded seeds, and the per-model spread is below.
+# * **Where RoDi against MIMin and the VAE is decided.** RoDi's transfer depends on where (R6)
+#   leaves γ. While the attacked estimate $\bar I_1$ stays above the honest $\bar I_2$, (R6)
+#   sees no fooling, γ stays near 0 and whatever $T_1$ misses keeps leaking; once γ climbs, π is
+#   squeezed towards the VAE's. MIMin, at γ = 1, starts where the VAE is: when its π already
+#   carries less than ε about α, its multiplier stays at 0 and it trains like the VAE. The
+#   paragraph above gives this run's values; with l_γ = 0.01, a few hundred steps leave γ
+#   little room to find its level.
 # * The leak is reduced, not closed: a small critic trained for a few hundred steps sees only
 #   part of the dependence, so $\hat I_1 \le \varepsilon$ can hold while π still carries some
 #   colour.
