@@ -376,8 +376,8 @@ colour = card.text(
 leak = (
     f"Its transfer is closer to $x$'s colours ({v.transfer:.3f}) than to the pose donor's "
     f"({v.vs_pose_donor:.3f}; its reconstruction from its own pose scores "
-    f"{v.reconstruction:.3f}): $z$ carries the appearance and not the shape, although training "
-    "never showed the model two poses of one figure."
+    f"{v.reconstruction:.3f}): $z$ carries $x$'s appearance rather than the pose image's, "
+    "although training never showed the model two poses of one figure."
     if v.transfer < v.vs_pose_donor
     else f"Its transfer is not closer to $x$'s colours ({v.transfer:.3f}) than to the pose "
     f"donor's ({v.vs_pose_donor:.3f}): in this run $z$ leaks the pose image's appearance."
@@ -431,7 +431,8 @@ display(Markdown(f"* {colour} {leak}\n* {structure}"))
 # ```{admonition} Solution 1
 # :class: dropdown
 # The code below computes the KL per scale. Flat colours need only a few numbers per part, which
-# fit at the 4×4 scale; the finer scale mostly adds detail the toy does not have.
+# fit at the 4×4 scale; expect the finer scale to add little, as the toy has little detail. The
+# printout shows how this run splits the KL.
 # ```
 
 # %% tags=["hide-input"]

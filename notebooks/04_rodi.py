@@ -460,11 +460,11 @@ texts = [
     ),
     card.text(
         "reconstruction-vs-vae",
-        holds="It reconstructs better than the VAE ({ours} vs {baseline}): the VAE's π carries "
-        "little of anything (KL {kl_vae:.1f} nats against RoDi's {kl_rodi:.1f}); across seeds: "
+        holds="It reconstructs better than the VAE ({ours} vs {baseline}; the KL of π was "
+        "{kl_vae:.1f} nats in the VAE against {kl_rodi:.1f} in RoDi); across seeds: {seeds}.",
+        fails="It does *not* reconstruct better than the VAE ({ours} vs {baseline}; the KL of π "
+        "was {kl_vae:.1f} nats in the VAE against {kl_rodi:.1f} in RoDi); across seeds: "
         "{seeds}.",
-        fails="It does *not* reconstruct better than the VAE ({ours} vs {baseline}); across "
-        "seeds: {seeds}.",
         kl_vae=systems["VAE"].history[-1]["kl"],
         kl_rodi=systems["RoDi"].history[-1]["kl"],
     ),
@@ -502,8 +502,8 @@ display(
 #   miniature: constrain what π knows about α instead of squeezing π as a whole.
 # * A few hundred steps of a minimax game between the π-encoder and its critic settle
 #   differently from run to run, and tiny changes to the floating-point path (a thread count, a
-#   reordered sum) move RoDi's result about as much as a new seed does. That is why every claim
-#   above is read against the recorded seeds, and the per-model spread is below.
+#   reordered sum) can move RoDi's result as a new seed would. That is why every claim above is
+#   read against the recorded seeds, and the per-model spread is below.
 # * **Where RoDi against MIMin and the VAE is decided.** RoDi's transfer depends on where (R6)
 #   leaves γ. While the attacked estimate $\bar I_1$ stays above the honest $\bar I_2$, (R6)
 #   sees no fooling, γ stays near 0 and whatever $T_1$ misses keeps leaking; once γ climbs, π is
@@ -511,9 +511,9 @@ display(
 #   carries less than ε about α, its multiplier stays at 0 and it trains like the VAE. The
 #   paragraph above gives this run's values; with l_γ = 0.01, a few hundred steps leave γ
 #   little room to find its level.
-# * The leak is reduced, not closed: a small critic trained for a few hundred steps sees only
-#   part of the dependence, so $\hat I_1 \le \varepsilon$ can hold while π still carries some
-#   colour.
+# * Expect the leak to shrink rather than close: a small critic trained for a few hundred
+#   steps sees only part of the dependence, so $\hat I_1 \le \varepsilon$ can hold while π
+#   still carries some colour (the leak row of the card says how much in this run).
 # * Absolute errors are far from the paper's on Sprites: 16×16 figures, a few hundred steps and
 #   networks of a few hundred thousand parameters. The `small` scale (32×32, 10k steps, the
 #   paper's ε, μ, l_γ, b_γ and γ₀) is where the comparison is worth making; it has not yet been

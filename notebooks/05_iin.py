@@ -572,9 +572,9 @@ display(
             holds="**Probes.** After $T$, the colour factor reads the colour at {colour} "
             "(chance-normalised accuracy) and the position factor the position at $R^2$ "
             "{position}; the mean probe gap is {ours}, against {baseline} for the raw code's "
-            "same-sized blocks. The factors are not perfectly clean: the residual still reads "
-            "the colour at {residual_colour}, and the position factor the scale at $R^2$ "
-            "{position_scale}. Across seeds: {seeds}.",
+            "same-sized blocks. What leaks across factors: the residual reads the colour at "
+            "{residual_colour}, and the position factor the scale at $R^2$ {position_scale}. "
+            "Across seeds: {seeds}.",
             fails="**Probes.** In this run the raw code's same-sized blocks separate the factors "
             "as well as $T$'s (mean probe gap {baseline} against {ours}; colour factor on "
             "colour {colour}, position factor on position {position}). Across seeds: {seeds}.",
@@ -604,9 +604,8 @@ display(
             "{seeds}.",
             fails="**Position kept?** The colour edit moves the object {ours} px from the "
             "unedited reconstruction, more than that reconstruction's own distance from the true "
-            "position ({baseline} px), while an exactly re-coloured sprite, re-encoded, moves "
-            "only {floor} px: the colour factor still carries some of the position or size. "
-            "Across seeds: {seeds}.",
+            "position ({baseline} px); an exactly re-coloured sprite, re-encoded, moves {floor} "
+            "px. The colour factor carries some of the position or size. Across seeds: {seeds}.",
             floor=px(floor),
         )
         + "\n* "
@@ -685,7 +684,7 @@ del paper_model
 # ```{admonition} Solution 1
 # :class: dropdown
 # Pairs that share factor $F$ should show a correlation near ρ on $F$'s dimensions and near 0
-# elsewhere; a short run gets close on the shared factor, but not all the way.
+# elsewhere; the printout shows how close a short run gets.
 # ```
 
 # %% tags=["hide-input"]
@@ -719,9 +718,9 @@ print("scores on T(z):", [round(s, 3) for s in after.scores], "→", after.dims)
 # %% [markdown]
 # ```{admonition} Solution 3
 # :class: dropdown
-# In factor space the colour changes gradually while the centroid moves by well under a pixel.
-# On the raw coordinates the object stays put as well, but only because the colour hardly
-# changes: those three coordinates carry little of it.
+# In factor space the colour should change gradually while the centroid stays put; on the raw
+# coordinates the object may stay put too, but only if the colour hardly changes, i.e. if those
+# coordinates carry little of it. The printout gives both walks' colour and centroid changes.
 # ```
 
 # %% tags=["hide-input"]

@@ -455,7 +455,7 @@ display(Markdown("\n".join([
     "* **Colour and position.** " + card.text(
         "colour-r2",
         holds="For the invariant classifier the colour is linearly decodable from v (R² {ours}) "
-        "and much less from its logits ({baseline}); across seeds: {seeds}.",
+        "and less from its logits ({baseline}); across seeds: {seeds}.",
         fails="Here the invariant classifier's logits predict the colour (R² {baseline}) at "
         "least as well as v ({ours}): the claim fails in this run; across seeds: {seeds}.",
     ) + " " + card.text(
@@ -482,8 +482,8 @@ display(Markdown("\n".join([
         "another image's Φ ({baseline}); across seeds: {seeds}.",
     ) + " " + card.text(
         "colour-bias",
-        holds="Their colour spread is {ours}, against {baseline} for the biased classifier, "
-        "whose invariances keep the colour its logits encode; across seeds: {seeds}.",
+        holds="Their colour spread is {ours}, against {baseline} for the biased classifier "
+        "(colour = class, so its logits fix the colour); across seeds: {seeds}.",
         fails="Their colour spread ({ours}) is not above the biased classifier's ({baseline}): "
         "the bias is not revealed in this run; across seeds: {seeds}.",
     ),

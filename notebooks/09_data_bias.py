@@ -226,9 +226,9 @@ print(f"flow: {config.num_steps} steps in {time.perf_counter() - start:.1f} s")
 model = system.model.eval()
 
 # %% [markdown]
-# The loss (B1) per step and its two parts: $\tfrac12\|v\|^2$, which settles near $d/2$ (the
-# value for a standard normal $v$), and $-\log|\det|$, which keeps falling as the flow learns
-# where each data set's latents lie.
+# The loss (B1) per step and its two parts: $\tfrac12\|v\|^2$, which should settle near $d/2$
+# (the value for a standard normal $v$), and $-\log|\det|$, which falls as the flow learns where
+# each data set's latents lie.
 
 # %%
 import matplotlib.pyplot as plt
@@ -407,8 +407,8 @@ texts = [
     ),
     card.text(
         "c-size",
-        holds="Translating into C grows the objects (foreground area {ours} against {baseline}) "
-        "and leaves the fraction red at {red_c:.3f} (control {red_a:.3f}); across seeds: {seeds}.",
+        holds="Translating into C grows the objects (foreground area {ours} against {baseline}); "
+        "the fraction red is {red_c:.3f} (control {red_a:.3f}); across seeds: {seeds}.",
         fails="Translating into C does *not* grow the objects ({ours} vs {baseline}); across "
         "seeds: {seeds}.",
         red_c=to_c["red"],
@@ -420,16 +420,16 @@ display(Markdown("\n".join(f"* {t}" for t in texts)))
 # %% [markdown]
 # Read it with care:
 #
-# * The **control is far from perfect**: a 16-d autoencoder trained for a few hundred steps
-#   blurs 16×16 crosses, hearts and stars and shifts colours, so even A → A changes many shapes
-#   and colours in the eyes of a judge trained on crisp renders (the numbers below). That is why
-#   every claim is a *difference over the control*, not a raw rate.
-# * The translation also adds some error of its own: colour kept falls for A → B, as it must for
-#   the objects that have to turn red, and the position error grows a little, more for A → C,
-#   where objects grow around their centre.
-# * The flow's loss is still falling at the end of the run; longer runs (`small`) should move
-#   the distributions closer to B's priors. `small` has not been measured yet (no GPU was lent
-#   when this chapter was written).
+# * The **control is not perfect**: a 16-d autoencoder trained for a few hundred steps blurs
+#   16×16 crosses, hearts and stars and can shift colours, so even A → A changes shapes and
+#   colours in the eyes of a judge trained on crisp renders (the numbers below say how many).
+#   That is why every claim is a *difference over the control*, not a raw rate.
+# * The translation can also add error of its own: colour kept should fall for A → B, for the
+#   objects that have to turn red, and objects that grow around their centre (A → C) can shift
+#   their centroid; the table below gives both.
+# * The loss curve above shows whether the flow has converged in this run; longer runs (`small`)
+#   should move the distributions closer to B's priors. `small` has not been measured yet (no GPU
+#   was lent when this chapter was written).
 
 # %%
 flip_rare, flip_common = control["flip, rare in B"], control["flip, common"]
