@@ -307,13 +307,13 @@ def seed_rows(cards: Path, scale: str, seed: int, revision: str = "", date: str 
     ]
 
 
-def seed_summary(rows: list[dict]) -> list[str]:
-    """One line per claim: its verdict over the recorded seeds."""
-    from esser_lab.cards import seed_verdicts
+def seed_summary(rows: list[dict], minimum: int | None = None) -> list[str]:
+    """One line per claim: its verdict over the recorded seeds (``minimum``: seeds it needs)."""
+    from esser_lab.cards import MIN_SEEDS, seed_verdicts
 
     return [
         f"{chapter} [{scale}] {key}: {verdict.describe()}"
-        for (chapter, key, scale), verdict in seed_verdicts(rows).items()
+        for (chapter, key, scale), verdict in seed_verdicts(rows, minimum or MIN_SEEDS).items()
     ]
 
 
@@ -397,7 +397,10 @@ def main(argv: list[str] | None = None) -> int:
         args.results / ("claims_long.csv" if long else "claims_seeds.csv"), SEED_COLUMNS
     )
     ran = {p.stem for p in chapters}
-    for line in seed_summary([r for r in by_seed if r["chapter"] in ran]):
+    from esser_lab.cards import MIN_LONG_SEEDS, MIN_SEEDS
+
+    minimum = MIN_LONG_SEEDS if long else MIN_SEEDS
+    for line in seed_summary([r for r in by_seed if r["chapter"] in ran], minimum):
         print(line)
     if failed:
         print(f"failed chapters: {', '.join(failed)}", file=sys.stderr)
