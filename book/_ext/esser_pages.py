@@ -226,7 +226,7 @@ def summary_html(entries: list[dict], verdicts: dict, stale: dict[str, list[str]
         if verdict is None:
             seeds_text = "no seeds recorded"
         else:
-            seeds_text = f"{verdict.label}<br>{verdict.held} of {verdict.seeds} · margin "
+            seeds_text = f"{verdict.label} {verdict.held}/{verdict.seeds}<br>"
             seeds_text += escape(verdict.describe().split("margin ", 1)[1])
             reason = freshness(claim, claim.get("seed_rows", []), stale.get(stem, []))
             if reason:
@@ -242,27 +242,25 @@ def summary_html(entries: list[dict], verdicts: dict, stale: dict[str, list[str]
                 f'<a class="esser-cell {cls}" href="{claim["href"]}" title="{title}">'
                 f"{escape(key)}</a>"
             )
-        run = "✓ holds" if claim["holds"] else "✗ does not hold"
-        paper = "–"
+        run = "✓" if claim["holds"] else "✗"
+        paper, paper_text = "–", "not reported"
         if claim.get("paper_source"):
             value, base = claim.get("paper_value"), claim.get("paper_baseline_value")
-            numbers = "–" if value is None else str(value)
-            numbers += "" if base is None else f" vs {base}"
-            paper = escape(f"{numbers} · {claim.get('paper_metric')} ({claim['paper_source']})")
+            paper = "–" if value is None else str(value)
+            paper += "" if base is None else f" vs {base}"
+            paper_text = f"{paper} · {claim.get('paper_metric')} ({claim['paper_source']})"
+            paper = f'<span title="{escape(paper_text, quote=True)}">{escape(paper)}</span>'
         wording = claim["claim"]
-        short = wording if len(wording) <= 70 else wording[:68].rsplit(" ", 1)[0] + " …"
         details = (
-            f"<details><summary>{escape(short)}</summary>"
-            f"<p>{escape(wording)}<br><b>metric</b> {escape(claim['metric'])}<br><b>baseline</b> "
-            f"{escape(claim['baseline'])}<br><b>why this baseline</b> {escape(claim['why'])}</p>"
-            "</details>"
+            f"<details><summary><code>{escape(key)}</code>{' (sanity)' if sanity else ''}"
+            f"</summary><p>{escape(wording)}<br><b>metric</b> {escape(claim['metric'])}<br>"
+            f"<b>baseline</b> {escape(claim['baseline'])}<br><b>why this baseline</b> "
+            f"{escape(claim['why'])}<br><b>paper</b> {escape(paper_text)}</p></details>"
         )
         rows.append(
             f'<tr class="{cls}">'
-            + _cell(f'<a href="{claim["href"]}">{escape(stem)}</a>')
-            + _cell(f"<code>{escape(key)}</code>{' (sanity)' if sanity else ''}{details}")
-            + _cell(f"{claim['our_value']:.4g} vs {claim['baseline_value']:.4g}")
-            + _cell(run)
+            + _cell(f'<a href="{claim["href"]}">{escape(stem)}</a>{details}')
+            + _cell(f"{run} {claim['our_value']:.4g} vs {claim['baseline_value']:.4g}")
             + _cell(seeds_text, f"verdict {cls}")
             + _cell(paper)
             + "</tr>"
@@ -284,8 +282,9 @@ def summary_html(entries: list[dict], verdicts: dict, stale: dict[str, list[str]
         for stem, cells in grid.items()
     )
     head = (
-        "<tr><th>chapter</th><th>claim</th><th>ours vs baseline (this build)</th>"
-        "<th>this build</th><th>across seeds (bench)</th><th>paper</th></tr>"
+        "<tr><th>chapter · claim (open for its wording, metric and baseline)</th>"
+        "<th>this build: ours vs baseline</th><th>across seeds (bench)</th>"
+        "<th>paper: ours vs baseline</th></tr>"
     )
     return (
         f'<div class="esser-overview"><p class="esser-legend">{legend}</p>{overview}</div>'

@@ -72,9 +72,9 @@ def test_summary_html_has_a_grid_and_one_row_per_claim():
     assert html.count('class="esser-cell good"') == 2  # the grid cell and the legend
     assert '<a class="esser-cell none"' in html  # "other" has no seeds recorded
     assert 'class="esser-cell sanity"' not in html  # sanity rows stay out of the grid
-    assert "4 of 5 · margin 0.100 ± 0.020" in html and "stale" not in html
-    assert "0.786 vs 0.762 · SSIM (Table 1)" in html and "✗ does not hold" in html
-    assert "<details><summary>a long claim" in html and " …</summary>" in html
+    assert "reproduced 4/5<br>0.100 ± 0.020" in html and "stale" not in html
+    assert "0.786 vs 0.762 · SSIM (Table 1)" in html and "✗ 0.3 vs 0.2" in html
+    assert "<details><summary><code>shape</code></summary><p>a long claim" in html
     stale = esser_pages.summary_html(entries, verdicts, {"01_vunet": ["abc-dirty"]})
     assert "stale: the chapter changed since" in stale
     row = {"seed": "0", "our_value": "0.1", "baseline_value": "0.2"}
