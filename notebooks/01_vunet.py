@@ -333,11 +333,11 @@ rows.append("| paper, DeepFashion (VUNet vs PG2) | – | – | – | 0.786 vs 0.
 display(Markdown("\n".join(rows)))
 
 # %% [markdown]
-# The paper reports SSIM 0.786 for the VUNet against 0.762 for PG2 on DeepFashion (Table 2 in our
-# notes; we could not check the number against the paper's text, so the card marks it
-# *unverified*). Its real-data test set has no ground truth for a transfer, so it could only
-# measure reconstruction-like scores and realism. With procedural figures we can score the
-# transfer itself. `esser_lab.vunet.claims` files both scores on the reproduction card, VUNet
+# The paper reports SSIM 0.786 for the VUNet against 0.762 for PG2 on DeepFashion (its comparison
+# table with PG2, as our notes recall it; we could not check the number against the paper's text, so
+# the card marks it *unverified*). Its real-data test set has no ground truth for a transfer, so it
+# could only measure reconstruction-like scores and realism. With procedural figures we can score
+# the transfer itself. `esser_lab.vunet.claims` files both scores on the reproduction card, VUNet
 # against the baseline trained the same way (random colours only as a sanity row); the column
 # *across seeds* reads `bench/results/claims_seeds.csv` (training seeds 0–4, the same data):
 

@@ -1,11 +1,11 @@
 """Chapter 1's claims (Variational U-Net, Esser, Sutter & Ommer, CVPR 2018; arXiv:1804.04694).
 
-The paper's claim: trained on single images, the VUNet transfers the appearance of an image
-``x`` onto the pose ``ŷ`` of another, better than a generator that sees the shape only. On real
-data it had no ground truth for a transfer and reported SSIM against PG2 (Table 2 in our notes,
-recalled, unverified: 0.786 against 0.762 on DeepFashion). On procedural figures the ground truth
-of every transfer is known, so we score the transfer itself, against the same shape U-Net with
-its appearance latent removed (``VUNetConfig.without_appearance``), trained the same way:
+The paper's claim: trained on single images, the VUNet transfers the appearance of an image ``x``
+onto the pose ``ŷ`` of another, better than a generator that sees the shape only. On real data it
+had no ground truth for a transfer and reported SSIM against PG2 (its comparison table with PG2,
+recalled in our notes, unverified: 0.786 against 0.762 on DeepFashion). On procedural figures the
+ground truth of every transfer is known, so we score the transfer itself, against the same shape
+U-Net with its appearance latent removed (``VUNetConfig.without_appearance``), trained the same way:
 
 * ``transfer-colour``: the part-colour error of the transfer (lower is better);
 * ``transfer-ssim``: the SSIM of the transfer against the ground truth (higher is better);
