@@ -231,16 +231,16 @@ def read_cards(cards: Path, scale: str, seed: int = 0) -> list[dict]:
 NOT_RESULTS = ("esser_lab.cards", "esser_lab.config", "esser_lab.viz")
 
 
-def chapter_sources(path: Path) -> list[str]:
-    """The files a chapter's numbers depend on: itself and the esser_lab modules it imports.
+def chapter_imports(path: Path) -> list[str]:
+    """``esser_lab`` modules a chapter imports, in order of first appearance.
 
-    A module is its file, a package its folder (``esser_lab.taming`` → ``esser_lab/taming``).
-    Reporting modules (:data:`NOT_RESULTS`) are left out. Paths are relative to the repository.
+    ``from esser_lab import scale`` counts as ``esser_lab.scale``. The book's genealogy page
+    (``book/_ext/esser_pages.py``) reads the chapters' building blocks through this too.
     """
     import ast
 
-    sources = [str(path.relative_to(REPO))]
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    modules: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
         names: list[str] = []
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("esser_lab"):
             names = [node.module]
@@ -248,13 +248,24 @@ def chapter_sources(path: Path) -> list[str]:
                 names = [f"esser_lab.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.Import):
             names = [a.name for a in node.names if a.name.startswith("esser_lab")]
-        for name in names:
-            if name == "esser_lab" or name.startswith(NOT_RESULTS):
-                continue
-            base = REPO / Path(*name.split("."))
-            found = base if base.is_dir() else base.with_suffix(".py")
-            if found.exists() and str(found.relative_to(REPO)) not in sources:
-                sources.append(str(found.relative_to(REPO)))
+        modules += [name for name in names if name not in modules]
+    return modules
+
+
+def chapter_sources(path: Path) -> list[str]:
+    """The files a chapter's numbers depend on: itself and the esser_lab modules it imports.
+
+    A module is its file, a package its folder (``esser_lab.taming`` → ``esser_lab/taming``).
+    Reporting modules (:data:`NOT_RESULTS`) are left out. Paths are relative to the repository.
+    """
+    sources = [str(path.relative_to(REPO))]
+    for name in chapter_imports(path):
+        if name == "esser_lab" or name.startswith(NOT_RESULTS):
+            continue
+        base = REPO / Path(*name.split("."))
+        found = base if base.is_dir() else base.with_suffix(".py")
+        if found.exists() and str(found.relative_to(REPO)) not in sources:
+            sources.append(str(found.relative_to(REPO)))
     return sources
 
 

@@ -255,6 +255,11 @@ def verdict_label(held: int, seeds: int, minimum: int = MIN_SEEDS) -> Label:
 SeedKey = tuple[str, str, str]  # (chapter, claim key, scale)
 
 
+def recorded_numbers(row: dict) -> tuple[float, float]:
+    """(ours, baseline) of a seeds-file row, to compare with a run's claim for the same seed."""
+    return float(row["our_value"]), float(row["baseline_value"])
+
+
 def read_seed_rows(path: Path | None = None) -> list[dict]:
     """The rows of ``claims_seeds.csv`` or ``claims_long.csv`` (none where the file is absent)."""
     if path is None:
@@ -391,7 +396,7 @@ class Card:
                 self.scale,
                 str(self.seed),
             ):
-                recorded = (float(row["our_value"]), float(row["baseline_value"]))
+                recorded = recorded_numbers(row)
                 if recorded != (claim.our_value, claim.baseline_value):
                     return (
                         f" (recorded when seed {self.seed} gave {_fmt(recorded[0])} vs "

@@ -24,8 +24,8 @@ Directives (used in ``book/*.md``):
 
 from __future__ import annotations
 
-import ast
 import csv
+import functools
 import importlib
 import json
 import os
@@ -146,6 +146,7 @@ VERDICT_CLASS = {
 }
 
 
+@functools.cache
 def _bench_module():
     """``bench/run_chapters.py`` (the one place that knows which files a chapter depends on)."""
     import importlib.util
@@ -199,9 +200,10 @@ def freshness(claim: dict, rows: list[dict], stale: list[str]) -> str:
     stale when it was recorded on uncommitted sources or before the chapter's last change.
     """
     same_seed = [r for r in rows if r["seed"] == str(claim.get("seed", 0))]
+    from esser_lab.cards import recorded_numbers
+
     for row in same_seed:
-        recorded = (float(row["our_value"]), float(row["baseline_value"]))
-        if recorded == (float(claim["our_value"]), float(claim["baseline_value"])):
+        if recorded_numbers(row) == (float(claim["our_value"]), float(claim["baseline_value"])):
             return ""
         return f"stale: seed {row['seed']} gave other numbers when recorded"
     if stale:
@@ -341,21 +343,8 @@ def _summary(app: Sphinx, docname: str) -> list[nodes.Node]:
 
 
 def _imports(path: Path) -> list[str]:
-    """``esser_lab`` modules a chapter imports, in order of first appearance."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    modules: list[str] = []
-    for node in ast.walk(tree):
-        names = []
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("esser_lab"):
-            names = [node.module]
-            if node.module == "esser_lab":  # ``from esser_lab import scale``
-                names = [f"esser_lab.{alias.name}" for alias in node.names]
-        elif isinstance(node, ast.Import):
-            names = [a.name for a in node.names if a.name.startswith("esser_lab")]
-        for name in names:
-            if name not in modules:
-                modules.append(name)
-    return sorted(modules, key=lambda m: (m.count("."), m))
+    """``esser_lab`` modules a chapter imports, shallowest first (``bench``'s one parser)."""
+    return sorted(_bench_module().chapter_imports(path), key=lambda m: (m.count("."), m))
 
 
 def _summary_line(module: str) -> str:
