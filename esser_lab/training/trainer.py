@@ -7,7 +7,8 @@ import time
 import warnings
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import Logger
 
 from esser_lab.scale import Scale
 
@@ -76,11 +77,14 @@ def make_trainer(
     progress_every: int = 100,
     progress_keys: tuple[str, ...] = ("loss",),
     default_root_dir: str | None = None,
+    logger: Logger | bool = False,
+    extra_callbacks: tuple[Callback, ...] = (),
 ) -> L.Trainer:
     """A Trainer for ``scale``: CPU fp32 at tiny; GPU bf16-mixed at small/full, DDP on many GPUs.
 
     ``devices`` and ``num_nodes`` default to the profile's (``ESSER_LAB_DEVICES``,
-    ``ESSER_LAB_NODES``). No logger and no automatic checkpoints (chapters save explicitly).
+    ``ESSER_LAB_NODES``). No logger and no automatic checkpoints (chapters save explicitly) unless
+    ``logger`` and a ``ModelCheckpoint`` in ``extra_callbacks`` are passed (the ``esser_lab`` CLI).
     """
     devices = scale.devices if devices is None else devices
     num_nodes = scale.num_nodes if num_nodes is None else num_nodes
@@ -110,13 +114,14 @@ def make_trainer(
         precision=scale.precision,
         max_steps=max_steps,
         max_epochs=-1,
-        logger=False,
-        enable_checkpointing=False,
+        logger=logger,
+        # checkpoints only when asked for (``python -m esser_lab``'s ModelCheckpoint)
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in extra_callbacks),
         enable_progress_bar=scale.progress == "bar",
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=0,
-        callbacks=callbacks,
+        callbacks=[*callbacks, *extra_callbacks],
         default_root_dir=default_root_dir,
         deterministic=False,
     )

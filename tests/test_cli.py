@@ -1,0 +1,156 @@
+"""``python -m esser_lab <paper> fit``: help for all papers, typed overrides, a run + resume."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from esser_lab import cli
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ESSER_LAB_DEVICES", "ESSER_LAB_NODES", "ESSER_LAB_SEED", "ESSER_LAB_MAX_STEPS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_module_help_lists_every_paper_and_imports_no_torch() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "esser_lab", "--help"], capture_output=True, text=True, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr
+    for paper in cli.PAPERS:
+        assert paper in result.stdout
+    probe = "import sys, esser_lab.cli; print('torch' in sys.modules, 'lightning' in sys.modules)"
+    imported = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO
+    )
+    assert imported.stdout.split() == ["False", "False"], imported.stderr
+
+
+@pytest.mark.parametrize("paper", list(cli.PAPERS))
+def test_fit_help(paper: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([paper, "fit", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for stage in cli.paper_stages(paper):
+        assert f"  {stage} " in out
+    assert "--model." in out and "--data." in out and "--ckpt_path" in out
+
+
+@pytest.mark.parametrize("paper", list(cli.PAPERS))
+def test_every_stage_and_preset_parses(paper: str) -> None:
+    for stage, spec in cli.paper_stages(paper).items():
+        for preset in cli.PRESETS:
+            invocation = cli.parse([paper, "fit", "--stage", stage, "--preset", preset])
+            assert invocation.model == spec.model(preset)
+            assert invocation.data == spec.data(preset)
+
+
+def test_overrides_from_flags_set_and_yaml(tmp_path: Path) -> None:
+    base = ["taming", "fit", "--preset", "tiny"]
+    invocation = cli.parse([*base, "--model.n_embed", "32", "--set", "data.num_train=100"])
+    assert invocation.model.n_embed == 32 and invocation.data.num_train == 100
+    assert invocation.model.resolution == 16  # the rest is the tiny preset
+    config = tmp_path / "run.yaml"
+    config.write_text("model:\n  n_embed: 16\n  betas: [0.6, 0.95]\ndata:\n  folder: /images\n")
+    invocation = cli.parse([*base, "--config", str(config)])
+    assert invocation.model.n_embed == 16 and invocation.model.betas == (0.6, 0.95)
+    assert invocation.data.folder == "/images"
+    invocation = cli.parse([*base, "--config", str(config), "--model.n_embed", "8"])
+    assert invocation.model.n_embed == 8  # a flag beats the file
+    # a nested config field (chapter 8's schedules) through a dotted --set
+    invocation = cli.parse(
+        ["part_discovery", "fit", "--preset", "tiny", "--set", "model.gmrf_weight.start=7"]
+    )
+    assert invocation.model.gmrf_weight.start == 7
+    assert invocation.model.gmrf_weight.factor == 3.14  # the other fields stay
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--model.n_embedd", "8"], "unknown VQGANConfig field 'n_embedd'"),
+        (["--set", "model.n_embedd=8"], "unknown VQGANConfig field(s) n_embedd"),
+        (["--model.n_embed", "eight"], "VQGANConfig.n_embed expects int, got 'eight'"),
+        (["--model.legacy", "maybe"], "VQGANConfig.legacy expects bool, got 'maybe'"),
+        (["--model.betas", "[0.5]"], "VQGANConfig.betas expects a list of 2 (float, float)"),
+        (["--data.num_train", "1.5"], "VQGANData.num_train expects int, got 1.5"),
+        (["--model.resolution", "-16"], "VQGANConfig: resolution must be a positive multiple"),
+        (["--stage", "gpt"], "invalid choice: 'gpt'"),
+        (["--set", "n_embed=8"], "--set expects model.FIELD=VALUE"),
+    ],
+)
+def test_bad_values_name_the_field(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.parse(["taming", "fit", "--preset", "tiny", *argv])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_yaml_names_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "run.yaml"
+    for text, message in [
+        ("model:\n  num_filters: 8\n", "unknown VQGANConfig field(s) num_filters"),
+        ("model:\n  n_embed: '8'\n", "VQGANConfig.n_embed expects int, got '8' (str)"),
+        ("trainer:\n  max_steps: 8\n", "expected a mapping with 'model:' and/or 'data:'"),
+    ]:
+        config.write_text(text)
+        with pytest.raises(SystemExit):
+            cli.parse(["taming", "fit", "--preset", "tiny", "--config", str(config)])
+        assert message in capsys.readouterr().err
+
+
+def _step(path: Path) -> int:
+    return torch.load(path, map_location="cpu", weights_only=True)["global_step"]
+
+
+def test_taming_tiny_fit_resume_and_next_stage(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    base = [
+        "taming",
+        "fit",
+        "--preset",
+        "tiny",
+        "--accelerator",
+        "cpu",
+        "--output_dir",
+        str(tmp_path),
+    ]
+    data = ["--data.num_train", "32", "--data.num_val", "4", "--logger", "csv"]
+    assert cli.main([*base, "--stage", "vqgan", "--max_steps", "2", *data]) == 0
+    checkpoints = tmp_path / "vqgan" / "checkpoints"
+    last = checkpoints / "last.ckpt"
+    assert _step(last) == 2
+    first = torch.load(last, map_location="cpu", weights_only=True)["state_dict"]
+    assert (tmp_path / "vqgan" / "vqgan.safetensors").is_file()
+    assert (tmp_path / "vqgan" / "logs" / "version_0" / "hparams.yaml").is_file()
+
+    resumed = [*base, "--stage", "vqgan", "--max_steps", "4", "--ckpt_path", str(last), *data]
+    assert cli.main(resumed) == 0
+    assert _step(last) == 4
+    second = torch.load(last, map_location="cpu", weights_only=True)["state_dict"]
+    assert first.keys() == second.keys()
+    assert any(not torch.equal(first[k], second[k]) for k in first)  # two more steps trained
+
+    # the GPT stage reads the VQGAN the first stage exported
+    gpt = [*base, "--stage", "transformer", "--max_steps", "1", "--data.num_train", "32"]
+    assert cli.main(gpt) == 0
+    assert _step(tmp_path / "transformer" / "checkpoints" / "last.ckpt") == 1
+
+
+def test_missing_first_stage_and_checkpoint_are_clear(tmp_path: Path) -> None:
+    base = ["taming", "fit", "--preset", "tiny", "--output_dir", str(tmp_path)]
+    with pytest.raises(SystemExit, match="builds on stage 'vqgan'.*train it first"):
+        cli.main([*base, "--stage", "transformer"])
+    with pytest.raises(SystemExit, match="no such checkpoint file"):
+        cli.main([*base, "--ckpt_path", str(tmp_path / "nope.ckpt")])
