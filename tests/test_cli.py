@@ -83,7 +83,7 @@ def test_overrides_from_flags_set_and_yaml(tmp_path: Path) -> None:
         (["--model.legacy", "maybe"], "VQGANConfig.legacy expects bool, got 'maybe'"),
         (["--model.betas", "[0.5]"], "VQGANConfig.betas expects a list of 2 (float, float)"),
         (["--data.num_train", "1.5"], "VQGANData.num_train expects int, got 1.5"),
-        (["--model.resolution", "-16"], "VQGANConfig: resolution must be a positive multiple"),
+        (["--model.num_steps", "0"], "VQGANConfig: need disc_start ≥ 0, num_steps ≥ 1"),
         (["--stage", "gpt"], "invalid choice: 'gpt'"),
         (["--set", "n_embed=8"], "--set expects model.FIELD=VALUE"),
     ],
