@@ -5,4 +5,6 @@
 * :mod:`esser_lab.nn.autoencoder`: the dense-latent first-stage autoencoder of the 2020 papers.
 * :mod:`esser_lab.nn.transformer`: minGPT with ``n_unmasked`` and a key/value cache (Taming
   Transformers' second stage; GeoFree and ImageBART reuse it).
+* :mod:`esser_lab.nn.distributed`: batch statistics and means over every DDP rank (data-dependent
+  initialisations and training scalars that must agree across replicas).
 """

@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from esser_lab.nn.distributed import is_distributed, moments_over_ranks
+
 __all__ = [
     "ActNorm",
     "ConditionalFlow",
@@ -106,9 +108,16 @@ class ActNorm(nn.Module):
 
     @torch.no_grad()
     def initialize(self, x: Tensor) -> None:
+        """Set ``loc`` and ``scale`` from ``x``; under DDP from every rank's batch together, so
+        the replicas agree (and match one process on the whole global batch)."""
         flat = x.transpose(0, 1).reshape(self.num_features, -1)
-        self.loc.copy_(-flat.mean(1))
-        self.scale.copy_(1.0 / (flat.std(1) + 1e-6))
+        if is_distributed():
+            mean, var = moments_over_ranks(flat, unbiased=True)
+            self.loc.copy_(-mean)
+            self.scale.copy_(1.0 / (var.sqrt() + 1e-6))
+        else:
+            self.loc.copy_(-flat.mean(1))
+            self.scale.copy_(1.0 / (flat.std(1) + 1e-6))
         self.initialized.fill_(1)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -11,6 +11,7 @@ import torch
 
 from esser_lab.data import figures
 from esser_lab.data.modules import _ProceduralDataModule
+from esser_lab.nn.distributed import mean_over_ranks
 from esser_lab.part_discovery.method import lor_update, part_discovery_loss
 from esser_lab.part_discovery.model import Critic, PartDiscovery, PartDiscoveryConfig
 from esser_lab.rodi.method import constraint_penalty, critic_loss, dual_update, shuffle_pairs
@@ -86,7 +87,9 @@ class LitPartDiscovery(L.LightningModule):
                 opt.zero_grad()
                 self.manual_backward(critic_terms.loss)
                 opt.optimizer.step()  # bare step: ``global_step`` counts model steps only
-                readings.append(float(critic_terms.mi))
+                # under DDP: the mean over the ranks, so every replica updates loa/lor alike
+                readings.append(float(mean_over_ranks(critic_terms.mi)))
+            gain = mean_over_ranks(gain)
             self.loa.fill_(dual_update(float(self.loa), float(gain), c.loa_lr, True))
             self.lor.fill_(lor_update(float(self.lor), readings[1], c))
             logs |= {"mi_attacked": readings[0], "mi_independent": readings[1]}

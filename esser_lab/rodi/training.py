@@ -9,6 +9,7 @@ import lightning as L
 import torch
 
 from esser_lab.data.modules import _ProceduralDataModule
+from esser_lab.nn.distributed import mean_over_ranks
 from esser_lab.rodi.data import appearance_pairs
 from esser_lab.rodi.method import (
     constraint_penalty,
@@ -122,19 +123,22 @@ class LitRoDi(L.LightningModule):
 
         pi, alpha = output.pi.detach(), output.alpha.detach()
         honest = self._critic_step(self.estimator_honest, honest_opt, pi, alpha)
+        # under DDP the readings that steer λ, γ and the running means are averaged over the
+        # ranks, so every replica takes the same updates (those of the global batch)
+        mi_honest = float(mean_over_ranks(honest.mi.detach()))
         count = int(self.ema_count)
-        mi_honest_avg, _ = ema_update(
-            float(self.mi_honest_avg), count, float(honest.mi), c.ema_decay
-        )
+        mi_honest_avg, _ = ema_update(float(self.mi_honest_avg), count, mi_honest, c.ema_decay)
         self.mi_honest_avg.fill_(mi_honest_avg)
         logs = {"loss": float(loss.detach()), "rec": float(terms.reconstruction)}
-        logs |= {"kl": float(terms.kl), "gamma": gamma, "mi_honest": float(honest.mi)}
+        logs |= {"kl": float(terms.kl), "gamma": gamma, "mi_honest": mi_honest}
         if self.constrained:
             attacked = self._critic_step(self.estimator_attacked, optimizers[2], pi, alpha)
+            mi_attacked = mean_over_ranks(mi_attacked.detach())
             mi_attacked_avg, _ = ema_update(
-                float(self.mi_attacked_avg), count, float(mi_attacked.detach()), c.ema_decay
+                float(self.mi_attacked_avg), count, float(mi_attacked), c.ema_decay
             )
             self.mi_attacked_avg.fill_(mi_attacked_avg)
+            constraint = mean_over_ranks(constraint)
             self.lambda_.fill_(dual_update(lambda_, float(constraint), c.mu, warm))
             if c.objective == "rodi":  # MIMin keeps γ fixed
                 self.gamma.fill_(

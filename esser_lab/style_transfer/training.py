@@ -7,6 +7,7 @@ from dataclasses import asdict
 import lightning as L
 import torch
 
+from esser_lab.nn.distributed import mean_over_ranks
 from esser_lab.style_transfer.method import (
     DiscriminatorLoss,
     GeneratorLoss,
@@ -54,8 +55,11 @@ class LitStyleTransfer(L.LightningModule):
                 fpd=terms.fpd,
                 style_ce=terms.style_class,
             )
+            # under DDP the batch's rate is averaged over the ranks, so every replica picks the
+            # same player for the next batch
+            fooled = mean_over_ranks(terms.fooled.detach()).item()
             self.success_rate = update_success_rate(
-                self.success_rate, terms.fooled.item(), True, c.success_rate_momentum
+                self.success_rate, fooled, True, c.success_rate_momentum
             )
         if both or stylised is None:
             if stylised is None:
@@ -63,8 +67,9 @@ class LitStyleTransfer(L.LightningModule):
                     stylised = self.model(data.photo, self.model.encode_style(data.painting))
             d_terms = self._discriminator_step(data, stylised)
             logged.update(d_loss=d_terms.loss.detach(), d_acc=d_terms.accuracy)
+            accuracy = mean_over_ranks(d_terms.accuracy.detach()).item()
             self.success_rate = update_success_rate(
-                self.success_rate, d_terms.accuracy.item(), False, c.success_rate_momentum
+                self.success_rate, accuracy, False, c.success_rate_momentum
             )
         logged["success_rate"] = self.success_rate
         if log_now(self):

@@ -9,6 +9,7 @@ import warnings
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.strategies import DDPStrategy, Strategy
 
 from esser_lab.scale import Scale
 
@@ -74,6 +75,9 @@ def make_trainer(
     *,
     devices: int | None = None,
     num_nodes: int | None = None,
+    accelerator: str | None = None,
+    strategy: str | Strategy | None = None,
+    find_unused_parameters: bool = True,
     progress_every: int = 100,
     progress_keys: tuple[str, ...] = ("loss",),
     default_root_dir: str | None = None,
@@ -85,9 +89,24 @@ def make_trainer(
     ``devices`` and ``num_nodes`` default to the profile's (``ESSER_LAB_DEVICES``,
     ``ESSER_LAB_NODES``). No logger and no automatic checkpoints (chapters save explicitly) unless
     ``logger`` and a ``ModelCheckpoint`` in ``extra_callbacks`` are passed (the ``esser_lab`` CLI).
+
+    More than one process in all (``devices × num_nodes``) means DDP: ``strategy`` defaults to a
+    :class:`~lightning.pytorch.strategies.DDPStrategy` (gloo on the CPU, NCCL on GPUs) that
+    finds parameters a step leaves unused (``find_unused_parameters``): GAN-style systems step
+    one player at a time, VQGAN's discriminator idles before ``disc_start``, and the VUNet has a
+    block whose output no loss reads (as in the official code). Any Lightning strategy can be
+    passed instead, e.g. ``"fsdp"`` for models too large to replicate. ``devices=2,
+    accelerator="cpu"`` asks for two CPU processes (the DDP tests). Processes are started by
+    Lightning, or by a launcher (``srun``, ``torchrun``) whose environment Lightning detects.
     """
     devices = scale.devices if devices is None else devices
     num_nodes = scale.num_nodes if num_nodes is None else num_nodes
+    accelerator = scale.accelerator if accelerator is None else accelerator
+    for name, value in (("devices", devices), ("num_nodes", num_nodes)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if accelerator not in ("cpu", "gpu", "cuda"):
+        raise ValueError(f"accelerator must be 'cpu' or 'gpu', got {accelerator!r}")
     if max_steps < 1:
         raise ValueError(f"max_steps must be ≥ 1, got {max_steps}")
     # validation is off (limit_val_batches=0): Lightning's warning that a datamodule offers a
@@ -105,12 +124,18 @@ def make_trainer(
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     else:
         callbacks.append(TQDMProgressBar(refresh_rate=10))
-    multi = num_nodes > 1 or devices > 1
+    if strategy is None:
+        strategy = "auto"
+        if num_nodes > 1 or devices > 1:
+            strategy = DDPStrategy(
+                find_unused_parameters=find_unused_parameters,
+                process_group_backend="gloo" if accelerator == "cpu" else None,
+            )
     return L.Trainer(
-        accelerator=scale.accelerator,
-        devices=1 if scale.accelerator == "cpu" else devices,
+        accelerator=accelerator,
+        devices=devices,
         num_nodes=num_nodes,
-        strategy="ddp" if multi else "auto",
+        strategy=strategy,
         precision=scale.precision,
         max_steps=max_steps,
         max_epochs=-1,

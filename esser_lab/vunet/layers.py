@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from esser_lab.nn.distributed import is_distributed, moments_over_ranks
+
 
 class _ExpELU(torch.autograd.Function):
     """ELU from ``exp`` instead of ``expm1``: the same function, 4× faster on the CPU.
@@ -50,7 +52,10 @@ class WNConv2d(nn.Module):
 
     While :func:`data_dependent_init` is active, the first forward pass sets ``g`` and ``b`` so
     that the layer's output has zero mean and unit variance per channel on that batch (as the
-    official code's ``init=True`` pass does); afterwards it is an ordinary layer.
+    official code's ``init=True`` pass does); afterwards it is an ordinary layer. The buffer
+    ``initialised`` records that this happened, so a saved or resumed layer is never
+    re-initialised; under DDP the statistics are those of every rank's batch together, so the
+    replicas agree.
     """
 
     def __init__(
@@ -65,6 +70,7 @@ class WNConv2d(nn.Module):
         self.g = nn.Parameter(torch.ones(out_channels))
         self.b = nn.Parameter(torch.zeros(out_channels))
         self.initialising = False
+        self.register_buffer("initialised", torch.tensor(0, dtype=torch.uint8))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # official code: the norm runs over the kernel's spatial and input axes (one per filter)
@@ -72,10 +78,15 @@ class WNConv2d(nn.Module):
         if self.initialising:
             with torch.no_grad():
                 y = F.conv2d(x, self.v / norm[:, None, None, None], None, self.stride, self.padding)
-                mean = y.mean(dim=(0, 2, 3))
-                var = y.var(dim=(0, 2, 3), unbiased=False)
+                if is_distributed():
+                    rows = y.transpose(0, 1).reshape(y.shape[1], -1)
+                    mean, var = moments_over_ranks(rows, unbiased=False)
+                else:
+                    mean = y.mean(dim=(0, 2, 3))
+                    var = y.var(dim=(0, 2, 3), unbiased=False)
                 self.g.copy_(1.0 / torch.sqrt(var + 1e-10))
                 self.b.copy_(-mean * self.g)
+                self.initialised.fill_(1)
             self.initialising = False
         # g · conv(x, V/‖V‖) + b, with g/‖V‖ folded into the (small) kernel: fewer activation ops
         weight = self.v * (self.g / norm)[:, None, None, None]
@@ -84,8 +95,12 @@ class WNConv2d(nn.Module):
 
 @contextlib.contextmanager
 def data_dependent_init(module: nn.Module) -> Iterator[None]:
-    """Within this context, the next forward pass initialises every :class:`WNConv2d` in order."""
-    layers = [m for m in module.modules() if isinstance(m, WNConv2d)]
+    """Within this context, the next forward pass initialises every :class:`WNConv2d` in order.
+
+    Layers whose ``initialised`` buffer is already set (trained, loaded or resumed) are left as
+    they are.
+    """
+    layers = [m for m in module.modules() if isinstance(m, WNConv2d) and not m.initialised]
     for layer in layers:
         layer.initialising = True
     try:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from esser_lab.training.trainer import log_now
-from esser_lab.vunet.layers import data_dependent_init
+from esser_lab.vunet.layers import WNConv2d, data_dependent_init
 from esser_lab.vunet.method import (
     PartBox,
     learning_rate_factor,
@@ -24,7 +24,8 @@ class LitVUNet(L.LightningModule):
 
     Batches are dicts with ``image (b, 3, h, w)``, ``stickman (b, shape_channels, h, w)`` and
     ``keypoints (b, k, 2)`` (for the part crops). The first batch runs the weight-norm layers'
-    data-dependent initialisation, as the official code's ``init`` pass does.
+    data-dependent initialisation, as the official code's ``init`` pass does; each layer's
+    ``initialised`` buffer is saved with the weights, so a loaded or resumed model skips it.
     """
 
     def __init__(
@@ -40,7 +41,12 @@ class LitVUNet(L.LightningModule):
         self.boxes = list(boxes)
         self.model = VUNet(config)
         self.perceptual = perceptual
-        self.initialised = False
+        self._init_checked = False  # this process has looked at the layers' init flags
+
+    @property
+    def initialised(self) -> bool:
+        """Whether every weight-normalised layer has had its data-dependent initialisation."""
+        return all(bool(m.initialised) for m in self.model.modules() if isinstance(m, WNConv2d))
 
     def crops(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The appearance encoder's input: the image's part crops (in-plane normalised)."""
@@ -50,10 +56,11 @@ class LitVUNet(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         crops = self.crops(batch)
-        if not self.initialised:
-            with torch.no_grad(), data_dependent_init(self.model):
-                self.model(batch["stickman"], crops)
-            self.initialised = True
+        if not self._init_checked:  # read the flags once per process (a host sync on a GPU)
+            if not self.initialised:
+                with torch.no_grad(), data_dependent_init(self.model):
+                    self.model(batch["stickman"], crops)
+            self._init_checked = True
         terms = vunet_loss(
             self.model, batch["image"], batch["stickman"], crops, self.global_step, self.perceptual
         )

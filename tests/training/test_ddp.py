@@ -1,0 +1,444 @@
+"""Every Lightning system under 2-process DDP on the CPU (gloo), through ``make_trainer``.
+
+Two processes are forked once per module, with the environment a launcher (``torchrun``,
+``srun``) would set, so Lightning joins them instead of spawning its own. Each trains every
+system for ``STEPS`` steps on its half of the same global batches and saves its final state.
+The tests then check:
+
+* the replicas hold identical parameters and buffers (bitwise: DDP averages the gradients, and
+  every scalar that steers training is averaged over the ranks);
+* data-dependent initialisations (ActNorm, the VUNet's weight-normalised layers) agree across
+  ranks and equal one process's on the whole global batch;
+* systems without in-batch coupling train as one process on the doubled batch does, within float
+  tolerance. The others (``NOT_EQUIVALENT``, with the reason) are checked for identical replicas.
+
+Noise is drawn per process, so the equivalence runs use noise-free settings (dropout 0, a
+posterior variance of ~0); DDP changes the arithmetic, not the method.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from esser_lab.scale import profile
+from esser_lab.training.trainer import make_trainer
+
+WORLD = 2
+B = 4  # samples per rank and step
+STEPS = 3
+
+pytestmark = pytest.mark.filterwarnings("ignore")  # Lightning's notes on tiny loaders and logging
+
+
+# ---- the systems, each with STEPS global batches of WORLD × B samples ----------------------------
+
+
+def _procedural(module_class, n: int, seed: int, **kwargs) -> dict:
+    module = module_class(16, n, num_train=n, num_val=1, seed=0, **kwargs)
+    return module._generate(n, torch.Generator().manual_seed(seed))
+
+
+def _batches(make: Callable[[int, int], dict]) -> list[dict]:
+    return [make(WORLD * B, 100 + step) for step in range(STEPS)]
+
+
+def _vunet():
+    from esser_lab.data.modules import FiguresDataModule
+    from esser_lab.vunet import VUNetConfig, figure_boxes
+    from esser_lab.vunet.training import LitVUNet
+
+    config = replace(VUNetConfig.tiny(), lr_decay_begin=1, lr_decay_end=4, batch_size=B)
+    system = LitVUNet(config, figure_boxes())
+    return system, _batches(lambda n, s: _procedural(FiguresDataModule, n, s))
+
+
+def _part_based():
+    from esser_lab.data.modules import FiguresDataModule
+    from esser_lab.part_based.model import PartBasedConfig
+    from esser_lab.part_based.training import LitPartBased
+
+    system = LitPartBased(replace(PartBasedConfig.tiny(), batch_size=B))
+    return system, _batches(lambda n, s: _procedural(FiguresDataModule, n, s))
+
+
+def _style_transfer():
+    from esser_lab.data.modules import ArtPairsDataModule
+    from esser_lab.style_transfer.model import StyleTransferConfig
+    from esser_lab.style_transfer.training import LitStyleTransfer
+
+    # rate 0.5: the players alternate by the (rank-averaged) success rate; no dropout noise
+    config = replace(
+        StyleTransferConfig.tiny(), batch_size=B, discriminator_success_rate=0.5, style_dropout=0
+    )
+    return LitStyleTransfer(config), _batches(lambda n, s: _procedural(ArtPairsDataModule, n, s))
+
+
+def _rodi():
+    from esser_lab.rodi.model import RoDiConfig
+    from esser_lab.rodi.training import FigurePairsDataModule, LitRoDi
+
+    config = replace(RoDiConfig.tiny(), warmup_steps=1, batch_size=B, num_steps=STEPS)
+    batches = _batches(lambda n, s: _procedural(FigurePairsDataModule, n, s, jitter=0.1))
+    return LitRoDi(config), batches
+
+
+def _iin():
+    from esser_lab.iin.model import IINConfig
+    from esser_lab.iin.training import LitIIN
+
+    config = replace(IINConfig.tiny(), factor_sizes=(3, 3, 10))
+
+    def make(n: int, seed: int) -> dict:
+        mean = torch.randn(n, config.z_dim, generator=torch.Generator().manual_seed(seed))
+        return {"posterior": torch.cat([mean, torch.full_like(mean, -30.0)], 1)}  # σ ≈ 3e-7
+
+    return LitIIN(config), _batches(make)
+
+
+def _net2net_codes(n: int, seed: int) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return {"z_target": torch.randn(n, 16, generator=g), "z_cond": torch.randn(n, 8, generator=g)}
+
+
+def _net2net_model():
+    from esser_lab.net2net import AutoencoderExpert, Net2Net, Net2NetConfig, WordEmbeddingEncoder
+    from esser_lab.nn.autoencoder import DenseAutoencoder
+
+    config = replace(Net2NetConfig.tiny(), cond_in=8, n_flows=2, hidden_dim=16)
+    autoencoder = DenseAutoencoder(in_size=16, in_channels=3, n_down=2, z_dim=16, width=4)
+    words = WordEmbeddingEncoder(["a", "red", "circle"], 8)
+    return Net2Net(config, words, AutoencoderExpert(autoencoder))
+
+
+def _net2net():
+    from esser_lab.net2net.training import LitNet2Net
+
+    return LitNet2Net(_net2net_model()), _batches(_net2net_codes)
+
+
+def _regression():
+    from esser_lab.net2net import RegressionBaseline
+    from esser_lab.net2net.training import LitRegressionBaseline
+
+    net = _net2net_model()
+    return LitRegressionBaseline(net, RegressionBaseline(net.config)), _batches(_net2net_codes)
+
+
+def _invariances():
+    from esser_lab.invariances import InvariancesConfig
+    from esser_lab.invariances.training import LitInvariances
+
+    config = InvariancesConfig.tiny()
+
+    def make(n: int, seed: int) -> dict:
+        g = torch.Generator().manual_seed(seed)
+        mean = torch.randn(n, config.z_dim, generator=g)
+        phi = torch.randn(n, config.cond_dim, generator=g)
+        return {"phi": phi, "z_mean": mean, "z_logvar": torch.full_like(mean, -60.0)}  # σ ≈ 0
+
+    return LitInvariances(config), _batches(make)
+
+
+def _part_discovery():
+    from esser_lab.part_discovery.model import PartDiscoveryConfig
+    from esser_lab.part_discovery.training import LitPartDiscovery, PartPairsDataModule
+
+    config = replace(PartDiscoveryConfig.tiny(), mi_constraint=True, batch_size=B)
+    return LitPartDiscovery(config), _batches(lambda n, s: _procedural(PartPairsDataModule, n, s))
+
+
+def _data_bias():
+    from esser_lab.data_bias import DataBiasConfig, sample_domains
+    from esser_lab.data_bias.training import LitDataBias
+
+    config = replace(DataBiasConfig.tiny(), n_flows=2, hidden_dim=32)
+
+    def make(n: int, seed: int) -> dict:
+        domain = torch.arange(n) % 2
+        x = sample_domains(domain, 16, generator=torch.Generator().manual_seed(seed))
+        return {"image": x.image, "domain": x.domain}
+
+    return LitDataBias(config), _batches(make)
+
+
+def _vqgan():
+    from esser_lab.taming.model import VQGANConfig
+    from esser_lab.taming.training import LitVQGAN
+
+    # the discriminator joins at step 1: both phases, and D's BatchNorm, under DDP
+    config = replace(VQGANConfig.tiny(), batch_size=B, disc_start=1)
+
+    def make(n: int, seed: int) -> dict:
+        return {"image": torch.rand(n, 3, 16, 16, generator=torch.Generator().manual_seed(seed))}
+
+    return LitVQGAN(config), _batches(make)
+
+
+def _taming_transformer():
+    from esser_lab.taming.model import VQGANConfig, VQModel
+    from esser_lab.taming.transformer import TamingTransformer, TamingTransformerConfig
+    from esser_lab.taming.transformer_training import LitTamingTransformer
+
+    first_stage = VQGANConfig(
+        resolution=16,
+        ch=32,
+        ch_mult=(1, 2, 2),
+        num_res_blocks=1,
+        attn_resolutions=(4,),
+        z_channels=8,
+        embed_dim=8,
+        n_embed=64,
+    )  # tests/taming's first stage; the batches carry codes, so it never runs
+    model = TamingTransformer(TamingTransformerConfig.tiny(), VQModel(first_stage))
+
+    def make(n: int, seed: int) -> dict:
+        g = torch.Generator().manual_seed(seed)
+        return {"z_indices": torch.randint(64, (n, 16), generator=g), "label": torch.arange(n) % 10}
+
+    return LitTamingTransformer(model, learning_rate=3e-3), _batches(make)
+
+
+def _dense_autoencoder():
+    from esser_lab.nn.autoencoder import DenseAutoencoder
+    from esser_lab.training.first_stage import LitDenseAutoencoder
+
+    autoencoder = DenseAutoencoder(in_size=16, in_channels=3, n_down=2, z_dim=8, width=4)
+
+    def make(n: int, seed: int) -> dict:
+        g = torch.Generator().manual_seed(seed)
+        return {"image": torch.rand(n, 3, 16, 16, generator=g) * 2 - 1}
+
+    return LitDenseAutoencoder(autoencoder), _batches(make)
+
+
+SYSTEMS: dict[str, Callable] = {
+    "LitVUNet": _vunet,
+    "LitPartBased": _part_based,
+    "LitStyleTransfer": _style_transfer,
+    "LitRoDi": _rodi,
+    "LitIIN": _iin,
+    "LitNet2Net": _net2net,
+    "LitRegressionBaseline": _regression,
+    "LitInvariances": _invariances,
+    "LitPartDiscovery": _part_discovery,
+    "LitDataBias": _data_bias,
+    "LitVQGAN": _vqgan,
+    "LitTamingTransformer": _taming_transformer,
+    "LitDenseAutoencoder": _dense_autoencoder,
+}
+
+#: Systems for which two ranks of B are not one process of 2B, and why (book/how_to_run.md lists
+#: them): their step couples the samples of a batch, or draws noise that a config cannot switch
+#: off (each process draws its own). For them the replicas still agree.
+NOT_EQUIVALENT = {
+    "LitVUNet": "noise: the posterior sample of the latents (no coupling otherwise)",
+    "LitPartBased": "BatchNorm (batch statistics); random transforms drawn per process",
+    "LitRoDi": "the critics' marginal pairs flip α within the batch; posterior noise",
+    "LitPartDiscovery": "the critics' marginal pairs flip α within the batch; posterior noise",
+    "LitNet2Net": "BatchNorm in the condition embedder (the official conditioner)",
+    "LitDataBias": "BatchNorm in the condition embedder; posterior noise",
+    "LitVQGAN": "adaptive λ from each rank's gradient norms; BatchNorm in the discriminator",
+    "LitDenseAutoencoder": "noise: the posterior sample (no coupling otherwise)",
+}
+
+
+def _shard(batch: dict, rank: int) -> dict:
+    return {k: v[rank * B : (rank + 1) * B] for k, v in batch.items()}
+
+
+class _Batches:
+    """Fixed batches, as an iterable that is not a DataLoader (Lightning would re-shard it) nor a
+    list (Lightning would read it as a list of loaders)."""
+
+    def __init__(self, batches: list[dict]) -> None:
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def _state(system) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in system.state_dict().items()}
+
+
+def _fit(name: str, **trainer_args) -> tuple[dict, dict]:
+    """Train system ``name`` from seed 0; its state after STEPS steps."""
+    torch.manual_seed(0)
+    system, batches = SYSTEMS[name]()
+    rank = trainer_args.pop("rank", None)
+    data = batches if rank is None else [_shard(b, rank) for b in batches]
+    trainer = make_trainer(profile("tiny"), STEPS, progress_every=10_000, **trainer_args)
+    trainer.fit(system, train_dataloaders=_Batches(data))
+    assert trainer.global_step == STEPS, (name, trainer.global_step)
+    return _state(system)
+
+
+def _inits(rank: int | None) -> dict[str, torch.Tensor]:
+    """The data-dependent inits of a VUNet and of a flow on this rank's share (all: ``None``)."""
+    from esser_lab.data.modules import FiguresDataModule
+    from esser_lab.nn.flows import Flow
+    from esser_lab.vunet import VUNet, VUNetConfig, figure_boxes, normalize_parts
+    from esser_lab.vunet.layers import data_dependent_init
+
+    config = VUNetConfig.tiny()
+    batch = _procedural(FiguresDataModule, WORLD * B, 7)
+    if rank is not None:
+        batch = _shard(batch, rank)
+    crops = normalize_parts(batch["image"], batch["keypoints"], figure_boxes(), config.crop_size)
+    torch.manual_seed(0)
+    vunet = VUNet(config).eval()  # eval: no dropout, so only the statistics differ
+    with torch.no_grad(), data_dependent_init(vunet):
+        vunet(batch["stickman"], crops, sample=False)
+    torch.manual_seed(1)  # the VUNet's pass drew noise of a batch-dependent size
+    flow = Flow(8, 16, 2).train()
+    x = torch.randn(WORLD * B, 8, generator=torch.Generator().manual_seed(3)) * 3 + 1
+    with torch.no_grad():
+        flow(x if rank is None else x[rank * B : (rank + 1) * B])
+    out = {f"vunet.{k}": v for k, v in vunet.state_dict().items() if k.endswith((".g", ".b"))}
+    out |= {f"flow.{k}": v for k, v in flow.state_dict().items() if ".norm." in k}
+    return {k: v.clone() for k, v in out.items()}
+
+
+def _loader_batches(**trainer_args) -> torch.Tensor:
+    """The sample indices each step saw when training from a chapter-style loader (whole batches
+    from a ``BatchIndexSampler``), ``(STEPS, B)``."""
+    from lightning.pytorch.callbacks import Callback
+    from torch.utils.data import DataLoader
+
+    from esser_lab.data.modules import BatchIndexSampler, TensorBatches
+
+    seen: list[torch.Tensor] = []
+
+    class Record(Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:  # noqa: ANN001
+            seen.append(batch["index"].clone())
+
+    torch.manual_seed(0)
+    system, _ = _dense_autoencoder()
+    n = 8 * B
+    fields = {"image": torch.rand(n, 3, 16, 16) * 2 - 1, "index": torch.arange(n)}
+    sampler = BatchIndexSampler(n, B, shuffle=True, seed=0)
+    loader = DataLoader(TensorBatches(fields), sampler=sampler, batch_size=None)
+    trainer = make_trainer(profile("tiny"), STEPS, progress_every=10_000, **trainer_args)
+    trainer.callbacks.append(Record())
+    trainer.fit(system, loader)
+    return torch.stack(seen)
+
+
+def _worker(rank: int, port: int, folder: str) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE=str(WORLD),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        NODE_RANK="0",
+    )
+    torch.set_num_threads(1)
+    results: dict[str, dict] = {}
+    for name in SYSTEMS:
+        results[name] = _fit(name, rank=rank, devices=WORLD, accelerator="cpu")
+    results["inits"] = _inits(rank)
+    results["loader"] = {"index": _loader_batches(devices=WORLD, accelerator="cpu")}
+    torch.save(results, Path(folder) / f"rank{rank}.pt")
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory) -> list[dict]:
+    folder = tmp_path_factory.mktemp("ddp")
+    mp.start_processes(_worker, args=(_free_port(), str(folder)), nprocs=WORLD, start_method="fork")
+    return [torch.load(folder / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
+
+
+def test_every_system_is_covered():
+    import re
+
+    import esser_lab
+
+    root = Path(esser_lab.__file__).parent
+    found = {
+        m for f in root.rglob("*.py") for m in re.findall(r"^class (Lit\w+)\(", f.read_text(), re.M)
+    }
+    assert found == set(SYSTEMS)
+
+
+@pytest.mark.parametrize("name", list(SYSTEMS))
+def test_replicas_are_identical(ranks, name):
+    a, b = ranks[0][name], ranks[1][name]
+    assert a.keys() == b.keys()
+    differ = [k for k in a if not torch.equal(a[k], b[k])]
+    # BatchNorm's running statistics are buffers: DDP re-broadcasts rank 0's at every step, and
+    # each rank's last update is its own (evaluation uses rank 0's)
+    differ = [k for k in differ if not k.endswith(("running_mean", "running_var"))]
+    assert differ == []
+    torch.manual_seed(0)
+    initial = _state(SYSTEMS[name]()[0])
+    moved = [k for k, v in a.items() if v.is_floating_point() and not torch.equal(v, initial[k])]
+    assert moved, f"{name} did not train"
+
+
+def test_data_dependent_inits_agree_across_ranks_and_use_the_global_batch(ranks):
+    a, b = ranks[0]["inits"], ranks[1]["inits"]
+    assert len(a) > 10 and any(k.startswith("flow") for k in a)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    whole = _inits(None)  # one process on both shares together
+    for k in a:
+        torch.testing.assert_close(a[k], whole[k], rtol=1e-4, atol=1e-5, msg=k)
+    half = _inits(0)  # rank 0's share alone: different statistics (the test can fail)
+    assert any(not torch.allclose(half[k], whole[k], rtol=1e-3, atol=1e-4) for k in a)
+
+
+@pytest.mark.parametrize("name", [n for n in SYSTEMS if n not in NOT_EQUIVALENT])
+def test_two_ranks_equal_one_process_on_the_doubled_batch(ranks, name):
+    single = _fit(name)
+    differ = []
+    for k, v in ranks[0][name].items():
+        if v.is_floating_point() and not torch.allclose(v, single[k], rtol=1e-4, atol=1e-5):
+            differ.append((k, float((v - single[k]).abs().max())))
+    # attention's key bias shifts every logit of a query alike, which softmax ignores: its exact
+    # gradient is 0, the computed one rounding noise that Adam scales up to a full step
+    differ = [(k, d) for k, d in differ if not k.endswith("attn.key.bias")]
+    assert differ == []
+
+
+def test_chapter_loaders_give_each_rank_its_own_whole_batches(ranks):
+    a, b = ranks[0]["loader"]["index"], ranks[1]["loader"]["index"]
+    assert a.shape == b.shape == (STEPS, B)  # a config's batch size is per process
+    assert set(a.flatten().tolist()).isdisjoint(b.flatten().tolist())
+
+
+def test_make_trainer_asks_for_cpu_ddp_and_keeps_tiny_as_it_was():
+    from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
+
+    tiny = make_trainer(profile("tiny"), 3)
+    assert isinstance(tiny.strategy, SingleDeviceStrategy) and tiny.num_devices == 1
+    assert tiny.precision == "32-true" and tiny.max_steps == 3
+    ddp = make_trainer(profile("tiny"), 3, devices=2, accelerator="cpu")
+    assert isinstance(ddp.strategy, DDPStrategy) and ddp.num_devices == 2
+    assert ddp.strategy._ddp_kwargs["find_unused_parameters"] is True
+    assert ddp.strategy.process_group_backend == "gloo"
+    for bad in (0, -1, "2", 1.5):
+        with pytest.raises(ValueError, match="devices must be a positive integer"):
+            make_trainer(profile("tiny"), 3, devices=bad)
+    with pytest.raises(ValueError, match="accelerator must be 'cpu' or 'gpu'"):
+        make_trainer(profile("tiny"), 3, accelerator="tpu")
