@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from esser_lab.config import config_from_dict
+from esser_lab.config import check_betas, check_fields, check_positive, config_from_dict
 from esser_lab.nn.autoencoder import DenseAutoencoder
 from esser_lab.nn.flows import ConditionalFlow
 
@@ -80,6 +80,13 @@ class DataBiasConfig:
     num_steps: int = 100_000
 
     def __post_init__(self) -> None:
+        check_fields(self)
+        check_positive(
+            self, ("image_channels", "ae_width", "ae_batch_size", "ae_steps", "batch_size")
+        )
+        check_positive(self, ("conditioning_hidden_dim",))
+        check_positive(self, ("ae_n_down", "hidden_depth", "conditioning_depth", "ae_kl_weight"), 0)
+        check_betas(self)
         for name in ("image_size", "z_dim", "n_flows", "hidden_dim", "embedding_dim", "num_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

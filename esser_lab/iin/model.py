@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor, nn
 
-from esser_lab.config import config_from_dict
+from esser_lab.config import check_betas, check_fields, check_positive, config_from_dict
 from esser_lab.nn.flows import Flow
 
 
@@ -56,6 +56,10 @@ class IINConfig:
     seed: int = 0  # seeds the flow's fixed permutations
 
     def __post_init__(self) -> None:
+        check_fields(self)
+        check_positive(self, ("image_size",))
+        check_positive(self, ("hidden_depth", "decay_start"), 0)
+        check_betas(self)
         for name in ("z_dim", "n_flows", "hidden_dim", "n_factors", "batch_size", "num_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

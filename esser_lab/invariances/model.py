@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from esser_lab.config import config_from_dict
+from esser_lab.checks import check_tensor
+from esser_lab.config import check_betas, check_fields, check_positive, config_from_dict
 from esser_lab.nn.flows import ActNorm, ConditionalFlow
 
 
@@ -61,6 +62,9 @@ class InvariancesConfig:
     num_steps: int = 250_000
 
     def __post_init__(self) -> None:
+        check_fields(self)
+        check_positive(self, ("hidden_depth",), 0)
+        check_betas(self)
         for name in ("image_size", "cond_dim", "n_flows", "hidden_dim", "embedding_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
@@ -145,6 +149,9 @@ class DenseEmbedder(nn.Module):
         self.norms = nn.ModuleList(ActNorm(w) for w in widths[1:-1])
 
     def forward(self, features: Tensor) -> Tensor:
+        check_tensor(
+            features, "features", ("batch", self.in_dim), like=self, training=self.training
+        )
         h = features
         for linear, norm in zip(self.linears[:-1], self.norms, strict=True):
             h, _ = norm(linear(h))
@@ -223,6 +230,7 @@ class Greybox(nn.Module):
 
     def encode(self, x: Tensor) -> Tensor:
         """Φ(x), flattened to ``(b, d)``."""
+        check_tensor(x, "x", None, like=self, training=self.training)
         for layer in self.layers[: self.split]:
             x = layer(x)
         return x.flatten(1)

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from esser_lab.checks import check_tensor
+
 
 class ExpertClassifier(nn.Module):
     """Three stride-2 convolutions, global average pooling, a linear layer: ``(b, 3, h, w) →
@@ -21,6 +23,7 @@ class ExpertClassifier(nn.Module):
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes must be ≥ 2, got {num_classes}")
+        self.in_channels = in_channels
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, 2, 1),
             nn.ReLU(),
@@ -32,6 +35,8 @@ class ExpertClassifier(nn.Module):
         self.head = nn.Linear(4 * width, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = ("b", self.in_channels, "h", "w")
+        check_tensor(x, "x", shape, like=self, training=self.training)
         return self.head(self.features(x).mean(dim=(2, 3)))
 
 

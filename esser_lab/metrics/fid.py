@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from esser_lab.checks import check_tensor
+
 __all__ = ["FeatureNet", "fid_style", "frechet_distance", "load_feature_net", "train_feature_net"]
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "fid_features.safetensors"
@@ -54,6 +56,7 @@ class FeatureNet(nn.Module):
             raise ValueError(
                 f"FeatureNet expects RGB images (batch, 3, h, w), got {tuple(x.shape)}"
             )
+        check_tensor(x, "images", ("batch", 3, "h", "w"), like=self, training=self.training)
         if x.shape[-2:] != (SIZE, SIZE):
             x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
         return self.body(x).mean(dim=(2, 3))
@@ -93,8 +96,12 @@ def load_feature_net(path: str | Path = WEIGHTS) -> FeatureNet:
             f"the FID-style feature weights {path} are missing; re-make them with "
             "`python -m esser_lab.metrics.fid` (a few minutes on a CPU)"
         )
+    try:
+        state = load_file(str(path))
+    except Exception as error:  # noqa: BLE001  (safetensors raises several types for bad files)
+        raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
     net = FeatureNet()
-    net.load_state_dict(load_file(str(path)), strict=True)
+    net.load_state_dict(state, strict=True)
     return net.eval().requires_grad_(False)
 
 

@@ -156,7 +156,15 @@ class BigGANExpert(nn.Module):
                 "generator of the GANalyze port (biggan-256); download it where there is "
                 "internet and pass the file (esser_lab never downloads weights)"
             )
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001  (torch raises several types for bad files)
+            raise ValueError(
+                f"could not read {path} as a weights-only PyTorch state dict (corrupted, "
+                f"truncated, or a pickle naming globals; not unpickled further): {error}"
+            ) from None
+        if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+            raise ValueError(f"{path} does not hold a flat dict of tensors")
         generator.load_state_dict(state, strict=True)
         return cls(generator, **kwargs)
 

@@ -30,7 +30,8 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
-from esser_lab.config import config_from_dict
+from esser_lab.checks import check_tensor
+from esser_lab.config import check_betas, check_fields, check_positive, config_from_dict
 from esser_lab.nn.flows import ConditionalFlow, fully_connected
 
 __all__ = ["Net2Net", "Net2NetConfig", "RegressionBaseline", "SourceExpert", "TargetExpert"]
@@ -68,6 +69,10 @@ class Net2NetConfig:
     num_steps: int = 100_000  # not in the configs (our choice)
 
     def __post_init__(self) -> None:
+        check_fields(self)
+        check_positive(self, ("conditioning_hidden_dim",))
+        check_positive(self, ("hidden_depth", "conditioning_depth"), 0)
+        check_betas(self)
         for name in ("dim", "cond_in", "embedding_dim", "n_flows", "hidden_dim", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -225,8 +230,6 @@ class RegressionBaseline(nn.Module):
         )
 
     def forward(self, z_cond: Tensor) -> Tensor:
-        if z_cond.dim() != 2 or z_cond.shape[1] != self.config.cond_in:
-            raise ValueError(
-                f"z_cond must have shape (batch, {self.config.cond_in}), got {tuple(z_cond.shape)}"
-            )
+        shape = ("batch", self.config.cond_in)
+        check_tensor(z_cond, "z_cond", shape, like=self, training=self.training)
         return self.net(z_cond)

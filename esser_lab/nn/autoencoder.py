@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from esser_lab.checks import check_tensor
 from esser_lab.nn.flows import ActNorm
 
 __all__ = ["DenseAutoencoder", "DiagonalGaussian", "autoencoder_loss"]
@@ -131,6 +132,7 @@ class DenseAutoencoder(nn.Module):
                 f"got {got}"
             )
         h = x
+        check_tensor(x, "x", ("batch", *expected), like=self, training=self.training)
         for stage in self.encoder:
             h = self._run(stage, h)
         return DiagonalGaussian(self.dense_encode(h).flatten(1), self.deterministic)
@@ -142,6 +144,7 @@ class DenseAutoencoder(nn.Module):
                 f"DenseAutoencoder.decode expects latents (batch, {self.z_dim}), got {got}"
             )
         h = self.dense_decode(z[:, :, None, None])
+        check_tensor(z, "z", ("batch", self.z_dim), like=self, training=self.training)
         for stage in self.decoder:
             h = self._run(stage, h)
         return torch.tanh(self.image_layer(h))

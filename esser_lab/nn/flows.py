@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from esser_lab.checks import check_finite, check_tensor
 from esser_lab.nn.distributed import is_distributed, moments_over_ranks
 
 __all__ = [
@@ -37,8 +38,8 @@ __all__ = [
 ]
 
 
-def _flat(x: Tensor, dim: int, name: str) -> Tensor:
-    """``x`` as ``(b, dim)``; a clear error for anything else."""
+def _flat(x: Tensor, dim: int, name: str, like: nn.Module | None = None) -> Tensor:
+    """``x`` as ``(b, dim)``; a clear error for anything else (:mod:`esser_lab.checks`)."""
     if not isinstance(x, Tensor):
         raise TypeError(
             f"{name} must be a torch.Tensor of shape (batch, {dim}), got {type(x).__name__}"
@@ -51,7 +52,8 @@ def _flat(x: Tensor, dim: int, name: str) -> Tensor:
         )
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
-    return x
+    training = None if like is None else like.training
+    return check_tensor(x, name, ("batch", dim), like=like, training=training)
 
 
 def fully_connected(
@@ -111,6 +113,14 @@ class ActNorm(nn.Module):
         """Set ``loc`` and ``scale`` from ``x``; under DDP from every rank's batch together, so
         the replicas agree (and match one process on the whole global batch)."""
         flat = x.transpose(0, 1).reshape(self.num_features, -1)
+        # runs once, so the checks cost nothing: a bad first batch would fix NaN parameters
+        name = f"ActNorm({self.num_features})'s first batch (its data-dependent init)"
+        if flat.shape[1] < 2 and not is_distributed():
+            raise ValueError(
+                f"{name} needs at least 2 values per feature to take a standard deviation, got "
+                f"shape {tuple(x.shape)}; initialise with a batch of 2 or more"
+            )
+        check_finite(flat, name)
         if is_distributed():
             mean, var = moments_over_ranks(flat, unbiased=True)
             self.loc.copy_(-mean)
@@ -263,7 +273,7 @@ class Flow(nn.Module):
         return None
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        x = _flat(x, self.dim, "x")
+        x = _flat(x, self.dim, "x", self)
         h = self._embed(cond, x.shape[0])
         logdet = x.new_zeros(x.shape[0])
         for block in self.blocks:
@@ -272,7 +282,7 @@ class Flow(nn.Module):
         return x, logdet
 
     def inverse(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
-        z = _flat(z, self.dim, "z")
+        z = _flat(z, self.dim, "z", self)
         h = self._embed(cond, z.shape[0])
         for block in reversed(self.blocks):
             z = block.inverse(z, h)
@@ -331,7 +341,7 @@ class ConditionalFlow(Flow):
     def _embed(self, cond: Tensor | None, batch: int) -> Tensor:
         if cond is None:
             raise ValueError(f"ConditionalFlow needs a condition of shape (batch, {self.cond_in})")
-        cond = _flat(cond, self.cond_in, "cond")
+        cond = _flat(cond, self.cond_in, "cond", self)
         if cond.shape[0] != batch:
             raise ValueError(f"cond has {cond.shape[0]} rows but the input has {batch}")
         return self.embedder(cond)

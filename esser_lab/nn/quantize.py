@@ -22,6 +22,8 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from esser_lab.checks import check_tensor
+
 __all__ = ["QuantizerOutput", "VectorQuantizer", "codebook_usage"]
 
 
@@ -56,10 +58,9 @@ class VectorQuantizer(nn.Module):
 
     def nearest(self, z: Tensor) -> Tensor:
         """Indices ``(b, h, w)`` of the nearest codes to ``z`` ``(b, e_dim, h, w)``."""
-        if z.dim() != 4 or z.shape[1] != self.e_dim:
-            raise ValueError(
-                f"the quantizer expects (batch, {self.e_dim}, h, w), got {tuple(z.shape)}"
-            )
+        # NaN in z while training is divergence, not bad input: VQModel.encode checks the images
+        shape = ("batch", self.e_dim, "h", "w")
+        check_tensor(z, "z", shape, like=self, training=self.training, finite=not self.training)
         flat = rearrange(z, "b c h w -> (b h w) c")
         e = self.embedding.weight
         d = flat.pow(2).sum(1, keepdim=True) + e.pow(2).sum(1) - 2 * flat @ e.t()

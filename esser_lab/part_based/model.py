@@ -26,7 +26,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from esser_lab.config import config_from_dict
+from esser_lab.checks import check_tensor
+from esser_lab.config import check_fields, check_positive, config_from_dict
 from esser_lab.part_based.layers import Hourglass, Residual, UpBlock, conv_bn_relu
 
 
@@ -73,6 +74,17 @@ class PartBasedConfig:
     total_steps: int = 100_000  # --schedule_scale; the loop repeats the data --epochs times
 
     def __post_init__(self) -> None:
+        check_fields(self)
+        check_positive(
+            self,
+            ("image_channels", "n_features", "stem_channels", "shape_channels"),
+        )
+        check_positive(self, ("appearance_channels", "batch_size", "total_steps"))
+        check_positive(self, ("shape_depth", "appearance_depth"), 0)
+        if not self.decoder_channels or min(self.decoder_channels) < 1:
+            raise ValueError(f"decoder_channels must all be ≥ 1, got {self.decoder_channels}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         s, m = self.image_size, self.part_map_size
         if s < 16 or s & (s - 1):
             raise ValueError(f"image_size must be a power of two ≥ 16, got {s}")
@@ -329,11 +341,5 @@ class PartBased(nn.Module):
 
     def check_image(self, x: torch.Tensor, name: str) -> None:
         c = self.config
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
-            raise TypeError(f"{name} must be a floating-point tensor, got {got}")
-        expected = (c.image_channels, c.image_size, c.image_size)
-        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
-            raise ValueError(
-                f"{name} must have shape (b, {', '.join(map(str, expected))}), got {tuple(x.shape)}"
-            )
+        shape = ("b", c.image_channels, c.image_size, c.image_size)
+        check_tensor(x, name, shape, like=self, training=self.training)

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from esser_lab.config import config_from_dict
+from esser_lab.checks import check_tensor
+from esser_lab.config import check_fields, check_positive, config_from_dict
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,12 @@ class Staircase:
     clip_max: float
 
     def __call__(self, step: int) -> float:
+    def __post_init__(self) -> None:
+        check_fields(self)
+        check_positive(self, ("step_size",))
+        if self.clip_min > self.clip_max:
+            raise ValueError(f"need clip_min ≤ clip_max, got {self.clip_min} > {self.clip_max}")
+
         exponent = (step - self.start) // self.step_size
         value = self.start_value * self.factor ** min(max(exponent, -64), 64)  # no overflow
         return float(min(max(value, self.clip_min), self.clip_max))
@@ -104,6 +111,14 @@ class PartDiscoveryConfig:
 
     def __post_init__(self) -> None:
         down = 2 ** (len(self.encoder_channels) - 1)
+        check_fields(self)
+        check_positive(self, ("image_size", "critic_blocks"))
+        check_positive(self, ("encoder_extra_blocks", "hourglass_extra_blocks"), 0)
+        for name in ("encoder_channels", "mask_decoder_channels", "hourglass_channels"):
+            if not getattr(self, name) or min(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be non-empty and ≥ 1, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         up = 4 * 2 ** (len(self.mask_decoder_channels) - 1)
         if self.image_size % down or up != self.image_size:
             raise ValueError(
@@ -328,8 +343,15 @@ class Critic(nn.Module):
 
         self.f_pi, self.f_alpha = branch(pi_size), branch(alpha_size)
 
+        self.pi_size, self.alpha_size = pi_size, alpha_size
     def forward(self, pi: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         return (self.f_pi(pi) * self.f_alpha(alpha)).sum(dim=1)  # (b,)
+        # inputs made inside the training step: NaN there is divergence, checked in eval only
+        finite = not self.training
+        check_tensor(pi, "pi", ("b", self.pi_size), like=self, finite=finite)
+        check_tensor(alpha, "alpha", ("b", self.alpha_size), like=self, finite=finite)
+        if pi.shape[0] != alpha.shape[0]:
+            raise ValueError(f"batch sizes differ: pi {pi.shape[0]}, alpha {alpha.shape[0]}")
 
 
 class _ResLinear(nn.Module):
@@ -488,9 +510,5 @@ class PartDiscovery(nn.Module):
         )
 
     def _check(self, x: torch.Tensor, name: str) -> None:
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
-            raise TypeError(f"{name} must be a floating-point tensor, got {got}")
         s = self.config.image_size
-        if x.ndim != 4 or tuple(x.shape[1:]) != (3, s, s):
-            raise ValueError(f"{name} must have shape (b, 3, {s}, {s}), got {tuple(x.shape)}")
+        check_tensor(x, name, ("b", 3, s, s), like=self, training=self.training)

@@ -25,7 +25,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from esser_lab.config import config_from_dict
+from esser_lab.checks import check_tensor
+from esser_lab.config import check_betas, check_fields, check_positive, config_from_dict
 from esser_lab.losses.kl import gaussian_kl
 
 
@@ -71,6 +72,14 @@ class RoDiConfig:
 
     def __post_init__(self) -> None:
         if self.image_size < 2**self.num_down or self.image_size % 2**self.num_down:
+        check_fields(self)
+        check_positive(self, ("image_channels", "max_channels", "estimator_channels", "batch_size"))
+        check_positive(
+            self, ("num_down", "encoder_blocks", "decoder_blocks", "estimator_blocks"), 0
+        )
+        check_betas(self)
+        if not self.learning_rate > 0 or not self.estimator_lr_factor > 0:
+            raise ValueError("need learning_rate > 0 and estimator_lr_factor > 0")
             raise ValueError(
                 f"image_size={self.image_size} must be a multiple of 2**num_down={2**self.num_down}"
             )
@@ -356,9 +365,5 @@ class RoDi(nn.Module):
         )
 
     def _check(self, x: torch.Tensor, name: str) -> None:
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
-            raise TypeError(f"{name} must be a floating-point tensor, got {got}")
         c, s = self.config.image_channels, self.config.image_size
-        if x.ndim != 4 or tuple(x.shape[1:]) != (c, s, s):
-            raise ValueError(f"{name} must have shape (b, {c}, {s}, {s}), got {tuple(x.shape)}")
+        check_tensor(x, name, ("b", c, s, s), like=self, training=self.training)

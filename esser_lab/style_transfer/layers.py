@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from esser_lab.checks import check_tensor
+
 # the official discriminator, layer by layer: channels (× ndf), side-prediction kernel, window /
 _DISC_CHANNELS = (2, 2, 4, 8, 8, 16, 16)
 _DISC_PRED_KERNELS = (5, 10, 3, 10, 3, 6, 3)
@@ -94,6 +96,8 @@ class LocalGroupNorm(nn.Module):
         return F.interpolate(pooled, size=(h, w), mode="bilinear", align_corners=False)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        # a layer inside the networks: shape only (its input is made within the step)
+        check_tensor(x, "x", ("b", self.channels, "h", "w"), finite=False)
         b, c, h, w = x.shape
         if c != self.channels:
             raise ValueError(f"expected {self.channels} channels, got {c}")

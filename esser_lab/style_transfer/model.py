@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from esser_lab.config import config_from_dict
+from esser_lab.checks import check_tensor
+from esser_lab.config import check_fields, check_positive, config_from_dict
 from esser_lab.style_transfer.layers import (
     ContentEncoder,
     Discriminator,
@@ -91,6 +92,14 @@ class StyleTransferConfig:
         return self.total_steps * (2 if self.discriminator_success_rate < 0 else 1)
 
     def __post_init__(self) -> None:
+        check_fields(self)
+        check_positive(self, ("window_size", "batch_size", "total_steps", "blur_kernel_size"))
+        check_positive(self, ("num_residual_blocks",), 0)
+        if not 0.0 <= self.beta1 < 1.0 or not self.learning_rate > 0:
+            raise ValueError(
+                f"need beta1 in [0, 1) and learning_rate > 0, got {self.beta1}, "
+                f"{self.learning_rate}"
+            )
         if not 1 <= self.num_downsamplings < math.log2(max(self.image_size, 2)):
             raise ValueError(
                 f"num_downsamplings must be in [1, log2(image_size)), got {self.num_downsamplings}"
@@ -307,9 +316,5 @@ class StyleTransferModel(nn.Module):
         return self.discriminator(image)
 
     def check_image(self, x: torch.Tensor, name: str) -> None:
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
-            raise TypeError(f"{name} must be a floating-point tensor, got {got}")
         s = self.config.image_size
-        if x.ndim != 4 or tuple(x.shape[1:]) != (3, s, s):
-            raise ValueError(f"{name} must have shape (b, 3, {s}, {s}), got {tuple(x.shape)}")
+        check_tensor(x, name, ("b", 3, s, s), like=self, training=self.training)

@@ -12,7 +12,8 @@ from typing import Literal
 
 from torch import Tensor, nn
 
-from esser_lab.config import config_from_dict
+from esser_lab.checks import check_tensor
+from esser_lab.config import check_betas, check_fields, check_positive, config_from_dict
 from esser_lab.nn.ddconv import Decoder, Encoder
 from esser_lab.nn.quantize import QuantizerOutput, VectorQuantizer
 
@@ -61,6 +62,32 @@ class VQGANConfig:
     num_steps: int = 500_000
 
     def __post_init__(self) -> None:
+        check_fields(self)
+        check_positive(
+            self,
+            (
+                "in_channels",
+                "out_ch",
+                "ch",
+                "z_channels",
+                "embed_dim",
+                "n_embed",
+                "disc_in_channels",
+            ),
+        )
+        if not self.ch_mult or min(self.ch_mult) < 1:
+            raise ValueError(f"ch_mult must be non-empty and ≥ 1 everywhere, got {self.ch_mult}")
+        if self.resolution < 1 or self.resolution % self.factor:
+            raise ValueError(
+                f"resolution must be a positive multiple of the down-sampling factor "
+                f"{self.factor} (from ch_mult={self.ch_mult}), got {self.resolution}"
+            )
+        check_positive(self, ("num_res_blocks", "beta"), 0)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not self.base_learning_rate > 0:
+            raise ValueError(f"base_learning_rate must be > 0, got {self.base_learning_rate}")
+        check_betas(self)
         if self.disc_loss not in ("hinge", "vanilla"):
             raise ValueError(f"disc_loss must be 'hinge' or 'vanilla', got {self.disc_loss!r}")
         if self.disc_start < 0 or self.num_steps < 1 or self.batch_size < 1:
@@ -187,9 +214,18 @@ class VQModel(nn.Module):
         self.post_quant_conv = nn.Conv2d(c.embed_dim, c.z_channels, 1)
 
     def encode(self, x: Tensor) -> QuantizerOutput:
+        c = self.config
+        check_tensor(x, "x", ("batch", c.in_channels, "h", "w"), like=self, training=self.training)
+        if x.shape[2] % c.factor or x.shape[3] % c.factor:
+            raise ValueError(
+                f"x's height and width must be multiples of the down-sampling factor {c.factor}, "
+                f"got {tuple(x.shape)}"
+            )
         return self.quantize(self.quant_conv(self.encoder(x)))
 
     def decode(self, z_q: Tensor) -> Tensor:
+        shape = ("batch", self.config.embed_dim, "h", "w")
+        check_tensor(z_q, "z_q", shape, like=self, training=self.training)
         return self.decoder(self.post_quant_conv(z_q))
 
     def decode_code(self, indices: Tensor) -> Tensor:

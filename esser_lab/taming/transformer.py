@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from esser_lab.config import config_from_dict
+from esser_lab.config import check_betas, check_fields, check_positive, config_from_dict
 from esser_lab.nn.transformer import GPT
 from esser_lab.taming.model import VQModel
 from esser_lab.taming.sampling import sample
@@ -74,6 +74,21 @@ class TamingTransformerConfig:
 
     def __post_init__(self) -> None:
         if self.n_embd % self.n_head:
+        check_fields(self)
+        check_positive(
+            self, ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "batch_size")
+        )
+        check_positive(self, ("n_unmasked", "weight_decay"), 0)
+        for name in ("embd_pdrop", "resid_pdrop", "attn_pdrop"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not self.base_learning_rate > 0 or not self.temperature > 0:
+            raise ValueError("need base_learning_rate > 0 and temperature > 0")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be ≥ 1 or None, got {self.top_k}")
+        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must lie in (0, 1] or be None, got {self.top_p}")
+        check_betas(self)
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
         if self.conditioning not in ("unconditional", "class"):
             raise ValueError(
@@ -215,6 +230,11 @@ class TamingTransformer(nn.Module):
         if self.training and self.config.pkeep < 1.0:  # noise augmentation of the inputs only
             keep = torch.rand(z_indices.shape, generator=generator, device=z_indices.device)
             noise = torch.randint(
+        if not isinstance(z_indices, Tensor) or z_indices.is_floating_point():
+            got = getattr(z_indices, "dtype", type(z_indices).__name__)
+            raise TypeError(f"z_indices must be an integer tensor of codes (b, h·w), got {got}")
+        if z_indices.dim() != 2 or z_indices.shape[0] < 1:
+            raise ValueError(f"z_indices must be (b, h·w) with b ≥ 1, got {tuple(z_indices.shape)}")
                 self.config.vocab_size, z_indices.shape, generator=generator,
                 device=z_indices.device,
             )  # fmt: skip

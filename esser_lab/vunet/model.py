@@ -25,7 +25,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from esser_lab.config import config_from_dict
+from esser_lab.checks import check_tensor
+from esser_lab.config import check_betas, check_fields, check_positive, config_from_dict
 from esser_lab.vunet.layers import (
     Downsample,
     ResidualBlock,
@@ -67,6 +68,20 @@ class VUNetConfig:
     batch_size: int = 8
 
     def __post_init__(self) -> None:
+        check_fields(self)
+        check_positive(
+            self, ("image_channels", "shape_channels", "num_boxes", "num_filters", "max_filters")
+        )
+        check_positive(self, ("box_factor", "bottleneck_factor", "kl_weight_min"), 0)
+        check_positive(self, ("batch_size",))
+        check_betas(self)
+        if not self.learning_rate > 0 or self.likelihood_weight < 0:
+            raise ValueError("need learning_rate > 0 and likelihood_weight ≥ 0")
+        if self.kl_weight_min > self.kl_weight_max:
+            raise ValueError(
+                f"need kl_weight_min ≤ kl_weight_max, got {self.kl_weight_min}, "
+                f"{self.kl_weight_max}"
+            )
         if self.image_size < 4 or self.image_size & (self.image_size - 1):
             raise ValueError(f"image_size must be a power of two ≥ 4, got {self.image_size}")
         if self.num_scales < 1:
@@ -413,14 +428,8 @@ class VUNet(nn.Module):
         image, _ = self.decoder(self.shape_encoder(shape), None, generator)
         return image
 
-    @staticmethod
-    def _check(x: torch.Tensor, name: str, channels: int, size: int) -> None:
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
-            raise TypeError(f"{name} must be a floating-point tensor, got {got}")
-        expected = f"(b, {channels}, {size}, {size})"
-        if x.ndim != 4 or tuple(x.shape[1:]) != (channels, size, size):
-            raise ValueError(f"{name} must have shape {expected}, got {tuple(x.shape)}")
+    def _check(self, x: torch.Tensor, name: str, channels: int, size: int) -> None:
+        check_tensor(x, name, ("b", channels, size, size), like=self, training=self.training)
 
 
 def _noise_like(mean: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
