@@ -131,8 +131,8 @@ class DenseAutoencoder(nn.Module):
                 f"DenseAutoencoder.encode expects images (batch, {', '.join(map(str, expected))}), "
                 f"got {got}"
             )
-        h = x
         check_tensor(x, "x", ("batch", *expected), like=self, training=self.training)
+        h = x
         for stage in self.encoder:
             h = self._run(stage, h)
         return DiagonalGaussian(self.dense_encode(h).flatten(1), self.deterministic)
@@ -143,8 +143,8 @@ class DenseAutoencoder(nn.Module):
             raise ValueError(
                 f"DenseAutoencoder.decode expects latents (batch, {self.z_dim}), got {got}"
             )
-        h = self.dense_decode(z[:, :, None, None])
         check_tensor(z, "z", ("batch", self.z_dim), like=self, training=self.training)
+        h = self.dense_decode(z[:, :, None, None])
         for stage in self.decoder:
             h = self._run(stage, h)
         return torch.tanh(self.image_layer(h))

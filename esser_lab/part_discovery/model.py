@@ -39,13 +39,13 @@ class Staircase:
     clip_min: float
     clip_max: float
 
-    def __call__(self, step: int) -> float:
     def __post_init__(self) -> None:
         check_fields(self)
         check_positive(self, ("step_size",))
         if self.clip_min > self.clip_max:
             raise ValueError(f"need clip_min ≤ clip_max, got {self.clip_min} > {self.clip_max}")
 
+    def __call__(self, step: int) -> float:
         exponent = (step - self.start) // self.step_size
         value = self.start_value * self.factor ** min(max(exponent, -64), 64)  # no overflow
         return float(min(max(value, self.clip_min), self.clip_max))
@@ -110,7 +110,6 @@ class PartDiscoveryConfig:
     num_steps: int = 500_000
 
     def __post_init__(self) -> None:
-        down = 2 ** (len(self.encoder_channels) - 1)
         check_fields(self)
         check_positive(self, ("image_size", "critic_blocks"))
         check_positive(self, ("encoder_extra_blocks", "hourglass_extra_blocks"), 0)
@@ -119,6 +118,7 @@ class PartDiscoveryConfig:
                 raise ValueError(f"{name} must be non-empty and ≥ 1, got {getattr(self, name)}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        down = 2 ** (len(self.encoder_channels) - 1)
         up = 4 * 2 ** (len(self.mask_decoder_channels) - 1)
         if self.image_size % down or up != self.image_size:
             raise ValueError(
@@ -342,16 +342,16 @@ class Critic(nn.Module):
             return nn.Sequential(*layers)
 
         self.f_pi, self.f_alpha = branch(pi_size), branch(alpha_size)
-
         self.pi_size, self.alpha_size = pi_size, alpha_size
+
     def forward(self, pi: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        return (self.f_pi(pi) * self.f_alpha(alpha)).sum(dim=1)  # (b,)
         # inputs made inside the training step: NaN there is divergence, checked in eval only
         finite = not self.training
         check_tensor(pi, "pi", ("b", self.pi_size), like=self, finite=finite)
         check_tensor(alpha, "alpha", ("b", self.alpha_size), like=self, finite=finite)
         if pi.shape[0] != alpha.shape[0]:
             raise ValueError(f"batch sizes differ: pi {pi.shape[0]}, alpha {alpha.shape[0]}")
+        return (self.f_pi(pi) * self.f_alpha(alpha)).sum(dim=1)  # (b,)
 
 
 class _ResLinear(nn.Module):

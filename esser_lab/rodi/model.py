@@ -71,7 +71,6 @@ class RoDiConfig:
     num_steps: int = 100_000
 
     def __post_init__(self) -> None:
-        if self.image_size < 2**self.num_down or self.image_size % 2**self.num_down:
         check_fields(self)
         check_positive(self, ("image_channels", "max_channels", "estimator_channels", "batch_size"))
         check_positive(
@@ -80,6 +79,7 @@ class RoDiConfig:
         check_betas(self)
         if not self.learning_rate > 0 or not self.estimator_lr_factor > 0:
             raise ValueError("need learning_rate > 0 and estimator_lr_factor > 0")
+        if self.image_size < 2**self.num_down or self.image_size % 2**self.num_down:
             raise ValueError(
                 f"image_size={self.image_size} must be a multiple of 2**num_down={2**self.num_down}"
             )

@@ -73,7 +73,6 @@ class TamingTransformerConfig:
     top_p: float | None = 0.92
 
     def __post_init__(self) -> None:
-        if self.n_embd % self.n_head:
         check_fields(self)
         check_positive(
             self, ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "batch_size")
@@ -89,6 +88,7 @@ class TamingTransformerConfig:
         if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p must lie in (0, 1] or be None, got {self.top_p}")
         check_betas(self)
+        if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
         if self.conditioning not in ("unconditional", "class"):
             raise ValueError(
@@ -225,16 +225,16 @@ class TamingTransformer(nn.Module):
         generator: torch.Generator | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Logits (b, h·w, vocab) for each code given its past and c, and the targets (b, h·w)."""
-        c_indices = self.condition_tokens(z_indices.shape[0], labels)
-        inputs = z_indices
-        if self.training and self.config.pkeep < 1.0:  # noise augmentation of the inputs only
-            keep = torch.rand(z_indices.shape, generator=generator, device=z_indices.device)
-            noise = torch.randint(
         if not isinstance(z_indices, Tensor) or z_indices.is_floating_point():
             got = getattr(z_indices, "dtype", type(z_indices).__name__)
             raise TypeError(f"z_indices must be an integer tensor of codes (b, h·w), got {got}")
         if z_indices.dim() != 2 or z_indices.shape[0] < 1:
             raise ValueError(f"z_indices must be (b, h·w) with b ≥ 1, got {tuple(z_indices.shape)}")
+        c_indices = self.condition_tokens(z_indices.shape[0], labels)
+        inputs = z_indices
+        if self.training and self.config.pkeep < 1.0:  # noise augmentation of the inputs only
+            keep = torch.rand(z_indices.shape, generator=generator, device=z_indices.device)
+            noise = torch.randint(
                 self.config.vocab_size, z_indices.shape, generator=generator,
                 device=z_indices.device,
             )  # fmt: skip
