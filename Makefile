@@ -22,9 +22,17 @@ TEST_CARDS := $(CURDIR)/_build/test-cards
 # nbval's per-cell limit, as execute.timeout in _config.yml.
 CELL_TIMEOUT := 600
 PYTEST_ARGS ?=
+# Tests, tiny runs and CI never download: every Python process they start (notebook kernels,
+# DataLoader workers, DDP children) refuses non-local connections (tests/offline/sitecustomize.py).
+OFFLINE := PYTHONPATH=$(CURDIR)/tests/offline ESSER_LAB_OFFLINE=1
+# CI's small pass: every chapter at `small` sizes on the CPU, 3 training steps, data and evaluation
+# sets capped, pretrained networks as seeded stand-ins. It proves the small code path runs; its
+# numbers mean nothing and go nowhere (_build/small-cards, _build/executed-small).
+SMALL_CPU := ESSER_LAB_SCALE=small ESSER_LAB_DEVICE=cpu ESSER_LAB_MAX_STEPS=3 \
+  ESSER_LAB_MAX_SAMPLES=256 ESSER_LAB_PRETRAINED=stand-in ESSER_LAB_THREADS=1
 LINT_PATHS := esser_lab tests notebooks bench book/_ext
 
-.PHONY: help install test chapters test-notebook book bench bench-peers bench-seeds lint format clean distclean
+.PHONY: help install test chapters chapters-small test-notebook book bench bench-peers bench-seeds lint format clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -141,7 +149,7 @@ install: $(STAMP) $(VENDOR_FILES) ## create .venv, install everything, vendor th
 # ---------------------------------------------------------------------------------------------
 
 test: $(STAMP) ## unit tests (tests/), then every chapter executed once at tiny (2 at a time)
-	ESSER_LAB_SCALE=tiny ESSER_LAB_CARDS=$(TEST_CARDS) \
+	$(OFFLINE) ESSER_LAB_SCALE=tiny ESSER_LAB_CARDS=$(TEST_CARDS) \
 	  $(VPY) -m pytest -m "not browser" $(PYTEST_ARGS) tests || { rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest: no tests collected (exit 5): nothing to run"; \
 	  else exit $$rc; fi; }
@@ -150,8 +158,13 @@ test: $(STAMP) ## unit tests (tests/), then every chapter executed once at tiny 
 # The chapters run once per CI run: book/_ext/execute.py stores them in the book's jupyter-cache
 # (with a stamp of the sources) and `make book` renders those outputs instead of executing again.
 chapters: $(STAMP) ## execute every chapter once at tiny (JOBS at a time, default 2) for the book
-	ESSER_LAB_SCALE=tiny ESSER_LAB_CARDS=$(BOOK_CARDS) \
+	$(OFFLINE) ESSER_LAB_SCALE=tiny ESSER_LAB_CARDS=$(BOOK_CARDS) \
 	  $(VPY) book/_ext/execute.py $(if $(JOBS),--jobs $(JOBS),)
+
+chapters-small: $(STAMP) ## every chapter at small sizes on the CPU, 3 steps, capped data (CI)
+	$(OFFLINE) $(SMALL_CPU) ESSER_LAB_CARDS=$(CURDIR)/_build/small-cards \
+	  $(VPY) book/_ext/execute.py --no-cache --outputs $(CURDIR)/_build/executed-small \
+	  $(if $(JOBS),--jobs $(JOBS),) $(CHAPTERS)
 
 # tests/conftest.py teaches pytest to read the .py chapters; naming it loads it without the
 # unit tests.

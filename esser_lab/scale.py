@@ -26,6 +26,15 @@ NODES_ENV_VAR = "ESSER_LAB_NODES"
 SEED_ENV_VAR = "ESSER_LAB_SEED"  # the training seed of a chapter run (default 0)
 BUDGET_ENV_VAR = "ESSER_LAB_BUDGET"  # "minute" (the book) or "long" (bench: claims_long.csv)
 BUDGETS = ("minute", "long")
+# Running `small`/`full` without a GPU (CI's small pass, or a look at a chapter on a laptop):
+DEVICE_ENV_VAR = "ESSER_LAB_DEVICE"  # "cpu" runs small/full on the CPU (fp32); "gpu" insists on one
+MAX_STEPS_ENV_VAR = "ESSER_LAB_MAX_STEPS"  # caps every training run's steps (Scale.steps)
+MAX_SAMPLES_ENV_VAR = "ESSER_LAB_MAX_SAMPLES"  # caps data and evaluation set sizes (Scale.count)
+# Pretrained components (VGG for LPIPS / perceptual losses, …): "published" weights (fetched by
+# torchvision's weights API with their checksum when missing) or seeded "stand-in" weights of the
+# same architecture (CI's small pass: nothing downloads). tiny never uses published weights.
+PRETRAINED_ENV_VAR = "ESSER_LAB_PRETRAINED"
+PRETRAINED = ("published", "stand-in")
 
 T = TypeVar("T")
 
@@ -47,15 +56,47 @@ class Scale:
     # "minute": the book's budget. "long": a longer tiny run that bench/ records in
     # claims_long.csv, for claims a minute on a CPU cannot show (ESSER_LAB_BUDGET=long).
     budget: Literal["minute", "long"] = "minute"
+    # caps for a quick look at small/full (CI's small pass): None = the profile's own numbers
+    max_steps: int | None = None
+    max_samples: int | None = None
+    # "stand-in": pretrained networks get seeded random weights (tiny, tests, CI); "published":
+    # the released weights, read from data/checkpoints/ or fetched with their checksum
+    pretrained: Literal["published", "stand-in"] = "stand-in"
+
+    @property
+    def device(self) -> str:
+        """The torch device training runs on, and evaluation after it: ``"cuda"`` or ``"cpu"``."""
+        return "cuda" if self.accelerator == "gpu" else "cpu"
+
+    @property
+    def capped(self) -> bool:
+        """Whether steps or sample counts are capped (a smoke run: its numbers mean nothing)."""
+        return self.max_steps is not None or self.max_samples is not None
+
+    def steps(self, steps: int) -> int:
+        """``steps`` under the ``ESSER_LAB_MAX_STEPS`` cap (training loops outside Lightning)."""
+        return steps if self.max_steps is None else min(steps, self.max_steps)
+
+    def count(self, tiny: int, small: int, full: int, long: int | None = None) -> int:
+        """A data or evaluation set size for this profile, under ``ESSER_LAB_MAX_SAMPLES``."""
+        value = self.pick(tiny, small, full, long)
+        return value if self.max_samples is None else min(value, self.max_samples)
 
     def describe(self) -> str:
         """The line a chapter prints first: scale, hardware, precision, torch threads, seed."""
         import torch
 
         budget = "" if self.budget == "minute" else f" · budget {self.budget}"
+        caps = "".join(
+            f" · {what} capped at {cap}"
+            for what, cap in (("steps", self.max_steps), ("samples", self.max_samples))
+            if cap is not None
+        )
+        stand_ins = self.name != "tiny" and self.pretrained == "stand-in"
+        pretrained = " · pretrained stand-ins" if stand_ins else ""
         return (
             f"scale: {self.name} · {self.accelerator} · {self.precision} · "
-            f"threads {torch.get_num_threads()} · seed {self.seed}{budget}"
+            f"threads {torch.get_num_threads()} · seed {self.seed}{budget}{caps}{pretrained}"
         )
 
     def pick(self, tiny: T, small: T, full: T, long: T | None = None) -> T:
@@ -103,13 +144,56 @@ def profile(name: str) -> Scale:
         raise ValueError(f"{BUDGET_ENV_VAR} must be one of {', '.join(BUDGETS)}, got {budget!r}")
     if budget != "minute" and name != "tiny":
         raise ValueError(f"{BUDGET_ENV_VAR}={budget} is a tiny-scale bench setting, not {name}")
+    device = os.environ.get(DEVICE_ENV_VAR, "").strip().lower()
+    if device not in ("", "cpu", "gpu", "cuda"):
+        raise ValueError(f"{DEVICE_ENV_VAR} must be cpu or gpu, got {device!r}")
+    caps = {
+        "max_steps": _int_from_env(MAX_STEPS_ENV_VAR),
+        "max_samples": _int_from_env(MAX_SAMPLES_ENV_VAR),
+    }
+    pretrained = os.environ.get(PRETRAINED_ENV_VAR, "").strip().lower()
+    if pretrained and pretrained not in PRETRAINED:
+        raise ValueError(
+            f"{PRETRAINED_ENV_VAR} must be one of {', '.join(PRETRAINED)}, got {pretrained!r}"
+        )
     if name == "tiny":
         if devices > 1 or nodes > 1:
             raise ValueError(f"{DEVICES_ENV_VAR}/{NODES_ENV_VAR} need a GPU scale, not tiny")
+        if device in ("gpu", "cuda"):
+            raise ValueError(f"{DEVICE_ENV_VAR}={device}: tiny runs on the CPU; use small or full")
+        if pretrained == "published":
+            raise ValueError(
+                f"{PRETRAINED_ENV_VAR}=published needs small or full: tiny never downloads"
+            )
         # Tiny models on 2 cores: one intra-op thread avoids oversubscription, which measured
         # faster than two on a shared 2-core machine (see TOOLCHAIN.md, "Timing facts").
-        return Scale("tiny", "cpu", "32-true", threads or 1, "text", seed=seed, budget=budget)  # type: ignore[arg-type]
-    return Scale(name, "gpu", "bf16-mixed", threads, "bar", devices, nodes, seed)  # type: ignore[arg-type]
+        return Scale(
+            "tiny",
+            "cpu",
+            "32-true",
+            threads or 1,
+            "text",
+            seed=seed,
+            budget=budget,
+            **caps,  # type: ignore[arg-type]
+        )
+    pretrained = pretrained or "published"
+    if device == "cpu":
+        # small/full sizes on a CPU in fp32 (bf16 matmuls are slow there), text progress for logs
+        return Scale(
+            name,
+            "cpu",
+            "32-true",
+            threads,
+            "text",
+            1,
+            1,
+            seed,
+            pretrained=pretrained,
+            **caps,  # type: ignore[arg-type]
+        )
+    hardware = ("gpu", "bf16-mixed", threads, "bar", devices, nodes, seed)
+    return Scale(name, *hardware, pretrained=pretrained, **caps)  # type: ignore[arg-type]
 
 
 def current() -> Scale:
@@ -120,7 +204,9 @@ def current() -> Scale:
     scale = profile(name)
     if scale.accelerator == "gpu" and not _gpu_available():
         raise RuntimeError(
-            f"{ENV_VAR}={name} needs a CUDA GPU and none was found; use {ENV_VAR}=tiny on a CPU."
+            f"{ENV_VAR}={name} needs a CUDA GPU and none was found; use {ENV_VAR}=tiny on a CPU, "
+            f"or {DEVICE_ENV_VAR}=cpu to run {name}'s sizes on the CPU (slow: cap the steps with "
+            f"{MAX_STEPS_ENV_VAR} and the data with {MAX_SAMPLES_ENV_VAR})."
         )
     return scale
 

@@ -185,7 +185,7 @@ from esser_lab.data.modules import FiguresDataModule
 from esser_lab.training.trainer import make_trainer
 from esser_lab.vunet.training import LitVUNet
 
-num_train = profile.pick(tiny=4096, small=50_000, full=200_000)
+num_train = profile.count(tiny=4096, small=50_000, full=200_000)
 data = FiguresDataModule(
     size=config.image_size, batch_size=config.batch_size, num_train=num_train, num_val=512, seed=0
 )

@@ -207,7 +207,7 @@ from esser_lab.part_based import PartBased
 from esser_lab.part_based.training import LitPartBased
 from esser_lab.training.trainer import make_trainer
 
-num_train = profile.pick(tiny=4096, small=50_000, full=200_000)
+num_train = profile.count(tiny=4096, small=50_000, full=200_000)
 data = FiguresDataModule(
     size=config.image_size, batch_size=config.batch_size, num_train=num_train, num_val=256, seed=0
 )

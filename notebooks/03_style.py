@@ -199,7 +199,7 @@ from esser_lab.data.modules import ArtPairsDataModule
 from esser_lab.style_transfer.training import LitStyleTransfer
 from esser_lab.training.trainer import make_trainer
 
-num_train = profile.pick(tiny=4096, small=50_000, full=200_000)
+num_train = profile.count(tiny=4096, small=50_000, full=200_000)
 data = ArtPairsDataModule(size, config.batch_size, num_train=num_train, num_val=64, seed=0)
 
 

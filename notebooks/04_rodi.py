@@ -230,7 +230,7 @@ display(Markdown("\n".join(rows)))
 # %%
 from esser_lab.rodi.training import FigurePairsDataModule, fit_rodi
 
-num_train = profile.pick(tiny=4096, small=50_000, full=200_000)
+num_train = profile.count(tiny=4096, small=50_000, full=200_000)
 data = FigurePairsDataModule(
     config.image_size, config.batch_size, num_train, num_val=64, jitter=jitter, seed=0
 )

@@ -101,7 +101,7 @@ from esser_lab.viz.images import show_grid
 
 config = profile.pick(tiny=IINConfig.tiny(), small=IINConfig.small(), full=IINConfig.paper())
 size = config.image_size
-num_train = profile.pick(tiny=4096, small=50_000, full=200_000)
+num_train = profile.count(tiny=4096, small=50_000, full=200_000)
 train = plain_sprites(num_train, size, generator=generator)
 pairs = factor_pairs(num_train, size, generator=generator)
 test = plain_sprites(1024, size, generator=torch.Generator().manual_seed(12345))

@@ -91,7 +91,7 @@ from esser_lab.net2net.data import captioned_sprites, recolour
 from esser_lab.viz.images import show_grid
 
 size = 16
-num_train = profile.pick(tiny=6000, small=50_000, full=50_000)
+num_train = profile.count(tiny=6000, small=50_000, full=50_000)
 train = captioned_sprites(num_train, size, generator=torch.Generator().manual_seed(1))
 test = captioned_sprites(1000, size, generator=torch.Generator().manual_seed(2))
 fig = show_grid([list(train.image[:8])], column_titles=[c[2:] for c in train.caption[:8]])

@@ -97,7 +97,7 @@ config = profile.pick(
     tiny=InvariancesConfig.tiny(), small=InvariancesConfig.small(), full=InvariancesConfig.paper()
 )
 size = config.image_size
-num_train = profile.pick(tiny=4096, small=50_000, full=50_000)
+num_train = profile.count(tiny=4096, small=50_000, full=50_000)
 train = shape_sprites(num_train, size, generator=torch.Generator().manual_seed(0))
 biased = shape_sprites(num_train, size, generator=torch.Generator().manual_seed(1), biased=True)
 test = shape_sprites(1024, size, generator=torch.Generator().manual_seed(2))

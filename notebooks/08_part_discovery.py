@@ -182,7 +182,7 @@ display(Markdown("\n".join(rows)))
 from esser_lab.part_discovery.training import LitPartDiscovery, PartPairsDataModule
 from esser_lab.training.trainer import make_trainer
 
-num_train = profile.pick(tiny=4096, small=50_000, full=200_000)
+num_train = profile.count(tiny=4096, small=50_000, full=200_000)
 data = PartPairsDataModule(config.image_size, config.batch_size, num_train, num_val=64, seed=0)
 seed_everything(profile.seed)
 system = LitPartDiscovery(config)

@@ -106,7 +106,7 @@ config = profile.pick(tiny=DataBiasConfig.tiny(), small=DataBiasConfig.small(), 
 if config is None:
     raise RuntimeError("full scale needs the real face data sets: see 'Full scale' below")
 names = [d.name for d in DOMAINS]
-num_per_domain = profile.pick(tiny=2048, small=20_000, full=0)
+num_per_domain = profile.count(tiny=2048, small=20_000, full=0)
 labels = torch.arange(len(DOMAINS)).repeat_interleave(num_per_domain)
 train = sample_domains(labels, config.image_size, generator=torch.Generator().manual_seed(1))
 fig = show_grid(
@@ -252,7 +252,7 @@ fig.tight_layout()
 # row, and positions that stay where they were.
 
 # %%
-num_test = profile.pick(tiny=1536, small=4096, full=0)
+num_test = profile.count(tiny=1536, small=4096, full=0)
 test = sample_domains(
     torch.zeros(num_test, dtype=torch.long),
     config.image_size,

@@ -20,9 +20,9 @@ time; data sets and checkpoints come from ``data/`` or are generated.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
+import sys
 from pathlib import Path
 
 # The unit tests run many tiny torch ops; one intra-op thread is faster than two fighting over a
@@ -114,58 +114,18 @@ def pytest_configure(config: pytest.Config) -> None:
 # No network during unit tests
 # --------------------------------------------------------------------------------------------
 
-_LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback", ""}
+sys.path.insert(0, str(Path(__file__).resolve().parent / "offline"))
+import esser_offline  # noqa: E402  (the one implementation, shared with the kernels' start-up hook)
 
-
-def _is_local_address(address) -> bool:
-    """True for unix sockets and loopback (or unspecified) IP addresses; never resolves a name."""
-    if not isinstance(address, tuple):  # AF_UNIX: a path (str/bytes); abstract names too
-        return True
-    host = address[0]
-    if isinstance(host, bytes):
-        host = host.decode("ascii", "replace")
-    host = str(host).strip().lower()
-    if host in _LOCAL_NAMES:
-        return True
-    try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])  # drop an IPv6 zone id
-    except ValueError:
-        return False  # a host name other than localhost: resolving it would use the network
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback or ip.is_unspecified
-
-
-def _refuse(address) -> RuntimeError:
-    return RuntimeError(
-        f"network access during tests: connection to {address!r} refused by tests/conftest.py "
-        "(unit tests must not download; put files under data/ or generate them)"
-    )
+_is_local_address = esser_offline.is_local_address
 
 
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Refuse every connection that is not loopback or a unix socket (autouse, tests/ only)."""
-    real_connect = socket.socket.connect
-    real_connect_ex = socket.socket.connect_ex
-    real_create_connection = socket.create_connection
-
-    def connect(self, address):
-        if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_local_address(address):
-            raise _refuse(address)
-        return real_connect(self, address)
-
-    def connect_ex(self, address):
-        if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_local_address(address):
-            raise _refuse(address)
-        return real_connect_ex(self, address)
-
-    def create_connection(address, *args, **kwargs):
-        # Checked before the name is resolved: a DNS query is network access too.
-        if not _is_local_address(address):
-            raise _refuse(address)
-        return real_create_connection(address, *args, **kwargs)
-
+    patches = esser_offline.guarded("tests/conftest.py")
+    connect, connect_ex = patches["connect"], patches["connect_ex"]
+    create_connection = patches["create_connection"]
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
     monkeypatch.setattr(socket, "create_connection", create_connection)

@@ -112,6 +112,7 @@ def test_toc_lists_existing_files_and_every_chapter() -> None:
 def test_nbval_runs_a_jupytext_notebook(tmp_path: Path) -> None:
     (tmp_path / "notebooks").mkdir()
     shutil.copy(Path(__file__).with_name("conftest.py"), tmp_path / "conftest.py")
+    shutil.copytree(Path(__file__).with_name("offline"), tmp_path / "offline")
     (tmp_path / "notebooks" / "99_probe.py").write_text(
         HEADER
         + textwrap.dedent(
@@ -156,13 +157,13 @@ def test_nbval_runs_a_jupytext_notebook(tmp_path: Path) -> None:
 
 def test_network_guard_refuses_remote_connections() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        with pytest.raises(RuntimeError, match="network access during tests"):
+        with pytest.raises(RuntimeError, match="network access refused"):
             sock.connect(("93.184.216.34", 80))
-        with pytest.raises(RuntimeError, match="network access during tests"):
+        with pytest.raises(RuntimeError, match="network access refused"):
             sock.connect_ex(("93.184.216.34", 80))
-    with pytest.raises(RuntimeError, match="network access during tests"):
+    with pytest.raises(RuntimeError, match="network access refused"):
         socket.create_connection(("example.com", 80), timeout=1)  # refused before any DNS query
-    with pytest.raises(RuntimeError, match="network access during tests"):
+    with pytest.raises(RuntimeError, match="network access refused"):
         urllib.request.urlopen("http://93.184.216.34/", timeout=1)
 
 
@@ -212,3 +213,18 @@ def test_network_guard_lets_loopback_and_unix_sockets_through(tmp_path: Path) ->
 )
 def test_local_address_classification(address, local: bool) -> None:
     assert _is_local_address(address) is local
+
+
+def test_offline_start_up_hook_blocks_child_processes() -> None:
+    """Kernels and their children (started with tests/offline on PYTHONPATH) refuse the network."""
+    offline = Path(__file__).resolve().parent / "offline"
+    code = (
+        "import socket\n"
+        "try:\n"
+        "    socket.create_connection(('192.0.2.1', 80), timeout=0.1)\n"
+        "except RuntimeError as error:\n"
+        "    print('refused:', error)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(offline), "ESSER_LAB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert "refused: network access refused" in out.stdout, out.stdout + out.stderr

@@ -44,6 +44,10 @@ SETTINGS = (
     "ESSER_LAB_BUDGET",
     "ESSER_LAB_THREADS",
     "ESSER_LAB_DEVICES",
+    "ESSER_LAB_DEVICE",
+    "ESSER_LAB_MAX_STEPS",
+    "ESSER_LAB_MAX_SAMPLES",
+    "ESSER_LAB_PRETRAINED",
 )
 CELL_TIMEOUT_S = 600  # as execute.timeout in _config.yml
 
@@ -138,12 +142,11 @@ def run_one(path: Path, executed: Path) -> int:
     return 0
 
 
-def execute(paths: list[Path], jobs: int, cache: Path) -> int:
+def execute(paths: list[Path], jobs: int, cache: Path | None, outputs: Path | None = None) -> int:
+    """Run ``paths`` ``jobs`` at a time; store them in ``cache`` (None: only write ``outputs``)."""
     import nbformat
-    from jupyter_cache import get_cache
-    from jupyter_cache.base import CacheBundleIn
 
-    outputs = ROOT / "_build" / "executed"
+    outputs = outputs or ROOT / "_build" / "executed"
     started = time.time()
     sources = stamp()
 
@@ -159,6 +162,15 @@ def execute(paths: list[Path], jobs: int, cache: Path) -> int:
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         results = list(pool.map(one, paths))
+    failed = [p.stem for p, status, _ in results if status != 0]
+    if cache is None:  # a smoke pass (e.g. `make chapters-small`): nothing goes to the book
+        print(f"{len(paths) - len(failed)} of {len(paths)} chapters executed into {outputs}")
+        if failed:
+            print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1 if failed else 0
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
     store = get_cache(str(cache))
     for path, status, seconds in results:
         if status != 0:
@@ -179,7 +191,6 @@ def execute(paths: list[Path], jobs: int, cache: Path) -> int:
             overwrite=True,
         )
         assert store.match_cache_notebook(read_chapter(path)).pk == record.pk  # myst-nb's key
-    failed = [p.stem for p, status, _ in results if status != 0]
     if stamp() != sources:
         print("the sources changed while the chapters ran: the cache is left unstamped")
     elif not failed:
@@ -200,14 +211,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--check", action="store_true", help="only empty a stale cache")
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run without touching the book's cache (a smoke pass, e.g. small on the CPU)",
+    )
+    parser.add_argument("--outputs", type=Path, help="where executed notebooks go")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     if args.check:
         check(args.cache)
         return 0
+    if args.no_cache:
+        return execute(chapters(args.chapters), args.jobs, None, args.outputs)
     check(args.cache)  # never mix fresh results with results of other sources
-    return execute(chapters(args.chapters), args.jobs, args.cache)
+    return execute(chapters(args.chapters), args.jobs, args.cache, args.outputs)
 
 
 if __name__ == "__main__":

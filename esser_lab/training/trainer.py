@@ -109,6 +109,7 @@ def make_trainer(
         raise ValueError(f"accelerator must be 'cpu' or 'gpu', got {accelerator!r}")
     if max_steps < 1:
         raise ValueError(f"max_steps must be ≥ 1, got {max_steps}")
+    max_steps = scale.steps(max_steps)  # ESSER_LAB_MAX_STEPS: a capped smoke run
     # validation is off (limit_val_batches=0): Lightning's warning that a datamodule offers a
     # val_dataloader the system does not use is noise, printed to stderr on the book's pages
     warnings.filterwarnings("ignore", message=r".*val_dataloader.*no `validation_step`.*")

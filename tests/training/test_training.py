@@ -35,6 +35,52 @@ def test_current_reads_the_environment(monkeypatch):
             scales.current()
 
 
+def test_small_on_the_cpu_with_caps(monkeypatch):
+    """CI's small pass: small sizes on the CPU in fp32, steps and set sizes capped, stand-ins."""
+    for var in (scales.DEVICE_ENV_VAR, scales.MAX_STEPS_ENV_VAR, scales.MAX_SAMPLES_ENV_VAR):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv(scales.PRETRAINED_ENV_VAR, raising=False)
+    plain = scales.profile("small")
+    assert not plain.capped and plain.steps(500) == 500 and plain.pretrained == "published"
+    assert scales.profile("tiny").pretrained == "stand-in" and plain.device == "cuda"
+    monkeypatch.setenv(scales.DEVICE_ENV_VAR, "cpu")
+    monkeypatch.setenv(scales.MAX_STEPS_ENV_VAR, "3")
+    monkeypatch.setenv(scales.MAX_SAMPLES_ENV_VAR, "256")
+    monkeypatch.setenv(scales.PRETRAINED_ENV_VAR, "stand-in")
+    monkeypatch.setenv(scales.ENV_VAR, "small")
+    small = scales.current()  # no GPU needed
+    assert (small.name, small.accelerator, small.precision, small.device) == (
+        "small",
+        "cpu",
+        "32-true",
+        "cpu",
+    )
+    assert small.steps(500) == 3 and small.steps(2) == 2 and small.capped
+    assert small.count(tiny=10, small=50_000, full=9) == 256 and small.count(1, 100, 9) == 100
+    assert small.pretrained == "stand-in"
+    assert "steps capped at 3" in small.describe() and "stand-ins" in small.describe()
+    from esser_lab.training.trainer import make_trainer
+
+    assert make_trainer(small, 1000).max_steps == 3
+    monkeypatch.setenv(scales.DEVICE_ENV_VAR, "tpu")
+    with pytest.raises(ValueError, match="ESSER_LAB_DEVICE must be cpu or gpu"):
+        scales.profile("small")
+    monkeypatch.setenv(scales.DEVICE_ENV_VAR, "gpu")
+    with pytest.raises(ValueError, match="tiny runs on the CPU"):
+        scales.profile("tiny")
+    monkeypatch.delenv(scales.DEVICE_ENV_VAR)
+    monkeypatch.setenv(scales.PRETRAINED_ENV_VAR, "published")
+    with pytest.raises(ValueError, match="tiny never downloads"):
+        scales.profile("tiny")
+    monkeypatch.setenv(scales.PRETRAINED_ENV_VAR, "yes")
+    with pytest.raises(ValueError, match="ESSER_LAB_PRETRAINED must be one of"):
+        scales.profile("small")
+    monkeypatch.delenv(scales.PRETRAINED_ENV_VAR)
+    monkeypatch.setenv(scales.MAX_STEPS_ENV_VAR, "0")
+    with pytest.raises(ValueError, match="ESSER_LAB_MAX_STEPS must be a positive integer"):
+        scales.profile("small")
+
+
 def test_thread_override(monkeypatch):
     monkeypatch.setenv(scales.THREADS_ENV_VAR, "2")
     assert scales.profile("tiny").num_threads == 2
