@@ -5,8 +5,9 @@ Two processes are forked once per module, with the environment a launcher (``tor
 system for ``STEPS`` steps on its half of the same global batches and saves its final state.
 The tests then check:
 
-* the replicas hold identical parameters and buffers (bitwise: DDP averages the gradients, and
-  every scalar that steers training is averaged over the ranks);
+* the replicas hold identical parameters and buffers, bitwise (DDP averages the gradients, and
+  every scalar that steers training is averaged over the ranks); BatchNorm's running statistics
+  are the exception, each rank keeping its own last update;
 * data-dependent initialisations (ActNorm, the VUNet's weight-normalised layers) agree across
   ranks and equal one process's on the whole global batch;
 * systems without in-batch coupling train as one process on the doubled batch does, within float
