@@ -120,10 +120,9 @@ def check_finite(x: Tensor, name: str, *, training: bool | None = None) -> None:
     """A ``ValueError`` if ``x`` holds NaN or ±inf, where the policy allows the check."""
     if not finite_check_enabled(x, training):
         return
-    bad = ~torch.isfinite(x)
-    if bad.any():
-        n_nan = int(torch.isnan(x).sum())
+    if not torch.isfinite(x).all():
+        n_bad, n_nan = int((~torch.isfinite(x)).sum()), int(torch.isnan(x).sum())
         raise ValueError(
-            f"{name} must be finite, got {int(bad.sum())} non-finite values ({n_nan} NaN) "
+            f"{name} must be finite, got {n_bad} non-finite values ({n_nan} NaN) "
             f"in a tensor of shape {tuple(x.shape)}"
         )
