@@ -5,7 +5,10 @@ seeds ``2 * seed`` and ``2 * seed + 1`` (so no two streams ever share a seed), a
 batches by slicing the pre-generated tensors: a :class:`BatchIndexSampler` yields one index tensor
 per batch and ``DataLoader(batch_size=None)`` passes it straight to :class:`TensorBatches`, so there
 is no per-item collate cost. The train order is reshuffled every epoch from ``seed + epoch``
-(Lightning calls ``set_epoch``), so a run is reproducible from its seed. Batches are dicts:
+(Lightning calls ``set_epoch``), so a run is reproducible from its seed. The train loader is a
+:class:`BatchLoader`, whose position (data epoch, batches served) Lightning saves in its
+checkpoints, so a resumed run continues with the batch the uninterrupted run would have drawn
+(see :mod:`esser_lab.training.resume`). Batches are dicts:
 ``Figures.to_dict()`` keys for figures, ``Sprites.to_dict()`` keys for sprites (with ``caption`` a
 list of strings). ``test_dataloader`` serves the val set.
 
@@ -30,6 +33,8 @@ from esser_lab.data.folder import ImageFolder
 __all__ = [
     "ArtPairsDataModule",
     "BatchIndexSampler",
+    "BatchLoader",
+    "batch_loader",
     "FiguresDataModule",
     "ImageFolderDataModule",
     "SpritesDataModule",
@@ -74,6 +79,12 @@ class BatchIndexSampler(Sampler[Tensor]):
     The shuffled order of epoch ``e`` is ``torch.randperm`` under a generator seeded with
     ``seed + e``. ``set_epoch`` (called by Lightning) sets ``e``; each finished pass also advances
     it, so iterating by hand gives a new order every pass too.
+
+    Stateful: ``state_dict()`` is where the next batch comes from (``{"epoch": e, "position":
+    k}``: batch ``k`` of epoch ``e``; ``k = 0`` once an epoch is used up) and
+    ``load_state_dict()`` makes the next pass start there, whatever ``set_epoch`` says after it.
+    The position counts the batches handed out, so it is exact when the loader has no worker
+    processes (which read ahead), as in every loader of this package.
     """
 
     def __init__(self, num_items: int, batch_size: int, *, shuffle: bool, seed: int = 0) -> None:
@@ -82,6 +93,8 @@ class BatchIndexSampler(Sampler[Tensor]):
         self.shuffle = shuffle
         self.seed = _check_seed(seed)
         self.epoch = 0
+        self._served: tuple[int, int] | None = None  # (epoch, batches of it handed out)
+        self._resume: tuple[int, int] | None = None  # where the next pass starts (a resume)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -89,14 +102,113 @@ class BatchIndexSampler(Sampler[Tensor]):
     def __len__(self) -> int:
         return -(-self.num_items // self.batch_size)
 
+    @property
+    def resuming_mid_epoch(self) -> bool:
+        """Whether the next pass continues an epoch (restored with ``load_state_dict``)."""
+        return self._resume is not None and self._resume[1] > 0
+
     def __iter__(self) -> Iterator[Tensor]:
+        epoch, start = (self.epoch, 0) if self._resume is None else self._resume
+        self._resume = None
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            generator = torch.Generator().manual_seed(self.seed + epoch)
             order = torch.randperm(self.num_items, generator=generator)
         else:
             order = torch.arange(self.num_items)
-        self.epoch += 1
-        yield from order.split(self.batch_size)
+        self.epoch = epoch + 1
+        batches = order.split(self.batch_size)
+        self._served = (epoch, start)
+        for position in range(start, len(batches)):
+            self._served = (epoch, position + 1)
+            yield batches[position]
+
+    def state_dict(self) -> dict[str, int | bool]:
+        """Where the next batch comes from, and what the sampler serves (checked on load)."""
+        if self._resume is not None:
+            epoch, position = self._resume
+        elif self._served is None:
+            epoch, position = self.epoch, 0
+        else:
+            epoch, position = self._served
+            if position >= len(self):
+                epoch, position = epoch + 1, 0
+        return {
+            "epoch": epoch,
+            "position": position,
+            "num_items": self.num_items,
+            "batch_size": self.batch_size,
+            "shuffle": self.shuffle,
+            "seed": self.seed,
+        }
+
+    def load_state_dict(self, state: dict[str, int | bool]) -> None:
+        """Start the next pass at ``state``'s position; the sampler must serve the same data."""
+        mine = self.state_dict()
+        different = {
+            key: (state.get(key), mine[key])
+            for key in ("num_items", "batch_size", "shuffle", "seed")
+            if state.get(key) != mine[key]
+        }
+        if different:
+            pairs = ", ".join(f"{key} {a!r} vs {b!r}" for key, (a, b) in different.items())
+            raise ValueError(f"the saved sampler served other batches than this one: {pairs}")
+        epoch, position = state.get("epoch"), state.get("position")
+        for name, value in (("epoch", epoch), ("position", position)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"a sampler state's {name} must be an int ≥ 0, got {value!r}")
+        if position >= len(self):
+            raise ValueError(f"a sampler state's position must be < {len(self)}, got {position}")
+        self._resume = (epoch, position)
+        self.epoch = epoch
+
+
+class BatchLoader(DataLoader):
+    """``DataLoader(dataset, sampler=sampler, batch_size=None)`` that Lightning can resume.
+
+    Lightning saves ``state_dict()`` (the :class:`BatchIndexSampler`'s position) in its
+    checkpoints and calls ``load_state_dict()`` before it iterates on resume. Creating a
+    DataLoader iterator draws a seed from the global torch generator; a run that never stopped
+    draws it at an epoch's start only, so a pass that continues an epoch leaves the global random
+    state as it found it. When Lightning swaps the sampler for its distributed wrapper (DDP), the
+    loader has no position of its own to save (``state_dict()`` is empty).
+    """
+
+    def __init__(self, dataset: Dataset, sampler: Sampler, **kwargs: Any) -> None:
+        kwargs.setdefault("batch_size", None)
+        super().__init__(dataset, sampler=sampler, **kwargs)
+
+    def __iter__(self):  # noqa: ANN204
+        if not getattr(self.sampler, "resuming_mid_epoch", False):
+            return super().__iter__()
+        state = torch.get_rng_state()
+        iterator = super().__iter__()
+        torch.set_rng_state(state)
+        return iterator
+
+    def state_dict(self) -> dict[str, Any]:
+        if not isinstance(self.sampler, BatchIndexSampler):
+            return {}
+        return {"esser_lab.batches": 1, **self.sampler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        if not isinstance(self.sampler, BatchIndexSampler):
+            raise ValueError(
+                "the checkpoint holds a batch sampler's position but this loader's sampler is a "
+                f"{type(self.sampler).__name__}, not a BatchIndexSampler"
+            )
+        self.sampler.load_state_dict({k: v for k, v in state.items() if k != "esser_lab.batches"})
+
+
+def batch_loader(
+    fields: dict[str, Any] | Dataset, batch_size: int, *, shuffle: bool, seed: int = 0
+) -> BatchLoader:
+    """Whole batches of ``fields`` (a dict of equal-length tensors/lists, or a
+    :class:`TensorBatches`), reshuffled every epoch from ``seed``: a resumable loader."""
+    dataset = fields if isinstance(fields, Dataset) else TensorBatches(fields)
+    sampler = BatchIndexSampler(len(dataset), batch_size, shuffle=shuffle, seed=seed)
+    return BatchLoader(dataset, sampler)
 
 
 class _ProceduralDataModule(L.LightningDataModule):
@@ -125,8 +237,7 @@ class _ProceduralDataModule(L.LightningDataModule):
     def _loader(self, dataset: TensorBatches | None, shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"call {type(self).__name__}.setup() before asking for data")
-        sampler = BatchIndexSampler(len(dataset), self.batch_size, shuffle=shuffle, seed=self.seed)
-        return DataLoader(dataset, sampler=sampler, batch_size=None)
+        return batch_loader(dataset, self.batch_size, shuffle=shuffle, seed=self.seed)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)

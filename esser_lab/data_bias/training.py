@@ -4,22 +4,24 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-import lightning as L
 import torch
 from torch import Tensor
 
 from esser_lab.data_bias.method import data_bias_loss
 from esser_lab.data_bias.model import DataBiasConfig, DataBiasModel
 from esser_lab.nn.autoencoder import DenseAutoencoder
+from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now
 
 __all__ = ["LitDataBias"]
 
 
-class LitDataBias(L.LightningModule):
+class LitDataBias(ResumableModule):
     """One step: the conditional NLL (B1) of a batch ``{"image", "domain"}``, one Adam step on
     the flow (Adam with β = (0.5, 0.9) and amsgrad, as ``Net2NetFlow``). ``history`` keeps one
     dict of scalars per step for the chapter's plots."""
+
+    resume_attributes = ("history",)
 
     def __init__(self, config: DataBiasConfig, autoencoder: DenseAutoencoder | None = None) -> None:
         super().__init__()

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
 
-from esser_lab.data.modules import BatchIndexSampler, TensorBatches
+from esser_lab.data.modules import BatchLoader, batch_loader
 from esser_lab.iin.method import factor_nll_loss, nll_loss
 from esser_lab.iin.model import FactorTransformer, IINConfig
 from esser_lab.nn.autoencoder import DenseAutoencoder, DiagonalGaussian
+from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now
 
 #: The first stage's KL weight at the paper's scale: ``LossPND``'s default
@@ -36,13 +35,15 @@ def encode_posteriors(first_stage: DenseAutoencoder, images: Tensor, chunk: int 
     return torch.cat(parts)
 
 
-class LitIIN(L.LightningModule):
+class LitIIN(ResumableModule):
     """The system: a ``FactorTransformer`` on samples of a frozen first stage's posterior.
 
     ``history`` keeps one dict of scalars per step for the chapter's plots. The learning rate is
     ``config.learning_rate``, linearly decayed to zero between ``decay_start`` and ``num_steps``
     (the code's ``get_decay_factor``).
     """
+
+    resume_attributes = ("history",)
 
     def __init__(self, config: IINConfig) -> None:
         super().__init__()
@@ -93,8 +94,6 @@ class LitIIN(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
-def batches(fields: dict[str, Tensor], batch_size: int, seed: int = 0) -> DataLoader:
+def batches(fields: dict[str, Tensor], batch_size: int, seed: int = 0) -> BatchLoader:
     """Whole batches of pre-computed tensors, reshuffled every epoch from ``seed``."""
-    n = len(next(iter(fields.values())))
-    sampler = BatchIndexSampler(n, batch_size, shuffle=True, seed=seed)
-    return DataLoader(TensorBatches(fields), sampler=sampler, batch_size=None)
+    return batch_loader(fields, batch_size, shuffle=True, seed=seed)

@@ -9,16 +9,15 @@ re-encodes each batch under ``torch.no_grad``; the numbers are the same, the toy
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
 
-from esser_lab.data.modules import BatchIndexSampler, TensorBatches
+from esser_lab.data.modules import batch_loader
 from esser_lab.invariances.method import invariance_nll
 from esser_lab.invariances.model import ConditionalTransformer, Greybox, InvariancesConfig
 from esser_lab.nn.autoencoder import DenseAutoencoder
 from esser_lab.scale import Scale
+from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now, make_trainer
 
 
@@ -38,8 +37,10 @@ def encode_experts(
     return {"phi": torch.cat(phi), "z_mean": torch.cat(mean), "z_logvar": torch.cat(logvar)}
 
 
-class LitInvariances(L.LightningModule):
+class LitInvariances(ResumableModule):
     """(I2) on batches ``{"phi", "z_mean", "z_logvar"}`` from :func:`encode_experts`."""
+
+    resume_attributes = ("history",)
 
     def __init__(self, config: InvariancesConfig) -> None:
         super().__init__()
@@ -82,8 +83,7 @@ def fit_invariances(
         )
     torch.manual_seed(seed)
     system = LitInvariances(config)
-    sampler = BatchIndexSampler(len(experts["phi"]), config.batch_size, shuffle=True, seed=seed)
-    loader = DataLoader(TensorBatches(experts), sampler=sampler, batch_size=None)
+    loader = batch_loader(experts, config.batch_size, shuffle=True, seed=seed)
     trainer = make_trainer(
         scale, config.num_steps, progress_every=progress_every, progress_keys=("loss", "nll")
     )

@@ -12,21 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
 
-from esser_lab.data.modules import BatchIndexSampler, TensorBatches
+from esser_lab.data.modules import TensorBatches, batch_loader
 from esser_lab.net2net.method import conditional_nll, regression_loss
 from esser_lab.net2net.model import Net2Net, RegressionBaseline
 from esser_lab.scale import Scale
+from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now, make_trainer
 
 __all__ = ["LitNet2Net", "LitRegressionBaseline", "fit"]
 
 
-class _System(L.LightningModule):
+class _System(ResumableModule):
+    resume_attributes = ("history",)
+
     def __init__(self, net2net: Net2Net, devices: int = 1) -> None:
         super().__init__()
         self.net2net = net2net
@@ -105,8 +106,7 @@ def fit(
     torch.manual_seed(seed)
     batch_size = system.net2net.config.batch_size
     data = TensorBatches({k: v if isinstance(v, Tensor) else list(v) for k, v in fields.items()})
-    sampler = BatchIndexSampler(len(data), batch_size, shuffle=True, seed=seed)
-    loader = DataLoader(data, sampler=sampler, batch_size=None)
+    loader = batch_loader(data, batch_size, shuffle=True, seed=seed)
     trainer = make_trainer(scale, steps, progress_every=progress_every, progress_keys=("loss",))
     trainer.fit(system, loader)
     return system.eval()

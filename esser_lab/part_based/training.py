@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-import lightning as L
 import torch
 
 from esser_lab.part_based.method import part_based_loss
 from esser_lab.part_based.model import PartBased, PartBasedConfig
+from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now
 
 
-class LitPartBased(L.LightningModule):
+class LitPartBased(ResumableModule):
     """Wires the model to Adam(lr) as the official code does (no schedule, default betas).
 
     Batches are dicts with ``image (b, 3, h, w)`` in [-1, 1]; nothing else is used (the method is
     unsupervised). The random spatial and colour transforms are drawn from a generator seeded
     with ``seed``, on the batch's device, so a run is repeatable from its seed.
     """
+
+    resume_generators = ("generator",)
 
     def __init__(self, config: PartBasedConfig, seed: int = 0) -> None:
         super().__init__()

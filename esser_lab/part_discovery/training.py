@@ -6,7 +6,6 @@ import math
 from dataclasses import asdict
 from typing import Any
 
-import lightning as L
 import torch
 
 from esser_lab.data import figures
@@ -15,6 +14,7 @@ from esser_lab.nn.distributed import mean_over_ranks
 from esser_lab.part_discovery.method import lor_update, part_discovery_loss
 from esser_lab.part_discovery.model import Critic, PartDiscovery, PartDiscoveryConfig
 from esser_lab.rodi.method import constraint_penalty, critic_loss, dual_update, shuffle_pairs
+from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now
 
 
@@ -26,7 +26,7 @@ class PartPairsDataModule(_ProceduralDataModule):
         return {"view0": view0.image, "view1": view1.image}
 
 
-class LitPartDiscovery(L.LightningModule):
+class LitPartDiscovery(ResumableModule):
     """Trains ``PartDiscovery`` on (P1)–(P6), plus (P7)–(P8) when ``config.mi_constraint``.
 
     Each step: one Adam step of the model; with the MI constraint also one step of each critic
@@ -37,6 +37,8 @@ class LitPartDiscovery(L.LightningModule):
     # official code: a third critic (``mi_estimator``) is trained for logging only; T₁'s
     # reading plays that role here. The α the critics see is the α-encoder on the whole view.
     """
+
+    resume_attributes = ("history",)
 
     def __init__(self, config: PartDiscoveryConfig, perceptual: torch.nn.Module | None = None):
         super().__init__()

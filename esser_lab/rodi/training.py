@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-import lightning as L
 import torch
 
 from esser_lab.data.modules import _ProceduralDataModule
@@ -23,6 +22,7 @@ from esser_lab.rodi.method import (
 from esser_lab.rodi.model import MIEstimator, RoDi, RoDiConfig
 from esser_lab.scale import Scale
 from esser_lab.training import seed_everything
+from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now, make_trainer
 
 
@@ -66,7 +66,7 @@ def fit_rodi(
     return system.eval()
 
 
-class LitRoDi(L.LightningModule):
+class LitRoDi(ResumableModule):
     """Trains RoDi (``objective="rodi"``), the ``MIMin`` ablation (``"mimin"``: γ fixed, MI
     constraint) or the fixed-γ baseline (``objective="fixed"``).
 
@@ -81,6 +81,8 @@ class LitRoDi(L.LightningModule):
     # that role here. The official estimators step *before* the model's backward pass, which
     # modifies weights the pending backward still needs; we step the model first.
     """
+
+    resume_attributes = ("history",)
 
     def __init__(self, config: RoDiConfig) -> None:
         super().__init__()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-import lightning as L
 import torch
 
 from esser_lab.nn.distributed import mean_over_ranks
@@ -17,10 +16,11 @@ from esser_lab.style_transfer.method import (
     update_success_rate,
 )
 from esser_lab.style_transfer.model import StyleTransferConfig, StyleTransferModel
+from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now
 
 
-class LitStyleTransfer(L.LightningModule):
+class LitStyleTransfer(ResumableModule):
     """Two Adam optimisers (lr, β = (β₁, 0.999)); one player steps per batch.
 
     As in the official ``model.py``: the generator steps while the running discriminator success
@@ -28,6 +28,8 @@ class LitStyleTransfer(L.LightningModule):
     side runs away. A negative rate makes both step on every batch (the code's ``dsr < 0``
     branch). Batches are dicts with the keys of :class:`StyleBatch`.
     """
+
+    resume_attributes = ("success_rate", "generator_steps", "discriminator_steps")
 
     def __init__(self, config: StyleTransferConfig) -> None:
         super().__init__()

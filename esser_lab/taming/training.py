@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-import lightning as L
 import torch
 from torch import Tensor, nn
 
 from esser_lab.losses.adversarial import NLayerDiscriminator
 from esser_lab.taming.method import autoencoder_loss, discriminator_loss
 from esser_lab.taming.model import VQGANConfig, VQModel
+from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now
 
 __all__ = ["LitVQGAN"]
 
 
-class LitVQGAN(L.LightningModule):
+class LitVQGAN(ResumableModule):
     """Trains ``VQModel`` against a PatchGAN (and a perceptual distance, when given).
 
     Each batch: (1) the autoencoder step on the objective's min side (``autoencoder_loss``), with
@@ -33,6 +33,8 @@ class LitVQGAN(L.LightningModule):
     # optimizer; here once, the discriminator step reusing x̂ detached. Before ``disc_start`` the
     # discriminator step is skipped (the official one steps Adam on a loss × 0: no weight change).
     """
+
+    resume_attributes = ("history",)
 
     def __init__(self, config: VQGANConfig, perceptual: nn.Module | None = None) -> None:
         super().__init__()

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-import lightning as L
 import torch
 from torch import Tensor
 
 from esser_lab.nn.transformer import configure_gpt_optimizer
 from esser_lab.taming.transformer import TamingTransformer, next_token_loss
+from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now
 
 __all__ = ["LitTamingTransformer"]
 
 
-class LitTamingTransformer(L.LightningModule):
+class LitTamingTransformer(ResumableModule):
     """Trains ``model.transformer`` (the official ``Net2NetTransformer`` training step).
 
     A batch is a dict with either ``"image"`` (b, c, H, W) in [−1, 1], encoded by the frozen
@@ -29,6 +29,8 @@ class LitTamingTransformer(L.LightningModule):
     weight decay ``config.weight_decay`` on Linear weights only; learning rate
     ``config.learning_rate()`` unless given. ``history`` keeps the loss of every step.
     """
+
+    resume_attributes = ("history",)
 
     def __init__(self, model: TamingTransformer, learning_rate: float | None = None) -> None:
         super().__init__()

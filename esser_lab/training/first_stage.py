@@ -9,14 +9,13 @@ images through :func:`esser_lab.training.trainer.make_trainer` and returns it fr
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
 
-from esser_lab.data.modules import BatchIndexSampler, TensorBatches
+from esser_lab.data.modules import batch_loader
 from esser_lab.nn.autoencoder import DenseAutoencoder, autoencoder_loss
 from esser_lab.scale import Scale
+from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now, make_trainer
 
 __all__ = ["LitDenseAutoencoder", "freeze", "train_first_stage"]
@@ -30,8 +29,10 @@ def freeze(model: nn.Module) -> nn.Module:
     return model
 
 
-class LitDenseAutoencoder(L.LightningModule):
+class LitDenseAutoencoder(ResumableModule):
     """The first stage's system: ``autoencoder_loss`` with a learned scalar log-variance."""
+
+    resume_attributes = ("history",)
 
     def __init__(
         self,
@@ -85,8 +86,7 @@ def train_first_stage(
         )
     torch.manual_seed(seed)
     system = LitDenseAutoencoder(autoencoder, learning_rate, kl_weight)
-    sampler = BatchIndexSampler(len(images), batch_size, shuffle=True, seed=seed)
-    loader = DataLoader(TensorBatches({"image": images}), sampler=sampler, batch_size=None)
+    loader = batch_loader({"image": images}, batch_size, shuffle=True, seed=seed)
     trainer = make_trainer(
         scale, steps, progress_every=progress_every, progress_keys=("loss", "rec")
     )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-import lightning as L
 import torch
 from torch import nn
 
+from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now
 from esser_lab.vunet.layers import WNConv2d, data_dependent_init
 from esser_lab.vunet.method import (
@@ -19,7 +19,7 @@ from esser_lab.vunet.method import (
 from esser_lab.vunet.model import VUNet, VUNetConfig
 
 
-class LitVUNet(L.LightningModule):
+class LitVUNet(ResumableModule):
     """Wires the VUNet to Adam(β = (0.5, 0.9)) with the official linear lr decay.
 
     Batches are dicts with ``image (b, 3, h, w)``, ``stickman (b, shape_channels, h, w)`` and
