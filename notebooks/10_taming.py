@@ -263,9 +263,9 @@ display(Markdown("\n".join(rows)))
 # discriminator are 0), so with the same seed the two runs are identical up to that step. We
 # train that shared prefix once, save a checkpoint (`torch.load(weights_only=True)` reads it back),
 # and resume it twice: once with the discriminator switched on, once without. The optimiser
-# state and the step count carry over. Lightning's resume is not bit-exact, though (issue 12 of
-# this book: after a restart at an epoch's end it skips a batch), so a branch is a faithful
-# continuation of the shared prefix, not bit for bit the run that never stopped.
+# states, the step count, the data loader's position, the random state and the history carry over
+# (`esser_lab.training.resume`), so each branch is bit for bit the run that never stopped
+# (`tests/training/test_resume.py` checks this recipe on the CPU).
 
 # %%
 from esser_lab.data.modules import SpritesDataModule
@@ -273,7 +273,7 @@ from esser_lab.training.trainer import make_trainer
 
 
 def items_per_epoch(steps: int, batch_size: int, cap: int) -> int:
-    """A training-set size that makes ``steps`` end an epoch (a resumable checkpoint)."""
+    """A training-set size that makes ``steps`` end an epoch (the prefix is whole epochs)."""
     epochs = 1
     while steps % epochs or steps // epochs * batch_size > cap:
         epochs += 1
@@ -348,7 +348,7 @@ for name, system in systems.items():
         right.plot(steps, [h["d_weight"] for h in system.history], label=name, lw=1)
 for ax, title in ((left, "L1 reconstruction term"), (right, "λ · disc_weight")):
     ax.axvline(config.disc_start, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("step (each branch's history starts where it was resumed)")
+    ax.set_xlabel("step (the branches share the steps before the dotted line)")
     ax.set_title(title)
     ax.legend(fontsize=7)
 fig.tight_layout()
