@@ -196,6 +196,12 @@ def _f(name: str) -> Path:
     return files() / name
 
 
+def _datamodule():
+    from esser_lab.data.modules import ImageFolderDataModule  # imports Lightning: only here
+
+    return ImageFolderDataModule
+
+
 # ---- the table ------------------------------------------------------------------------------
 
 CONFIG_CASES = [
@@ -520,6 +526,12 @@ LOADER_CASES = [
     Case("ImageFolder size", lambda: ImageFolder(files(), 0), ValueError, r"size"),
     Case("ImageFolder extensions", lambda: ImageFolder(files(), 16, extensions=".png"),
          ValueError, r"extensions must be a non-empty tuple of endings, got '\.png'"),
+    Case("ImageFolderDataModule val_fraction",
+         lambda: _datamodule()(files(), 16, 4, val_fraction=1.0), ValueError,
+         r"val_fraction must lie in \(0, 1\), got 1\.0"),
+    Case("ImageFolderDataModule missing folder",
+         lambda: _datamodule()(_f("nowhere"), 16, 4).setup(), FileNotFoundError,
+         r"image folder '.*nowhere' does not exist"),
     Case("load_image not an image", lambda: load_image(_f("not_an_image.png"), 16), ValueError,
          r"cannot read image file '.*not_an_image\.png'"),
 ]  # fmt: skip
