@@ -591,6 +591,29 @@ def test_nan_checks_follow_the_policy(monkeypatch):
         vqmodel()(images(nan=True))
 
 
+@pytest.mark.parametrize(
+    ("device", "training", "env", "reads"),
+    [
+        ("cpu", True, None, True),  # the CPU: always (no host sync to avoid)
+        ("cuda", True, None, False),  # a GPU training step: never (it would be a host sync)
+        ("cuda", False, None, True),  # a GPU outside training (evaluation, sampling): read
+        ("cuda", None, None, True),  # no training flag given: not a training step
+        ("cuda", True, "1", True),  # asked for everywhere
+        ("cpu", False, "0", False),  # turned off everywhere
+        ("meta", False, "1", False),  # meta tensors have no values
+    ],
+)
+def test_the_finite_policy(monkeypatch, device, training, env, reads):
+    from types import SimpleNamespace
+
+    from esser_lab.checks import finite_check_enabled
+
+    if env is not None:
+        monkeypatch.setenv(FINITE_ENV, env)
+    stand_in = SimpleNamespace(device=SimpleNamespace(type=device))  # no CUDA needed
+    assert finite_check_enabled(stand_in, training) is reads
+
+
 def test_the_conventions_page_counts_this_table():
     page = (Path(__file__).parents[1] / "book" / "conventions.md").read_text()
     counts = dict(
