@@ -67,9 +67,7 @@ def _build_autoencoder(config: DataBiasConfig, data: DomainsData, run: Run) -> P
 
 
 def _build_flow(config: DataBiasConfig, data: DomainsData, run: Run) -> Plan:
-    from torch.utils.data import DataLoader
-
-    from esser_lab.data.modules import BatchIndexSampler, TensorBatches
+    from esser_lab.data.modules import BatchIndexSampler, BatchLoader, TensorBatches
     from esser_lab.data_bias.training import LitDataBias
     from esser_lab.training.first_stage_run import load_first_stage
 
@@ -80,7 +78,7 @@ def _build_flow(config: DataBiasConfig, data: DomainsData, run: Run) -> Plan:
     return Plan(
         LitDataBias(config, autoencoder),
         config.num_steps,
-        train_dataloaders=DataLoader(batches, sampler=sampler, batch_size=None),
+        train_dataloaders=BatchLoader(batches, sampler),
         progress_keys=("loss", "nll"),
         data_note=f"{len(batches)} sprites from the three domains",
     )

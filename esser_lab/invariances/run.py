@@ -62,9 +62,7 @@ def _build_autoencoder(config: FirstStageConfig, data: ShapeData, run: Run) -> P
 
 
 def _build_flow(config: InvariancesConfig, data: ShapeData, run: Run) -> Plan:
-    from torch.utils.data import DataLoader
-
-    from esser_lab.data.modules import BatchIndexSampler, TensorBatches
+    from esser_lab.data.modules import BatchIndexSampler, BatchLoader, TensorBatches
     from esser_lab.invariances import Greybox, shape_sprites
     from esser_lab.invariances.data import NUM_SHAPES
     from esser_lab.invariances.training import LitInvariances, encode_experts
@@ -97,7 +95,7 @@ def _build_flow(config: InvariancesConfig, data: ShapeData, run: Run) -> Plan:
     return Plan(
         LitInvariances(config),
         config.num_steps,
-        train_dataloaders=DataLoader(TensorBatches(experts), sampler=sampler, batch_size=None),
+        train_dataloaders=BatchLoader(TensorBatches(experts), sampler),
         progress_keys=("loss", "nll"),
         data_note=f"{data.num_train} random-colour sprites; the {data.classifier} classifier",
     )

@@ -59,9 +59,7 @@ def _build_autoencoder(config: FirstStageConfig, data: CaptionedData, run: Run) 
 
 
 def _build_flow(config: Net2NetConfig, data: CaptionedData, run: Run) -> Plan:
-    from torch.utils.data import DataLoader
-
-    from esser_lab.data.modules import BatchIndexSampler, TensorBatches
+    from esser_lab.data.modules import BatchIndexSampler, BatchLoader, TensorBatches
     from esser_lab.net2net import AutoencoderExpert, Net2Net, WordEmbeddingEncoder
     from esser_lab.net2net.training import LitNet2Net
     from esser_lab.training.first_stage_run import load_first_stage
@@ -79,7 +77,7 @@ def _build_flow(config: Net2NetConfig, data: CaptionedData, run: Run) -> Plan:
     return Plan(
         LitNet2Net(net2net),
         config.num_steps,
-        train_dataloaders=DataLoader(TensorBatches(codes), sampler=sampler, batch_size=None),
+        train_dataloaders=BatchLoader(TensorBatches(codes), sampler),
         data_note=f"codes of {data.num_train} captioned sprites ({len(vocabulary)} words)",
     )
 

@@ -106,10 +106,8 @@ def load_first_stage(path) -> torch.nn.Module:  # noqa: ANN001
 
 
 def _build_transformer(config: TamingTransformerConfig, data: TransformerData, run: Run) -> Plan:
-    from torch.utils.data import DataLoader
-
     from esser_lab.data import sprites
-    from esser_lab.data.modules import BatchIndexSampler, TensorBatches
+    from esser_lab.data.modules import BatchIndexSampler, BatchLoader, TensorBatches
     from esser_lab.taming.transformer import TamingTransformer
     from esser_lab.taming.transformer_training import LitTamingTransformer
 
@@ -139,7 +137,7 @@ def _build_transformer(config: TamingTransformerConfig, data: TransformerData, r
     return Plan(
         LitTamingTransformer(model),
         steps,
-        train_dataloaders=DataLoader(batches, sampler=sampler, batch_size=None),
+        train_dataloaders=BatchLoader(batches, sampler),
         data_note=f"the codes of {data.num_train} sprites, their colour as the class",
     )
 

@@ -15,7 +15,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from esser_lab.config import config_from_dict
-from esser_lab.data.modules import BatchIndexSampler, TensorBatches
+from esser_lab.data.modules import BatchIndexSampler, BatchLoader, TensorBatches
 from esser_lab.nn.autoencoder import DenseAutoencoder
 from esser_lab.training.checkpoint import load_checkpoint, read_checkpoint
 from esser_lab.training.first_stage import LitDenseAutoencoder, freeze
@@ -61,7 +61,7 @@ class FirstStageConfig:
 def image_batches(images: Tensor, batch_size: int, seed: int = 0) -> DataLoader:
     """Shuffled whole batches ``{"image"}`` of ``images``, as ``train_first_stage`` draws them."""
     sampler = BatchIndexSampler(len(images), batch_size, shuffle=True, seed=seed)
-    return DataLoader(TensorBatches({"image": images}), sampler=sampler, batch_size=None)
+    return BatchLoader(TensorBatches({"image": images}), sampler)
 
 
 def first_stage_plan(config: FirstStageConfig, images: Tensor, seed: int = 0):  # noqa: ANN201
