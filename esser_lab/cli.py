@@ -354,6 +354,9 @@ def _fit_parser(
         help="auto: TensorBoard when installed, else CSV",
     )
     run.add_argument(
+        "--log_every_n_steps", type=int, default=50, metavar="STEPS", help="default: 50"
+    )
+    run.add_argument(
         "--checkpoint_every", type=int, default=1000, metavar="STEPS", help="default: 1000"
     )
     for prefix, config in (("model", model), ("data", data)):
@@ -435,7 +438,7 @@ def parse(argv: list[str]) -> Invocation:
         data_settings = build_config(groups["data"], values["data"])
     except ConfigError as error:
         parser.error(str(error))
-    for name in ("max_steps", "devices", "num_nodes", "checkpoint_every"):
+    for name in ("max_steps", "devices", "num_nodes", "checkpoint_every", "log_every_n_steps"):
         value = getattr(options, name)
         if value is not None and value < 1:
             parser.error(f"--{name} must be ≥ 1, got {value}")
@@ -527,7 +530,12 @@ def fit(invocation: Invocation) -> Path:
         raise SystemExit(f"error: --ckpt_path {ckpt_path}: no such checkpoint file")
     run = Run(invocation.paper, invocation.stage, invocation.preset, seed, out, first_stage)
     seed_everything(seed)
-    plan = spec.build(invocation.model, invocation.data, run)
+    try:
+        plan = spec.build(invocation.model, invocation.data, run)
+    except (FileNotFoundError, ValueError) as error:  # a missing file, configs that disagree
+        raise SystemExit(
+            f"error: {invocation.paper} --stage {invocation.stage}: {error}"
+        ) from error
     max_steps = options.max_steps or plan.max_steps
     checkpoint = ModelCheckpoint(
         dirpath=out / "checkpoints",
@@ -547,6 +555,7 @@ def fit(invocation: Invocation) -> Path:
         logger=_logger(options.logger, out),
         extra_callbacks=(checkpoint,),
     )
+    trainer.log_every_n_steps = options.log_every_n_steps  # Trainer's own attribute
     if trainer.is_global_zero:
         print(
             f"{invocation.paper} · stage {invocation.stage} · preset {invocation.preset} · "

@@ -114,11 +114,12 @@ def _build_transformer(config: TamingTransformerConfig, data: TransformerData, r
     first_stage = load_first_stage(run.first_stage)
     first = first_stage.config
     grid = first.resolution // first.factor
-    if (config.vocab_size, config.block_size) != (first.n_embed, grid**2):
+    if config.vocab_size != first.n_embed or config.block_size < grid**2:
         raise ValueError(
-            f"the GPT's vocab_size {config.vocab_size} and block_size {config.block_size} must be "
-            f"the VQGAN's codebook size {first.n_embed} and its {grid}×{grid} grid "
-            f"({grid**2}): pass --model.vocab_size {first.n_embed} --model.block_size {grid**2}"
+            f"the GPT's vocab_size {config.vocab_size} must be the VQGAN's codebook size "
+            f"{first.n_embed}, and its block_size {config.block_size} at least the {grid}×{grid} "
+            f"grid's {grid**2} codes: pass --model.vocab_size {first.n_embed} "
+            f"--model.block_size {grid**2}"
         )
     train = sprites.sample(
         data.num_train, first.resolution, generator=torch.Generator().manual_seed(data.seed)
