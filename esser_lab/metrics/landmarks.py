@@ -15,31 +15,30 @@ from sklearn.linear_model import Ridge
 
 @dataclass(frozen=True)
 class LandmarkRegressor:
-    """``keypoints ≈ [landmarks, 1] @ weight``; ``weight`` is ``(2K + 1, 2J)``."""
+    """``keypoints ≈ [landmarks, 1] @ weight``; ``weight`` is ``(2K + 1, 2J)`` (float64, CPU).
+
+    Applied on the landmarks' device; the fit itself is scikit-learn's, on the CPU.
+    """
 
     weight: torch.Tensor
     num_keypoints: int
 
     def __call__(self, landmarks: torch.Tensor) -> torch.Tensor:
-        """Landmarks ``(b, K, 2)`` → predicted keypoints ``(b, J, 2)``."""
-        design = _design(landmarks)
-        if design.shape[1] != self.weight.shape[0]:
+        """Landmarks ``(b, K, 2)`` → predicted keypoints ``(b, J, 2)``, float64 on their device."""
+        flat = _flat(landmarks)
+        if flat.shape[1] + 1 != self.weight.shape[0]:
             raise ValueError(
                 f"regressor was fit on {(self.weight.shape[0] - 1) // 2} landmarks, "
                 f"got {landmarks.shape[1]}"
             )
-        return (design @ self.weight).view(-1, self.num_keypoints, 2)
+        design = torch.cat([flat, flat.new_ones(flat.shape[0], 1)], 1)
+        return (design @ self.weight.to(flat.device)).view(-1, self.num_keypoints, 2)
 
 
 def _flat(landmarks: torch.Tensor) -> torch.Tensor:
     if landmarks.ndim != 3 or landmarks.shape[-1] != 2:
         raise ValueError(f"landmarks must have shape (b, K, 2), got {tuple(landmarks.shape)}")
-    return landmarks.detach().cpu().double().flatten(1)
-
-
-def _design(landmarks: torch.Tensor) -> torch.Tensor:
-    flat = _flat(landmarks)
-    return torch.cat([flat, flat.new_ones(flat.shape[0], 1)], 1)
+    return landmarks.detach().double().flatten(1)
 
 
 def fit_landmark_regressor(
@@ -57,7 +56,7 @@ def fit_landmark_regressor(
         )
     if ridge < 0:
         raise ValueError(f"ridge must be ≥ 0, got {ridge}")
-    x = _flat(landmarks)
+    x = _flat(landmarks).cpu()  # scikit-learn fits on the CPU
     y = keypoints.detach().cpu().double().flatten(1)
     model = Ridge(alpha=ridge * x.shape[0], fit_intercept=True).fit(x.numpy(), y.numpy())
     coef = torch.from_numpy(model.coef_).T  # (2K, 2J)
@@ -67,7 +66,9 @@ def fit_landmark_regressor(
 
 def landmark_error(predicted: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
     """Per-image mean Euclidean distance over the keypoints ``(b, J, 2)``, in the units of the
-    coordinates (for keypoints in [0, 1]: fractions of the image size)."""
+    coordinates (for keypoints in [0, 1]: fractions of the image size), on ``predicted``'s
+    device."""
     if predicted.shape != keypoints.shape:
         raise ValueError(f"shapes differ: {tuple(predicted.shape)} vs {tuple(keypoints.shape)}")
+    keypoints = keypoints.to(predicted.device)
     return (predicted.double() - keypoints.double()).norm(dim=-1).mean(-1)

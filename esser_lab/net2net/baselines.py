@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from esser_lab.nn import placement
+
 __all__ = ["GaussianTranslator"]
 
 
@@ -59,7 +61,8 @@ class GaussianTranslator:
     @torch.no_grad()
     def sample(self, z_cond: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """One ``z_Θ`` per condition row: ``mean(z_Φ) + L ε``, ``ε ~ N(0, I)``."""
-        eps = torch.randn(z_cond.shape[0], self.dim, generator=generator, dtype=z_cond.dtype)
+        shape = (z_cond.shape[0], self.dim)
+        eps = placement.randn(shape, generator=generator, device=z_cond.device, dtype=z_cond.dtype)
         return self.mean(z_cond) + eps @ self.scale_tril.T
 
     @torch.no_grad()

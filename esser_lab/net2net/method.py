@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from esser_lab.nn import placement
 from esser_lab.nn.flows import ConditionalFlow, nll_loss
 
 __all__ = ["conditional_nll", "regression_loss", "sample", "shift", "translate"]
@@ -48,8 +49,9 @@ def sample(
     flow: ConditionalFlow, z_cond: Tensor, *, generator: torch.Generator | None = None
 ) -> Tensor:
     """(N3) in code space: ``τ(v | z_Φ)`` with a fresh ``v ~ N(0, I)`` per condition row."""
-    v = torch.randn(z_cond.shape[0], flow.dim, generator=generator, dtype=z_cond.dtype)
-    return translate(flow, z_cond, v.to(z_cond.device))
+    shape = (z_cond.shape[0], flow.dim)
+    v = placement.randn(shape, generator=generator, device=z_cond.device, dtype=z_cond.dtype)
+    return translate(flow, z_cond, v)
 
 
 @torch.no_grad()

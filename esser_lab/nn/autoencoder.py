@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from esser_lab.checks import check_tensor
+from esser_lab.nn import placement
 from esser_lab.nn.flows import ActNorm
 
 __all__ = ["DenseAutoencoder", "DiagonalGaussian", "autoencoder_loss"]
@@ -38,7 +39,7 @@ class DiagonalGaussian:
         self.std = torch.zeros_like(self.mean) if deterministic else (0.5 * self.logvar).exp()
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
-        noise = torch.randn(
+        noise = placement.randn(
             self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype
         )
         return self.mean + self.std * noise

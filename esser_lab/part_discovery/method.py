@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from esser_lab.nn import placement
 from esser_lab.part_discovery.model import (
     Layout,
     PartDiscoveryConfig,
@@ -242,10 +243,11 @@ def colour_kmeans(
     """Lloyd's k-means on ``(n, 3)`` colours; returns the centroids ``(k, 3)`` (k-means++ init)."""
     if pixels.ndim != 2 or pixels.shape[0] < k:
         raise ValueError(f"pixels must be (n ≥ {k}, d), got {tuple(pixels.shape)}")
-    centroids = pixels[torch.randint(len(pixels), (1,), generator=generator)]
+    first = placement.randint(len(pixels), (1,), generator=generator, device=pixels.device)
+    centroids = pixels[first]
     for _ in range(k - 1):  # k-means++: the next centre ∝ squared distance to the nearest
         d2 = torch.cdist(pixels, centroids).amin(1).pow(2)
-        pick = torch.multinomial(d2 / d2.sum(), 1, generator=generator)
+        pick = placement.multinomial(d2 / d2.sum(), 1, generator=generator)
         centroids = torch.cat([centroids, pixels[pick]])
     for _ in range(iterations):
         labels = torch.cdist(pixels, centroids).argmin(1)

@@ -26,6 +26,7 @@ from torch import nn
 
 from esser_lab.checks import check_tensor
 from esser_lab.config import check_fields, check_positive, config_from_dict
+from esser_lab.nn import placement
 
 
 @dataclass(frozen=True)
@@ -396,7 +397,7 @@ class FullGaussian:
         return dim + dim * (dim + 1) // 2
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        noise = torch.randn(self.mean.shape, generator=generator, device=self.mean.device)
+        noise = placement.randn(self.mean.shape, generator=generator, device=self.mean.device)
         return self.mean + (self.scale_tril @ noise.to(self.mean)[..., None])[..., 0]
 
     def kl(self) -> torch.Tensor:
@@ -483,7 +484,7 @@ class PartDiscovery(nn.Module):
         logits_mean = self.mask_decoder(pi)
         logits = logits_mean
         if self.training:  # official ``MeanFieldDistribution.sample``: unit Gaussian noise
-            noise = torch.randn(logits.shape, generator=generator, device=logits.device)
+            noise = placement.randn(logits.shape, generator=generator, device=logits.device)
             logits = logits + noise.to(logits)
         soft = logits.softmax(dim=1)
         return Layout(posterior, pi, logits_mean, logits, soft, hard_one_hot(soft))

@@ -28,6 +28,7 @@ from torch import nn
 from esser_lab.checks import check_tensor
 from esser_lab.config import check_betas, check_fields, check_positive, config_from_dict
 from esser_lab.losses.kl import gaussian_kl
+from esser_lab.nn import placement
 
 
 @dataclass(frozen=True)
@@ -303,7 +304,7 @@ class Posterior:
     logvar: torch.Tensor
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        noise = torch.randn(self.mean.shape, generator=generator, device=self.mean.device)
+        noise = placement.randn(self.mean.shape, generator=generator, device=self.mean.device)
         return self.mean + torch.exp(0.5 * self.logvar) * noise.to(self.mean)
 
     def kl(self) -> torch.Tensor:

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from esser_lab.nn import placement
 from esser_lab.nn.transformer import GPT
 
 __all__ = ["sample", "top_k_top_p_filtering"]
@@ -67,7 +68,7 @@ def _next_token(
     if top_k is not None or top_p is not None:  # official: only when top_k is given
         logits = top_k_top_p_filtering(logits, top_k, top_p)
     probs = F.softmax(logits.float(), dim=-1)
-    return torch.multinomial(probs, num_samples=1, generator=generator)
+    return placement.multinomial(probs, 1, generator=generator)
 
 
 @torch.no_grad()

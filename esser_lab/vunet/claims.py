@@ -23,6 +23,7 @@ import torch
 from esser_lab.cards import Card, PaperPair
 from esser_lab.data import figures
 from esser_lab.metrics import part_colour_error, ssim
+from esser_lab.nn import placement
 from esser_lab.vunet.method import reconstruct, transfer
 from esser_lab.vunet.model import VUNet
 
@@ -69,7 +70,7 @@ def transfer_scores(
 
 def random_colour_error(colours: torch.Tensor, generator: torch.Generator) -> float:
     """The part-colour error of uniformly random colours in [-1, 1], in [0, 1] RGB units."""
-    random = torch.rand(colours.shape, generator=generator) * 2 - 1
+    random = placement.rand(colours.shape, generator=generator, device=colours.device) * 2 - 1
     return (random - colours).abs().mean().item() / 2
 
 
