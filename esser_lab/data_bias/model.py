@@ -174,7 +174,9 @@ def one_hot(domain: Tensor, num_domains: int) -> Tensor:
     if not isinstance(domain, Tensor) or domain.dim() != 1 or domain.is_floating_point():
         got = f"{domain.dtype} {tuple(domain.shape)}" if isinstance(domain, Tensor) else domain
         raise TypeError(f"domain must be a (batch,) integer tensor, got {got}")
-    if domain.numel() and (domain.min() < 0 or domain.max() >= num_domains):
+    if domain.device.type != "cpu":  # no host sync in a training step: a device-side assert
+        torch._assert_async(((domain >= 0) & (domain < num_domains)).all())
+    elif domain.numel() and (domain.min() < 0 or domain.max() >= num_domains):
         raise ValueError(
             f"domain labels must lie in [0, {num_domains}), got "
             f"[{domain.min().item()}, {domain.max().item()}]"

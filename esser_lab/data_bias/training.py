@@ -10,6 +10,7 @@ from torch import Tensor
 from esser_lab.data_bias.method import data_bias_loss
 from esser_lab.data_bias.model import DataBiasConfig, DataBiasModel
 from esser_lab.nn.autoencoder import DenseAutoencoder
+from esser_lab.training.history import History
 from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now
 
@@ -28,12 +29,11 @@ class LitDataBias(ResumableModule):
         self.save_hyperparameters({"config": asdict(config)})
         self.config = config
         self.model = DataBiasModel(config, autoencoder)
-        self.history: list[dict[str, float]] = []
+        self.history = History()
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss, parts = data_bias_loss(self.model, batch["image"], batch["domain"])
-        logs = {"loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()}}
-        self.history.append({"step": float(self.global_step), **logs})
+        self.history.append({"step": self.global_step, "loss": loss, **parts})  # read lazily
         if log_now(self):
             self.log_dict({"loss": loss.detach(), "nll": parts["nll"]}, prog_bar=True)
         return loss

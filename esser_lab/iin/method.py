@@ -44,7 +44,9 @@ def _check_shared(shared: Tensor, batch: int, n_factors: int) -> None:
     if not isinstance(shared, Tensor) or shared.is_floating_point() or shared.shape != (batch,):
         got = f"{shared.dtype} {tuple(shared.shape)}" if isinstance(shared, Tensor) else shared
         raise ValueError(f"shared must be an integer tensor of shape ({batch},), got {got}")
-    if batch and (shared.min() < 0 or shared.max() >= n_factors):
+    if shared.device.type != "cpu":  # no host sync in a training step: a device-side assert
+        torch._assert_async(((shared >= 0) & (shared < n_factors)).all())
+    elif batch and (shared.min() < 0 or shared.max() >= n_factors):
         raise ValueError(
             f"shared factor indices must lie in [0, {n_factors}), got {shared.tolist()}"
         )
@@ -169,9 +171,10 @@ def linear_probe(
         )
     mean, std = train_x.mean(0), train_x.std(0) + 1e-6
     train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
-    weight = torch.zeros(train_x.shape[1] + 1, num_classes, requires_grad=True)
+    weight = train_x.new_zeros(train_x.shape[1] + 1, num_classes, requires_grad=True)
     optimizer = torch.optim.LBFGS([weight], max_iter=steps, line_search_fn="strong_wolfe")
-    design = torch.cat([train_x, torch.ones(len(train_x), 1)], dim=1)
+    design = torch.cat([train_x, train_x.new_ones(len(train_x), 1)], dim=1)
+    train_y, test_y = train_y.to(train_x.device), test_y.to(train_x.device)
 
     def closure() -> Tensor:
         optimizer.zero_grad()
@@ -182,7 +185,7 @@ def linear_probe(
 
     with torch.enable_grad():
         optimizer.step(closure)
-    logits = torch.cat([test_x, torch.ones(len(test_x), 1)], dim=1) @ weight.detach()
+    logits = torch.cat([test_x, test_x.new_ones(len(test_x), 1)], dim=1) @ weight.detach()
     return (logits.argmax(1) == test_y).float().mean().item()
 
 
@@ -205,11 +208,13 @@ def linear_r2(
             f"features must be (n, d) with equal d, got {tuple(train_x.shape)}, "
             f"{tuple(test_x.shape)}"
         )
-    model = Ridge(alpha=ridge * len(train_x)).fit(
-        train_x.double().numpy(), train_y.double().numpy()
-    )
-    predicted = model.predict(test_x.double().numpy())
-    return float(r2_score(test_y.double().numpy(), predicted, multioutput="uniform_average"))
+
+    def host(x: Tensor):  # scikit-learn works on the CPU, in float64
+        return x.detach().cpu().double().numpy()
+
+    model = Ridge(alpha=ridge * len(train_x)).fit(host(train_x), host(train_y))
+    predicted = model.predict(host(test_x))
+    return float(r2_score(host(test_y), predicted, multioutput="uniform_average"))
 
 
 def probe_gap(scores: Tensor) -> Tensor:

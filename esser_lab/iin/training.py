@@ -19,6 +19,7 @@ from esser_lab.data.modules import BatchLoader, batch_loader
 from esser_lab.iin.method import factor_nll_loss, nll_loss
 from esser_lab.iin.model import FactorTransformer, IINConfig
 from esser_lab.nn.autoencoder import DenseAutoencoder, DiagonalGaussian
+from esser_lab.training.history import History
 from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now
 
@@ -50,7 +51,7 @@ class LitIIN(ResumableModule):
         self.save_hyperparameters({"config": asdict(config)})
         self.config = config
         self.model = FactorTransformer(config)
-        self.history: list[dict[str, float]] = []
+        self.history = History()
 
     def sample_z(self, parameters: Tensor) -> Tensor:
         """A sample of ``q(z | x)`` from its parameters ``(b, 2·z_dim)``."""
@@ -73,8 +74,7 @@ class LitIIN(ResumableModule):
         else:
             factors, logdet = self.model(self.sample_z(batch["posterior"]))
             loss, parts = nll_loss(torch.cat(factors, dim=1), logdet)
-        logs = {"loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()}}
-        self.history.append({"step": float(self.global_step), **logs})
+        self.history.append({"step": self.global_step, "loss": loss, **parts})  # read lazily
         if log_now(self):
             self.log("loss", loss.detach(), prog_bar=True)
         return loss

@@ -17,6 +17,7 @@ from esser_lab.invariances.method import invariance_nll
 from esser_lab.invariances.model import ConditionalTransformer, Greybox, InvariancesConfig
 from esser_lab.nn.autoencoder import DenseAutoencoder
 from esser_lab.scale import Scale
+from esser_lab.training.history import History
 from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now, make_trainer
 
@@ -46,14 +47,13 @@ class LitInvariances(ResumableModule):
         super().__init__()
         self.config = config
         self.transformer = ConditionalTransformer(config)
-        self.history: list[dict[str, float]] = []
+        self.history = History()
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         mean, logvar = batch["z_mean"], batch["z_logvar"]
         z_ae = mean + (0.5 * logvar).exp() * torch.randn_like(mean)  # official: a posterior sample
         loss, parts = invariance_nll(self.transformer, z_ae, batch["phi"])
-        logs = {"loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()}}
-        self.history.append({"step": float(self.global_step), **logs})
+        self.history.append({"step": self.global_step, "loss": loss, **parts})  # read lazily
         if log_now(self):
             self.log_dict({"loss": loss.detach(), "nll": parts["nll"]}, prog_bar=True)
         return loss

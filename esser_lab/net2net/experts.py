@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from esser_lab.nn import placement
 from esser_lab.nn.autoencoder import DenseAutoencoder
 
 __all__ = ["AutoencoderExpert", "BigGANExpert", "SentenceEmbedder", "WordEmbeddingEncoder"]
@@ -72,7 +73,8 @@ class WordEmbeddingEncoder(nn.Module):
     def encode(self, captions: Sequence[str]) -> Tensor:
         """``(b, dim)``: the masked mean of the captions' word vectors."""
         ids, mask = self.tokenize(captions)
-        ids, mask = ids.to(self.table.device), mask.to(self.table)
+        ids = placement.to_device(ids, self.table.device)  # no host sync on a GPU
+        mask = placement.to_device(mask, self.table.device).to(self.table.dtype)
         vectors = self.table[ids]  # (b, l, d)
         return (vectors * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
 

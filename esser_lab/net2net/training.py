@@ -19,6 +19,7 @@ from esser_lab.data.modules import TensorBatches, batch_loader
 from esser_lab.net2net.method import conditional_nll, regression_loss
 from esser_lab.net2net.model import Net2Net, RegressionBaseline
 from esser_lab.scale import Scale
+from esser_lab.training.history import History
 from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now, make_trainer
 
@@ -32,7 +33,7 @@ class _System(ResumableModule):
         super().__init__()
         self.net2net = net2net
         self.learning_rate = net2net.config.learning_rate(devices)
-        self.history: list[dict[str, float]] = []
+        self.history = History()
 
     def _codes(self, batch: dict) -> tuple[Tensor, Tensor]:
         if "z_target" in batch:
@@ -56,9 +57,7 @@ class LitNet2Net(_System):
         loss, parts = conditional_nll(self.net2net.flow, z_target, z_cond)
         if log_now(self):
             self.log_dict({"loss": loss.detach(), "nll": parts["nll"]}, prog_bar=True)
-        self.history.append(
-            {"loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()}}
-        )
+        self.history.append({"loss": loss, **parts})  # read lazily: no host sync per step
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -77,7 +76,7 @@ class LitRegressionBaseline(_System):
         loss = regression_loss(self.regressor(z_cond), z_target)
         if log_now(self):
             self.log("loss", loss.detach(), prog_bar=True)
-        self.history.append({"loss": float(loss.detach())})
+        self.history.append({"loss": loss})
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from esser_lab.checks import check_finite, check_tensor
+from esser_lab.nn import placement
 from esser_lab.nn.distributed import is_distributed, moments_over_ranks
 
 __all__ = [
@@ -99,6 +100,19 @@ class ActNorm(nn.Module):
         self.loc = nn.Parameter(torch.zeros(num_features))
         self.scale = nn.Parameter(torch.ones(num_features))
         self.register_buffer("initialized", torch.tensor(0, dtype=torch.uint8))
+        # ``initialized`` read once it is 1: reading the buffer in every training forward pass
+        # would be a host sync per layer on a GPU (a load resets it, so the buffer is re-read)
+        self._known_initialized = False
+
+    def is_initialized(self) -> bool:
+        """Whether ``loc`` and ``scale`` hold their data-dependent initialisation."""
+        if not self._known_initialized:
+            self._known_initialized = bool(self.initialized)
+        return self._known_initialized
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._known_initialized = False
 
     def _shape(self, x: Tensor) -> tuple[int, ...]:
         if x.dim() not in (2, 4) or x.shape[1] != self.num_features:
@@ -129,10 +143,11 @@ class ActNorm(nn.Module):
             self.loc.copy_(-flat.mean(1))
             self.scale.copy_(1.0 / (flat.std(1) + 1e-6))
         self.initialized.fill_(1)
+        self._known_initialized = True
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         shape = self._shape(x)
-        if self.training and not self.initialized:
+        if self.training and not self.is_initialized():
             self.initialize(x)
         h = self.scale.view(shape) * (x + self.loc.view(shape))
         pixels = x[0, 0].numel()
@@ -141,7 +156,7 @@ class ActNorm(nn.Module):
 
     def inverse(self, h: Tensor) -> Tensor:
         shape = self._shape(h)
-        if self.training and not self.initialized:
+        if self.training and not self.is_initialized():
             raise RuntimeError(
                 "ActNorm is initialised from data in the forward direction; run a forward pass "
                 "(or load a checkpoint) before inverting"
@@ -294,7 +309,8 @@ class Flow(nn.Module):
     ) -> Tensor:
         """``T⁻¹(v)`` for ``v ~ N(0, I)``; ``n`` rows (one per condition row when conditional)."""
         param = next(self.parameters())
-        v = torch.randn(n, self.dim, generator=generator, device=param.device, dtype=param.dtype)
+        shape, device, dtype = (n, self.dim), param.device, param.dtype
+        v = placement.randn(shape, generator=generator, device=device, dtype=dtype)
         return self.inverse(v, cond)
 
 
@@ -367,7 +383,7 @@ def nll_loss(z: Tensor, logdet: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         raise ValueError(f"logdet must have shape ({z.shape[0]},), got {tuple(logdet.shape)}")
     nll = 0.5 * z.flatten(1).pow(2).sum(1).mean()
     nlogdet = -logdet.mean()
-    reference = torch.tensor(0.5 * z[0].numel(), dtype=z.dtype, device=z.device)
+    reference = z.new_full((), 0.5 * z[0].numel())  # a fill on z's device, no host copy
     return nll + nlogdet, {
         "nll": nll.detach(),
         "nlogdet": nlogdet.detach(),

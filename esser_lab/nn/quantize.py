@@ -39,10 +39,20 @@ class QuantizerOutput:
 
 def codebook_usage(indices: Tensor, n_e: int) -> tuple[Tensor, int]:
     """The perplexity of the code histogram of ``indices`` and the number of distinct codes used."""
-    counts = torch.bincount(indices.flatten(), minlength=n_e).float()
+    counts = _code_counts(indices, n_e)
+    return _perplexity(counts), int((counts > 0).sum())
+
+
+def _code_counts(indices: Tensor, n_e: int) -> Tensor:
+    # a scatter rather than ``bincount``, which reads the largest index back to the host on a GPU
+    flat = indices.flatten()
+    ones = torch.ones(flat.shape, dtype=torch.float32, device=flat.device)
+    return torch.zeros(n_e, dtype=torch.float32, device=flat.device).index_add_(0, flat, ones)
+
+
+def _perplexity(counts: Tensor) -> Tensor:
     p = counts / counts.sum()
-    perplexity = torch.exp(-(p * torch.log(p + 1e-10)).sum())
-    return perplexity, int((counts > 0).sum())
+    return torch.exp(-(p * torch.log(p + 1e-10)).sum())
 
 
 class VectorQuantizer(nn.Module):
@@ -67,8 +77,8 @@ class VectorQuantizer(nn.Module):
         return d.argmin(1).view(z.shape[0], z.shape[2], z.shape[3])
 
     def forward(self, z: Tensor) -> QuantizerOutput:
-        indices = self.nearest(z)
-        z_q = self.lookup(indices)
+        indices = self.nearest(z)  # in range by construction: no check (a host sync on a GPU)
+        z_q = rearrange(self.embedding(indices), "b h w c -> b c h w")
         commitment = (z_q.detach() - z).pow(2).mean()  # moves the encoder
         codebook = (z_q - z.detach()).pow(2).mean()  # moves the codes
         if self.legacy:
@@ -76,7 +86,7 @@ class VectorQuantizer(nn.Module):
         else:
             loss = self.beta * commitment + codebook
         z_q = z + (z_q - z).detach()  # straight-through: the decoder's gradient reaches z
-        perplexity, _ = codebook_usage(indices, self.n_e)
+        perplexity = _perplexity(_code_counts(indices, self.n_e))
         return QuantizerOutput(z_q, loss, indices, perplexity)
 
     def lookup(self, indices: Tensor) -> Tensor:

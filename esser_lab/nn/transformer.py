@@ -191,7 +191,10 @@ class GPT(nn.Module):
                 f"sequence of {start} cached + {idx.shape[1]} new tokens exceeds block_size="
                 f"{self.block_size}"
             )
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.vocab_size):
+        # the range is read on the CPU only: on a GPU it would be a host sync every step, and
+        # the embedding's own device-side assert stops a bad index there
+        in_range = idx.device.type != "cpu" or not idx.numel()
+        if not in_range and (int(idx.min()) < 0 or int(idx.max()) >= self.vocab_size):
             raise ValueError(
                 f"token indices must lie in [0, vocab_size={self.vocab_size}), got "
                 f"[{int(idx.min())}, {int(idx.max())}]"

@@ -296,7 +296,8 @@ class Decoder(nn.Module):
     def encode(self, mu: torch.Tensor, L_inv: torch.Tensor, features: torch.Tensor) -> list:
         """``feat_mu_to_enc``: per stage, part heatmaps and heat-weighted appearance features."""
         c = self.config
-        precision = L_inv if c.covariance_heatmaps else mu.new_tensor(c.heatmap_precision)
+        # a scalar filled on mu's device (``new_tensor`` would copy it from the host: a sync)
+        precision = L_inv if c.covariance_heatmaps else mu.new_full((), c.heatmap_precision)
         stages = []
         for stage, (depth, (start, end)) in enumerate(c.stage_layout()):
             heat = part_heatmaps(mu, precision, 4 * 2**stage)  # (b, K, s, s)

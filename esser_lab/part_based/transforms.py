@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from esser_lab.nn import placement
+
 # ``tps_parameters``: the 8 control points before jitter
 CONTROL_POINTS = ((-0.5, -0.5), (0.5, -0.5), (-0.5, 0.5), (0.5, 0.5))
 CONTROL_POINTS += ((0.2, -0.2), (-0.2, 0.2), (0.2, 0.2), (-0.2, -0.2))
@@ -87,7 +89,9 @@ def thin_plate_spline(control: torch.Tensor, target: torch.Tensor) -> SpatialTra
     bottom = torch.cat([P.transpose(1, 2), control.new_zeros(b, 3, 3)], -1)
     system = torch.cat([top, bottom], 1)  # (b, n + 3, n + 3)
     rhs = torch.cat([target, control.new_zeros(b, 3, 2)], 1)
-    solution = torch.linalg.solve(system, rhs)
+    # ``solve`` checks for a singular system by reading a flag back to the host (a sync per step
+    # on a GPU); the same solver without that check there (on the CPU the check is free)
+    solution = torch.linalg.solve_ex(system, rhs, check_errors=system.device.type == "cpu").result
     return SpatialTransform(control, solution[:, :n], solution[:, n:])
 
 
@@ -111,7 +115,7 @@ def sample_spatial_transform(
     s ~ zoom·U(1 ± zoom_variation) per axis, R a rotation by U(±rotation_scale), o, o₂ ~
     U(±offset_scale); the control points are jittered by U(±0.2).
     """
-    base = torch.tensor(CONTROL_POINTS, device=generator.device)
+    base = placement.to_device(torch.tensor(CONTROL_POINTS), generator.device)
     control = base + _uniform((n, len(CONTROL_POINTS), 2), -0.2, 0.2, generator)
     vector = _uniform(control.shape, -tps_scale, tps_scale, generator)
     offset = _uniform((n, 1, 2), -offset_scale, offset_scale, generator)
@@ -155,14 +159,19 @@ def colour_jitter(
     mean = x.mean((2, 3), keepdim=True)
     x = (x - mean) * draw(1 - contrast, 1 + contrast)[:, None, None, None] + mean
     x = x + draw(-brightness, brightness)[:, None, None, None]
-    grey = (x * x.new_tensor([0.299, 0.587, 0.114])[:, None, None]).sum(1, keepdim=True)
+    luma = placement.to_device(torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype), x.device)
+    grey = (x * luma[:, None, None]).sum(1, keepdim=True)
     x = grey + (x - grey) * draw(1 - saturation, 1 + saturation)[:, None, None, None]
-    to_yiq = x.new_tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+    to_yiq = torch.tensor(
+        [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=x.dtype
+    )
+    to_yiq = placement.to_device(to_yiq, x.device)  # constants without a host sync
     angle = 2 * math.pi * draw(-hue, hue)
     rotation = torch.zeros(b, 3, 3, dtype=x.dtype, device=x.device)
     rotation[:, 0, 0] = 1
     rotation[:, 1, 1], rotation[:, 1, 2] = angle.cos(), -angle.sin()
     rotation[:, 2, 1], rotation[:, 2, 2] = angle.sin(), angle.cos()
-    matrix = torch.linalg.inv(to_yiq) @ rotation @ to_yiq  # (b, 3, 3)
+    from_yiq = torch.linalg.inv_ex(to_yiq, check_errors=x.device.type == "cpu").inverse
+    matrix = from_yiq @ rotation @ to_yiq  # (b, 3, 3)
     x = torch.einsum("bij,bjhw->bihw", matrix, x)
     return x.clamp(0, 1) * 2 - 1

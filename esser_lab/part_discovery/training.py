@@ -7,23 +7,75 @@ from dataclasses import asdict
 from typing import Any
 
 import torch
+from torch.utils.data import Dataset
 
 from esser_lab.data import figures
-from esser_lab.data.modules import _ProceduralDataModule
+from esser_lab.data.modules import TensorBatches, _ProceduralDataModule
 from esser_lab.nn.distributed import mean_over_ranks
 from esser_lab.part_discovery.method import lor_update, part_discovery_loss
 from esser_lab.part_discovery.model import Critic, PartDiscovery, PartDiscoveryConfig
 from esser_lab.rodi.method import constraint_penalty, critic_loss, dual_update, shuffle_pairs
+from esser_lab.training.history import History
 from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now
 
 
+class GeneratedPairs(Dataset):
+    """Same-appearance pairs drawn when a batch is asked for: nothing is held in memory.
+
+    ``pairs[index]`` (a long tensor of indices, as :class:`~esser_lab.data.modules.TensorBatches`
+    takes) draws ``len(index)`` pairs from a generator seeded with ``seed`` and the batch's first
+    index, so a batch is a function of the seed and the sampler's order (and a resumed sampler
+    serves the same batches again).
+    """
+
+    def __init__(self, num_items: int, size: int, seed: int) -> None:
+        self.num_items, self.size, self.seed = num_items, size, seed
+
+    def __len__(self) -> int:
+        return self.num_items
+
+    def __getitem__(self, index: torch.Tensor) -> dict[str, Any]:
+        if index.dim() != 1 or len(index) == 0:
+            raise ValueError(f"index must be a non-empty 1-d batch of indices, got {index.shape}")
+        seed = (self.seed * 1_000_003 + int(index[0])) % 2**63
+        view0, view1 = figures.same_appearance_pairs(
+            len(index), self.size, generator=torch.Generator().manual_seed(seed)
+        )
+        return {"view0": view0.image, "view1": view1.image}
+
+
 class PartPairsDataModule(_ProceduralDataModule):
-    """View 0 and view 1: one appearance in two independent poses (``same_appearance_pairs``)."""
+    """View 0 and view 1: one appearance in two independent poses (``same_appearance_pairs``).
+
+    ``on_the_fly=False`` (tiny) generates the training set once in ``setup``; ``True`` (small,
+    full: 50k pairs of 64 px images would take gigabytes) draws each batch when it is asked for
+    (:class:`GeneratedPairs`). The small validation set is generated once either way.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        num_train: int,
+        num_val: int,
+        seed: int = 0,
+        on_the_fly: bool = False,
+    ) -> None:
+        super().__init__(size, batch_size, num_train, num_val, seed)
+        self.on_the_fly = bool(on_the_fly)
 
     def _generate(self, n: int, generator: torch.Generator) -> dict[str, Any]:
         view0, view1 = figures.same_appearance_pairs(n, self.size, generator=generator)
         return {"view0": view0.image, "view1": view1.image}
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self.on_the_fly:
+            super().setup(stage)
+        elif self.train_set is None:
+            self.train_set = GeneratedPairs(self.num_train, self.size, 2 * self.seed)
+            generator = torch.Generator().manual_seed(2 * self.seed + 1)
+            self.val_set = TensorBatches(self._generate(self.num_val, generator))
 
 
 class LitPartDiscovery(ResumableModule):
@@ -56,7 +108,7 @@ class LitPartDiscovery(ResumableModule):
             )
         self.register_buffer("loa", torch.tensor(float(c.loa_init)))
         self.register_buffer("lor", torch.tensor(float(c.lor_init)))
-        self.history: list[dict[str, float]] = []
+        self.history = History()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         c, step = self.config, self.global_step
@@ -67,7 +119,8 @@ class LitPartDiscovery(ResumableModule):
         terms = part_discovery_loss(x0, output, c, step, self.perceptual)
         kl_pi = output.layout0.posterior.kl().mean()
         loss = terms.loss + math.exp(float(self.lor)) * kl_pi
-        logs = {"rec": float(terms.reconstruction), "kl_pi": float(kl_pi.detach())}
+        # tensors where the step has no float of its own: ``history`` reads them lazily
+        logs = {"rec": terms.reconstruction, "kl_pi": kl_pi.detach()}
         if self.critics is not None:
             alpha1, alpha0 = self.model.alpha_encoder(x1), self.model.alpha_encoder(x0)
             pi = output.layout0.pi
@@ -95,10 +148,10 @@ class LitPartDiscovery(ResumableModule):
             self.loa.fill_(dual_update(float(self.loa), float(gain), c.loa_lr, True))
             self.lor.fill_(lor_update(float(self.lor), readings[1], c))
             logs |= {"mi_attacked": readings[0], "mi_independent": readings[1]}
-            logs |= {"loa": float(self.loa), "lor": float(self.lor)}
-        logs |= {"loss": float(loss.detach()), "hard_ce": float(terms.hard_ce)}
-        logs |= {"compactness": float(terms.compactness), "mask_kl": float(terms.mask_kl)}
-        self.history.append({"step": float(step), **logs})
+            logs |= {"loa": self.loa, "lor": self.lor}  # ``append`` copies the buffers' values
+        logs |= {"loss": loss.detach(), "hard_ce": terms.hard_ce}
+        logs |= {"compactness": terms.compactness, "mask_kl": terms.mask_kl}
+        self.history.append({"step": step, **logs})
         if log_now(self):
             shown = {k: logs[k] for k in ("loss", "rec", "hard_ce")}
             self.log_dict(shown, on_step=True, prog_bar=True)

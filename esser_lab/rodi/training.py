@@ -22,6 +22,7 @@ from esser_lab.rodi.method import (
 from esser_lab.rodi.model import MIEstimator, RoDi, RoDiConfig
 from esser_lab.scale import Scale
 from esser_lab.training import seed_everything
+from esser_lab.training.history import History
 from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now, make_trainer
 
@@ -101,7 +102,7 @@ class LitRoDi(ResumableModule):
             "ema_count": 0.0,
         }.items():
             self.register_buffer(name, torch.tensor(float(value)))
-        self.history: list[dict[str, float]] = []
+        self.history = History()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         c = self.config
@@ -131,8 +132,9 @@ class LitRoDi(ResumableModule):
         count = int(self.ema_count)
         mi_honest_avg, _ = ema_update(float(self.mi_honest_avg), count, mi_honest, c.ema_decay)
         self.mi_honest_avg.fill_(mi_honest_avg)
-        logs = {"loss": float(loss.detach()), "rec": float(terms.reconstruction)}
-        logs |= {"kl": float(terms.kl), "gamma": gamma, "mi_honest": mi_honest}
+        # tensors where the step has no float of its own: ``history`` reads them lazily
+        logs = {"loss": loss.detach(), "rec": terms.reconstruction}
+        logs |= {"kl": terms.kl, "gamma": gamma, "mi_honest": mi_honest}
         if self.constrained:
             attacked = self._critic_step(self.estimator_attacked, optimizers[2], pi, alpha)
             mi_attacked = mean_over_ranks(mi_attacked.detach())
@@ -146,11 +148,11 @@ class LitRoDi(ResumableModule):
                 self.gamma.fill_(
                     gamma_update(gamma, mi_honest_avg, mi_attacked_avg, c.l_gamma, c.b_gamma, warm)
                 )
-            logs |= {"mi_attacked": float(mi_attacked.detach()), "lambda": lambda_}
-            logs |= {"acc_attacked": float(attacked.accuracy)}
+            logs |= {"mi_attacked": mi_attacked.detach(), "lambda": lambda_}
+            logs |= {"acc_attacked": attacked.accuracy}
         self.ema_count.fill_(count + 1)
-        logs |= {"mi_honest_avg": mi_honest_avg, "mi_attacked_avg": float(self.mi_attacked_avg)}
-        self.history.append({"step": float(self.global_step), **logs})
+        logs |= {"mi_honest_avg": mi_honest_avg, "mi_attacked_avg": self.mi_attacked_avg}
+        self.history.append({"step": self.global_step, **logs})  # copies the buffer's value
         # Lightning logs a few keys only: each costs a little per step, and ``history`` has all
         shown = ("loss", "rec", "kl", "gamma", "mi_honest_avg", "mi_attacked_avg", "lambda")
         shown = shown if self.constrained else shown[:5]

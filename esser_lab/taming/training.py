@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from esser_lab.losses.adversarial import NLayerDiscriminator
 from esser_lab.taming.method import autoencoder_loss, discriminator_loss
 from esser_lab.taming.model import VQGANConfig, VQModel
+from esser_lab.training.history import History
 from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now
 
@@ -58,7 +59,7 @@ class LitVQGAN(ResumableModule):
         )
         if perceptual is not None:
             self.loss["perceptual_loss"] = perceptual.requires_grad_(False).eval()
-        self.history: list[dict[str, float]] = []
+        self.history = History()
 
     @property
     def discriminator(self) -> NLayerDiscriminator:
@@ -98,20 +99,20 @@ class LitVQGAN(ResumableModule):
             # counts batches (as the official PL 1.x loop did); it drives ``disc_start``
             d_opt.optimizer.step()
 
-        logs = {
-            "loss": float(ae.loss.detach()),
-            "rec": float(ae.l1),
-            "nll": float(ae.nll),
-            "p_loss": float(ae.perceptual),
-            "q_loss": float(ae.q_loss),
-            "perplexity": float(q.perplexity),
-            "d_weight": float(ae.d_weight),
-            "g_loss": float(ae.g_loss),
-            "d_loss": float(d.loss.detach()),
-            "logits_real": float(d.logits_real),
-            "logits_fake": float(d.logits_fake),
+        logs = {  # tensors: ``history`` reads them lazily (no host sync per step)
+            "loss": ae.loss.detach(),
+            "rec": ae.l1,
+            "nll": ae.nll,
+            "p_loss": ae.perceptual,
+            "q_loss": ae.q_loss,
+            "perplexity": q.perplexity,
+            "d_weight": ae.d_weight,
+            "g_loss": ae.g_loss,
+            "d_loss": d.loss.detach(),
+            "logits_real": d.logits_real,
+            "logits_fake": d.logits_fake,
         }
-        self.history.append({"step": float(step), **logs})
+        self.history.append({"step": step, **logs})
         if log_now(self):
             shown = ("loss", "rec", "q_loss", "perplexity", "d_weight", "d_loss")
             self.log_dict({k: logs[k] for k in shown}, on_step=True, prog_bar=True)

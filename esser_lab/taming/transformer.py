@@ -30,6 +30,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from esser_lab.config import check_betas, check_fields, check_positive, config_from_dict
+from esser_lab.nn import placement
 from esser_lab.nn.transformer import GPT
 from esser_lab.taming.model import VQModel
 from esser_lab.taming.sampling import sample
@@ -211,7 +212,11 @@ class TamingTransformer(nn.Module):
                 f"a class-conditional model needs labels (b,) = ({batch_size},), got "
                 f"{None if labels is None else tuple(labels.shape)}"
             )
-        if labels.is_floating_point() or labels.min() < 0 or labels.max() >= self.config.n_classes:
+        n_classes = self.config.n_classes
+        if labels.device.type != "cpu" and not labels.is_floating_point():
+            # no host sync in a training step: a device-side assert
+            torch._assert_async(((labels >= 0) & (labels < n_classes)).all())
+        elif labels.is_floating_point() or labels.min() < 0 or labels.max() >= n_classes:
             raise ValueError(
                 f"labels must be integer classes in [0, {self.config.n_classes}), got "
                 f"{labels.dtype} in [{labels.min().item()}, {labels.max().item()}]"
@@ -233,8 +238,8 @@ class TamingTransformer(nn.Module):
         c_indices = self.condition_tokens(z_indices.shape[0], labels)
         inputs = z_indices
         if self.training and self.config.pkeep < 1.0:  # noise augmentation of the inputs only
-            keep = torch.rand(z_indices.shape, generator=generator, device=z_indices.device)
-            noise = torch.randint(
+            keep = placement.rand(z_indices.shape, generator=generator, device=z_indices.device)
+            noise = placement.randint(
                 self.config.vocab_size, z_indices.shape, generator=generator,
                 device=z_indices.device,
             )  # fmt: skip
@@ -262,9 +267,10 @@ class TamingTransformer(nn.Module):
         was_training = self.training
         self.eval()
         total, count = 0.0, 0
+        device = self.transformer.pos_emb.device  # held-out codes may live on the CPU
         try:
             for start in range(0, z_indices.shape[0], batch_size):
-                chunk = z_indices[start : start + batch_size]
+                chunk = z_indices[start : start + batch_size].to(device)
                 chunk_labels = None if labels is None else labels[start : start + batch_size]
                 logits, target = self(chunk, chunk_labels)
                 total += float(next_token_loss(logits, target)) * target.numel()

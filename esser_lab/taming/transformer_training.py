@@ -13,6 +13,7 @@ from torch import Tensor
 
 from esser_lab.nn.transformer import configure_gpt_optimizer
 from esser_lab.taming.transformer import TamingTransformer, next_token_loss
+from esser_lab.training.history import History
 from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now
 
@@ -39,7 +40,7 @@ class LitTamingTransformer(ResumableModule):
         self.learning_rate = (
             model.config.learning_rate() if learning_rate is None else learning_rate
         )
-        self.history: list[dict[str, float]] = []
+        self.history = History()
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         if not isinstance(batch, dict):
@@ -51,7 +52,7 @@ class LitTamingTransformer(ResumableModule):
         else:
             raise ValueError(f"a batch needs 'image' or 'z_indices', got keys {sorted(batch)}")
         loss = next_token_loss(*self.model(z_indices, batch.get("label")))
-        self.history.append({"step": float(self.global_step), "loss": float(loss.detach())})
+        self.history.append({"step": self.global_step, "loss": loss})  # read lazily
         if log_now(self):
             self.log("loss", loss.detach(), prog_bar=True)
         return loss

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from esser_lab.data.modules import batch_loader
 from esser_lab.nn.autoencoder import DenseAutoencoder, autoencoder_loss
 from esser_lab.scale import Scale
+from esser_lab.training.history import History
 from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now, make_trainer
 
@@ -45,7 +46,7 @@ class LitDenseAutoencoder(ResumableModule):
         self.autoencoder = autoencoder
         self.learning_rate, self.kl_weight = learning_rate, kl_weight
         self.logvar = nn.Parameter(torch.tensor(float(logvar_init)))
-        self.history: list[dict[str, float]] = []
+        self.history = History()
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         x = batch["image"]
@@ -53,9 +54,7 @@ class LitDenseAutoencoder(ResumableModule):
         loss, parts = autoencoder_loss(x, reconstruction, posterior, self.logvar, self.kl_weight)
         if log_now(self):
             self.log_dict({"loss": loss.detach(), "rec": parts["rec"]}, prog_bar=True)
-        self.history.append(
-            {"loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()}}
-        )
+        self.history.append({"loss": loss, **parts})  # read lazily: no host sync per step
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

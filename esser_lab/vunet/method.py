@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from esser_lab.losses.kl import unit_variance_kl
+from esser_lab.nn import placement
 from esser_lab.vunet.model import VUNet, VUNetConfig
 
 
@@ -76,7 +77,8 @@ def normalize_parts(
         raise ValueError(
             f"keypoints must have shape ({image.shape[0]}, k, 2), got {tuple(keypoints.shape)}"
         )
-    width = torch.tensor([box.width for box in boxes], device=image.device, dtype=image.dtype)
+    width = torch.tensor([box.width for box in boxes], dtype=image.dtype)
+    width = placement.to_device(width, image.device)  # no host sync on a GPU
     a = _box_ends(keypoints, boxes, "a") * 2 - 1  # (b, p, 2) in grid_sample's [-1, 1] coordinates
     b = _box_ends(keypoints, boxes, "b") * 2 - 1
     centre = (a + b) / 2
