@@ -204,12 +204,13 @@ browser-test: $(STAMP) ## check the built site in headless Chromium (after make 
 COLAB_OUT := _build/colab
 
 .PHONY: colab publish-colab colab-bootstrap
-colab: $(STAMP) ## every chapter in _toc.yml as a Colab notebook: _build/colab/notebooks/NN_name.ipynb
+colab: $(STAMP) ## every chapter in _toc.yml as a Colab notebook (installing esser_lab at HEAD): _build/colab/notebooks/NN_name.ipynb
 	$(VPY) book/_ext/colab.py build --out $(COLAB_OUT)
 
 # Commits with git plumbing only: the checkout's HEAD, index and working tree stay as they are.
+# The notebooks pin the commit they come from (git rev-parse HEAD): push it before the branch.
 # Refuses uncommitted changes to the chapters' sources (ALLOW_DIRTY=1 publishes them anyway).
-publish-colab: colab ## commit those notebooks to the local colab branch (deploy: git push origin colab)
+publish-colab: colab ## commit those notebooks, pinned to HEAD, to the local colab branch (deploy: git push origin main colab)
 	$(VPY) book/_ext/colab.py publish --out $(COLAB_OUT) $(if $(ALLOW_DIRTY),--allow-dirty,)
 
 colab-bootstrap: $(STAMP) ## (re)write every chapter's first code cell, the Colab install cell

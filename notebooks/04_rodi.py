@@ -55,12 +55,13 @@ if "google.colab" in sys.modules:
     from importlib.metadata import version
 
     # Only what Colab lacks, with Colab's own torch, torchvision, numpy, matplotlib and ipywidgets
-    # pinned to the versions it has (so pip never upgrades them); then esser_lab at this book's
-    # release tag, without its dependencies.
+    # pinned to the versions it has (so pip never upgrades them); then esser_lab without its
+    # dependencies, at the commit `make publish-colab` published this notebook from (no commit
+    # in the chapter's source: the repository's default branch).
     lacking = ["lightning>=2.4,<3", "einops>=0.8,<1", "safetensors>=0.4,<1"]
     colab_own = ("torch", "torchvision", "numpy", "matplotlib", "ipywidgets")
     keep = [f"{name}=={version(name)}" for name in colab_own]
-    package = "esser-lab @ git+https://github.com/esser-lab/esser-lab@v0.1.0"
+    package = "esser-lab @ git+https://github.com/esser-lab/esser-lab"
     pip = [sys.executable, "-m", "pip", "install", "--quiet"]
     subprocess.run([*pip, *lacking, *keep], check=True)
     subprocess.run([*pip, "--no-deps", package], check=True)

@@ -4,23 +4,27 @@ Colab opens only ``.ipynb`` files; the chapters are jupytext percent ``.py`` fil
 
 * ``make colab`` (``python book/_ext/colab.py build``) converts every chapter named in
   ``_toc.yml`` into ``_build/colab/notebooks/NN_name.ipynb`` (as ``jupytext --to ipynb`` does;
-  no outputs, a python3 kernelspec, cell ids that do not change from one run to the next).
+  no outputs, a python3 kernelspec, cell ids that do not change from one run to the next), with
+  the bootstrap cell pinned to the checkout's commit (``git rev-parse HEAD``; outside a git
+  checkout it stays unpinned and installs the repository's default branch).
 * ``make publish-colab`` (``python book/_ext/colab.py publish``) commits those files to the local
   branch ``colab``, at ``notebooks/NN_name.ipynb``, on top of the branch's previous tip. It uses
   git plumbing only (``hash-object``, a temporary index, ``write-tree``, ``commit-tree``,
-  ``update-ref``), so the checkout's HEAD, index and working tree stay as they are. Pushing the
-  branch (``git push origin colab``) is the maintainer's deploy step.
+  ``update-ref``), so the checkout's HEAD, index and working tree stay as they are. It refuses
+  notebooks whose pin is not HEAD (built before HEAD moved). Pushing HEAD's branch and then this
+  one (``git push origin main colab``) is the maintainer's deploy step.
 * Loaded by Sphinx (``sphinx: local_extensions: {colab: book/_ext}`` in ``_config.yml``), it puts
   an "Open in Colab" link, ``<a class="esser-colab-badge">``, under the title of every page built
   from ``notebooks/NN_name.py``. The link points at that chapter's notebook on the branch
   (:func:`colab_url`). Badge and logo are plain HTML, CSS and inline SVG: nothing is fetched when
   the page is viewed.
 * Every chapter's first code cell is the Colab bootstrap (:func:`bootstrap_source`). On Colab it
-  installs ``esser_lab`` at the release tag ``v<esser_lab.__version__>`` and the few dependencies
-  Colab lacks, and it pins Colab's own torch, torchvision, numpy, matplotlib and ipywidgets so
-  pip never upgrades them; anywhere else it does nothing. ``make colab`` refuses a chapter whose
-  cell differs from the one generated here (after a version bump, say);
-  ``make colab-bootstrap`` rewrites the cell in every chapter.
+  installs ``esser_lab`` at the commit the notebook was published from (the chapter's source
+  names no commit; :func:`build` writes it into the notebook, see :func:`bootstrap_source`) and
+  the few dependencies Colab lacks, and it pins Colab's own torch, torchvision, numpy, matplotlib
+  and ipywidgets so pip never upgrades them; anywhere else it does nothing. ``make colab``
+  refuses a chapter whose cell differs from the one generated here; ``make colab-bootstrap``
+  rewrites the cell in every chapter.
 
 The publishing coordinates are kept in one place, ``_config.yml``::
 
@@ -69,12 +73,13 @@ import sys
     from importlib.metadata import version
 
     # Only what Colab lacks, with Colab's own torch, torchvision, numpy, matplotlib and ipywidgets
-    # pinned to the versions it has (so pip never upgrades them); then esser_lab at this book's
-    # release tag, without its dependencies.
+    # pinned to the versions it has (so pip never upgrades them); then esser_lab without its
+    # dependencies, at the commit `make publish-colab` published this notebook from (no commit
+    # in the chapter's source: the repository's default branch).
     lacking = [{lacking}]
     colab_own = ("torch", "torchvision", "numpy", "matplotlib", "ipywidgets")
     keep = [f"{{name}}=={{version(name)}}" for name in colab_own]
-    package = "esser-lab @ git+{repository}@{tag}"
+    package = "esser-lab @ git+{repository}{pin}"
     pip = [sys.executable, "-m", "pip", "install", "--quiet"]
     subprocess.run([*pip, *lacking, *keep], check=True)
     subprocess.run([*pip, "--no-deps", package], check=True)
@@ -184,9 +189,22 @@ def package_version(root: Path = ROOT) -> str:
     return match[1]
 
 
-def release_tag(root: Path = ROOT) -> str:
-    """The git tag the bootstrap installs from: ``v`` + ``esser_lab.__version__``."""
-    return f"v{package_version(root)}"
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+# The install line of a bootstrap cell, and the commit it pins (if any).
+_PACKAGE_LINE = re.compile(r'package = "esser-lab @ git\+\S+?(?:@(?P<commit>[0-9a-f]{40}))?"')
+
+
+def head_commit(root: Path = ROOT) -> str | None:
+    """``git rev-parse HEAD`` of the checkout holding ``root``; None outside a git checkout."""
+    commit = _git_maybe(Path(root), "rev-parse", "-q", "--verify", "HEAD^{commit}")
+    return commit if commit and _COMMIT.fullmatch(commit) else None
+
+
+def bootstrap_pin(notebook) -> str | None:
+    """The commit a notebook's bootstrap cell installs esser_lab from (None: unpinned)."""
+    cell = first_code_cell(notebook)
+    match = _PACKAGE_LINE.search(cell.source) if cell is not None else None
+    return match["commit"] if match else None
 
 
 def requirement_ranges(root: Path = ROOT, names=COLAB_LACKS) -> list[str]:
@@ -203,13 +221,19 @@ def requirement_ranges(root: Path = ROOT, names=COLAB_LACKS) -> list[str]:
     return [found[n] for n in names]
 
 
-def bootstrap_source(root: Path = ROOT) -> str:
-    """The source of the first code cell of every chapter (see the module docstring)."""
+def bootstrap_source(root: Path = ROOT, commit: str | None = None) -> str:
+    """The first code cell of every chapter (see the module docstring).
+
+    Without ``commit`` (the chapters' sources) it installs esser_lab from the repository's default
+    branch; with one (a notebook for Colab, :func:`build`) from exactly that commit.
+    """
+    if commit is not None and not _COMMIT.fullmatch(commit):
+        raise ColabError(f"a bootstrap cell pins a full commit id (40 hex digits), got {commit!r}")
     lacking = ", ".join(f'"{r}"' for r in requirement_ranges(root))
     return BOOTSTRAP_TEMPLATE.format(
         guard=BOOTSTRAP_GUARD,
         repository=read_coordinates(root).repository,
-        tag=release_tag(root),
+        pin=f"@{commit}" if commit else "",
         lacking=lacking,
     )
 
@@ -226,7 +250,7 @@ def bootstrap_problem(notebook, root: Path = ROOT) -> str | None:
     if BOOTSTRAP_GUARD not in cell.source:
         return "does not start with the Colab bootstrap cell"
     if cell.source.strip() != bootstrap_source(root).strip():
-        return f"has an outdated Colab bootstrap cell (it must install {release_tag(root)})"
+        return "has an outdated Colab bootstrap cell"
     if list(cell.metadata.get("tags", [])) != BOOTSTRAP_TAGS:
         return f"Colab bootstrap cell must be tagged {BOOTSTRAP_TAGS}"
     return None
@@ -286,8 +310,9 @@ NOTEBOOK_METADATA = {
 }
 
 
-def colab_notebook(path: Path, root: Path = ROOT):
-    """The chapter ``path`` as an nbformat notebook for Colab (validated)."""
+def colab_notebook(path: Path, root: Path = ROOT, commit: str | None = None):
+    """The chapter ``path`` as an nbformat notebook for Colab (validated); its bootstrap cell
+    installs esser_lab at ``commit`` (None: the default branch, as in the chapter's source)."""
     import jupytext
     import nbformat
 
@@ -300,6 +325,7 @@ def colab_notebook(path: Path, root: Path = ROOT):
     notebook = nbformat.reads(jupytext.writes(source, fmt="ipynb"), as_version=4)
     notebook.nbformat_minor = max(notebook.nbformat_minor, 5)
     notebook.metadata = nbformat.from_dict(NOTEBOOK_METADATA)
+    first_code_cell(notebook).source = bootstrap_source(root, commit)
     for index, cell in enumerate(notebook.cells):
         cell.id = f"cell-{index:03d}"  # stable: a republished chapter differs only where it changed
         if cell.cell_type == "code":
@@ -309,11 +335,13 @@ def colab_notebook(path: Path, root: Path = ROOT):
     return notebook
 
 
-def build(root: Path = ROOT, out: Path | None = None) -> list[Path]:
+def build(root: Path = ROOT, out: Path | None = None, *, pin: bool = True) -> list[Path]:
     """Write ``<out>/notebooks/NN_name.ipynb`` for every chapter in ``_toc.yml``; return them.
 
     ``out`` defaults to ``<root>/_build/colab``; ``<out>/notebooks`` is emptied first, so it holds
-    exactly the chapters of the table of contents.
+    exactly the chapters of the table of contents. With ``pin`` the bootstrap cells install
+    esser_lab at the checkout's commit (:func:`head_commit`), what ``make publish-colab``
+    publishes; outside a git checkout, or without ``pin``, from the default branch.
     """
     import nbformat
 
@@ -327,9 +355,10 @@ def build(root: Path = ROOT, out: Path | None = None) -> list[Path]:
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
+    commit = head_commit(root) if pin else None
     written = []
     for docname in chapters:
-        notebook = colab_notebook(root / f"{docname}.py", root)
+        notebook = colab_notebook(root / f"{docname}.py", root, commit)
         path = target / f"{Path(docname).name}.ipynb"
         text = nbformat.writes(notebook)
         path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
@@ -341,9 +370,16 @@ def build(root: Path = ROOT, out: Path | None = None) -> list[Path]:
 # make publish-colab: commit the notebooks to the colab branch with git plumbing
 # ---------------------------------------------------------------------------------------------
 
-# What the generated notebooks are made from: publishing with uncommitted changes here would
-# name a source commit the notebooks do not come from.
-SOURCE_PATHS = ("notebooks", "_toc.yml", "_config.yml", "requirements.txt", "esser_lab/__init__.py")
+# What the generated notebooks are made from, and the package they install (at HEAD): publishing
+# with uncommitted changes here would name a source commit the notebooks do not come from.
+SOURCE_PATHS = (
+    "notebooks",
+    "_toc.yml",
+    "_config.yml",
+    "requirements.txt",
+    "esser_lab",
+    "pyproject.toml",
+)
 
 BRANCH_README = """\
 # Colab notebooks of esser-lab (generated)
@@ -386,6 +422,8 @@ def publish(
     Returns the new commit, or None when the tip already has exactly these files. Only objects and
     the branch's ref are written: HEAD, the index and the working tree are left alone.
     """
+    import nbformat
+
     root = Path(root).resolve()
     out = root / DEFAULT_OUT if out is None else Path(out)
     coordinates = read_coordinates(root)
@@ -409,6 +447,13 @@ def publish(
 
     head = _git(repo, "rev-parse", "HEAD")
     source_branch = _git_maybe(repo, "symbolic-ref", "--short", "-q", "HEAD") or "detached HEAD"
+    for path in files.values():
+        pin = bootstrap_pin(nbformat.read(path, as_version=4))
+        if pin != head:
+            raise ColabError(
+                f"{path} installs esser-lab at {pin[:12] if pin else 'the default branch'}, but "
+                f"HEAD is {head[:12]} (HEAD moved since it was built?): run `make colab` again"
+            )
     paths = [f"{prefix}/{p}" if prefix else p for p in SOURCE_PATHS]
     dirty = _git(repo, "status", "--porcelain", "--untracked-files=all", "--", *paths)
     if dirty and not allow_dirty:
@@ -416,18 +461,11 @@ def publish(
             "uncommitted changes in the chapters' sources, so the notebooks would not match "
             f"{head[:12]}:\n{dirty}\ncommit them first (or: make publish-colab ALLOW_DIRTY=1)"
         )
-    tag = release_tag(root)
-    package = f"{prefix}/esser_lab" if prefix else "esser_lab"
-    if _git_maybe(repo, "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}") is None:
+    if _git_maybe(repo, "branch", "-r", "--contains", head) is None:
+        push = source_branch if source_branch != "detached HEAD" else "<branch>"
         log(
-            f"warning: there is no tag {tag} here, but the notebooks install esser-lab from it on "
-            f"Colab: create and push it (git tag {tag} && git push origin {tag})"
-        )
-    elif _git(repo, "diff", "--name-only", f"refs/tags/{tag}", "HEAD", "--", package):
-        log(
-            f"warning: esser_lab changed since {tag}, but on Colab the notebooks install the "
-            f"package as of {tag}: if the chapters need the change, bump esser_lab.__version__, "
-            "run `make colab-bootstrap`, commit, tag and publish again"
+            f"warning: commit {head[:12]} is on no remote-tracking branch, but on Colab the "
+            f"notebooks install esser-lab from it: push it first (git push origin {push})"
         )
 
     tip = _git_maybe(repo, "rev-parse", "-q", "--verify", f"{ref}^{{commit}}")
@@ -445,8 +483,9 @@ def publish(
 
     state = " with uncommitted changes" if dirty else ""
     message = (
-        f"Colab notebooks from {source_branch}@{head[:12]}{state} (esser-lab {tag})\n\n"
-        f"Generated by `make publish-colab` from commit {head}{state}.\n"
+        f"Colab notebooks from {source_branch}@{head[:12]}{state}\n\n"
+        f"Generated by `make publish-colab` from commit {head}{state}; they install esser-lab "
+        f"{package_version(root)} at that commit.\n"
         + "".join(f"notebooks/{stem}.ipynb\n" for stem in files)
     )
     parents = ["-p", tip] if tip is not None else []
@@ -457,7 +496,7 @@ def publish(
         f"colab: committed {len(files)} notebook(s) to branch {branch!r} as {commit[:12]}"
         f"{' on top of ' + tip[:12] if tip else ' (new branch)'}, from {source_branch}@{head[:12]}"
     )
-    log(f"deploy: git push origin {branch}")
+    log(f"deploy: git push origin {branch} (after the commit {head[:12]} it pins)")
     return commit
 
 
@@ -541,6 +580,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "build":
             for path in build(root, args.out):
                 print(f"colab: {os.path.relpath(path)}")
+            commit = head_commit(root)
+            print(
+                f"colab: the notebooks install esser-lab at commit {commit} (HEAD)"
+                if commit
+                else "colab: not a git checkout: the notebooks install the default branch"
+            )
         elif args.command == "publish":
             publish(root, args.out, allow_dirty=args.allow_dirty)
         elif args.command == "bootstrap":

@@ -8,11 +8,14 @@ Everything here is fast and offline. ``book/_ext/colab.py`` does the work (``mak
   blob/<branch>/notebooks/NN_name.ipynb``, and the badge needs nothing from the internet;
 * ``make colab`` writes one valid notebook per chapter of ``_toc.yml``, without outputs, with a
   python3 kernelspec, starting with the bootstrap cell;
-* the bootstrap cell is every chapter's first code cell, installs from the tag
-  ``v{esser_lab.__version__}``, does nothing outside Colab, and on (a simulated) Colab installs only
-  what Colab lacks without upgrading Colab's own torch, torchvision, numpy or matplotlib;
+* the bootstrap cell is every chapter's first code cell; in the chapter's source it installs the
+  repository's default branch, in a notebook built for Colab exactly the checkout's commit (HEAD),
+  which is what ``make publish-colab`` publishes; it does nothing outside Colab, and on (a
+  simulated) Colab installs only what Colab lacks without upgrading Colab's own torch,
+  torchvision, numpy or matplotlib;
 * publishing, in a throwaway git repository, creates and then advances the branch with the
-  notebooks at ``notebooks/NN_name.ipynb`` and leaves HEAD, index and working tree alone.
+  notebooks at ``notebooks/NN_name.ipynb``, pinned to HEAD, refuses notebooks pinned to another
+  commit, and leaves HEAD, index and working tree alone.
 """
 
 from __future__ import annotations
@@ -201,9 +204,26 @@ def test_book_config_uses_the_extension_and_no_jb_colab_button() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_release_tag_is_the_package_version() -> None:
+def test_package_version_is_read_from_the_source() -> None:
     assert colab.package_version(REPO) == esser_lab.__version__
-    assert colab.release_tag(REPO) == f"v{esser_lab.__version__}"
+
+
+def test_bootstrap_pins_a_full_commit_or_nothing() -> None:
+    import nbformat
+
+    repository = colab.read_coordinates(REPO).repository
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    source = colab.bootstrap_source(REPO)
+    pinned = colab.bootstrap_source(REPO, commit)
+    assert f'package = "esser-lab @ git+{repository}"' in source  # the default branch
+    assert f'package = "esser-lab @ git+{repository}@{commit}"' in pinned
+    assert source.replace(f"{repository}", f"{repository}@{commit}", 1) == pinned
+    for cell, pin in ((source, None), (pinned, commit)):
+        notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
+        assert colab.bootstrap_pin(notebook) == pin
+    for bad in ("v0.1.0", "main", commit[:12], commit.upper()):
+        with pytest.raises(colab.ColabError, match="40 hex digits"):
+            colab.bootstrap_source(REPO, bad)
 
 
 @pytest.mark.parametrize("docname", CHAPTERS)
@@ -215,7 +235,7 @@ def test_every_chapter_starts_with_the_bootstrap_cell(docname: str) -> None:
     assert problem is None, f"{docname}.py {problem}: run `make colab-bootstrap`"
     source = colab.first_code_cell(notebook).source
     repository = colab.read_coordinates(REPO).repository
-    assert f'"esser-lab @ git+{repository}@v{esser_lab.__version__}"' in source
+    assert f'"esser-lab @ git+{repository}"' in source  # unpinned: build() pins the commit
 
 
 def test_bootstrap_installs_ranges_from_requirements_and_never_upgrades() -> None:
@@ -271,11 +291,13 @@ def test_bootstrap_on_colab_installs_only_what_colab_lacks(monkeypatch: pytest.M
         return subprocess.CompletedProcess(command, 0)
 
     monkeypatch.setattr(subprocess, "run", fake_run)
-    exec(compile(colab.bootstrap_source(REPO), "<bootstrap>", "exec"), {"__name__": "__main__"})
+    commit = "89abcdef0123456789abcdef0123456789abcdef"
+    bootstrap = colab.bootstrap_source(REPO, commit)  # as published
+    exec(compile(bootstrap, "<bootstrap>", "exec"), {"__name__": "__main__"})
 
     pip = [sys.executable, "-m", "pip", "install", "--quiet"]
     repository = colab.read_coordinates(REPO).repository
-    package = f"esser-lab @ git+{repository}@v{esser_lab.__version__}"
+    package = f"esser-lab @ git+{repository}@{commit}"
     # First what Colab lacks, then the package without dependencies (installed last, so that pip
     # does not hold the package's ranges against Colab's versions, e.g. its ipywidgets 7).
     assert len(calls) == 2 and calls[1] == [*pip, "--no-deps", package]
@@ -303,7 +325,8 @@ def test_build_writes_one_valid_notebook_per_chapter(tmp_path: Path) -> None:
     expected = [tmp_path / "colab" / "notebooks" / f"{Path(d).name}.ipynb" for d in CHAPTERS]
     assert written == expected
     assert sorted((tmp_path / "colab" / "notebooks").iterdir()) == sorted(expected)
-    bootstrap = colab.bootstrap_source(REPO)
+    head = _git(REPO, "rev-parse", "HEAD")
+    bootstrap = colab.bootstrap_source(REPO, head)  # pinned to the checkout's commit
     for path in written:
         notebook = nbformat.read(path, as_version=4)
         nbformat.validate(notebook)
@@ -313,13 +336,29 @@ def test_build_writes_one_valid_notebook_per_chapter(tmp_path: Path) -> None:
         assert "jupytext" not in notebook.metadata
         code = [cell for cell in notebook.cells if cell.cell_type == "code"]
         assert code and all(c.outputs == [] and c.execution_count is None for c in code)
-        assert code[0].source == bootstrap
+        assert code[0].source == bootstrap and colab.bootstrap_pin(notebook) == head
         assert notebook.cells[0].cell_type == "markdown"
         assert notebook.cells[0].source.startswith("# ")
         assert len({cell.id for cell in notebook.cells}) == len(notebook.cells)
     # Stable output: publishing twice without a change gives the same files.
     first = [path.read_bytes() for path in written]
     assert [path.read_bytes() for path in colab.build(REPO, tmp_path / "colab")] == first
+    # Unpinned (as outside a git checkout): the chapter's own cell, the default branch.
+    for path in colab.build(REPO, tmp_path / "unpinned", pin=False):
+        notebook = nbformat.read(path, as_version=4)
+        assert colab.first_code_cell(notebook).source == colab.bootstrap_source(REPO)
+        assert colab.bootstrap_pin(notebook) is None
+
+
+def test_build_outside_a_git_checkout_installs_the_default_branch(tmp_path: Path) -> None:
+    import nbformat
+
+    root = tmp_path / "book"
+    root.mkdir()
+    _make_book(root)
+    assert colab.head_commit(root) is None
+    for path in colab.build(root, tmp_path / "out"):
+        assert colab.bootstrap_pin(nbformat.read(path, as_version=4)) is None
 
 
 # --------------------------------------------------------------------------------------------
@@ -448,18 +487,19 @@ def test_write_bootstrap_inserts_then_updates(tmp_path: Path) -> None:
     assert colab.bootstrap_problem(notebook, root) is None
     assert [c.source for c in notebook.cells[2:]] == ["y = 2", "z = 3"]
     assert notebook.cells[1].metadata["tags"] == ["hide-input"]
-    assert '@v0.1.0"' in notebook.cells[1].source
+    assert '"esser-lab @ git+https://github.com/probe-org/probe-book"' in notebook.cells[1].source
     assert not colab.write_bootstrap(path, root)  # already up to date
 
-    # A version bump makes the cell outdated; rewriting replaces it, it adds no second one.
-    (root / "esser_lab" / "__init__.py").write_text('__version__ = "0.2.0"\n')
+    # A new requirement range makes the cell outdated; rewriting replaces it, adds no second one.
+    requirements = root / "requirements.txt"
+    requirements.write_text(requirements.read_text().replace("einops>=0.8,<1", "einops>=0.9,<1"))
     assert "outdated" in colab.bootstrap_problem(jupytext.read(path), root)
     with pytest.raises(colab.ColabError, match="make colab-bootstrap"):
         colab.build(root, tmp_path / "out")
     assert colab.write_bootstrap(path, root)
     notebook = jupytext.read(path)
     assert colab.bootstrap_problem(notebook, root) is None
-    assert '@v0.2.0"' in notebook.cells[1].source
+    assert '"einops>=0.9,<1"' in notebook.cells[1].source
     assert [c.source for c in notebook.cells[2:]] == ["y = 2", "z = 3"]
     assert sum(colab.BOOTSTRAP_GUARD in c.source for c in notebook.cells) == 1
 
@@ -496,23 +536,29 @@ def test_publish_creates_then_advances_the_branch(book_repo: Path) -> None:
     for stem in ("01_first", "02_second", "03_third"):
         blob = _git(root, "show", f"colab:notebooks/{stem}.ipynb")
         assert blob == (out / "notebooks" / f"{stem}.ipynb").read_text().strip()
+        # the published notebook installs the package at the commit it was published from
+        assert f"esser-lab @ git+https://github.com/probe-org/probe-book@{head}" in blob
     assert _git(root, "log", "--format=%P", "-1", first) == ""  # the branch's first commit
     message = _git(root, "log", "--format=%B", "-1", first)
-    assert f"main@{head[:12]}" in message and head in message and "v0.1.0" in message
+    assert f"main@{head[:12]}" in message and head in message and "0.1.0" in message
     assert any("git push origin colab" in line for line in logged)
-    assert any("no tag v0.1.0" in line for line in logged)  # warns: the notebooks install it
+    # warns: the pinned commit is on no remote branch yet, so Colab could not install it
+    assert any(f"{head[:12]} is on no remote-tracking branch" in line for line in logged)
 
     # Nothing changed: nothing to commit.
     colab.build(root, out)
     assert colab.publish(root, out, log=logged.append) is None
     assert _git(root, "rev-parse", "refs/heads/colab") == first
 
-    # A changed chapter, committed on main, and a release tag: one more commit on top.
+    # A changed chapter, committed and pushed (a remote-tracking branch holds it): notebooks
+    # built before the commit pin the old HEAD and are refused; rebuilt, one more commit on top.
     (root / "notebooks" / "02_second.py").write_text(
         (root / "notebooks" / "02_second.py").read_text() + "\n# %%\nw = 4\n"
     )
     _git(root, "commit", "-q", "-am", "second chapter grows")
-    _git(root, "tag", "v0.1.0")
+    _git(root, "update-ref", "refs/remotes/origin/main", "HEAD")
+    with pytest.raises(colab.ColabError, match=f"installs esser-lab at {head[:12]}.*make colab"):
+        colab.publish(root, out, log=logged.append)
     colab.build(root, out)
     before = _snapshot(root)
     logged.clear()
@@ -523,18 +569,21 @@ def test_publish_creates_then_advances_the_branch(book_repo: Path) -> None:
     assert _git(root, "rev-list", "--count", "colab") == "2"
     assert _snapshot(root) == before
     assert "w = 4" in _git(root, "show", "colab:notebooks/02_second.ipynb")
-    assert _git(root, "rev-parse", "HEAD") in _git(root, "log", "--format=%B", "-1", second)
+    head = _git(root, "rev-parse", "HEAD")
+    assert head in _git(root, "log", "--format=%B", "-1", second)
+    assert head in _git(root, "show", "colab:notebooks/01_first.ipynb")  # every notebook
     assert not any("warning" in line for line in logged)
     assert _git(root, "symbolic-ref", "HEAD") == "refs/heads/main"
 
-    # The package changes after the tag: the Colab notebooks would still install the tag's.
+    # Only the package changes: the notebooks follow it (a new pin), no chapter changed.
     (root / "esser_lab" / "new.py").write_text("x = 1\n")
     _git(root, "add", "esser_lab/new.py")
     _git(root, "commit", "-q", "-m", "package grows")
     colab.build(root, out)
-    logged.clear()
-    assert colab.publish(root, out, log=logged.append) is None  # same notebooks
-    assert any("esser_lab changed since v0.1.0" in line for line in logged)
+    third = colab.publish(root, out, log=logged.append)
+    assert third and _git(root, "log", "--format=%P", "-1", third) == second
+    new_head = _git(root, "rev-parse", "HEAD")
+    assert f"probe-book@{new_head}" in _git(root, "show", "colab:notebooks/03_third.ipynb")
 
 
 def test_publish_refuses_uncommitted_sources_and_stale_output(book_repo: Path) -> None:
@@ -547,6 +596,15 @@ def test_publish_refuses_uncommitted_sources_and_stale_output(book_repo: Path) -
     colab.build(root, out)
     with pytest.raises(colab.ColabError, match="uncommitted changes"):
         colab.publish(root, out, log=lambda line: None)
+    # The package is what the notebooks install (at HEAD): uncommitted changes there count too.
+    _git(root, "commit", "-q", "-am", "first chapter grows")
+    colab.build(root, out)
+    (root / "esser_lab" / "extra.py").write_text("y = 1\n")
+    with pytest.raises(colab.ColabError, match="esser_lab/extra.py"):
+        colab.publish(root, out, log=lambda line: None)
+    (root / "esser_lab" / "extra.py").unlink()
+    chapter.write_text(chapter.read_text() + "\n# %%\nu = 6\n")
+    colab.build(root, out)
     assert _git(root, "branch", "--list", "colab") == ""
     commit = colab.publish(root, out, allow_dirty=True, log=lambda line: None)
     assert "with uncommitted changes" in _git(root, "log", "--format=%B", "-1", commit)
