@@ -24,7 +24,7 @@ from typing import Any
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler, Subset
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset, default_collate
 
 from esser_lab.data import figures, sprites
 from esser_lab.data._raster import check_positive_int
@@ -37,6 +37,7 @@ __all__ = [
     "batch_loader",
     "FiguresDataModule",
     "ImageFolderDataModule",
+    "ItemBatches",
     "SpritesDataModule",
     "TensorBatches",
 ]
@@ -94,6 +95,7 @@ class BatchIndexSampler(Sampler[Tensor]):
         self.seed = _check_seed(seed)
         self.epoch = 0
         self._served: tuple[int, int] | None = None  # (epoch, batches of it handed out)
+        self.current_pass: tuple[int, int] = (0, 0)  # (epoch, first batch) of the latest pass
         self._resume: tuple[int, int] | None = None  # where the next pass starts (a resume)
 
     def set_epoch(self, epoch: int) -> None:
@@ -101,6 +103,11 @@ class BatchIndexSampler(Sampler[Tensor]):
 
     def __len__(self) -> int:
         return -(-self.num_items // self.batch_size)
+
+    @property
+    def resume_pending(self) -> bool:
+        """Whether ``load_state_dict`` set where the next pass starts."""
+        return self._resume is not None
 
     @property
     def resuming_mid_epoch(self) -> bool:
@@ -117,7 +124,7 @@ class BatchIndexSampler(Sampler[Tensor]):
             order = torch.arange(self.num_items)
         self.epoch = epoch + 1
         batches = order.split(self.batch_size)
-        self._served = (epoch, start)
+        self._served = self.current_pass = (epoch, start)
         for position in range(start, len(batches)):
             self._served = (epoch, position + 1)
             yield batches[position]
@@ -165,30 +172,47 @@ class BatchIndexSampler(Sampler[Tensor]):
 class BatchLoader(DataLoader):
     """``DataLoader(dataset, sampler=sampler, batch_size=None)`` that Lightning can resume.
 
-    Lightning saves ``state_dict()`` (the :class:`BatchIndexSampler`'s position) in its
-    checkpoints and calls ``load_state_dict()`` before it iterates on resume. Creating a
-    DataLoader iterator draws a seed from the global torch generator; a run that never stopped
-    draws it at an epoch's start only, so a pass that continues an epoch leaves the global random
-    state as it found it. When Lightning swaps the sampler for its distributed wrapper (DDP), the
-    loader has no position of its own to save (``state_dict()`` is empty).
+    Lightning saves ``state_dict()`` in its checkpoints and calls ``load_state_dict()`` before it
+    iterates on resume. The state is the :class:`BatchIndexSampler`'s, with the position counted
+    in batches handed to the training loop (worker processes read ahead of it). Creating a
+    DataLoader iterator draws a seed from the global torch generator (unless ``generator`` is
+    given); a run that never stopped draws it at an epoch's start only, so a pass that continues
+    an epoch leaves the global random state as it found it. When Lightning swaps the sampler for
+    its distributed wrapper (DDP), the loader has no position of its own (``state_dict()`` is
+    empty).
     """
 
     def __init__(self, dataset: Dataset, sampler: Sampler, **kwargs: Any) -> None:
         kwargs.setdefault("batch_size", None)
         super().__init__(dataset, sampler=sampler, **kwargs)
+        self._position: tuple[int, int] | None = None  # (epoch, batches handed out)
 
     def __iter__(self):  # noqa: ANN204
-        if not getattr(self.sampler, "resuming_mid_epoch", False):
-            return super().__iter__()
         state = torch.get_rng_state()
+        resuming = getattr(self.sampler, "resuming_mid_epoch", False)
         iterator = super().__iter__()
-        torch.set_rng_state(state)
-        return iterator
+        if resuming:
+            torch.set_rng_state(state)
+        if not isinstance(self.sampler, BatchIndexSampler):
+            return iterator
+        return self._counted(iterator)
+
+    def _counted(self, iterator: Iterator) -> Iterator:
+        for handed, batch in enumerate(iterator, 1):
+            epoch, start = self.sampler.current_pass
+            self._position = (epoch, start + handed)
+            yield batch
 
     def state_dict(self) -> dict[str, Any]:
         if not isinstance(self.sampler, BatchIndexSampler):
             return {}
-        return {"esser_lab.batches": 1, **self.sampler.state_dict()}
+        state = self.sampler.state_dict()
+        if self._position is not None and not self.sampler.resume_pending:
+            epoch, position = self._position
+            if position >= len(self.sampler):
+                epoch, position = epoch + 1, 0
+            state |= {"epoch": epoch, "position": position}
+        return {"esser_lab.batches": 1, **state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not state:
@@ -199,6 +223,21 @@ class BatchLoader(DataLoader):
                 f"{type(self.sampler).__name__}, not a BatchIndexSampler"
             )
         self.sampler.load_state_dict({k: v for k, v in state.items() if k != "esser_lab.batches"})
+        self._position = None
+
+
+class ItemBatches(Dataset):
+    """A per-item dataset read a whole batch at a time: ``batches[index]`` collates the items at
+    the long tensor ``index`` (``torch.utils.data.default_collate``), for a :class:`BatchLoader`."""
+
+    def __init__(self, items: Dataset) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: Tensor) -> Any:
+        return default_collate([self.items[i] for i in index.tolist()])
 
 
 def batch_loader(
@@ -312,7 +351,9 @@ class ImageFolderDataModule(L.LightningDataModule):
 
     The split is a random permutation under ``seed``; val gets ``round(val_fraction * n)`` images
     but at least one, and train at least one. Batches are ``{"image": (b, 3, size, size),
-    "label": (b,)}``. Nothing is ever downloaded.
+    "label": (b,)}``; the train order is reshuffled every epoch from ``seed + epoch``
+    (:class:`BatchIndexSampler`, resumable like the procedural modules'). Nothing is ever
+    downloaded.
     """
 
     def __init__(
@@ -337,7 +378,11 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.seed = _check_seed(seed)
         self.train_set: Subset | None = None
         self.val_set: Subset | None = None
-        self.save_hyperparameters()
+        # ``root`` as a string: a Path would make Lightning's checkpoints need unpickling
+        self.save_hyperparameters(
+            {"root": str(self.root), "size": size, "batch_size": batch_size}
+            | {"val_fraction": val_fraction, "num_workers": num_workers, "seed": seed}
+        )
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -352,13 +397,14 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.val_set = Subset(dataset, order[:num_val].tolist())
         self.train_set = Subset(dataset, order[num_val:].tolist())
 
-    def _loader(self, dataset: Subset | None, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: Subset | None, shuffle: bool) -> BatchLoader:
         if dataset is None:
             raise RuntimeError("call ImageFolderDataModule.setup() before asking for data")
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
+        sampler = BatchIndexSampler(len(dataset), self.batch_size, shuffle=shuffle, seed=self.seed)
+        return BatchLoader(
+            ItemBatches(dataset),
+            sampler,
+            # the workers' seeds come from here, not from the global generator
             generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

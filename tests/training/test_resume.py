@@ -408,3 +408,46 @@ def test_checkpoints_saved_during_fit_resume_exactly(tmp_path):
     for path in paths[:-1]:  # steps 1, 2 mid-epoch; 3 at the end of epoch 0; 4 mid-epoch 1
         resumed = fit(5, ckpt_path=path)
         assert all(torch.equal(resumed[k], expected[k]) for k in expected), path.name
+
+
+def test_image_folder_runs_resume_exactly(tmp_path):
+    """``ImageFolderDataModule`` (the user's own images at small/full) is resumable too."""
+    from PIL import Image
+
+    from esser_lab.data.modules import ImageFolderDataModule
+
+    for i in range(7):
+        Image.new("RGB", (20, 16), (30 * i, 255 - 30 * i, 7 * i)).save(tmp_path / f"{i}.png")
+
+    def fit(steps: int, ckpt_path: Path | None = None):
+        torch.manual_seed(0)
+        system, _ = _dense_autoencoder()
+        data = ImageFolderDataModule(tmp_path, 16, batch_size=B, val_fraction=0.1, seed=0)
+        trainer = make_trainer(profile("tiny"), steps, progress_every=10_000)
+        torch.manual_seed(12345)
+        trainer.fit(system, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+        return system, trainer
+
+    straight = fit(5)  # 6 training images: 3 batches an epoch
+    for steps in (2, 3):  # mid-epoch, epoch end
+        _, trainer = fit(steps)
+        trainer.save_checkpoint(tmp_path / f"{steps}.ckpt")
+        assert_same_run(fit(5, tmp_path / f"{steps}.ckpt"), straight)
+
+
+def test_loader_position_counts_batches_handed_out_not_read_ahead():
+    from esser_lab.data.modules import BatchIndexSampler, BatchLoader, TensorBatches
+
+    sampler = BatchIndexSampler(12, 2, shuffle=True, seed=0)
+    data = TensorBatches({"x": torch.arange(12)})
+    loader = BatchLoader(data, sampler, num_workers=2)
+    iterator = iter(loader)
+    first = next(iterator)
+    assert sampler.state_dict()["position"] > 1  # the workers were sent more indices
+    state = loader.state_dict()
+    assert (state["epoch"], state["position"]) == (0, 1)
+    rest = torch.cat([batch["x"] for batch in iterator])
+    again = BatchLoader(data, BatchIndexSampler(12, 2, shuffle=True))
+    again.load_state_dict(state)
+    assert torch.equal(torch.cat([batch["x"] for batch in again]), rest)
+    assert sorted([*first["x"].tolist(), *rest.tolist()]) == list(range(12))
