@@ -422,6 +422,8 @@ def generator_check(device: torch.device) -> list[str]:
         ),
     }
     lines = []
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # full fp32
     for name, case in cases.items():
         try:
             results = []
@@ -440,9 +442,12 @@ def generator_check(device: torch.device) -> list[str]:
                 same = torch.equal(cpu, there.cpu())
             else:
                 same = torch.allclose(cpu.float(), there.cpu().float(), rtol=1e-3, atol=1e-3)
+            # DIFFERS is a note, not a failure: the draws match, the device's arithmetic may not
+            # (a sampled token can flip where two probabilities nearly tie)
             lines.append(f"{'ok' if same else 'DIFFERS'}  {name} on {there.device}")
         except Exception as error:  # noqa: BLE001
             lines.append(f"FAILED  {name}: {type(error).__name__}: {str(error)[:200]}")
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
     return lines
 
 
@@ -483,8 +488,10 @@ def sync_census(name: str, preset: str, device: torch.device, steps: int = 3) ->
         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
         callbacks=[Census()],
     )  # fmt: skip
-    trainer.fit(system, train_dataloaders=_Repeat(batch, WARMUP + steps))
-    torch.cuda.set_sync_debug_mode("default")
+    try:
+        trainer.fit(system, train_dataloaders=_Repeat(batch, WARMUP + steps))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
     places = collections.Counter(
         f"{Path(w.filename).name}:{w.lineno}: {str(w.message).splitlines()[0][:60]}"
         for w in caught
