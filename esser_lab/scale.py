@@ -35,6 +35,8 @@ MAX_SAMPLES_ENV_VAR = "ESSER_LAB_MAX_SAMPLES"  # caps data and evaluation set si
 # same architecture (CI's small pass: nothing downloads). tiny never uses published weights.
 PRETRAINED_ENV_VAR = "ESSER_LAB_PRETRAINED"
 PRETRAINED = ("published", "stand-in")
+# the line a capped run prints under its profile (Scale.describe), once, early in each chapter
+SMOKE_RUN_NOTE = "steps and data capped: a smoke run, its numbers mean nothing"
 
 T = TypeVar("T")
 
@@ -94,9 +96,10 @@ class Scale:
         )
         stand_ins = self.name != "tiny" and self.pretrained == "stand-in"
         pretrained = " · pretrained stand-ins" if stand_ins else ""
+        smoke = f"\n{SMOKE_RUN_NOTE}" if self.capped else ""
         return (
             f"scale: {self.name} · {self.accelerator} · {self.precision} · "
-            f"threads {torch.get_num_threads()} · seed {self.seed}{budget}{caps}{pretrained}"
+            f"threads {torch.get_num_threads()} · seed {self.seed}{budget}{caps}{pretrained}{smoke}"
         )
 
     def pick(self, tiny: T, small: T, full: T, long: T | None = None) -> T:

@@ -132,10 +132,10 @@ fig = show_grid(
 #   ramps to 1 by three quarters, so the decoder learns to use $z$ before it is regularised
 #   (`vunet` issue #5: otherwise the latent collapses).
 #
-# $\ell$ is an L1 distance on VGG19 features weighted $\lambda = 5$ in the paper. No VGG weights
-# can be had offline, so at `tiny` and `small` scale $\ell$ is the summed squared pixel error
-# (a Gaussian likelihood) with $\lambda = 50$; at `full` scale the VGG19 loss loads weights you
-# place on disk. Here is the objective as the package implements it:
+# $\ell$ is an L1 distance on VGG19 features weighted $\lambda = 5$ in the paper. At `tiny` and
+# `small` scale $\ell$ is the summed squared pixel error (a Gaussian likelihood) with
+# $\lambda = 50$, so no weights are needed; at `full` scale the VGG19 loss uses ImageNet
+# weights (see *Full scale* below). Here is the objective as the package implements it:
 
 # %%
 from esser_lab.losses.kl import unit_variance_kl
@@ -187,17 +187,19 @@ from esser_lab.training.trainer import make_trainer
 from esser_lab.vunet.training import LitVUNet
 
 num_train = profile.count(tiny=4096, small=50_000, full=200_000)
+num_test = profile.count(tiny=512, small=512, full=512)  # held-out figures (and the val set)
 data = FiguresDataModule(
-    size=config.image_size, batch_size=config.batch_size, num_train=num_train, num_val=512, seed=0
+    size=config.image_size,
+    batch_size=config.batch_size,
+    num_train=num_train,
+    num_val=num_test,
+    seed=0,
 )
 perceptual = None
-if config.likelihood == "vgg19":
-    from esser_lab.cards import repository_root
-    from esser_lab.losses.perceptual import VGG19FeatureLoss
+if config.likelihood == "vgg19":  # full: data/checkpoints/vgg19/vgg19.pth (checkout or cwd)
+    from esser_lab.cli import vgg19_feature_loss
 
-    perceptual = VGG19FeatureLoss(
-        repository_root() / "data" / "checkpoints" / "vgg19" / "vgg19.pth"
-    )
+    perceptual = vgg19_feature_loss()
 
 
 def train(model_config: VUNetConfig) -> LitVUNet:
@@ -211,12 +213,14 @@ def train(model_config: VUNetConfig) -> LitVUNet:
     )
     start = time.perf_counter()
     trainer.fit(system, datamodule=data)
-    print(f"trained {model_config.total_steps} steps in {time.perf_counter() - start:.1f} s")
+    steps = profile.steps(model_config.total_steps)  # ESSER_LAB_MAX_STEPS may cap the run
+    print(f"trained {steps} steps in {time.perf_counter() - start:.1f} s")
     return system.eval()
 
 
-vunet = train(config).model
-baseline = train(config.without_appearance()).model
+# evaluation runs where training ran (Lightning hands the model back on the CPU after fit)
+vunet = train(config).model.to(profile.device)
+baseline = train(config.without_appearance()).model.to(profile.device)
 
 # %% [markdown]
 # ## Reconstructions and transfers
@@ -228,13 +232,14 @@ baseline = train(config.without_appearance()).model
 # %%
 from esser_lab.vunet import reconstruct, transfer
 
-test = figures.sample(512, config.image_size, generator=torch.Generator().manual_seed(12345))
+test = figures.sample(num_test, config.image_size, generator=torch.Generator().manual_seed(12345))
+test = test.to(profile.device)
 test_crops = normalize_parts(test.image, test.keypoints, boxes, config.crop_size)
 with torch.no_grad():
-    rec_vunet = reconstruct(vunet, test_crops, test.stickman)
-    rec_baseline = reconstruct(baseline, test_crops, test.stickman)
+    rec_vunet = reconstruct(vunet, test_crops[:8], test.stickman[:8])
+    rec_baseline = reconstruct(baseline, test_crops[:8], test.stickman[:8])
 fig = show_grid(
-    [list(test.image[:8]), list(rec_vunet[:8]), list(rec_baseline[:8])],
+    [list(test.image[:8]), list(rec_vunet), list(rec_baseline)],
     row_titles=["input", "VUNet", "baseline"],
     title="reconstructions (held-out figures)",
 )
@@ -299,8 +304,8 @@ transfer_explorer(
 # %% [markdown]
 # ## Measuring the claim
 #
-# On all 512 held-out figures, each takes the appearance of figure $i$ and the pose of figure
-# $i+1$. Two scores against the exact ground truth:
+# On all held-out figures (512 at `tiny`), each takes the appearance of figure $i$ and the pose
+# of figure $i+1$. Two scores against the exact ground truth:
 #
 # * **part-colour error**: for each part, the mean colour the model paints on the part's true
 #   mask against the true colour, in [0, 1] RGB units (lower is better; the ground truth scores
@@ -313,7 +318,7 @@ transfer_explorer(
 # %%
 from esser_lab.vunet.claims import random_colour_error, transfer_scores
 
-pose_of = torch.roll(torch.arange(512), -1)
+pose_of = torch.roll(torch.arange(num_test), -1)
 scores = {
     "VUNet": transfer_scores(vunet, test, test_crops, pose_of),
     "U-Net baseline": transfer_scores(baseline, test, test_crops, pose_of),
@@ -351,6 +356,7 @@ card = file_claims(
     scores["VUNet"],
     scores["U-Net baseline"],
     chance,
+    num_test=num_test,
 )
 path = card.write()
 display(Markdown(card.markdown()))
@@ -408,9 +414,9 @@ display(Markdown(f"* {colour} {leak}\n* {structure}"))
 #   bf16 mixed precision; `ESSER_LAB_DEVICES=N python notebooks/01_vunet.py` trains with DDP on
 #   N GPUs (Lightning cannot start DDP from inside a notebook; see *How to run*).
 # * **The VGG19 likelihood** at `full` needs ImageNet VGG19 weights in
-#   `data/checkpoints/vgg19/vgg19.pth` (torchvision's `vgg19` state dict). `esser_lab` never
-#   downloads: place the file yourself; a missing file stops the chapter with a message saying
-#   where it should be.
+#   `data/checkpoints/vgg19/vgg19.pth` (torchvision's `vgg19` state dict; in the checkout, or
+#   under the working directory outside one). Place the file yourself; a missing file stops the
+#   chapter with a message saying where it should be.
 # * **Real data.** The paper trains on DeepFashion and Market-1501 with keypoints from a pose
 #   estimator. The official TensorFlow checkpoints are out of scope (see `CHAPTER.md`); the book
 #   has no keypoint-annotated real-data loader yet, so `full` here runs the paper's network on
@@ -437,8 +443,10 @@ display(Markdown(f"* {colour} {leak}\n* {structure}"))
 # ```
 
 # %% tags=["hide-input"]
+# the exercises look at a subset of the held-out figures beyond tiny (all 512 at tiny)
+n_ex = profile.count(tiny=512, small=64, full=64)
 with torch.no_grad():
-    out = vunet(test.stickman, test_crops, sample=False)
+    out = vunet(test.stickman[:n_ex], test_crops[:n_ex], sample=False)
 for _level, (mq, mp) in enumerate(zip(out.posterior_means, out.prior_means, strict=False)):
     kl = 0.5 * (mq - mp).pow(2).flatten(1).sum(1).mean().item()
     print(f"latent scale {tuple(mq.shape[-2:])}: KL {kl:.1f} nats")
@@ -451,9 +459,10 @@ for _level, (mq, mp) in enumerate(zip(out.posterior_means, out.prior_means, stri
 # ```
 
 # %% tags=["hide-input"]
-shuffled = test_crops[torch.randperm(512, generator=torch.Generator().manual_seed(0))]
+crops_ex, shapes_ex = test_crops[:n_ex], test.stickman[:n_ex]
+shuffled = crops_ex[torch.randperm(n_ex, generator=torch.Generator().manual_seed(0))]
 for name, model in {"VUNet": vunet, "baseline": baseline}.items():
-    change = transfer(model, shuffled, test.stickman) - transfer(model, test_crops, test.stickman)
+    change = transfer(model, shuffled, shapes_ex) - transfer(model, crops_ex, shapes_ex)
     print(f"{name}: mean |change| when the appearance changes = {change.abs().mean():.4f}")
 
 # %% [markdown]

@@ -64,6 +64,15 @@ class Indexable:
                 updates[name] = tuple(value[i] for i in positions)
         return dataclasses.replace(self, **updates)
 
+    def to(self, device: torch.device | str) -> Any:
+        """The same batch with every tensor field on ``device`` (tuple fields unchanged)."""
+        updates = {
+            name: value.to(device)
+            for name, value in self._fields().items()
+            if isinstance(value, Tensor)
+        }
+        return dataclasses.replace(self, **updates)
+
     def to_dict(self) -> dict[str, Any]:
         """Every field by name; tuple fields (captions) become lists."""
         return {

@@ -198,3 +198,17 @@ def test_clear_errors_for_bad_arguments() -> None:
         figures.Appearance([0.0], appearance.background, appearance.texture)
     with pytest.raises(ValueError, match=r"texture must lie in \[0, 1\)"):
         figures.Appearance(appearance.colours, appearance.background, appearance.texture + 1)
+
+
+def test_to_moves_every_tensor_field(batch16: figures.Figures) -> None:
+    """``Figures.to(device)`` (evaluation on the training device): every field moves, values and
+    types kept; the meta device stands in for a GPU."""
+    moved = batch16.to("meta")
+    assert isinstance(moved, figures.Figures)
+    for name, value in batch16.to_dict().items():
+        assert getattr(moved, name).device.type == "meta", name
+        assert (
+            getattr(moved, name).shape == value.shape and getattr(moved, name).dtype == value.dtype
+        )
+    back = batch16.to("cpu")
+    assert all(torch.equal(getattr(back, k), v) for k, v in batch16.to_dict().items())

@@ -1,5 +1,7 @@
 """Scale profiles, seeding and the Trainer factory."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -59,6 +61,10 @@ def test_small_on_the_cpu_with_caps(monkeypatch):
     assert small.count(tiny=10, small=50_000, full=9) == 256 and small.count(1, 100, 9) == 100
     assert small.pretrained == "stand-in"
     assert "steps capped at 3" in small.describe() and "stand-ins" in small.describe()
+    # a capped run says once, under its profile line, that its numbers mean nothing
+    assert small.describe().count(scales.SMOKE_RUN_NOTE) == 1
+    uncapped = dataclasses.replace(small, max_steps=None, max_samples=None)
+    assert scales.SMOKE_RUN_NOTE not in uncapped.describe()
     from esser_lab.training.trainer import make_trainer
 
     assert make_trainer(small, 1000).max_steps == 3

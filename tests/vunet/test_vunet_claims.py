@@ -55,3 +55,11 @@ def test_transfer_scores_on_a_real_untrained_model():
     assert -1 <= scores.ssim <= 1
     with pytest.raises(ValueError, match="pose_of"):
         transfer_scores(model, test, crops, pose_of[:4])
+
+
+def test_the_metric_names_the_test_set_size():
+    vunet, baseline = TransferScores(0.1, 0.12, 0.3, 0.7), TransferScores(0.2, 0.25, 0.25, 0.5)
+    assert "512 held-out figures" in _card(vunet, baseline)["transfer-colour"].metric
+    card = file_claims(Card("01_vunet", "small", 0, 0.0), vunet, baseline, 0.3, num_test=256)
+    assert "256 held-out figures" in card["transfer-colour"].metric
+    assert "256 held-out figures" in card["transfer-ssim"].metric
