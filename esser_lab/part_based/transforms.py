@@ -78,6 +78,12 @@ class SpatialTransform:
     def __getitem__(self, index: torch.Tensor | slice) -> SpatialTransform:
         return SpatialTransform(self.control[index], self.weights[index], self.affine[index])
 
+    def to(self, device: torch.device | str) -> SpatialTransform:
+        """The same splines on ``device`` (drawn on the generator's device, used on the data's)."""
+        return SpatialTransform(
+            self.control.to(device), self.weights.to(device), self.affine.to(device)
+        )
+
 
 def thin_plate_spline(control: torch.Tensor, target: torch.Tensor) -> SpatialTransform:
     """Fit the spline with ``f(control_i) = target_i`` (``ThinPlateSpline._solve_system``)."""

@@ -70,3 +70,6 @@ def test_file_claims_compares_with_the_ablation(tmp_path):
     assert [c.kind for c in filed.claims[3:]] == ["sanity", "sanity"]
     assert filed["landmarks"].paper.source.endswith("(unverified)")
     assert filed["landmarks"].paper.better == "lower"
+    assert "512 held-out figures" in filed["landmarks"].metric
+    smaller = file_claims(card(tmp_path), full, ablation, untrained, 10.0, num_test=256)
+    assert "256 held-out figures" in smaller["landmarks"].metric

@@ -95,3 +95,14 @@ def test_colour_jitter_groups_share_one_draw():
     assert (out[0] - out[2]).abs().max() > 1e-3
     with pytest.raises(ValueError, match="multiple of group"):
         colour_jitter(pairs[:3], generator=torch.Generator(), group=2, **jitter)
+
+
+def test_spatial_transform_to_moves_the_splines():
+    """Splines drawn with a CPU generator go where the images are (meta stands in for a GPU)."""
+    t = transform()
+    moved = t.to("meta")
+    for name in ("control", "weights", "affine"):
+        assert getattr(moved, name).device.type == "meta"
+        assert getattr(moved, name).shape == getattr(t, name).shape
+    back = t.to("cpu")
+    assert torch.equal(back.to_source(t.control), t.to_source(t.control))
