@@ -201,7 +201,8 @@ from esser_lab.style_transfer.training import LitStyleTransfer
 from esser_lab.training.trainer import make_trainer
 
 num_train = profile.count(tiny=4096, small=50_000, full=200_000)
-data = ArtPairsDataModule(size, config.batch_size, num_train=num_train, num_val=64, seed=0)
+num_val = profile.count(tiny=64, small=64, full=64)
+data = ArtPairsDataModule(size, config.batch_size, num_train=num_train, num_val=num_val, seed=0)
 
 
 def train(model_config: StyleTransferConfig) -> LitStyleTransfer:
@@ -215,12 +216,14 @@ def train(model_config: StyleTransferConfig) -> LitStyleTransfer:
     )
     start = time.perf_counter()
     trainer.fit(system, datamodule=data)
-    print(f"trained {model_config.total_steps} batches in {time.perf_counter() - start:.1f} s")
+    batches = profile.steps(model_config.total_steps)  # ESSER_LAB_MAX_STEPS may cap the run
+    print(f"trained {batches} batches in {time.perf_counter() - start:.1f} s")
     return system.eval()
 
 
-full_model = train(config).model
-ablation = train(config.without_fixpoint()).model
+# evaluation runs where training ran (Lightning hands the model back on the CPU after fit)
+full_model = train(config).model.to(profile.device)
+ablation = train(config.without_fixpoint()).model.to(profile.device)
 
 # %% [markdown]
 # ## The experts that judge
@@ -234,18 +237,22 @@ ablation = train(config.without_fixpoint()).model
 # %%
 from esser_lab.metrics.classifiers import accuracy, fit_classifier, predict
 
+device = profile.device  # the experts train, and every model is measured, where training ran
 expert_steps = profile.pick(tiny=150, small=1000, full=1000)
-real = art.sample(4000, size, "train", generator=torch.Generator().manual_seed(5))
-photos, photo_labels = art.load_photos(size, "train")
+num_real = profile.count(tiny=4000, small=4000, full=4000)
+real = art.sample(num_real, size, "train", generator=torch.Generator().manual_seed(5)).to(device)
+photos, photo_labels = (t.to(device) for t in art.load_photos(size, "train"))
 style_expert = fit_classifier(
-    real.painting, real.style, art.NUM_STYLES, steps=expert_steps,
+    real.painting, real.style, art.NUM_STYLES, steps=profile.steps(expert_steps),
     generator=torch.Generator().manual_seed(0),
 )  # fmt: skip
 content_expert = fit_classifier(
     torch.cat([real.painting, photos]), torch.cat([real.content, photo_labels]), 10,
-    steps=2 * expert_steps, generator=torch.Generator().manual_seed(1),
+    steps=profile.steps(2 * expert_steps), generator=torch.Generator().manual_seed(1),
 )  # fmt: skip
-held_out = art.sample(1000, size, "test", generator=torch.Generator().manual_seed(7))
+num_held_out = profile.count(tiny=1000, small=1000, full=1000)
+held_out = art.sample(num_held_out, size, "test", generator=torch.Generator().manual_seed(7))
+held_out = held_out.to(device)
 expert_scores = {
     "artist expert, held-out paintings": accuracy(style_expert, held_out.painting, held_out.style),
     "content expert, held-out paintings": accuracy(
@@ -266,7 +273,7 @@ for name, value in expert_scores.items():
 from esser_lab.style_transfer import interpolate_styles, stylise
 
 donor_styles = torch.arange(art.NUM_STYLES)
-donors = art.paint(held_out.photo[:4], donor_styles, torch.Generator().manual_seed(2))
+donors = art.paint(held_out.photo[:4], donor_styles, torch.Generator().manual_seed(2)).to(device)
 grid_photos = held_out.photo[4:10]
 
 
@@ -332,7 +339,7 @@ style_explorer(grid_photos, donors, grids, list(art.STYLE_NAMES))
 from esser_lab.cards import Card
 from esser_lab.style_transfer.claims import evaluation_set, file_claims, style_scores
 
-evaluation = evaluation_set(held_out.photo, art.NUM_STYLES)
+evaluation = evaluation_set(held_out.photo, art.NUM_STYLES).to(device)
 models = {"with FPT + FPD": full_model, "ablation": ablation}
 scores = {
     name: style_scores(model, held_out.photo, held_out.content, evaluation, style_expert,
@@ -341,7 +348,7 @@ scores = {
 }  # fmt: skip
 card = file_claims(
     Card("03_style", profile.name, profile.seed, chapter_start),
-    scores["with FPT + FPD"], scores["ablation"], art.NUM_STYLES,
+    scores["with FPT + FPD"], scores["ablation"], art.NUM_STYLES, num_held_out=num_held_out,
 )  # fmt: skip
 path = card.write()
 print(f"card written to {path.name} after {time.perf_counter() - chapter_start:.1f} s")
@@ -444,10 +451,11 @@ display(Markdown("\n\n".join(lines)))
 # ```
 
 # %% tags=["hide-input"]
-photo_a, photo_b = held_out.photo[:256], held_out.photo[256:512]
+half = min(256, num_held_out // 2)
+photo_a, photo_b = held_out.photo[:half], held_out.photo[half : 2 * half]
 for name, model in models.items():
     with torch.no_grad():
-        s_p = model.encode_style(evaluation.paintings[:256])
+        s_p = model.encode_style(evaluation.paintings[:half])
         back_a = model.encode_style(model(photo_a, s_p))
         back_b = model.encode_style(model(photo_b, s_p))
     satisfied = ((back_a - back_b).norm(dim=1) < (back_a - s_p).norm(dim=1)).float().mean()
@@ -461,17 +469,20 @@ for name, model in models.items():
 # ```
 
 # %% tags=["hide-input"]
-probe_set = art.sample(2000, size, "train", generator=torch.Generator().manual_seed(11))
+num_probe = profile.count(tiny=2000, small=2000, full=2000)
+fit = num_probe * 3 // 4  # the probe's training part; the rest tests it
+probe_set = art.sample(num_probe, size, "train", generator=torch.Generator().manual_seed(11))
+probe_set = probe_set.to(device)
 with torch.no_grad():
     s_probe = full_model.encode_style(probe_set.painting)
-probe = torch.nn.Linear(s_probe.shape[1], 10)
+probe = torch.nn.Linear(s_probe.shape[1], 10).to(device)
 optimizer = torch.optim.Adam(probe.parameters(), lr=0.05)
-for _ in range(200):
-    loss = torch.nn.functional.cross_entropy(probe(s_probe[:1500]), probe_set.content[:1500])
+for _ in range(profile.steps(200)):
+    loss = torch.nn.functional.cross_entropy(probe(s_probe[:fit]), probe_set.content[:fit])
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
-probe_accuracy = (probe(s_probe[1500:]).argmax(1) == probe_set.content[1500:]).float().mean()
+probe_accuracy = (probe(s_probe[fit:]).argmax(1) == probe_set.content[fit:]).float().mean()
 print(f"digit from the style code: {probe_accuracy:.3f} (chance 0.1)")
 
 # %% [markdown]
@@ -483,8 +494,9 @@ print(f"digit from the style code: {probe_accuracy:.3f} (chance 0.1)")
 # %% tags=["hide-input"]
 with torch.no_grad():
     s_real = full_model.encode_style(real.painting[:1000])
+real_styles = real.style[: len(s_real)]
 mean_styles = torch.nn.functional.normalize(
-    torch.stack([s_real[real.style[:1000] == k].mean(0) for k in range(art.NUM_STYLES)]), dim=1
+    torch.stack([s_real[real_styles == k].mean(0) for k in range(art.NUM_STYLES)]), dim=1
 )
 with torch.no_grad():
     out = full_model(held_out.photo, mean_styles[evaluation.targets])

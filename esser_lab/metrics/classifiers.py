@@ -57,7 +57,7 @@ def fit_classifier(
             f"need images (n, c, h, w) and labels (n,), got {tuple(images.shape)}, "
             f"{tuple(labels.shape)}"
         )
-    model = ExpertClassifier(num_classes, images.shape[1])
+    model = ExpertClassifier(num_classes, images.shape[1]).to(images.device)  # where the data is
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, foreach=True)
     for _ in range(steps):
         index = torch.randint(len(images), (batch_size,), generator=generator)
@@ -70,10 +70,17 @@ def fit_classifier(
 
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Class predictions ``(n,)`` in batches."""
-    return torch.cat([model(chunk).argmax(dim=1) for chunk in images.split(batch_size)])
+    """Class predictions ``(n,)`` in batches, computed where ``model``'s weights are and returned
+    on ``images``' device."""
+    device = next(model.parameters()).device
+    return torch.cat(
+        [
+            model(chunk.to(device)).argmax(dim=1).to(images.device)
+            for chunk in images.split(batch_size)
+        ]
+    )
 
 
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Fraction of ``images`` classified as ``labels``."""
-    return (predict(model, images) == labels).float().mean().item()
+    return (predict(model, images).to(labels.device) == labels).float().mean().item()

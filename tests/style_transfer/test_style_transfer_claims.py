@@ -27,6 +27,10 @@ def test_evaluation_set_pairs_each_target_with_another_artist():
     assert set(others.tolist()) == {0, 1, 2, 3}
     with pytest.raises(ValueError, match="at least 8 photos"):
         evaluation_set(photos[:5], art.NUM_STYLES)
+    moved = evaluation.to("meta")  # the models' device (meta stands in for a GPU)
+    fields = (moved.targets, moved.paintings, moved.negatives, moved.bank, moved.bank_artists)
+    assert {field.device.type for field in fields} == {"meta"}
+    assert moved.paintings.shape == evaluation.paintings.shape
 
 
 def test_style_scores_on_an_untrained_model_are_fractions():
@@ -66,6 +70,10 @@ def test_file_claims_files_the_ablation_comparisons_and_a_sanity_row(tmp_path):
     assert filed["fixpoint"].better == "lower"
     assert all(c.better == "higher" for c in filed.claims if c.key != "fixpoint")
     assert all("without FPT and FPD" in c.baseline for c in filed.claims[:4])
+    # the metric names the size of the held-out set it was measured on
+    assert "1,000 held-out" in filed["fixpoint"].metric
+    smaller = file_claims(card(tmp_path), full, ablation, num_styles=4, num_held_out=256)
+    assert "256 held-out" in smaller["fixpoint"].metric
 
 
 def test_a_tie_does_not_hold(tmp_path):

@@ -36,3 +36,14 @@ def test_style_explorer_builds() -> None:
     assert widget.children
     with pytest.raises(ValueError, match="artist names"):
         style_explorer(photos, paintings, {"a": torch.zeros(3, 2, 3, 8, 8)}, ["x"])
+
+
+def test_an_expert_trains_where_its_data_is() -> None:
+    """Experts train on the training device (meta stands in for a GPU), drawing batch indices
+    from a CPU generator as at tiny."""
+    images = torch.zeros(16, 3, 8, 8, device="meta")
+    labels = torch.zeros(16, dtype=torch.long, device="meta")
+    expert = fit_classifier(
+        images, labels, 4, steps=2, batch_size=4, generator=torch.Generator().manual_seed(0)
+    )
+    assert {p.device.type for p in expert.parameters()} == {"meta"}
