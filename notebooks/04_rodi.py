@@ -232,8 +232,9 @@ display(Markdown("\n".join(rows)))
 from esser_lab.rodi.training import FigurePairsDataModule, fit_rodi
 
 num_train = profile.count(tiny=4096, small=50_000, full=200_000)
+num_val = profile.count(tiny=64, small=64, full=64)
 data = FigurePairsDataModule(
-    config.image_size, config.batch_size, num_train, num_val=64, jitter=jitter, seed=0
+    config.image_size, config.batch_size, num_train, num_val=num_val, jitter=jitter, seed=0
 )
 
 
@@ -242,8 +243,10 @@ def train(model_config: RoDiConfig) -> LitRoDi:
     system = fit_rodi(
         model_config, data, profile, seed=profile.seed
     )  # seeds, trains, returns eval mode
-    print(f"trained {model_config.num_steps} steps in {time.perf_counter() - start:.1f} s")
-    return system
+    steps = profile.steps(model_config.num_steps)  # ESSER_LAB_MAX_STEPS may cap the run
+    print(f"trained {steps} steps in {time.perf_counter() - start:.1f} s")
+    # evaluation runs where training ran (Lightning hands the system back on the CPU after fit)
+    return system.to(profile.device)
 
 
 systems = {
@@ -300,8 +303,8 @@ fig.tight_layout()
 # %%
 from esser_lab.rodi import transfer, transfer_triplets
 
-size, n_test = config.image_size, 512
-test = transfer_triplets(n_test, size, seed=12345)  # x: pose donors, y: appearances
+size, n_test = config.image_size, profile.count(tiny=512, small=512, full=512)
+test = transfer_triplets(n_test, size, seed=12345).to(profile.device)  # x: poses, y: appearances
 x, x_view, y, y_view, truth = test.x, test.x_view, test.y, test.y_view, test.truth
 
 n_app, n_pose = 5, 6
@@ -367,7 +370,7 @@ explorer
 # %% [markdown]
 # ## Measuring the claim
 #
-# On all 512 held-out triplets: $\pi$ from $x$, $\alpha$ from $y'$, target
+# On all held-out triplets (512 at `tiny`): $\pi$ from $x$, $\alpha$ from $y'$, target
 # `render(keypoints of x, appearance of y)`. The scores, all against exact ground truth:
 #
 # * **transfer MSE**, the official evaluation (`triplet_mse_error` in `rodi/pt/iterator.py`):
@@ -420,7 +423,7 @@ display(Markdown("\n".join(rows)))
 from esser_lab.cards import Card
 from esser_lab.rodi.claims import file_claims
 
-card = file_claims(Card("04_rodi", profile.name, profile.seed, chapter_start), scores)
+card = file_claims(Card("04_rodi", profile.name, profile.seed, chapter_start), scores, n_test)
 path = card.write()
 display(Markdown(card.markdown()))
 print(f"card written to {path} after {time.perf_counter() - chapter_start:.1f} s")

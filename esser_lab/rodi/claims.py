@@ -58,8 +58,9 @@ def score_models(models: Mapping[str, RoDi], test: Triplets) -> dict[str, dict[s
     return scores
 
 
-def file_claims(card: Card, scores: Mapping[str, Mapping[str, float]]) -> Card:
-    """File chapter 4's five comparisons (``scores`` from :func:`score_models`) on ``card``.
+def file_claims(card: Card, scores: Mapping[str, Mapping[str, float]], num_test: int = 512) -> Card:
+    """File chapter 4's five comparisons (``scores`` from :func:`score_models` on ``num_test``
+    held-out triplets) on ``card``.
 
     Transfer MSE: RoDi against ``MIMin`` (the adaptive γ), the VAE (the bottleneck alone) and the
     autoencoder (the shortcut); the leak against the autoencoder; reconstruction against the VAE.
@@ -68,7 +69,7 @@ def file_claims(card: Card, scores: Mapping[str, Mapping[str, float]]) -> Card:
     if missing:
         raise KeyError(f"scores lack the models {missing} (expected {list(MODEL_NAMES)})")
     rodi = scores[RODI]
-    metric = "triplet transfer MSE, [-1, 1] pixels, 512 held-out triplets"
+    metric = f"triplet transfer MSE, [-1, 1] pixels, {num_test} held-out triplets"
     card.add(
         "transfer-vs-mimin",
         "RoDi transfers better than the MI constraint with a fixed KL weight: the adaptive γ "

@@ -65,6 +65,11 @@ class Triplets:
     y_view: figures.Figures
     truth: figures.Figures
 
+    def to(self, device: torch.device | str) -> Triplets:
+        """The same triplets on ``device`` (where the models are measured)."""
+        return Triplets(*(f.to(device) for f in (self.x, self.x_view, self.y, self.y_view,
+                                                 self.truth)))  # fmt: skip
+
 
 def transfer_triplets(n: int, size: int, *, seed: int = 12345) -> Triplets:
     """``n`` test triplets from their own seed (the chapter's and the seed benchmark's test set)."""

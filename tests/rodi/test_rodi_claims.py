@@ -70,3 +70,12 @@ def test_score_models_scores_each_model_on_the_same_triplets():
         assert set(SCORE_KEYS) <= set(values)
         assert values["leak"] == pytest.approx(values["transfer"] - values["reconstruction"])
     assert scored["RoDi"] != scored["MIMin"]  # different initial weights, different scores
+
+
+def test_the_metric_names_the_test_set_size_and_triplets_move_to_a_device(tmp_path):
+    assert "512 held-out triplets" in file_claims(card(tmp_path), scores()).claims[0].metric
+    filed = file_claims(card(tmp_path), scores(), num_test=256)
+    assert "256 held-out triplets" in filed.claims[0].metric
+    moved = transfer_triplets(3, 8, seed=1).to("meta")  # meta stands in for a GPU
+    assert {f.image.device.type for f in (moved.x, moved.x_view, moved.y, moved.y_view)} == {"meta"}
+    assert moved.truth.part_masks.device.type == "meta"
