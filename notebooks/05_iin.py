@@ -103,9 +103,11 @@ from esser_lab.viz.images import show_grid
 config = profile.pick(tiny=IINConfig.tiny(), small=IINConfig.small(), full=IINConfig.paper())
 size = config.image_size
 num_train = profile.count(tiny=4096, small=50_000, full=200_000)
-train = plain_sprites(num_train, size, generator=generator)
-pairs = factor_pairs(num_train, size, generator=generator)
-test = plain_sprites(1024, size, generator=torch.Generator().manual_seed(12345))
+num_test = profile.count(tiny=1024, small=1024, full=1024)
+device = profile.device  # the data lives, the models train and are measured there
+train = plain_sprites(num_train, size, generator=generator).to(device)
+pairs = factor_pairs(num_train, size, generator=generator).to(device)
+test = plain_sprites(num_test, size, generator=torch.Generator().manual_seed(12345)).to(device)
 
 shown = torch.cat([(pairs.shared == k).nonzero()[:4, 0] for k in range(len(FACTORS))])
 fig = show_grid(
@@ -216,6 +218,7 @@ autoencoder, ae_system = train_first_stage(
     seed=profile.seed,
     progress_every=ae_steps // 2,
 )
+autoencoder = autoencoder.to(device)  # handed back on the CPU: measured where it trained
 with torch.no_grad():
     z_train = autoencoder.encode(train.image).mode()
     z_test = autoencoder.encode(test.image).mode()
@@ -287,8 +290,9 @@ def fit(system: LitIIN, fields: dict) -> LitIIN:
     )
     start = time.perf_counter()
     trainer.fit(system, batches(fields, system.config.batch_size))
-    print(f"trained {system.config.num_steps} steps in {time.perf_counter() - start:.1f} s")
-    return system.eval()
+    steps = profile.steps(system.config.num_steps)  # ESSER_LAB_MAX_STEPS may cap the run
+    print(f"trained {steps} steps in {time.perf_counter() - start:.1f} s")
+    return system.eval().to(device)  # Lightning hands it back on the CPU
 
 
 diin = fit(
@@ -386,8 +390,9 @@ explorer
 # ## Measuring the claim
 #
 # The paper's claim: after $T$, each factor's sub-space responds to its own concept and not to
-# the others, and editing a factor changes that concept only. Two measurements on 1,024 held-out
-# sprites, each against the same-sized blocks of the raw code $z$ (no interpretation network):
+# the others, and editing a factor changes that concept only. Two measurements on the held-out
+# sprites (1,024 at `tiny`), each against the same-sized blocks of the raw code $z$ (no
+# interpretation network):
 #
 # 1. **Probes.** A linear read-out (logistic regression for colour and shape, ridge regression
 #    for position and scale) from one block, fitted on the training sprites, scored on the test
@@ -518,7 +523,7 @@ with torch.no_grad():
         "D(T⁻¹(v))": autoencoder.decode(flow.sample(10, generator=sample_generator)),
         "D(Gaussian)": autoencoder.decode(gaussian.sample((10,))),
         "D(v), v ~ N(0, I)": autoencoder.decode(
-            torch.randn(10, config.z_dim, generator=sample_generator)
+            torch.randn(10, config.z_dim, generator=sample_generator).to(device)
         ),
     }
 fig = show_grid([list(s) for s in samples.values()], row_titles=list(samples))
@@ -689,7 +694,8 @@ del paper_model
 # ```
 
 # %% tags=["hide-input"]
-fresh = factor_pairs(2048, size, generator=torch.Generator().manual_seed(99))
+num_fresh = profile.count(tiny=2048, small=2048, full=2048)
+fresh = factor_pairs(num_fresh, size, generator=torch.Generator().manual_seed(99)).to(device)
 with torch.no_grad():
     fa, _ = T(autoencoder.encode(fresh.first.image).mode())
     fb, _ = T(autoencoder.encode(fresh.second.image).mode())
@@ -725,7 +731,7 @@ print("scores on T(z):", [round(s, 3) for s in after.scores], "→", after.dims)
 # ```
 
 # %% tags=["hide-input"]
-steps_ = torch.linspace(0, 1, 7)[:, None]
+steps_ = torch.linspace(0, 1, 7, device=device)[:, None]
 with torch.no_grad():
     fx, _ = T(z_test[:1])
     fy, _ = T(z_test[1:2])

@@ -70,6 +70,10 @@ class FactorPairs:
     second: sprites.Sprites
     shared: Tensor  # (n,) long: index into FACTORS
 
+    def to(self, device: torch.device | str) -> FactorPairs:
+        """The same pairs on ``device`` (where the models train and are measured)."""
+        return FactorPairs(self.first.to(device), self.second.to(device), self.shared.to(device))
+
 
 def factor_pairs(n: int, size: int, *, generator: torch.Generator) -> FactorPairs:
     """Pairs sharing a uniformly chosen named factor (the official pair sampler's scheme).

@@ -49,17 +49,16 @@ def mask_colour_error(images: Tensor, target: sprites.Sprites) -> Tensor:
     against the target's colour."""
     mask = target.mask[:, 0, None].float()  # (b, 1, h, w)
     mean = (images * mask).sum((2, 3)) / mask.sum((2, 3)).clamp_min(1.0)  # (b, 3)
-    palette = torch.tensor(list(sprites.COLOURS.values()))
-    return (mean - palette[target.colour[:, 0]]).abs().mean(1) / 2
+    palette = torch.tensor(list(sprites.COLOURS.values())).to(images.device)
+    return (mean - palette[target.colour[:, 0].to(images.device)]).abs().mean(1) / 2
 
 
 def centroid(images: Tensor, background: Sequence[float], threshold: float = 0.6) -> Tensor:
     """``(b, 2)`` centroid (x, y) in [0, 1] of the pixels that differ from ``background``."""
     size = images.shape[-1]
-    ink = (
-        (images - torch.tensor(background)[None, :, None, None]).abs().sum(1) > threshold
-    ).float()
-    coords = (torch.arange(size, dtype=images.dtype) + 0.5) / size
+    background = torch.tensor(background).to(images.device)  # on the images' device
+    ink = ((images - background[None, :, None, None]).abs().sum(1) > threshold).float()
+    coords = (torch.arange(size, dtype=images.dtype, device=images.device) + 0.5) / size
     total = ink.sum((1, 2)).clamp_min(1.0)
     x = (ink * coords[None, None, :]).sum((1, 2)) / total
     y = (ink * coords[None, :, None]).sum((1, 2)) / total

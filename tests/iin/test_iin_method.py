@@ -159,3 +159,17 @@ def test_lit_iin_loss_falls_and_is_reproducible():
     assert system_losses == run()
     with pytest.raises(ValueError, match="posterior parameters"):
         LitIIN(config).training_step({"posterior": torch.zeros(2, 16)}, 0)
+
+
+def test_edit_scores_and_pairs_follow_the_device_of_their_inputs():
+    """Evaluation on the training device: the scores build no CPU-only tensors and the pairs
+    move as one (the meta device stands in for a GPU)."""
+    from esser_lab.iin.evaluate import centroid
+
+    test = plain_sprites(4, 16, generator=torch.Generator().manual_seed(0))
+    on_meta = test.to("meta")
+    assert mask_colour_error(on_meta.image, on_meta).device.type == "meta"
+    assert centroid(on_meta.image, test.background[0].tolist()).device.type == "meta"
+    pairs = factor_pairs(4, 16, generator=torch.Generator().manual_seed(0)).to("meta")
+    assert {pairs.first.image.device.type, pairs.second.colour.device.type} == {"meta"}
+    assert pairs.shared.device.type == "meta"
