@@ -106,7 +106,8 @@ print(inspect.getdoc(autoencoder.autoencoder_loss).splitlines()[0])
 from esser_lab.viz.images import show_grid
 
 size = profile.pick(tiny=16, small=64, full=256)
-test = sprites.sample(512, size, generator=torch.Generator().manual_seed(123))
+num_test = profile.count(tiny=512, small=512, full=512)  # held-out sprites for every score
+test = sprites.sample(num_test, size, generator=torch.Generator().manual_seed(123))
 fig = show_grid([list(test.image[:12])], row_titles=["x"])
 
 # %% [markdown]
@@ -282,14 +283,15 @@ def items_per_epoch(steps: int, batch_size: int, cap: int) -> int:
 
 
 num_train = items_per_epoch(
-    config.disc_start, config.batch_size, profile.pick(4096, 16_384, 50_000)
+    config.disc_start, config.batch_size, profile.count(tiny=4096, small=16_384, full=50_000)
 )
 data = SpritesDataModule(size, config.batch_size, num_train, num_val=16, seed=0)
 perceptual = None
-if config.perceptual_weight > 0:  # small/full: the real LPIPS, from the user's weight files
-    from esser_lab.losses.lpips import LPIPS
+if config.perceptual_weight > 0:  # small/full: LPIPS with published weights, or seeded stand-ins
+    from esser_lab import pretrained
 
-    perceptual = LPIPS()  # a clear error names the missing files; nothing is downloaded
+    perceptual = pretrained.lpips(profile.pretrained)
+    print(pretrained.describe(profile.pretrained, "LPIPS (VGG16)"))
 checkpoint_dir = tempfile.mkdtemp(prefix="taming_")
 train_seconds = {}
 
@@ -311,7 +313,7 @@ def train_first_stages(n_embed: int) -> dict[str, LitVQGAN]:
     """The shared L1 prefix, then the VQGAN branch and the L1 VQ-VAE branch."""
     shared = config.with_codebook(n_embed)
     start = time.perf_counter()
-    print(f"K = {n_embed}: shared prefix (L1 + VQ), {shared.disc_start} steps")
+    print(f"K = {n_embed}: shared prefix (L1 + VQ), {profile.steps(shared.disc_start)} steps")
     _, trainer = fit(shared, shared.disc_start)
     path = os.path.join(checkpoint_dir, f"prefix_{n_embed}.ckpt")
     trainer.save_checkpoint(path)
@@ -323,14 +325,15 @@ def train_first_stages(n_embed: int) -> dict[str, LitVQGAN]:
     systems = {}
     for name, branch in branches.items():
         start = time.perf_counter()
-        print(f"{name}: resumed at step {shared.disc_start}")
+        print(f"{name}: resumed at step {profile.steps(shared.disc_start)}")
         systems[name], _ = fit(branch, branch.num_steps, resume=path)
         train_seconds[name] = prefix_seconds + time.perf_counter() - start
     return systems
 
 
 systems = {**train_first_stages(small_k), **train_first_stages(large_k)}
-models = {name: system.model.eval() for name, system in systems.items()}
+# evaluation on the training device (Lightning hands the model back on the CPU after fit)
+models = {name: system.model.eval().to(profile.device) for name, system in systems.items()}
 print("seconds per model (prefix included):", {k: round(v, 1) for k, v in train_seconds.items()})
 
 # %% [markdown]
@@ -371,7 +374,7 @@ from esser_lab.taming.claims import evaluate_first_stage
 
 feature_net = load_feature_net()  # the FID-style score's frozen feature network, loaded once
 scores = {name: evaluate_first_stage(m, test.image, feature_net) for name, m in models.items()}
-other = sprites.sample(512, size, generator=torch.Generator().manual_seed(321))
+other = sprites.sample(num_test, size, generator=torch.Generator().manual_seed(321))
 fid_floor = fid_style(other.image, test.image, feature_net)
 rows = [
     "| model | K | PSNR (dB) ↑ | codes used | perplexity | hf_ratio (→ 1) | FID-style ↓ |",
@@ -384,7 +387,7 @@ for name, s in scores.items():
         f"{s.hf:.3f} | {s.fid:.2f} |"
     )
 rows.append(
-    f"| another 512 real sprites (the score's floor) | – | – | – | – | – | {fid_floor:.2f} |"
+    f"| another {num_test} real sprites (the score's floor) | – | – | – | – | – | {fid_floor:.2f} |"
 )
 rows.append(
     "| paper, ImageNet val, rFID (README) | 1024 / 16384 | – | – | – | – | "
@@ -490,16 +493,19 @@ for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "n_class
 display(Markdown("\n".join(rows)))
 
 gpt_train = sprites.sample(
-    profile.pick(tiny=4096, small=16_384, full=50_000),
+    profile.count(tiny=4096, small=16_384, full=50_000),
     size,
     generator=torch.Generator().manual_seed(7),
 )
 train_labels, test_labels = gpt_train.colour[:, 0], test.colour[:, 0]
 with torch.no_grad():  # the codes in raster order, (b, h·w), as TamingTransformer.encode_to_z
     train_codes = torch.cat(
-        [first_stage.encode(x).indices.flatten(1) for x in gpt_train.image.split(1024)]
+        [
+            first_stage.encode(x.to(profile.device)).indices.flatten(1).cpu()
+            for x in gpt_train.image.split(1024)
+        ]
     )
-    test_codes = first_stage.encode(test.image).indices.flatten(1)
+    test_codes = first_stage.encode(test.image.to(profile.device)).indices.flatten(1).cpu()
 
 
 def train_gpt(labels: torch.Tensor) -> TamingTransformer:
@@ -513,8 +519,8 @@ def train_gpt(labels: torch.Tensor) -> TamingTransformer:
         LitTamingTransformer(model),
         train_dataloaders=DataLoader(codes, sampler=sampler, batch_size=None),
     )
-    print(f"trained {gpt_steps} steps in {time.perf_counter() - start:.1f} s")
-    return model.eval()
+    print(f"trained {profile.steps(gpt_steps)} steps in {time.perf_counter() - start:.1f} s")
+    return model.eval().to(profile.device)
 
 
 taming = train_gpt(train_labels)
@@ -554,7 +560,7 @@ classifier = fit_classifier(
     gpt_train.image,
     train_labels,
     num_classes,
-    steps=profile.pick(tiny=150, small=300, full=300),
+    steps=profile.steps(profile.pick(tiny=150, small=300, full=300)),
     generator=torch.Generator().manual_seed(0),
 )
 sample_labels = torch.arange(num_classes).repeat_interleave(16)
@@ -566,7 +572,7 @@ def sample_images(model: TamingTransformer, **options) -> tuple[torch.Tensor, to
         **options,
     )  # fmt: skip
     with torch.no_grad():
-        return drawn, first_stage.decode_code(drawn)
+        return drawn.cpu(), first_stage.decode_code(drawn).cpu()
 
 
 start = time.perf_counter()
@@ -757,7 +763,8 @@ if unsettled:
         "**What a minute does not settle.** With another training seed (initial weights, batch "
         "order, noise) and the same data and code, these comparisons go either way: "
         + "; ".join(unsettled)
-        + f". After {config.num_steps} first-stage and {gpt_steps} transformer steps their "
+        + f". After {profile.steps(config.num_steps)} first-stage and {profile.steps(gpt_steps)} "
+        "transformer steps their "
         "verdict depends on the training seed."
     )
 if failed:
@@ -778,9 +785,11 @@ display(Markdown("\n".join(f"* {b}" for b in bullets)))
 # * **On a GPU**: `ESSER_LAB_SCALE=small` (64×64 sprites, f = 8, 512 codes against 64, LPIPS,
 #   10k steps; the default when a GPU is present) or `ESSER_LAB_SCALE=full`, which builds
 #   `VQGANConfig.paper()` (72 M parameters without the loss) and the 1.4 B-parameter
-#   class-conditional transformer. Both need LPIPS's weights, which esser_lab never downloads:
-#   put torchvision's `vgg16-397923af.pth` and LPIPS's `vgg.pth` under `data/checkpoints/lpips/`
-#   (`esser_lab.losses.lpips.LPIPS` names the missing file otherwise). The same cells run;
+#   class-conditional transformer. Both use LPIPS (`esser_lab.pretrained.lpips`): torchvision's
+#   `vgg16-397923af.pth` and LPIPS's `vgg.pth` are read from `data/checkpoints/lpips/` when you
+#   put them there, else fetched once with their checksums (torchvision's weights API; the URL
+#   and MD5 of the official code); `ESSER_LAB_PRETRAINED=stand-in` uses seeded random weights
+#   instead and says so. The same cells run;
 #   Lightning's DDP takes over with `ESSER_LAB_DEVICES=N`.
 # * **The official weights.** The authors released the ImageNet VQGANs (f16, 1024 and 16,384
 #   codes) and transformers; `esser_lab.taming.load_vqgan` reads a released Lightning checkpoint
@@ -868,7 +877,7 @@ else:
 # %% tags=["hide-input"]
 model = models[f"VQGAN K={large_k}"]
 with torch.no_grad():
-    z_hat = model.quant_conv(model.encoder(test.image[:64]))
+    z_hat = model.quant_conv(model.encoder(test.image[:64].to(profile.device)))
 for legacy in (True, False):
     quantizer = VectorQuantizer(large_k, config.embed_dim, beta=config.beta, legacy=legacy)
     quantizer.embedding.weight.data.copy_(model.quantize.embedding.weight)
@@ -890,14 +899,17 @@ for legacy in (True, False):
 
 # %% tags=["hide-input"]
 system = systems[f"VQGAN K={large_k}"]
-x = test.image[:64]
+x = test.image[:64].to(profile.device)
 model.last_layer().requires_grad_(True)  # the model was frozen as the GPT's first stage
 x_hat, _ = model(x)
 rec = (x - x_hat).abs().mean()
-g_loss = -system.discriminator(x_hat).mean()
+g_loss = -system.discriminator.to(profile.device)(x_hat).mean()
 lam = adaptive_weight(rec, g_loss, model.last_layer(), config.disc_weight)
 logged = [h["d_weight"] for h in system.history[-10:]]
-print(f"λ · disc_weight on test sprites: {lam.item():.4f}; last logged: {sum(logged) / 10:.4f}")
+print(
+    f"λ · disc_weight on test sprites: {lam.item():.4f}; "
+    f"last logged: {sum(logged) / len(logged):.4f}"
+)
 model.last_layer().requires_grad_(False)
 
 # %% [markdown]

@@ -11,9 +11,11 @@ channels, and the result is averaged over space and summed over the five slices:
 
 The state-dict keys match the official module (``net.slice1.0.weight`` …, ``lin0.model.1.weight``,
 ``scaling_layer.shift``), so the ``loss.perceptual_loss.*`` keys of a released VQGAN checkpoint
-load into it. Weights are never downloaded: the user places torchvision's VGG16 ImageNet weights
-(``vgg16-397923af.pth``, keys ``features.N.*``) and the LPIPS linear weights (``vgg.pth`` of the
-LPIPS release, keys ``linK.model.1.weight``) under ``data/checkpoints/lpips/``.
+load into it. ``LPIPS(vgg16_path, lin_path)`` reads two weight files: torchvision's VGG16 ImageNet
+weights (``vgg16-397923af.pth``, keys ``features.N.*``) and the LPIPS linear weights (``vgg.pth``
+of the LPIPS release, keys ``linK.model.1.weight``), by default from ``data/checkpoints/lpips/``.
+:func:`esser_lab.pretrained.lpips` builds it from ``Scale.pretrained`` instead: those files, else
+the published weights fetched with their checksum, or seeded stand-ins.
 """
 
 from __future__ import annotations
@@ -124,7 +126,10 @@ class LPIPS(nn.Module):
 
     def _load_vgg16(self, path: Path) -> None:
         _require_file(path, "torchvision's VGG16 ImageNet weights (vgg16-397923af.pth)")
-        state = load_state_dict_file(path)
+        self.load_vgg16_state(load_state_dict_file(path), path)
+
+    def load_vgg16_state(self, state: dict[str, Tensor], source: str | Path) -> None:
+        """Load torchvision's VGG16 state dict (``features.N.*``; the classifier is ignored)."""
         slice_of = {}  # feature index → slice number
         start = 0
         for k, end in enumerate(VGG16_SLICE_ENDS, start=1):
@@ -137,14 +142,17 @@ class LPIPS(nn.Module):
             index, name = key.removeprefix("features.").split(".", 1)
             if int(index) in slice_of:  # the last max-pool (30) has no weights anyway
                 renamed[f"slice{slice_of[int(index)]}.{index}.{name}"] = value
-        _load_strict(self.net, renamed, path, "VGG16 feature")
+        _load_strict(self.net, renamed, source, "VGG16 feature")
 
     def _load_lin(self, path: Path) -> None:
         _require_file(path, "the LPIPS v0.1 VGG linear weights (vgg.pth)")
-        state = load_state_dict_file(path)
+        self.load_lin_state(load_state_dict_file(path), path)
+
+    def load_lin_state(self, state: dict[str, Tensor], source: str | Path) -> None:
+        """Load the LPIPS linear weights (``linK.model.1.weight``, K = 0 … 4)."""
         lins = nn.ModuleDict({f"lin{k}": getattr(self, f"lin{k}") for k in range(5)})
         wanted = {k: v for k, v in state.items() if k.startswith("lin")}
-        _load_strict(lins, wanted, path, "LPIPS linear")
+        _load_strict(lins, wanted, source, "LPIPS linear")
 
     def train(self, mode: bool = True) -> LPIPS:
         """A fixed metric: stays in eval mode (``lin_k`` dropout off) when its owner trains."""
@@ -169,12 +177,13 @@ class LPIPS(nn.Module):
 def _require_file(path: Path, what: str) -> None:
     if not path.is_file():
         raise FileNotFoundError(
-            f"LPIPS needs {what} at {path}. esser_lab never downloads weights: place the file "
-            "there yourself (see data/README.md), or pass its path."
+            f"LPIPS needs {what} at {path}: place the file there (see data/README.md), pass its "
+            "path, or build it with esser_lab.pretrained.lpips('published'), which fetches the "
+            "published weights with their checksum."
         )
 
 
-def _load_strict(module: nn.Module, state: dict[str, Tensor], path: Path, what: str) -> None:
+def _load_strict(module: nn.Module, state: dict[str, Tensor], path: str | Path, what: str) -> None:
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

@@ -1,16 +1,18 @@
-"""Perceptual feature losses on a frozen VGG19, with weights the user provides (never downloaded).
+"""Perceptual feature losses on a frozen VGG19 (weights from a file or a state dict).
 
 The VUNet's likelihood (official ``deeploss.py``) is an L1 distance between VGG19 features of
 the image and the reconstruction at the layers ``input, block1_conv2, …, block5_conv2``, each
 weighted 1.0 and averaged over its elements. The official code uses Keras' ImageNet VGG19; here
-it is torchvision's VGG19 architecture, whose ImageNet weights the user places on disk
-(``data/checkpoints/vgg19/vgg19.pth`` or ``.safetensors``). At tiny and small scale the
-chapters use a pixel loss instead and say so: no VGG weights can be had offline.
+it is torchvision's VGG19 architecture with its ImageNet weights, read from a file the user gives
+(``data/checkpoints/vgg19/vgg19.pth`` or ``.safetensors``) or passed as a state dict:
+:func:`esser_lab.pretrained.vgg19_feature_loss` builds it from ``Scale.pretrained`` (that file,
+else torchvision's weights fetched with their checksum, or a seeded stand-in). At tiny scale the
+chapters use a pixel loss instead and say so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -58,7 +60,7 @@ class VGG19FeatureLoss(nn.Module):
 
     def __init__(
         self,
-        weights_path: str | Path,
+        weights_path: str | Path | Mapping[str, torch.Tensor],
         layers: Sequence[str] = ("input", *VGG19_LAYERS),
         layer_weights: Sequence[float] | None = None,
     ) -> None:
@@ -74,7 +76,11 @@ class VGG19FeatureLoss(nn.Module):
         self.layer_weights = tuple(layer_weights or [1.0] * len(self.layers))
         if len(self.layer_weights) != len(self.layers):
             raise ValueError(f"{len(self.layer_weights)} weights for {len(self.layers)} layers")
-        state = load_state_dict_file(weights_path)
+        if isinstance(weights_path, Mapping):  # a state dict (esser_lab.pretrained)
+            state = dict(weights_path)
+            weights_path = "the given VGG19 state dict"
+        else:
+            state = load_state_dict_file(weights_path)
         state = {
             k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")
         }

@@ -27,7 +27,7 @@ def swap_code(model: VQModel, indices: Tensor, row: int, col: int, codes: Tensor
     if not (0 <= row < h and 0 <= col < w):
         raise ValueError(f"(row, col) must lie in the {h}×{w} grid, got ({row}, {col})")
     grids = indices.expand(len(codes), h, w).clone()
-    grids[:, row, col] = codes
+    grids[:, row, col] = codes.to(grids.device)
     return model.decode_code(grids)
 
 
@@ -35,10 +35,11 @@ def code_swap_figure(
     model: VQModel, image: Tensor, row: int, col: int, codes: Tensor, title: str | None = None
 ):
     """The image, its reconstruction, and the decodes with code ``(row, col)`` swapped."""
+    device = next(model.parameters()).device  # the model may sit on the GPU it trained on
     with torch.no_grad():
-        indices = model.encode(image[None]).indices[0]
-        reconstruction = model.decode_code(indices[None])[0]
-    swapped = swap_code(model, indices, row, col, codes)
+        indices = model.encode(image[None].to(device)).indices[0]
+        reconstruction = model.decode_code(indices[None])[0].cpu()
+        swapped = swap_code(model, indices, row, col, codes).cpu()
     titles = ["image", f"rec. (code {int(indices[row, col])})"]
     titles += [f"code {int(c)}" for c in codes]
     return show_grid(
@@ -67,10 +68,12 @@ def code_editor(models: dict[str, VQModel], images: Tensor, scale: int = 8):
         model = models[which.value]
         code.max = model.config.n_embed - 1
         x = images[image.value]
+        device = next(model.parameters()).device  # the model may sit on the GPU it trained on
         with torch.no_grad():
-            indices = model.encode(x[None]).indices[0]
-            reconstruction = model.decode_code(indices[None])[0]
-        edited = swap_code(model, indices, row.value, col.value, torch.tensor([code.value]))[0]
+            indices = model.encode(x[None].to(device)).indices[0]
+            reconstruction = model.decode_code(indices[None])[0].cpu()
+            edited = swap_code(model, indices, row.value, col.value, torch.tensor([code.value]))
+        edited = edited[0].cpu()
         picture.value = png_strip([x, reconstruction, edited], scale)
         label.value = (
             f"image · reconstruction (code {int(indices[row.value, col.value])} at "

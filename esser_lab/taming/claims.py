@@ -63,12 +63,20 @@ class FirstStageScores:
 
 @torch.no_grad()
 def evaluate_first_stage(model: VQModel, images: Tensor, feature_net) -> FirstStageScores:
-    """Reconstruct ``images`` (b, c, h, w) in [-1, 1] and score them (PSNR, FID-style, hf)."""
-    x_hat, quantized = model(images)
-    perplexity, used = codebook_usage(quantized.indices, model.config.n_embed)
+    """Reconstruct ``images`` (b, c, h, w) in [-1, 1] and score them (PSNR, FID-style, hf).
+
+    The model runs where its weights are (e.g. on the GPU it trained on), in batches of 512;
+    reconstructions and codes come back on the CPU, next to ``images``.
+    """
+    device = next(model.parameters()).device
+    outputs = [model(chunk.to(device)) for chunk in images.split(512)]
+    x_hat = torch.cat([x.cpu() for x, _ in outputs])
+    indices = torch.cat([q.indices.cpu() for _, q in outputs])
+    images = images.cpu()
+    perplexity, used = codebook_usage(indices, model.config.n_embed)
     return FirstStageScores(
         x_hat=x_hat,
-        indices=quantized.indices,
+        indices=indices,
         psnr=psnr(x_hat, images).mean().item(),
         fid=fid_style(x_hat, images, feature_net),
         hf=hf_ratio(x_hat, images).item(),

@@ -1,0 +1,244 @@
+"""Pretrained components: published weights, or seeded stand-ins of the same architecture.
+
+One rule for every network the book borrows (CHAPTER.md, "Pretrained components"), picked by
+``Scale.pretrained`` (``ESSER_LAB_PRETRAINED``):
+
+* ``"published"`` (``small``/``full`` by default): the released weights. A file the user placed
+  under ``data/checkpoints/`` is read first; otherwise the weights are fetched by the standard
+  mechanism and checked against their published checksum — torchvision's weights API for VGG16
+  and VGG19 (ImageNet, ``IMAGENET1K_V1``; the SHA-256 prefix in the file name), and for LPIPS's
+  linear layers the URL and MD5 the official taming-transformers code uses (``taming/util.py``:
+  ``vgg_lpips``). Everything is loaded tensor-only (``weights_only=True``).
+* ``"stand-in"`` (``tiny``, the tests, CI's ``small`` pass): the same architecture with seeded
+  random weights (VGG: torchvision's own initialisation, Kaiming normal; LPIPS's linear layers:
+  non-negative, as LPIPS constrains them). Nothing downloads. A stand-in measures nothing
+  perceptual: a chapter that uses one says so in its output (:func:`describe`).
+
+Only the convolutional trunk of VGG (keys ``features.N.*``) is returned: it is all that LPIPS and
+the VGG19 feature loss use (the classifier would be 480 MB of the 528 MB).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from esser_lab.losses.lpips import LPIPS
+    from esser_lab.losses.perceptual import VGG19FeatureLoss
+
+__all__ = [
+    "LPIPS_LIN_MD5",
+    "LPIPS_LIN_URL",
+    "checkpoint_folder",
+    "describe",
+    "lpips",
+    "lpips_lin_state_dict",
+    "vgg16_state_dict",
+    "vgg19_feature_loss",
+    "vgg19_state_dict",
+]
+
+# LPIPS v0.1 VGG linear weights as the official taming-transformers code fetches them
+# (taming/util.py: URL_MAP / MD5_MAP["vgg_lpips"], saved there as vgg.pth)
+LPIPS_LIN_URL = "https://heibox.uni-heidelberg.de/f/607503859c864bc1b30b/?dl=1"
+LPIPS_LIN_MD5 = "d507d7349b931f0638a25a48a722f98a"
+LPIPS_CHANNELS = (64, 128, 256, 512, 512)
+# torchvision's VGG configurations: "D" is VGG16, "E" is VGG19
+_VGG_CONFIG = {"vgg16": "D", "vgg19": "E"}
+
+
+def checkpoint_folder() -> Path:
+    """``data/checkpoints`` under the repository (or the working directory outside a checkout)."""
+    from esser_lab.cards import repository_root
+
+    return (repository_root() or Path.cwd()) / "data" / "checkpoints"
+
+
+def _check_choice(pretrained: str) -> None:
+    if pretrained not in ("published", "stand-in"):
+        raise ValueError(f"pretrained must be 'published' or 'stand-in', got {pretrained!r}")
+
+
+def describe(pretrained: str, what: str) -> str:
+    """The line a chapter prints about ``what`` (e.g. ``"LPIPS (VGG16)"``)."""
+    _check_choice(pretrained)
+    if pretrained == "published":
+        return f"{what}: published weights."
+    return (
+        f"{what}: STAND-IN, the same architecture with seeded random weights "
+        "(ESSER_LAB_PRETRAINED=stand-in); it measures nothing perceptual, so the numbers that "
+        "depend on it are not the paper's."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# VGG16 / VGG19 trunks (torchvision layout, ``features.N.*``)
+# --------------------------------------------------------------------------------------------
+
+
+def _fetch_torchvision(name: str) -> dict[str, Tensor]:
+    """torchvision's ImageNet weights for ``name``, downloaded with their hash checked."""
+    from torchvision.models import VGG16_Weights, VGG19_Weights
+
+    weights = {"vgg16": VGG16_Weights, "vgg19": VGG19_Weights}[name].IMAGENET1K_V1
+    return weights.get_state_dict(progress=True, check_hash=True, weights_only=True)
+
+
+def _stand_in_vgg(name: str, seed: int) -> dict[str, Tensor]:
+    """VGG's trunk with torchvision's initialisation, from a private generator (global RNG kept)."""
+    from torchvision.models.vgg import cfgs, make_layers
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):  # building the layers draws their default init
+        features = make_layers(cfgs[_VGG_CONFIG[name]])
+    with torch.no_grad():
+        for module in features.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(
+                    module.weight, mode="fan_out", nonlinearity="relu", generator=generator
+                )
+                nn.init.zeros_(module.bias)
+    return {f"features.{k}": v for k, v in features.state_dict().items()}
+
+
+def _stand_in_keys(name: str) -> list[str]:
+    from torchvision.models.vgg import cfgs, make_layers
+
+    with torch.device("meta"):  # names only: no memory, no random numbers drawn
+        return [f"features.{k}" for k in make_layers(cfgs[_VGG_CONFIG[name]]).state_dict()]
+
+
+def _trunk(state: dict[str, Tensor], name: str, source: str) -> dict[str, Tensor]:
+    trunk = {k: v for k, v in state.items() if k.startswith("features.")}
+    expected = set(_stand_in_keys(name))
+    if set(trunk) != expected:
+        missing = sorted(expected - set(trunk))
+        unexpected = sorted(set(trunk) - expected)
+        raise ValueError(
+            f"{source}: not torchvision's {name} state dict (keys features.N.weight/bias); "
+            f"missing {missing[:6]}, unexpected {unexpected[:6]}"
+        )
+    return trunk
+
+
+def _default_vgg_path(name: str) -> Path:
+    # where the book has always told users to put them
+    folder = checkpoint_folder()
+    return folder / "lpips" / "vgg16.pth" if name == "vgg16" else folder / "vgg19" / "vgg19.pth"
+
+
+def _vgg_state_dict(
+    name: str, pretrained: str, path: str | Path | None, seed: int
+) -> dict[str, Tensor]:
+    _check_choice(pretrained)
+    if pretrained == "stand-in":
+        return _stand_in_vgg(name, seed)
+    from esser_lab.losses.perceptual import load_state_dict_file
+
+    path = Path(path) if path is not None else _default_vgg_path(name)
+    if path.is_file():
+        return _trunk(load_state_dict_file(path), name, str(path))
+    print(f"{name}: {path} not found; fetching torchvision's ImageNet weights (hash checked)")
+    return _trunk(_fetch_torchvision(name), name, f"torchvision's {name} ImageNet weights")
+
+
+def vgg16_state_dict(
+    pretrained: str, path: str | Path | None = None, *, seed: int = 0
+) -> dict[str, Tensor]:
+    """VGG16's trunk (LPIPS): ``data/checkpoints/lpips/vgg16.pth``, else torchvision's weights."""
+    return _vgg_state_dict("vgg16", pretrained, path, seed)
+
+
+def vgg19_state_dict(
+    pretrained: str, path: str | Path | None = None, *, seed: int = 0
+) -> dict[str, Tensor]:
+    """VGG19's trunk (feature loss): ``data/checkpoints/vgg19/vgg19.pth``, else torchvision's."""
+    return _vgg_state_dict("vgg19", pretrained, path, seed)
+
+
+# --------------------------------------------------------------------------------------------
+# LPIPS's linear layers
+# --------------------------------------------------------------------------------------------
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _download(url: str, destination: Path, md5: str) -> None:
+    """``url`` → ``destination`` (torch.hub's downloader), kept only if its MD5 is ``md5``."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".partial")
+    torch.hub.download_url_to_file(url, str(partial), progress=True)
+    got = _md5(partial)
+    if got != md5:
+        partial.unlink(missing_ok=True)
+        raise ValueError(
+            f"checksum mismatch for {url}: MD5 {got}, expected {md5} (the value the official "
+            "taming-transformers code checks); the file was discarded. Download it yourself "
+            f"and place it at {destination}."
+        )
+    os.replace(partial, destination)
+
+
+def _stand_in_lin(seed: int) -> dict[str, Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    # non-negative like the trained weights, mean 1/channels so a distance is of order one
+    return {
+        f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1, generator=generator) * (2.0 / c)
+        for k, c in enumerate(LPIPS_CHANNELS)
+    }
+
+
+def lpips_lin_state_dict(
+    pretrained: str, path: str | Path | None = None, *, seed: int = 0
+) -> dict[str, Tensor]:
+    """LPIPS's ``lin0`` … ``lin4`` weights: ``data/checkpoints/lpips/vgg.pth``, else fetched.
+
+    A missing file is downloaded from the URL the official taming-transformers code uses and
+    kept only when its MD5 matches (``LPIPS_LIN_URL``, ``LPIPS_LIN_MD5``).
+    """
+    _check_choice(pretrained)
+    if pretrained == "stand-in":
+        return _stand_in_lin(seed)
+    from esser_lab.losses.perceptual import load_state_dict_file
+
+    path = Path(path) if path is not None else checkpoint_folder() / "lpips" / "vgg.pth"
+    if not path.is_file():
+        print(f"LPIPS: {path} not found; fetching the LPIPS linear weights (MD5 checked)")
+        _download(LPIPS_LIN_URL, path, LPIPS_LIN_MD5)
+    state = load_state_dict_file(path)
+    return {k: v for k, v in state.items() if k.startswith("lin")}
+
+
+# --------------------------------------------------------------------------------------------
+# The losses, built
+# --------------------------------------------------------------------------------------------
+
+
+def lpips(pretrained: str, *, seed: int = 0) -> LPIPS:
+    """The VGG16 LPIPS distance with published weights or a seeded stand-in (frozen)."""
+    from esser_lab.losses.lpips import LPIPS
+
+    module = LPIPS(pretrained=False)
+    source = "published" if pretrained == "published" else f"stand-in (seed {seed})"
+    module.load_vgg16_state(vgg16_state_dict(pretrained, seed=seed), source)
+    module.load_lin_state(lpips_lin_state_dict(pretrained, seed=seed), source)
+    return module
+
+
+def vgg19_feature_loss(pretrained: str, *, seed: int = 0, **kwargs: Any) -> VGG19FeatureLoss:
+    """The VGG19 feature loss (chapters 1 and 8) with published weights or a seeded stand-in."""
+    from esser_lab.losses.perceptual import VGG19FeatureLoss
+
+    return VGG19FeatureLoss(vgg19_state_dict(pretrained, seed=seed), **kwargs)
