@@ -94,7 +94,8 @@ from esser_lab.viz.images import show_grid
 size = 16
 num_train = profile.count(tiny=6000, small=50_000, full=50_000)
 train = captioned_sprites(num_train, size, generator=torch.Generator().manual_seed(1))
-test = captioned_sprites(1000, size, generator=torch.Generator().manual_seed(2))
+num_test = profile.count(tiny=1000, small=1000, full=1000)
+test = captioned_sprites(num_test, size, generator=torch.Generator().manual_seed(2))
 fig = show_grid([list(train.image[:8])], column_titles=[c[2:] for c in train.caption[:8]])
 
 # %% [markdown]
@@ -113,14 +114,18 @@ fig = show_grid([list(train.image[:8])], column_titles=[c[2:] for c in train.cap
 # cannot make images.
 
 # %%
-from esser_lab.net2net import AutoencoderExpert, WordEmbeddingEncoder
+from esser_lab.net2net import AutoencoderExpert, Net2NetConfig, WordEmbeddingEncoder
 from esser_lab.nn.autoencoder import DenseAutoencoder
 from esser_lab.training.first_stage import train_first_stage
+
+# the experts' code sizes are the translator's (Net2NetConfig: dim for Θ, cond_in for Φ)
+sizes = profile.pick(tiny=Net2NetConfig.tiny(), small=Net2NetConfig.small(), full=None)
+sizes = sizes or Net2NetConfig.small()  # full: see "Full scale"
 
 ae_steps = profile.pick(tiny=500, small=5000, full=20_000)
 autoencoder, ae_system = train_first_stage(
     train.image,
-    DenseAutoencoder(in_size=size, in_channels=3, n_down=2, z_dim=16, width=16),
+    DenseAutoencoder(in_size=size, in_channels=3, n_down=2, z_dim=sizes.dim, width=16),
     scale=profile,
     steps=ae_steps,
     batch_size=64,
@@ -128,7 +133,7 @@ autoencoder, ae_system = train_first_stage(
     progress_every=ae_steps,
 )
 vocabulary = sorted({word for caption in train.caption for word in caption.split()})
-phi = WordEmbeddingEncoder(vocabulary, dim=32, seed=0)
+phi = WordEmbeddingEncoder(vocabulary, dim=sizes.cond_in, seed=0)
 theta = AutoencoderExpert(autoencoder)
 print(f"Φ knows {len(vocabulary)} words: {' '.join(vocabulary)}")
 display(Code(inspect.getsource(WordEmbeddingEncoder.encode), language="python"))
@@ -251,10 +256,11 @@ gaussian = GaussianTranslator.fit(regressor, codes["z_target"], codes["z_cond"])
 import matplotlib.pyplot as plt
 
 losses = torch.tensor([h["loss"] for h in system.history])
-smooth = losses.unfold(0, 25, 1).mean(1)
+window = min(25, len(losses))  # a capped smoke run has only a few steps
+smooth = losses.unfold(0, window, 1).mean(1)
 fig, ax = plt.subplots(figsize=(6, 3))
 ax.plot(losses, lw=0.5, alpha=0.4, label="loss (N2)")
-ax.plot(torch.arange(24, len(losses)), smooth, label="running mean (25 steps)")
+ax.plot(torch.arange(window - 1, len(losses)), smooth, label=f"running mean ({window} steps)")
 ax.set_xlabel("step")
 ax.set_ylabel("nats per code")
 ax.set_title("Net2Net's conditional NLL")
@@ -390,12 +396,16 @@ from esser_lab.metrics.classifiers import fit_classifier, predict
 from esser_lab.metrics.fid import load_feature_net
 from esser_lab.net2net.evaluate import conditional_nll_per_dim, within_caption_diversity
 
-clf_steps = profile.pick(tiny=500, small=3000, full=3000)
+clf_steps = profile.steps(profile.pick(tiny=500, small=3000, full=3000))
 shape_clf = fit_classifier(
     train.image, train.shape[:, 0], 6, steps=clf_steps, generator=torch.Generator().manual_seed(5)
 )
 colour_clf = fit_classifier(
-    train.image, train.colour[:, 0], 8, steps=200, generator=torch.Generator().manual_seed(6)
+    train.image,
+    train.colour[:, 0],
+    8,
+    steps=profile.steps(200),
+    generator=torch.Generator().manual_seed(6),
 )
 feature_net = load_feature_net()
 
@@ -410,7 +420,7 @@ def attributes(images: torch.Tensor, shape: torch.Tensor, colour: torch.Tensor) 
     }
 
 
-per_caption = 64
+per_caption = profile.count(tiny=64, small=64, full=64)  # real sprites per caption, 48 captions
 real = every_caption(per_caption, size, generator=torch.Generator().manual_seed(8))
 z_c = net2net.encode_condition(real.caption)
 with torch.no_grad():
@@ -466,7 +476,7 @@ print(
     + ", ".join(f"{name} {value:.3f}" for name, value in nll.items())
 )
 
-num_edits = 200
+num_edits = min(profile.count(tiny=200, small=200, full=200), len(test))
 edit_set = test[:num_edits]
 offset = torch.randint(1, 8, (num_edits, 1), generator=torch.Generator().manual_seed(9))
 new_colour = (edit_set.colour + offset) % 8
