@@ -372,7 +372,10 @@ num_fit = profile.count(tiny=2048, small=2048, full=2048)  # the landmark regres
 fit_set = figures.sample(num_fit, config.image_size, generator=torch.Generator().manual_seed(777))
 fit_set = fit_set.to(profile.device)
 models = {"full": full_model, "no equivariance": ablation, "untrained": untrained}
-scores = {name: part_scores(model, fit_set, test, warp) for name, model in models.items()}
+scores = {  # the test figures' encodings from above, not computed a second time
+    name: part_scores(model, fit_set, test, warp, encoding=encodings[name])
+    for name, model in models.items()
+}
 card = file_claims(
     Card("02_part_based", profile.name, profile.seed, chapter_start),
     scores["full"], scores["no equivariance"], scores["untrained"], mean_pose_error(fit_set, test),

@@ -25,7 +25,7 @@ import torch
 from esser_lab.cards import Card, PaperPair
 from esser_lab.data import figures
 from esser_lab.metrics import fit_landmark_regressor, landmark_error, part_colour_error
-from esser_lab.part_based.model import PartBased
+from esser_lab.part_based.model import PartBased, PartEncoding
 from esser_lab.part_based.transforms import SpatialTransform
 
 ABLATION = "the same model without the equivariance terms (c_trans = c_precision = 0)"
@@ -70,9 +70,13 @@ def part_scores(
     test: figures.Figures,
     warp: SpatialTransform,
     ridge: float = 1e-3,
+    encoding: PartEncoding | None = None,
 ) -> PartScores:
     """Score ``model`` on ``test`` (landmark regressor fit on ``fit_set``; ``warp`` one spline
-    per test figure for the equivariance error; swaps with the appearance of the next figure)."""
+    per test figure for the equivariance error; swaps with the appearance of the next figure).
+
+    ``encoding``: ``model.encode(test.image)`` when the caller already has it (saves a pass).
+    """
     if warp.control.shape[0] != test.image.shape[0]:
         raise ValueError(
             f"need one warp per test figure ({test.image.shape[0]}), got {warp.control.shape[0]}"
@@ -81,7 +85,13 @@ def part_scores(
     fit_mu = model.encode(fit_set.image).mu
     regressor = fit_landmark_regressor(fit_mu, fit_set.keypoints, ridge)
     landmarks_fit = landmark_error(regressor(fit_mu), fit_set.keypoints).mean().item()
-    encoding = model.encode(test.image)
+    if encoding is None:
+        encoding = model.encode(test.image)
+    elif encoding.mu.shape[0] != test.image.shape[0]:
+        raise ValueError(
+            f"encoding must be of the {test.image.shape[0]} test figures, got "
+            f"{encoding.mu.shape[0]}"
+        )
     landmarks = landmark_error(regressor(encoding.mu), test.keypoints).mean().item()
     # a uniform map on [-1, 1]² has variance 1/3 per axis
     extent = 3 * encoding.sigma.diagonal(dim1=-2, dim2=-1).mean().item()

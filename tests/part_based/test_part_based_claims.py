@@ -40,6 +40,15 @@ def test_part_scores_of_an_untrained_model():
     assert part_scores(PartBased(config), fit_set, test, identity).equivariance < 0.5
     with pytest.raises(ValueError, match="one warp per test figure"):
         part_scores(PartBased(config), fit_set, test, warps(8, config, seed=4))
+    # the test figures' encoding handed in (the chapter has it already) gives the same scores
+    model = PartBased(config).eval()
+    with torch.no_grad():
+        encoding = model.encode(test.image)
+    assert part_scores(model, fit_set, test, warp, encoding=encoding) == part_scores(
+        model, fit_set, test, warp
+    )
+    with pytest.raises(ValueError, match="encoding must be of the 16 test figures"):
+        part_scores(model, fit_set, test, warp, encoding=model.encode(test.image[:8]))
 
 
 def warps(n: int, c: PartBasedConfig, seed: int):
