@@ -184,9 +184,19 @@ from esser_lab.part_discovery.training import LitPartDiscovery, PartPairsDataMod
 from esser_lab.training.trainer import make_trainer
 
 num_train = profile.count(tiny=4096, small=50_000, full=200_000)
-data = PartPairsDataModule(config.image_size, config.batch_size, num_train, num_val=64, seed=0)
+# tiny: a fixed set made once; small/full: each batch drawn when asked for (50k pairs won't fit)
+on_the_fly = profile.name != "tiny"
+data = PartPairsDataModule(
+    config.image_size, config.batch_size, num_train, num_val=64, seed=0, on_the_fly=on_the_fly
+)
+perceptual = None
+if config.likelihood == "vgg19":  # full: the official VGG19 loss, published or stand-in weights
+    from esser_lab import pretrained
+
+    perceptual = pretrained.vgg19_feature_loss(profile.pretrained)
+    print(pretrained.describe(profile.pretrained, "VGG19 perceptual loss"))
 seed_everything(profile.seed)
-system = LitPartDiscovery(config)
+system = LitPartDiscovery(config, perceptual)
 trainer = make_trainer(
     profile,
     config.num_steps,
@@ -196,7 +206,8 @@ trainer = make_trainer(
 start = time.perf_counter()
 trainer.fit(system, datamodule=data)
 print(f"trained {config.num_steps} steps in {time.perf_counter() - start:.1f} s")
-model = system.model.eval()
+# evaluation on the training device (Lightning hands the model back on the CPU after fit)
+model = system.model.eval().to(profile.device)
 
 # %%
 import matplotlib.pyplot as plt
@@ -220,11 +231,12 @@ fig.tight_layout()
 # %%
 from esser_lab.part_discovery import colour_kmeans, colour_segments, part_iou
 
-size, n_test, K = config.image_size, 512, config.num_parts
+size, K = config.image_size, config.num_parts
+n_test = profile.count(tiny=512, small=512, full=512)
 test = figures.sample(n_test, size, generator=torch.Generator().manual_seed(12345))
 true = figure_labels(test.part_masks)
 with torch.no_grad():
-    ours = model.layout(test.image).labels
+    ours = model.layout(test.image.to(profile.device)).labels.cpu()
 fig = show_grid(
     [list(test.image[:10]), list(label_rgb(ours[:10], K)), list(label_rgb(true[:10], 5))],
     row_titles=["figure", "discovered parts", "true parts"],
@@ -240,7 +252,7 @@ same = figures.render(poses, test.appearance[:1].__class__(
     test.colours[:1].expand(8, -1, -1), test.background[:1].expand(8, -1),
     test.texture[:1].expand(8, -1)), size)  # fmt: skip
 with torch.no_grad():
-    same_labels = model.layout(same.image).labels
+    same_labels = model.layout(same.image.to(profile.device)).labels.cpu()
 fig = show_grid([list(same.image), list(label_rgb(same_labels, K))],
                 row_titles=["one figure", "discovered parts"])  # fmt: skip
 
@@ -258,7 +270,13 @@ from esser_lab.viz.explorer import transfer_explorer
 
 donors, targets = test.image[:6], test.image[6:12]
 di, tj = torch.meshgrid(torch.arange(6), torch.arange(6), indexing="ij")
-rendered = transfer(model, targets[tj.flatten()], donors[di.flatten()]).reshape(6, 6, 3, size, size)
+rendered = (
+    transfer(
+        model, targets[tj.flatten()].to(profile.device), donors[di.flatten()].to(profile.device)
+    )
+    .cpu()
+    .reshape(6, 6, 3, size, size)
+)
 truth = figures.render(
     test.keypoints[6:12][tj.flatten()], test.appearance[:6][di.flatten()], size
 ).image.reshape(6, 6, 3, size, size)
@@ -293,7 +311,10 @@ fig = show_grid(
 # two IoUs.
 
 # %%
-train_pixels = figures.sample(256, size, generator=torch.Generator().manual_seed(7)).image
+num_pixels_from = profile.count(tiny=256, small=256, full=256)
+train_pixels = figures.sample(
+    num_pixels_from, size, generator=torch.Generator().manual_seed(7)
+).image
 centroids = colour_kmeans(
     train_pixels.permute(0, 2, 3, 1).reshape(-1, 3), K, generator=torch.Generator().manual_seed(0)
 )
@@ -325,8 +346,9 @@ display(Markdown("\n".join(rows)))
 from esser_lab.part_discovery.claims import reconstruction_levels
 
 levels = reconstruction_levels(test.image, test.part_masks, test.colours, test.background)
-end_rec = sum(h["rec"] for h in history[-20:]) / 20
-kl_pi_end = sum(h["kl_pi"] for h in history[-20:]) / 20
+last = history[-20:]  # the last 20 steps (fewer in a capped smoke run)
+end_rec = sum(h["rec"] for h in last) / len(last)
+kl_pi_end = sum(h["kl_pi"] for h in last) / len(last)
 changing = float((ours != ours.mode(0).values).float().mean())
 rows = ["| reconstruction (P1), ½ Σ (x − x̂)² | value |", "|---|---|"]
 rows += [f"| {name} | {value:.1f} |" for name, value in levels.items()]
