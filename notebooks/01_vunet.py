@@ -134,8 +134,8 @@ fig = show_grid(
 #
 # $\ell$ is an L1 distance on VGG19 features weighted $\lambda = 5$ in the paper. At `tiny` and
 # `small` scale $\ell$ is the summed squared pixel error (a Gaussian likelihood) with
-# $\lambda = 50$, so no weights are needed; at `full` scale the VGG19 loss uses ImageNet
-# weights (see *Full scale* below). Here is the objective as the package implements it:
+# $\lambda = 50$, so nothing needs to be downloaded; at `full` scale the VGG19 loss uses
+# ImageNet weights (see *Full scale* below). Here is the objective as the package implements it:
 
 # %%
 from esser_lab.losses.kl import unit_variance_kl
@@ -196,10 +196,11 @@ data = FiguresDataModule(
     seed=0,
 )
 perceptual = None
-if config.likelihood == "vgg19":  # full: data/checkpoints/vgg19/vgg19.pth (checkout or cwd)
-    from esser_lab.cli import vgg19_feature_loss
+if config.likelihood == "vgg19":  # full: data/checkpoints/vgg19/vgg19.pth, else torchvision's
+    from esser_lab import pretrained
 
-    perceptual = vgg19_feature_loss()
+    perceptual = pretrained.vgg19_feature_loss(profile.pretrained, seed=profile.seed)
+    print(pretrained.describe(profile.pretrained, "VGG19 feature loss"))
 
 
 def train(model_config: VUNetConfig) -> LitVUNet:
@@ -413,10 +414,10 @@ display(Markdown(f"* {colour} {leak}\n* {structure}"))
 #   with 128 channels, 46 M parameters; batch 8; 100k steps). The same cells run; Lightning uses
 #   bf16 mixed precision; `ESSER_LAB_DEVICES=N python notebooks/01_vunet.py` trains with DDP on
 #   N GPUs (Lightning cannot start DDP from inside a notebook; see *How to run*).
-# * **The VGG19 likelihood** at `full` needs ImageNet VGG19 weights in
-#   `data/checkpoints/vgg19/vgg19.pth` (torchvision's `vgg19` state dict; in the checkout, or
-#   under the working directory outside one). Place the file yourself; a missing file stops the
-#   chapter with a message saying where it should be.
+# * **The VGG19 likelihood** at `full` uses ImageNet VGG19 weights: a file you placed in
+#   `data/checkpoints/vgg19/vgg19.pth` (torchvision's `vgg19` state dict), else torchvision's
+#   published weights, fetched with their checksum (`ESSER_LAB_PRETRAINED=stand-in` uses seeded
+#   random weights of the same network instead: a smoke run that downloads nothing).
 # * **Real data.** The paper trains on DeepFashion and Market-1501 with keypoints from a pose
 #   estimator. The official TensorFlow checkpoints are out of scope (see `CHAPTER.md`); the book
 #   has no keypoint-annotated real-data loader yet, so `full` here runs the paper's network on
