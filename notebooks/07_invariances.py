@@ -101,7 +101,8 @@ size = config.image_size
 num_train = profile.count(tiny=4096, small=50_000, full=50_000)
 train = shape_sprites(num_train, size, generator=torch.Generator().manual_seed(0))
 biased = shape_sprites(num_train, size, generator=torch.Generator().manual_seed(1), biased=True)
-test = shape_sprites(1024, size, generator=torch.Generator().manual_seed(2))
+num_test = profile.count(tiny=1024, small=1024, full=1024)
+test = shape_sprites(num_test, size, generator=torch.Generator().manual_seed(2))
 fig = show_grid(
     [list(train.image[:10]), list(biased.image[:10])],
     row_titles=["random colours", "biased: colour = class"],
@@ -124,7 +125,7 @@ from esser_lab.metrics.classifiers import accuracy, fit_classifier, predict
 from esser_lab.nn.autoencoder import DenseAutoencoder
 from esser_lab.training.first_stage import train_first_stage
 
-classifier_steps = profile.pick(tiny=400, small=3000, full=3000)
+classifier_steps = profile.steps(profile.pick(tiny=400, small=3000, full=3000))
 classifiers = {
     "invariant": fit_classifier(
         train.image, train.shape[:, 0], 4, steps=classifier_steps, generator=generator
@@ -143,8 +144,15 @@ autoencoder, ae_system = train_first_stage(
     learning_rate=1e-3,
     progress_every=profile.pick(tiny=600, small=2000, full=5000),
 )
+# evaluation on the training device (Lightning hands the model back on the CPU after fit); the
+# package's functions return their results next to their inputs (here: on the CPU)
+autoencoder.to(profile.device)
+for classifier in classifiers.values():
+    classifier.to(profile.device)
 with torch.no_grad():
-    ae_reconstruction = autoencoder.decode(autoencoder.encode(test.image).mode())
+    ae_reconstruction = autoencoder.decode(
+        autoencoder.encode(test.image.to(profile.device)).mode()
+    ).cpu()
 labels = test.shape[:, 0]
 for name, classifier in classifiers.items():
     print(
@@ -252,7 +260,7 @@ for name, greybox in greyboxes.items():
         config, experts, scale=profile, progress_every=config.num_steps // 2
     )
     print(f"{name}: trained {config.num_steps} steps in {time.perf_counter() - start:.1f} s")
-transformers = {name: system.transformer for name, system in systems.items()}
+transformers = {name: system.transformer.to(profile.device) for name, system in systems.items()}
 
 # %%
 import matplotlib.pyplot as plt
@@ -381,7 +389,7 @@ from esser_lab.invariances import foreground_stats, ridge_probe
 probe_train = train[:2048]
 colour_train, colour_test = palette_rgb(probe_train.colour[:, 0]), palette_rgb(test.colour[:, 0])
 position_train, position_test = probe_train.position[:, 0], test.position[:, 0]
-n_judge = 256  # test images whose samples and swaps are judged
+n_judge = min(256, len(test))  # test images whose samples and swaps are judged
 partner = torch.arange(n_judge).roll(1)  # b for every a
 scores = {}
 for name, classifier in classifiers.items():
@@ -399,7 +407,8 @@ for name, classifier in classifiers.items():
     def probe(features: str, targets: tuple, e=e, e_train=e_train) -> float:
         return ridge_probe(getattr(e_train, features), targets[0], getattr(e, features), targets[1])
 
-    rebuilt_error = (rebuilt - autoencoder.decode(e.z_ae)).abs().max().item()
+    direct = autoencoder.decode(e.z_ae.to(profile.device)).cpu()
+    rebuilt_error = (rebuilt - direct).abs().max().item()
     print(f"{name}: max |D(t(t⁻¹(E(x)|Φ)|Φ)) − D(E(x))| = {rebuilt_error:.1e} (float error)")
     assert rebuilt_error < 1e-3, "t is a bijection: features plus invariances rebuild D(E(x))"
     scores[name] = {

@@ -49,11 +49,15 @@ def explain(
     greybox: Greybox,
     x: Tensor,
 ) -> Explanation:
-    """(I1) on images: Φ(x), z_ae = E(x) (posterior mean) and v = t⁻¹(z_ae | Φ(x))."""
+    """(I1) on images: Φ(x), z_ae = E(x) (posterior mean) and v = t⁻¹(z_ae | Φ(x)).
+
+    The networks run where their weights are; the results come back on ``x``'s device.
+    """
+    home, x = x.device, x.to(_device(transformer))
     phi = greybox.encode(x)
     z_ae = autoencoder.encode(x).mode()
     v, _ = transformer(z_ae, phi)
-    return Explanation(phi=phi, z_ae=z_ae, v=v)
+    return Explanation(phi=phi.to(home), z_ae=z_ae.to(home), v=v.to(home))
 
 
 @torch.no_grad()
@@ -69,7 +73,8 @@ def reconstruct(
     float error, because t is a bijection for every Φ; with v and Φ from two images it is the
     swap (I4).
     """
-    return autoencoder.decode(transformer.inverse(v, phi))
+    device = _device(transformer)  # computed where the weights are, returned next to ``v``
+    return autoencoder.decode(transformer.inverse(v.to(device), phi.to(device))).to(v.device)
 
 
 @torch.no_grad()
@@ -88,5 +93,10 @@ def sample_invariances(
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
     phi_rep = phi.repeat_interleave(n, dim=0)  # (b·n, d): each row n times in a row
-    images = autoencoder.decode(transformer.sample(phi_rep, generator=generator))
+    phi_rep = phi_rep.to(_device(transformer))  # computed where the weights are
+    images = autoencoder.decode(transformer.sample(phi_rep, generator=generator)).to(phi.device)
     return images.reshape(phi.shape[0], n, *images.shape[1:])
+
+
+def _device(module: torch.nn.Module) -> torch.device:
+    return next(module.parameters()).device

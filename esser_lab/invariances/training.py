@@ -30,11 +30,13 @@ def encode_experts(
     if images.dim() != 4:
         raise ValueError(f"images must be (n, c, h, w), got {tuple(images.shape)}")
     phi, mean, logvar = [], [], []
+    device = next(autoencoder.parameters()).device  # encoded there, kept next to ``images``
     for chunk in images.split(batch_size):
+        chunk = chunk.to(device)
         posterior = autoencoder.encode(chunk)
-        phi.append(greybox.encode(chunk))
-        mean.append(posterior.mean)
-        logvar.append(posterior.logvar)
+        phi.append(greybox.encode(chunk).to(images.device))
+        mean.append(posterior.mean.to(images.device))
+        logvar.append(posterior.logvar.to(images.device))
     return {"phi": torch.cat(phi), "z_mean": torch.cat(mean), "z_logvar": torch.cat(logvar)}
 
 
