@@ -224,7 +224,8 @@ trainer = make_trainer(
 start = time.perf_counter()
 trainer.fit(system, DataLoader(batches, sampler=sampler, batch_size=None))
 print(f"flow: {config.num_steps} steps in {time.perf_counter() - start:.1f} s")
-model = system.model.eval()
+# evaluation on the training device (Lightning hands the model back on the CPU after fit)
+model = system.model.eval().to(profile.device)
 
 # %% [markdown]
 # The loss (B1) per step and its two parts: $\tfrac12\|v\|^2$, which should settle near $d/2$
@@ -275,7 +276,7 @@ v_generator = torch.Generator()
 rows = []
 for k in range(len(DOMAINS)):
     v_generator.manual_seed(3)  # the same v for every data set
-    rows.append(list(sample(model, k, 12, generator=v_generator)))
+    rows.append(list(sample(model, k, 12, generator=v_generator).cpu()))
 fig = show_grid(rows, row_titles=[f"samples of {name}" for name in names])
 
 # %% [markdown]
@@ -334,7 +335,12 @@ from esser_lab.data_bias.claims import bias_readout, fit_judges, random_pairing_
 from esser_lab.data_bias.data import RED
 from esser_lab.metrics.classifiers import predict
 
-judges = fit_judges(config.image_size)
+judges = fit_judges(
+    config.image_size,
+    num=profile.count(tiny=4096, small=4096, full=4096),
+    shape_steps=profile.steps(400),
+    colour_steps=profile.steps(150),
+)
 scores = {"input A": bias_readout(test.image, test, judges)}
 scores |= {f"A → {name}": bias_readout(out, test, judges) for name, out in outputs.items()}
 chance = random_pairing_error(test)
@@ -493,9 +499,10 @@ del paper_model
 
 # %% tags=["hide-input"]
 with torch.no_grad():
-    z_train = model.encode(train.image)
+    z_train = model.encode(train.image.to(profile.device)).cpu()
     shift = z_train[train.domain == 1].mean(0) - z_train[train.domain == 0].mean(0)
-    shifted = model.decode(model.encode(test.image) + shift)
+    shifted = model.decode(model.encode(test.image.to(profile.device)) + shift.to(profile.device))
+    shifted = shifted.cpu()
 s = bias_readout(shifted, test, judges)
 print(
     f"mean shift: red {s['red']:.3f}, colour kept {s['colour kept']:.3f}, "

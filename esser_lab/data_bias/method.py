@@ -79,15 +79,18 @@ def translate(
     The shared code v = τ⁻¹(E(x) | source) is kept and re-inverted under the other label;
     ``alpha`` < 1 blends the latents as the demo's animation does. ``source == target`` is the
     control: it only re-encodes (the flow is invertible, so it returns D(E(x))).
+
+    The model runs where its weights are; the images come back on ``x``'s device.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
-    batch = x.shape[0]
+    batch, home = x.shape[0], x.device
+    x = x.to(next(model.flow.parameters()).device)
     with _evaluating(model):
         z = model.encode(x)
         v, _ = model.to_shared(z, _labels(source, batch, x.device))
         z_target = model.from_shared(v, _labels(target, batch, x.device))
-        return model.decode((1.0 - alpha) * z + alpha * z_target)
+        return model.decode((1.0 - alpha) * z + alpha * z_target).to(home)
 
 
 @torch.no_grad()
