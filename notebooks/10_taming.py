@@ -880,6 +880,7 @@ with torch.no_grad():
     z_hat = model.quant_conv(model.encoder(test.image[:64].to(profile.device)))
 for legacy in (True, False):
     quantizer = VectorQuantizer(large_k, config.embed_dim, beta=config.beta, legacy=legacy)
+    quantizer = quantizer.to(profile.device)  # beside the model's encoder output
     quantizer.embedding.weight.data.copy_(model.quantize.embedding.weight)
     z = z_hat.clone().requires_grad_(True)
     quantizer(z).loss.backward()
