@@ -30,6 +30,9 @@ BUDGETS = ("minute", "long")
 DEVICE_ENV_VAR = "ESSER_LAB_DEVICE"  # "cpu" runs small/full on the CPU (fp32); "gpu" insists on one
 MAX_STEPS_ENV_VAR = "ESSER_LAB_MAX_STEPS"  # caps every training run's steps (Scale.steps)
 MAX_SAMPLES_ENV_VAR = "ESSER_LAB_MAX_SAMPLES"  # caps data and evaluation set sizes (Scale.count)
+# the smallest cap: the chapters' grids show, and their scores need, this many held-out samples
+# (chapter 2's swap grid alone takes 11 figures; below that a chapter stopped with an IndexError)
+MIN_SAMPLES = 32
 # Pretrained components (VGG for LPIPS / perceptual losses, …): "published" weights (fetched by
 # torchvision's weights API with their checksum when missing) or seeded "stand-in" weights of the
 # same architecture (CI's small pass: nothing downloads). tiny never uses published weights.
@@ -154,6 +157,11 @@ def profile(name: str) -> Scale:
         "max_steps": _int_from_env(MAX_STEPS_ENV_VAR),
         "max_samples": _int_from_env(MAX_SAMPLES_ENV_VAR),
     }
+    if caps["max_samples"] is not None and caps["max_samples"] < MIN_SAMPLES:
+        raise ValueError(
+            f"{MAX_SAMPLES_ENV_VAR} must be at least {MIN_SAMPLES} (the chapters' grids and "
+            f"evaluation sets need that many held-out samples), got {caps['max_samples']}"
+        )
     pretrained = os.environ.get(PRETRAINED_ENV_VAR, "").strip().lower()
     if pretrained and pretrained not in PRETRAINED:
         raise ValueError(

@@ -65,6 +65,12 @@ def test_small_on_the_cpu_with_caps(monkeypatch):
     assert small.describe().count(scales.SMOKE_RUN_NOTE) == 1
     uncapped = dataclasses.replace(small, max_steps=None, max_samples=None)
     assert scales.SMOKE_RUN_NOTE not in uncapped.describe()
+    # a cap too small for the chapters' grids is refused up front, not by an IndexError later
+    monkeypatch.setenv(scales.MAX_SAMPLES_ENV_VAR, str(scales.MIN_SAMPLES - 1))
+    with pytest.raises(ValueError, match=f"at least {scales.MIN_SAMPLES}"):
+        scales.profile("small")
+    monkeypatch.setenv(scales.MAX_SAMPLES_ENV_VAR, str(scales.MIN_SAMPLES))
+    assert scales.profile("small").max_samples == scales.MIN_SAMPLES
     from esser_lab.training.trainer import make_trainer
 
     assert make_trainer(small, 1000).max_steps == 3
