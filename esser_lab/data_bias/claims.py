@@ -86,6 +86,7 @@ def bias_readout(images: Tensor, source: BiasedSprites, judges: Judges) -> dict[
     """
     if images.shape != source.image.shape:
         raise ValueError(f"images {tuple(images.shape)} and source {tuple(source.image.shape)}")
+    images = images.to(source.image.device)  # read out where the source's factors are
     shape, colour = predict(judges.shape, images), predict(judges.colour, images)
     area, centre = foreground_readout(images)
     common = torch.tensor([sprites.SHAPES.index(s) for s in COMMON_SHAPES])
