@@ -777,7 +777,8 @@ display(Markdown("\n".join(f"* {b}" for b in bullets)))
 
 # %% [markdown]
 # The `small` scale (64×64, f = 8, 512 codes, LPIPS, 10k steps) is where the comparisons are
-# worth making; it has not yet been measured (no GPU was used when this chapter was written).
+# worth making. Its code path has run on a GPU only with capped steps (`bench/device_check.sh`,
+# recorded in `bench/results/chapters_gpu.csv`); its claims at 10k steps are not yet measured.
 
 # %% [markdown]
 # ## Full scale
