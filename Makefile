@@ -23,7 +23,8 @@ TEST_CARDS := $(CURDIR)/_build/test-cards
 CELL_TIMEOUT := 600
 PYTEST_ARGS ?=
 # Tests, tiny runs and CI never download: every Python process they start (notebook kernels,
-# DataLoader workers, DDP children) refuses non-local connections (tests/offline/sitecustomize.py).
+# DataLoader workers, DDP children) refuses non-local connections (tests/offline/sitecustomize.py); `make book` applies it when the scale is tiny (at small/full a
+# chapter may fetch published weights with their checksums).
 OFFLINE := PYTHONPATH=$(CURDIR)/tests/offline ESSER_LAB_OFFLINE=1
 # CI's small pass: every chapter at `small` sizes on the CPU, 3 training steps, data and evaluation
 # sets capped, pretrained networks as seeded stand-ins. It proves the small code path runs; its
@@ -174,7 +175,7 @@ chapters-small: $(STAMP) ## every chapter at small sizes on the CPU, 3 steps, ca
 # unit tests.
 test-notebook: $(STAMP) ## one chapter through nbval: make test-notebook NB=notebooks/01_vunet.py
 	@[ -n "$(NB)" ] || { echo "usage: make test-notebook NB=notebooks/NN_name.py"; exit 2; }
-	ESSER_LAB_SCALE=tiny ESSER_LAB_CARDS=$(TEST_CARDS) \
+	$(OFFLINE) ESSER_LAB_SCALE=tiny ESSER_LAB_CARDS=$(TEST_CARDS) \
 	  $(VPY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) \
 	  $(PYTEST_ARGS) tests/conftest.py $(NB)
 
@@ -183,11 +184,13 @@ test-notebook: $(STAMP) ## one chapter through nbval: make test-notebook NB=note
 # ---------------------------------------------------------------------------------------------
 
 book: $(STAMP) $(VENDOR_FILES) ## build the site into _build/html (cards in _build/cards); a failing cell fails it
-	@echo "scale: $$($(VPY) -c 'from esser_lab.scale import current; print(current().name)')" \
-	  "(set ESSER_LAB_SCALE=tiny|small|full to choose)"
-	ESSER_LAB_CARDS=$(BOOK_CARDS) $(VPY) book/_ext/execute.py --check  # empties a stale cache
-	rm -rf _build/html _build/jupyter_execute  # no stale pages
-	ESSER_LAB_CARDS=$(BOOK_CARDS) $(VENV)/bin/jupyter-book build --all -W --keep-going .
+	@scale=$$($(VPY) -c 'from esser_lab.scale import current; print(current().name)'); \
+	  echo "scale: $$scale (set ESSER_LAB_SCALE=tiny|small|full to choose)"; \
+	  if [ "$$scale" = tiny ]; then export $(OFFLINE); fi; \
+	  set -x; \
+	  ESSER_LAB_CARDS=$(BOOK_CARDS) $(VPY) book/_ext/execute.py --check; \
+	  rm -rf _build/html _build/jupyter_execute; \
+	  ESSER_LAB_CARDS=$(BOOK_CARDS) $(VENV)/bin/jupyter-book build --all -W --keep-going .
 	@echo "site: $(CURDIR)/_build/html/index.html"
 	@echo "cards: $$(ls $(BOOK_CARDS) 2>/dev/null | tr '\n' ' ')"
 

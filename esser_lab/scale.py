@@ -70,8 +70,11 @@ class Scale:
 
     @property
     def device(self) -> str:
-        """The torch device training runs on, and evaluation after it: ``"cuda"`` or ``"cpu"``."""
-        return "cuda" if self.accelerator == "gpu" else "cpu"
+        """The torch device training runs on, and evaluation after it: ``"cpu"`` or this process's
+        GPU, ``"cuda:<LOCAL_RANK>"`` (each DDP process Lightning or torchrun starts has its own)."""
+        if self.accelerator != "gpu":
+            return "cpu"
+        return f"cuda:{_int_from_env('LOCAL_RANK', minimum=0) or 0}"
 
     @property
     def capped(self) -> bool:

@@ -777,8 +777,10 @@ display(Markdown("\n".join(f"* {b}" for b in bullets)))
 
 # %% [markdown]
 # The `small` scale (64×64, f = 8, 512 codes, LPIPS, 10k steps) is where the comparisons are
-# worth making. Its code path has run on a GPU only with capped steps (`bench/device_check.sh`,
-# recorded in `bench/results/chapters_gpu.csv`); its claims at 10k steps are not yet measured.
+# worth making. Its code path has run on a GPU once, with 30 capped steps (`bench/device_check.sh`,
+# `bench/results/chapters_gpu.csv`): it trained and evaluated through to the last exercise cell,
+# which stopped on a test batch left on the CPU (fixed since, not re-run on a GPU). Its claims at
+# 10k steps are not yet measured.
 
 # %% [markdown]
 # ## Full scale

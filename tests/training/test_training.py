@@ -44,7 +44,10 @@ def test_small_on_the_cpu_with_caps(monkeypatch):
     monkeypatch.delenv(scales.PRETRAINED_ENV_VAR, raising=False)
     plain = scales.profile("small")
     assert not plain.capped and plain.steps(500) == 500 and plain.pretrained == "published"
-    assert scales.profile("tiny").pretrained == "stand-in" and plain.device == "cuda"
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert scales.profile("tiny").pretrained == "stand-in" and plain.device == "cuda:0"
+    monkeypatch.setenv("LOCAL_RANK", "3")  # a DDP process evaluates on its own GPU
+    assert plain.device == "cuda:3" and scales.profile("tiny").device == "cpu"
     monkeypatch.setenv(scales.DEVICE_ENV_VAR, "cpu")
     monkeypatch.setenv(scales.MAX_STEPS_ENV_VAR, "3")
     monkeypatch.setenv(scales.MAX_SAMPLES_ENV_VAR, "256")
