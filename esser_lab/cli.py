@@ -34,6 +34,8 @@ from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from esser_lab.scale import PRETRAINED
+
 PRESETS = ("tiny", "small", "full")
 # paper → the chapter it belongs to (the help text); its stages live in esser_lab.<paper>.run
 PAPERS: dict[str, str] = {
@@ -61,6 +63,8 @@ class Run:
     seed: int
     output_dir: Path  # this stage's folder: <--output_dir>/<stage>
     first_stage: Path | None  # the export of the stage this one builds on (``Stage.needs``)
+    # pretrained networks (LPIPS, the VGG19 loss): "published" weights or seeded "stand-in"s
+    pretrained: str = "stand-in"
 
 
 @dataclass
@@ -103,16 +107,27 @@ def paper_stages(paper: str) -> dict[str, Stage]:
     return importlib.import_module(f"esser_lab.{paper}.run").STAGES
 
 
-def vgg19_feature_loss() -> Any:
-    """The VGG19 feature loss of chapters 1 and 8 from ``data/checkpoints/vgg19/vgg19.pth``.
+def vgg19_feature_loss(run: Run, *, seed: int = 0) -> Any:
+    """The VGG19 feature loss of chapters 1 and 8 under ``run.pretrained`` (the book's rule).
 
-    The file is looked for in the repository checkout, else under the working directory.
+    ``"published"``: ``data/checkpoints/vgg19/vgg19.pth`` when placed, else torchvision's weights
+    fetched once with their checksum; ``"stand-in"``: seeded random weights (``seed``), nothing
+    read or fetched (:mod:`esser_lab.pretrained`). Prints which.
     """
-    from esser_lab.cards import repository_root
-    from esser_lab.losses.perceptual import VGG19FeatureLoss
+    from esser_lab import pretrained
 
-    root = repository_root() or Path.cwd()
-    return VGG19FeatureLoss(root / "data" / "checkpoints" / "vgg19" / "vgg19.pth")
+    loss = pretrained.vgg19_feature_loss(run.pretrained, seed=seed)
+    print(pretrained.describe(run.pretrained, "VGG19 feature loss"))
+    return loss
+
+
+def lpips(run: Run, *, seed: int = 0) -> Any:
+    """Chapter 10's LPIPS (VGG16) under ``run.pretrained``, as :func:`vgg19_feature_loss`."""
+    from esser_lab import pretrained
+
+    module = pretrained.lpips(run.pretrained, seed=seed)
+    print(pretrained.describe(run.pretrained, "LPIPS (VGG16)"))
+    return module
 
 
 # --- typed values -------------------------------------------------------------------------------
@@ -335,6 +350,13 @@ def _fit_parser(
         help="the export (.safetensors) of the stage this one builds on "
         "(default: OUTPUT_DIR/<that stage>/<that stage>.safetensors)",
     )
+    run.add_argument(
+        "--pretrained",
+        choices=PRETRAINED,  # esser_lab.scale's (a torch-free import)
+        help="pretrained networks (LPIPS, VGG19 loss): published weights (data/checkpoints, else "
+        "fetched once with their checksum) or seeded stand-ins (default: ESSER_LAB_PRETRAINED, "
+        "else stand-in for tiny, published for small/full)",
+    )
     run.add_argument("--max_steps", type=int, help="training steps (default: the config's)")
     run.add_argument("--seed", type=int, help="training seed (default: ESSER_LAB_SEED, else 0)")
     run.add_argument(
@@ -444,6 +466,8 @@ def parse(argv: list[str]) -> Invocation:
             parser.error(f"--{name} must be ≥ 1, got {value}")
     if options.seed is not None and options.seed < 0:
         parser.error(f"--seed must be ≥ 0, got {options.seed}")
+    if options.preset == "tiny" and options.pretrained == "published":
+        parser.error("--pretrained published needs --preset small or full: tiny never downloads")
     return Invocation(paper, options.stage, options.preset, model_config, data_settings, options)
 
 
@@ -468,6 +492,15 @@ def _merge_yaml(parser: argparse.ArgumentParser, values: dict[str, dict], path: 
             )
         for key, value in section.items():
             _merge(values[prefix], str(key), value)
+
+
+def pretrained_choice(invocation: Invocation) -> str:
+    """``--pretrained``, else ``ESSER_LAB_PRETRAINED``, else the preset's (tiny: stand-in)."""
+    from esser_lab import scale as scales
+
+    if invocation.options.pretrained is not None:
+        return invocation.options.pretrained
+    return scales.profile(invocation.preset).pretrained
 
 
 def _logger(kind: str, save_dir: Path) -> Any:
@@ -528,7 +561,8 @@ def fit(invocation: Invocation) -> Path:
     ckpt_path = options.ckpt_path
     if ckpt_path not in (None, "last") and not Path(ckpt_path).is_file():
         raise SystemExit(f"error: --ckpt_path {ckpt_path}: no such checkpoint file")
-    run = Run(invocation.paper, invocation.stage, invocation.preset, seed, out, first_stage)
+    chosen = pretrained_choice(invocation)
+    run = Run(invocation.paper, invocation.stage, invocation.preset, seed, out, first_stage, chosen)
     seed_everything(seed)
     try:
         plan = spec.build(invocation.model, invocation.data, run)

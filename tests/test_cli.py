@@ -164,3 +164,108 @@ def test_missing_first_stage_and_checkpoint_are_clear(tmp_path: Path) -> None:
         cli.main([*base, "--stage", "transformer"])
     with pytest.raises(SystemExit, match="no such checkpoint file"):
         cli.main([*base, "--ckpt_path", str(tmp_path / "nope.ckpt")])
+
+
+# --- pretrained networks: --pretrained published|stand-in (esser_lab.pretrained) --------------
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, list]:
+    """An empty data/checkpoints; the two fetchers record their calls and never download.
+
+    torchvision's VGG weights come back as the seeded stand-in's tensors and LPIPS's linear
+    layers are written where the download would put them, so a "published" build completes.
+    """
+    from esser_lab import pretrained
+
+    calls: dict[str, list] = {"torchvision": [], "download": []}
+    monkeypatch.setattr(pretrained, "checkpoint_folder", lambda: tmp_path / "checkpoints")
+
+    def fetch_torchvision(name: str) -> dict:
+        calls["torchvision"].append(name)
+        return pretrained._stand_in_vgg(name, 0)
+
+    def download(url: str, destination: Path, md5: str) -> None:
+        calls["download"].append(url)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(pretrained._stand_in_lin(0), destination)
+
+    monkeypatch.setattr(pretrained, "_fetch_torchvision", fetch_torchvision)
+    monkeypatch.setattr(pretrained, "_download", download)
+    return calls
+
+
+def _run(invocation: cli.Invocation, tmp_path: Path) -> cli.Run:
+    return cli.Run(
+        invocation.paper,
+        invocation.stage,
+        invocation.preset,
+        0,
+        tmp_path / invocation.stage,
+        None,
+        cli.pretrained_choice(invocation),
+    )
+
+
+def test_pretrained_choice_flag_environment_and_preset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ESSER_LAB_PRETRAINED", raising=False)
+    monkeypatch.delenv("ESSER_LAB_DEVICE", raising=False)
+    small, tiny = ["taming", "fit", "--preset", "small"], ["taming", "fit", "--preset", "tiny"]
+    assert cli.pretrained_choice(cli.parse(small)) == "published"
+    assert cli.pretrained_choice(cli.parse(tiny)) == "stand-in"
+    assert cli.pretrained_choice(cli.parse([*small, "--pretrained", "stand-in"])) == "stand-in"
+    monkeypatch.setenv("ESSER_LAB_PRETRAINED", "stand-in")
+    assert cli.pretrained_choice(cli.parse(small)) == "stand-in"
+    assert cli.pretrained_choice(cli.parse([*small, "--pretrained", "published"])) == "published"
+
+
+def test_pretrained_published_at_tiny_and_unknown_choice_are_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        cli.parse(["taming", "fit", "--preset", "tiny", "--pretrained", "published"])
+    assert "tiny never downloads" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.parse(["taming", "fit", "--preset", "small", "--pretrained", "random"])
+    assert "invalid choice: 'random'" in capsys.readouterr().err
+
+
+def test_small_vqgan_with_stand_in_lpips_needs_no_file(
+    no_network: dict[str, list], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from esser_lab.losses.lpips import LPIPS
+
+    invocation = cli.parse(["taming", "fit", "--preset", "small", "--pretrained", "stand-in"])
+    assert invocation.model.perceptual_weight > 0
+    plan = cli.paper_stages("taming")["vqgan"].build(
+        invocation.model, invocation.data, _run(invocation, tmp_path)
+    )
+    assert isinstance(plan.system.loss.perceptual_loss, LPIPS)
+    assert no_network == {"torchvision": [], "download": []}
+    assert not (tmp_path / "checkpoints").exists()
+    assert "LPIPS (VGG16): STAND-IN" in capsys.readouterr().out
+
+
+def test_published_reads_the_placed_file_else_fetches(
+    no_network: dict[str, list], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from esser_lab import pretrained
+
+    invocation = cli.parse(["part_discovery", "fit", "--preset", "small"])
+    run = _run(invocation, tmp_path)
+    assert run.pretrained == "published"
+    fetched = cli.vgg19_feature_loss(run)
+    assert no_network["torchvision"] == ["vgg19"]
+    assert "VGG19 feature loss: published weights." in capsys.readouterr().out
+
+    placed = {k: v + 1.0 for k, v in pretrained._stand_in_vgg("vgg19", 0).items()}
+    (tmp_path / "checkpoints" / "vgg19").mkdir(parents=True)
+    torch.save(placed, tmp_path / "checkpoints" / "vgg19" / "vgg19.pth")
+    read = cli.vgg19_feature_loss(run)
+    assert no_network["torchvision"] == ["vgg19"]  # the file, not a second fetch
+    first = next(k for k in read.state_dict() if k.endswith("weight"))
+    assert torch.equal(read.state_dict()[first], fetched.state_dict()[first] + 1.0)
+
+    cli.lpips(run)
+    assert no_network["torchvision"] == ["vgg19", "vgg16"]
+    assert len(no_network["download"]) == 1 and (tmp_path / "checkpoints" / "lpips").is_dir()

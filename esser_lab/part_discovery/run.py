@@ -34,7 +34,7 @@ def _build(config: PartDiscoveryConfig, data: PartPairsData, run: Run) -> Plan:
     datamodule = PartPairsDataModule(
         config.image_size, config.batch_size, data.num_train, data.num_val, data.seed
     )
-    perceptual = vgg19_feature_loss() if config.likelihood == "vgg19" else None
+    perceptual = vgg19_feature_loss(run) if config.likelihood == "vgg19" else None
     return Plan(
         LitPartDiscovery(config, perceptual),
         config.num_steps,

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from esser_lab.cli import Plan, Run, Stage
+from esser_lab.cli import Plan, Run, Stage, lpips
 from esser_lab.taming.model import VQGANConfig
 from esser_lab.taming.transformer import TamingTransformerConfig
 
@@ -79,10 +79,8 @@ def _build_vqgan(config: VQGANConfig, data: VQGANData, run: Run) -> Plan:
         )
         note = f"{data.num_train} procedural sprites at {size} px"
     perceptual = None
-    if config.perceptual_weight > 0:  # the real LPIPS, from the user's weight files
-        from esser_lab.losses.lpips import LPIPS
-
-        perceptual = LPIPS()
+    if config.perceptual_weight > 0:  # LPIPS: published weights or a stand-in (--pretrained)
+        perceptual = lpips(run)
     system = LitVQGAN(config, perceptual)
     return Plan(
         system,

@@ -47,7 +47,7 @@ def _build(config: VUNetConfig, data: FiguresData, run: Run) -> Plan:
         num_val=data.num_val,
         seed=data.seed,
     )
-    perceptual = vgg19_feature_loss() if config.likelihood == "vgg19" else None
+    perceptual = vgg19_feature_loss(run, seed=run.seed) if config.likelihood == "vgg19" else None
     return Plan(
         LitVUNet(config, figure_boxes(), perceptual),
         config.total_steps,
