@@ -251,6 +251,12 @@ baseline = fit(
 print(f"regression: {config.num_steps} steps in {time.perf_counter() - start:.1f} s")
 flow, regressor = net2net.flow.eval(), baseline.regressor.eval()
 gaussian = GaussianTranslator.fit(regressor, codes["z_target"], codes["z_cond"])
+# Lightning hands the models back on the CPU: they are evaluated where they trained (Θ, Φ and τ
+# move with net2net, the regression with the Gaussian's mean); the figures read CPU copies
+device = profile.device
+net2net.to(device)
+regressor.to(device)
+gaussian = gaussian.to(device)  # its mean is the regressor; its covariance factor moves too
 
 # %%
 import matplotlib.pyplot as plt
@@ -294,6 +300,7 @@ with torch.no_grad():
             z_prompts.repeat_interleave(2, 0), generator=torch.Generator().manual_seed(3)
         )
     ).reshape(len(prompts), 2, 3, size, size)
+grid, regressed, gaussian_grid = grid.cpu(), regressed.cpu(), gaussian_grid.cpu()  # to plot
 rows = [list(grid[i]) + list(gaussian_grid[i]) + [regressed[i]] for i in range(len(prompts))]
 fig = show_grid(
     rows,
@@ -312,14 +319,14 @@ fig = show_grid(
 edit_colours = ["red", "green", "blue", "yellow", "magenta"]
 originals = test[:6]
 with torch.no_grad():
-    z_orig = autoencoder.encode(originals.image).mode()
+    z_orig = autoencoder.encode(originals.image.to(device)).mode()
     c_orig = net2net.encode_condition(originals.caption)
     rows, truth_rows = [list(originals.image)], []
     for name in edit_colours:
         new = torch.full_like(originals.colour, colour_names.index(name))
         truth = recolour(originals, new)
         c_new = net2net.encode_condition(truth.caption)
-        rows.append(list(net2net.decode(shift(flow, z_orig, c_orig, c_new))))
+        rows.append(list(net2net.decode(shift(flow, z_orig, c_orig, c_new)).cpu()))
         truth_rows.append(list(truth.image))
 fig = show_grid(
     rows + truth_rows[:2],
@@ -351,6 +358,7 @@ with torch.no_grad():
         sample(flow, z_all.repeat_interleave(8, 0), generator=torch.Generator().manual_seed(4))
     ).reshape(8, 6, 8, 3, size, size)
     explorer_regression = net2net.decode(regressor(z_all)).reshape(8, 6, 1, 3, size, size)
+explorer_samples, explorer_regression = explorer_samples.cpu(), explorer_regression.cpu()
 explorer = prompt_explorer(
     {"Net2Net": explorer_samples, "regression": explorer_regression},
     colour_names,
@@ -397,22 +405,29 @@ from esser_lab.metrics.fid import load_feature_net
 from esser_lab.net2net.evaluate import conditional_nll_per_dim, within_caption_diversity
 
 clf_steps = profile.steps(profile.pick(tiny=500, small=3000, full=3000))
+# the judges train where the data are (fit_classifier), on the training device
+train_image = train.image.to(device)
 shape_clf = fit_classifier(
-    train.image, train.shape[:, 0], 6, steps=clf_steps, generator=torch.Generator().manual_seed(5)
+    train_image,
+    train.shape[:, 0].to(device),
+    6,
+    steps=clf_steps,
+    generator=torch.Generator().manual_seed(5),
 )
 colour_clf = fit_classifier(
-    train.image,
-    train.colour[:, 0],
+    train_image,
+    train.colour[:, 0].to(device),
     8,
     steps=profile.steps(200),
     generator=torch.Generator().manual_seed(6),
 )
-feature_net = load_feature_net()
+del train_image
+feature_net = load_feature_net().to(device)
 
 
 def attributes(images: torch.Tensor, shape: torch.Tensor, colour: torch.Tensor) -> dict:
-    shape_ok = (predict(shape_clf, images) == shape).float()
-    colour_ok = (predict(colour_clf, images) == colour).float()
+    shape_ok = (predict(shape_clf, images) == shape.to(images.device)).float()
+    colour_ok = (predict(colour_clf, images) == colour.to(images.device)).float()
     return {
         "shape": shape_ok.mean().item(),
         "colour": colour_ok.mean().item(),
@@ -422,6 +437,7 @@ def attributes(images: torch.Tensor, shape: torch.Tensor, colour: torch.Tensor) 
 
 per_caption = profile.count(tiny=64, small=64, full=64)  # real sprites per caption, 48 captions
 real = every_caption(per_caption, size, generator=torch.Generator().manual_seed(8))
+real_image = real.image.to(device)  # the evaluation set where the models are
 z_c = net2net.encode_condition(real.caption)
 with torch.no_grad():
     images = {
@@ -431,18 +447,18 @@ with torch.no_grad():
         ),
         "regression": net2net.decode(regressor(z_c)),
         "Θ alone": net2net.decode(
-            codes["z_target"][torch.randint(num_train, (len(z_c),), generator=generator)]
+            codes["z_target"][torch.randint(num_train, (len(z_c),), generator=generator)].to(device)
         ),
-        "Θ reconstructions (ceiling)": net2net.decode(autoencoder.encode(real.image).mode()),
+        "Θ reconstructions (ceiling)": net2net.decode(autoencoder.encode(real_image).mode()),
     }
 scores = {}
 for name, x in images.items():
     scores[name] = attributes(x, real.shape[:, 0], real.colour[:, 0]) | {
-        "fd": caption_fd(x, real.image, per_caption, feature_net) if name != "Θ alone" else None,
-        "gap": diversity_gap(x, real.image, per_caption),
+        "fd": caption_fd(x, real_image, per_caption, feature_net) if name != "Θ alone" else None,
+        "gap": diversity_gap(x, real_image, per_caption),
         "diversity": within_caption_diversity(x, per_caption).mean().item(),
     }
-real_diversity = within_caption_diversity(real.image, per_caption).mean().item()
+real_diversity = within_caption_diversity(real_image, per_caption).mean().item()
 
 
 def cell(value: float | None, digits: int = 3) -> str:
@@ -465,7 +481,7 @@ display(Markdown("\n".join(rows)))
 
 # %%
 with torch.no_grad():
-    z_held_out = net2net.encode_target(test.image)
+    z_held_out = net2net.encode_target(test.image.to(device))
     c_held_out = net2net.encode_condition(test.caption)
 nll = {
     "Net2Net": conditional_nll_per_dim(flow, z_held_out, c_held_out),
@@ -482,7 +498,7 @@ offset = torch.randint(1, 8, (num_edits, 1), generator=torch.Generator().manual_
 new_colour = (edit_set.colour + offset) % 8
 edit_truth = recolour(edit_set, new_colour)
 with torch.no_grad():
-    z_edit = autoencoder.encode(edit_set.image).mode()
+    z_edit = autoencoder.encode(edit_set.image.to(device)).mode()
     c_old = net2net.encode_condition(edit_set.caption)
     c_new = net2net.encode_condition(edit_truth.caption)
     edited = {
@@ -494,10 +510,11 @@ with torch.no_grad():
         ),
         "no edit (Θ reconstruction of the original)": net2net.decode(z_edit),
         "Θ reconstruction of the truth (ceiling)": net2net.decode(
-            autoencoder.encode(edit_truth.image).mode()
+            autoencoder.encode(edit_truth.image.to(device)).mode()
         ),
     }
-edit_mse = {name: (x - edit_truth.image).pow(2).mean().item() for name, x in edited.items()}
+truth_image = edit_truth.image.to(device)
+edit_mse = {name: (x - truth_image).pow(2).mean().item() for name, x in edited.items()}
 rows = ["| colour edit | **MSE to the true edit** ↓ | new colour seen | shape kept |"]
 rows.append("|---|---|---|---|")
 for name, x in edited.items():

@@ -18,7 +18,7 @@ residual distribution for every caption, could do: sampling is ``μ(c) + L ε`` 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -57,6 +57,10 @@ class GaussianTranslator:
     @property
     def dim(self) -> int:
         return self.scale_tril.shape[0]
+
+    def to(self, device: torch.device | str) -> GaussianTranslator:
+        """This translator on ``device`` (its mean module moved in place, like ``nn.Module.to``)."""
+        return replace(self, mean=self.mean.to(device), scale_tril=self.scale_tril.to(device))
 
     @torch.no_grad()
     def sample(self, z_cond: Tensor, *, generator: torch.Generator | None = None) -> Tensor:

@@ -66,22 +66,30 @@ def diversity_gap(images: Tensor, real: Tensor, per_caption: int) -> float:
     """``mean over captions of |log(div_model / div_real)|`` (0 = the data's own spread).
 
     A model with no spread (a deterministic translator) gets ``|log 1e-6 / div_real|``, large
-    but finite.
+    but finite. Each set's spread is computed on its own device (the images' may be a GPU).
     """
     if images.shape != real.shape:
         raise ValueError(f"shapes differ: {tuple(images.shape)} vs {tuple(real.shape)}")
     ours = within_caption_diversity(images, per_caption).clamp(min=1e-6)
-    data = within_caption_diversity(real, per_caption).clamp(min=1e-6)
+    data = within_caption_diversity(real, per_caption).clamp(min=1e-6).to(ours.device)
     return float((ours / data).log().abs().mean())
 
 
 @torch.no_grad()
 def caption_fd(images: Tensor, real: Tensor, per_caption: int, feature_net: FeatureNet) -> float:
-    """The FID-style score of each caption's images against the real ones, averaged."""
+    """The FID-style score of each caption's images against the real ones, averaged.
+
+    The features are computed where ``feature_net`` is (the images move there in chunks), the
+    Fréchet distances in float64 on the CPU.
+    """
     if images.shape != real.shape:
         raise ValueError(f"shapes differ: {tuple(images.shape)} vs {tuple(real.shape)}")
+    device = next(feature_net.parameters()).device
     features = [
-        _groups(torch.cat([feature_net.features(c) for c in x.split(512)]), per_caption)
+        _groups(
+            torch.cat([feature_net.features(c.to(device)).cpu() for c in x.split(512)]),
+            per_caption,
+        )
         for x in (images, real)
     ]
     distances = [frechet_distance(a, b) for a, b in zip(*features, strict=True)]
@@ -90,8 +98,12 @@ def caption_fd(images: Tensor, real: Tensor, per_caption: int, feature_net: Feat
 
 @torch.no_grad()
 def conditional_nll_per_dim(flow: ConditionalFlow, z_target: Tensor, z_cond: Tensor) -> float:
-    """−log p(z_Θ | z_Φ) = ½‖v‖² + (d/2) log 2π − log|det ∂v/∂z_Θ|, nats per dimension."""
-    v, logdet = flow(z_target, z_cond)
+    """−log p(z_Θ | z_Φ) = ½‖v‖² + (d/2) log 2π − log|det ∂v/∂z_Θ|, nats per dimension.
+
+    Computed where the flow's weights are (the codes move there).
+    """
+    device = next(flow.parameters()).device
+    v, logdet = flow(z_target.to(device), z_cond.to(device))
     dim = v.shape[1]
     nll = 0.5 * v.pow(2).sum(1) + 0.5 * dim * math.log(2 * math.pi) - logdet
     return float(nll.mean()) / dim

@@ -63,6 +63,17 @@ def test_gaussian_translator_samples_spread_and_shift_keeps_the_residual():
         GaussianTranslator.fit(mean, z[:4], c[:4])
 
 
+def test_gaussian_translator_moves_its_mean_and_covariance_together():
+    _, _, z, c = gaussian_data(n=200)
+    mean = nn.Linear(3, 4)
+    model = GaussianTranslator.fit(mean, z, c)
+    cpu_factor = model.scale_tril
+    moved = model.to("meta")  # a device without data: where the tensors are is all it checks
+    assert moved.scale_tril.device.type == "meta" and moved.mean.weight.device.type == "meta"
+    assert moved.mean is mean  # moved in place, as nn.Module.to
+    assert model.scale_tril is cpu_factor and cpu_factor.device.type == "cpu"
+
+
 def test_every_caption_groups_the_48_captions():
     real = every_caption(3, 16, generator=torch.Generator().manual_seed(0))
     assert real.image.shape == (144, 3, 16, 16)
