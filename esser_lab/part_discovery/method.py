@@ -156,9 +156,18 @@ def part_discovery_loss(
     return PartDiscoveryLoss(loss, *(t.detach() for t in parts))
 
 
-def lor_update(lor: float, mi_independent: float, config: PartDiscoveryConfig) -> float:
-    """(P8) ``lor ← clip(lor + lor_lr·(Î_indep − mi_target), lor_min, lor_max)``; weight e^lor."""
+def lor_update(
+    lor: float | torch.Tensor, mi_independent: float | torch.Tensor, config: PartDiscoveryConfig
+) -> float | torch.Tensor:
+    """(P8) ``lor ← clip(lor + lor_lr·(Î_indep − mi_target), lor_min, lor_max)``; weight e^lor.
+
+    Python floats, or float64 tensors (a training step keeps them on the device): the clip is
+    then the two ``torch.where`` that Python's ``max`` and ``min`` are, so the numbers agree.
+    """
     value = lor + config.lor_lr * (mi_independent - config.mi_target)
+    if isinstance(value, torch.Tensor):  # no host sync
+        value = torch.where(value < config.lor_min, config.lor_min, value)
+        return torch.where(value > config.lor_max, config.lor_max, value)
     return min(max(value, config.lor_min), config.lor_max)
 
 

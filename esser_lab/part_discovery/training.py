@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
 from typing import Any
 
@@ -84,7 +83,8 @@ class LitPartDiscovery(ResumableModule):
     Each step: one Adam step of the model; with the MI constraint also one step of each critic
     (the attacked T₀, whose logits the π-encoder is trained against, and the independent T₁) on
     detached codes, then the dual update of loa (``esser_lab.rodi.dual_update``) and (P8) of lor.
-    loa and lor are buffers, so checkpoints keep them. ``history`` keeps per-step scalars.
+    loa and lor are buffers, so checkpoints keep them; they are updated on the device, so a step
+    reads nothing back to the host. ``history`` keeps per-step scalars (read lazily).
 
     # official code: a third critic (``mi_estimator``) is trained for logging only; T₁'s
     # reading plays that role here. The α the critics see is the α-encoder on the whole view.
@@ -118,7 +118,9 @@ class LitPartDiscovery(ResumableModule):
         output = self.model(x0, x1)
         terms = part_discovery_loss(x0, output, c, step, self.perceptual)
         kl_pi = output.layout0.posterior.kl().mean()
-        loss = terms.loss + math.exp(float(self.lor)) * kl_pi
+        # e^lor on the device (no host sync): float64 as ``math.exp`` was, then kl_pi's dtype as
+        # a Python scalar would have been cast
+        loss = terms.loss + torch.exp(self.lor.double()).to(kl_pi.dtype) * kl_pi
         # tensors where the step has no float of its own: ``history`` reads them lazily
         logs = {"rec": terms.reconstruction, "kl_pi": kl_pi.detach()}
         if self.critics is not None:
@@ -126,9 +128,8 @@ class LitPartDiscovery(ResumableModule):
             pi = output.layout0.pi
             joint = self.critics[0](pi, alpha1.detach())  # (P7): gradient into π only
             target = (1.0 - c.mi_slack) * c.mi_target
-            penalty, gain = constraint_penalty(
-                joint.mean(), target, float(self.loa), c.loa_lr, True
-            )
+            loa = self.loa.clone()  # this step's value
+            penalty, gain = constraint_penalty(joint.mean(), target, loa, c.loa_lr, True)
             loss = loss + penalty
         model_opt.zero_grad()
         self.manual_backward(loss)
@@ -143,10 +144,12 @@ class LitPartDiscovery(ResumableModule):
                 self.manual_backward(critic_terms.loss)
                 opt.optimizer.step()  # bare step: ``global_step`` counts model steps only
                 # under DDP: the mean over the ranks, so every replica updates loa/lor alike
-                readings.append(float(mean_over_ranks(critic_terms.mi)))
-            gain = mean_over_ranks(gain)
-            self.loa.fill_(dual_update(float(self.loa), float(gain), c.loa_lr, True))
-            self.lor.fill_(lor_update(float(self.lor), readings[1], c))
+                readings.append(mean_over_ranks(critic_terms.mi).double())
+            # loa and lor stay on the device: float64 updates (the numbers of Python floats),
+            # rounded into the float32 buffers; no host sync
+            gain = mean_over_ranks(gain).double()
+            self.loa.copy_(dual_update(loa.double(), gain, c.loa_lr, True))
+            self.lor.copy_(lor_update(self.lor.double(), readings[1], c))
             logs |= {"mi_attacked": readings[0], "mi_independent": readings[1]}
             logs |= {"loa": self.loa, "lor": self.lor}  # ``append`` copies the buffers' values
         logs |= {"loss": loss.detach(), "hard_ce": terms.hard_ce}

@@ -27,6 +27,19 @@ import torch.nn.functional as F
 from esser_lab.rodi.data import Triplets
 from esser_lab.rodi.model import MIEstimator, RoDi, RoDiOutput
 
+Number = float | torch.Tensor  # a Python float, or a 0-dim float64 tensor on the model's device
+
+
+def at_least(floor: float, value: Number) -> Number:
+    """``max(floor, value)``, for a tensor without reading it back to the host.
+
+    ``torch.where(value > floor, value, floor)`` is what Python's ``max`` does, NaN included
+    (``max(0.0, nan)`` is 0.0), so float64 tensors give bitwise the floats of the float code.
+    """
+    if isinstance(value, torch.Tensor):
+        return torch.where(value > floor, value, floor)
+    return max(floor, value)
+
 
 @dataclass
 class ElboTerms:
@@ -105,16 +118,24 @@ def constraint_penalty(
     return penalty, constraint.detach()
 
 
-def dual_update(lambda_: float, constraint: float, mu: float, warm: bool) -> float:
-    """(R5) dual ascent on the multiplier: ``λ ← max(0, λ + μ·c)`` after the warm-up."""
+def dual_update(lambda_: Number, constraint: Number, mu: float, warm: bool) -> Number:
+    """(R5) dual ascent on the multiplier: ``λ ← max(0, λ + μ·c)`` after the warm-up.
+
+    Python floats, or float64 tensors (a training step keeps them on the device: no host sync).
+    """
     if not warm:
         return lambda_
-    return max(0.0, lambda_ + mu * constraint)
+    return at_least(0.0, lambda_ + mu * constraint)
 
 
 def gamma_update(
-    gamma: float, mi_honest: float, mi_attacked: float, l_gamma: float, b_gamma: float, warm: bool
-) -> float:
+    gamma: Number,
+    mi_honest: Number,
+    mi_attacked: Number,
+    l_gamma: float,
+    b_gamma: float,
+    warm: bool,
+) -> Number:
     """(R6) ``γ ← max(0, γ + l_γ·(Ī₂ − Ī₁ − b_γ))`` after the warm-up.
 
     When the honest estimator Ī₂ sees more information than the attacked one Ī₁, the π-encoder
@@ -123,16 +144,19 @@ def gamma_update(
     """
     if not warm:
         return gamma
-    return max(0.0, gamma + l_gamma * (mi_honest - mi_attacked - b_gamma))
+    return at_least(0.0, gamma + l_gamma * (mi_honest - mi_attacked - b_gamma))
 
 
-def ema_update(average: float, count: int, value: float, decay: float) -> tuple[float, int]:
+def ema_update(
+    average: Number, count: Number, value: Number, decay: float
+) -> tuple[Number, Number]:
     """A bias-corrected running mean (official ``MI.update_ema``); returns ``(average, count)``.
 
     With ``count`` updates so far, the result equals the decay-weighted mean of all values seen,
-    so the first value is taken as it is (no pull towards the initial 0).
+    so the first value is taken as it is (no pull towards the initial 0). Python numbers, or
+    float64 tensors (``count`` too) for a step that stays on the device.
     """
-    count += 1
+    count = count + 1
     decay_power = decay**count
     average = ((decay - decay_power) * average + (1.0 - decay) * value) / (1.0 - decay_power)
     return average, count

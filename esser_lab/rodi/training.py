@@ -75,7 +75,8 @@ class LitRoDi(ResumableModule):
     (2) one step of each estimator's critic loss (R2) on detached codes (the baseline trains only
     the honest T₂, to report MI); (3) the running means of Î₁, Î₂ and, after the warm-up, the
     updates (R5) of λ and (R6) of γ (RoDi only; ``MIMin`` keeps γ at γ₀). λ, γ and the running
-    means are buffers, so they are saved.
+    means are buffers, so they are saved; they are updated on the device in float64 (the
+    numbers Python floats gave), so a step reads nothing back to the host but on logging steps.
     ``history`` keeps one dict of scalars per step for the chapter's plots.
 
     # official code: a third estimator (``Elbo``'s ``mi_``) is trained for logging only; T₂ plays
@@ -110,7 +111,9 @@ class LitRoDi(ResumableModule):
         model_opt, honest_opt = optimizers[0], optimizers[1]
         x, x_alpha = batch["image"], batch["alpha_image"]
         warm = self.global_step >= c.warmup_steps
-        gamma, lambda_ = float(self.gamma), float(self.lambda_)
+        # γ, λ and the running means stay on the device (no host sync): the float32 buffers are
+        # read as float64, updated in float64 as Python floats were, and rounded back into them
+        gamma, lambda_ = self.gamma.clone(), self.lambda_.clone()  # this step's values
 
         output = self.model(x, x_alpha)
         terms = elbo_loss(x, output, gamma)
@@ -128,36 +131,38 @@ class LitRoDi(ResumableModule):
         honest = self._critic_step(self.estimator_honest, honest_opt, pi, alpha)
         # under DDP the readings that steer λ, γ and the running means are averaged over the
         # ranks, so every replica takes the same updates (those of the global batch)
-        mi_honest = float(mean_over_ranks(honest.mi.detach()))
-        count = int(self.ema_count)
-        mi_honest_avg, _ = ema_update(float(self.mi_honest_avg), count, mi_honest, c.ema_decay)
-        self.mi_honest_avg.fill_(mi_honest_avg)
-        # tensors where the step has no float of its own: ``history`` reads them lazily
+        mi_honest = mean_over_ranks(honest.mi.detach()).double()
+        count = self.ema_count.double()
+        mi_honest_avg, _ = ema_update(self.mi_honest_avg.double(), count, mi_honest, c.ema_decay)
+        self.mi_honest_avg.copy_(mi_honest_avg)
+        # tensors: ``history`` reads them lazily
         logs = {"loss": loss.detach(), "rec": terms.reconstruction}
         logs |= {"kl": terms.kl, "gamma": gamma, "mi_honest": mi_honest}
         if self.constrained:
             attacked = self._critic_step(self.estimator_attacked, optimizers[2], pi, alpha)
             mi_attacked = mean_over_ranks(mi_attacked.detach())
             mi_attacked_avg, _ = ema_update(
-                float(self.mi_attacked_avg), count, float(mi_attacked), c.ema_decay
+                self.mi_attacked_avg.double(), count, mi_attacked.double(), c.ema_decay
             )
-            self.mi_attacked_avg.fill_(mi_attacked_avg)
-            constraint = mean_over_ranks(constraint)
-            self.lambda_.fill_(dual_update(lambda_, float(constraint), c.mu, warm))
+            self.mi_attacked_avg.copy_(mi_attacked_avg)
+            constraint = mean_over_ranks(constraint).double()
+            self.lambda_.copy_(dual_update(lambda_.double(), constraint, c.mu, warm))
             if c.objective == "rodi":  # MIMin keeps γ fixed
-                self.gamma.fill_(
-                    gamma_update(gamma, mi_honest_avg, mi_attacked_avg, c.l_gamma, c.b_gamma, warm)
+                self.gamma.copy_(
+                    gamma_update(
+                        gamma.double(), mi_honest_avg, mi_attacked_avg, c.l_gamma, c.b_gamma, warm
+                    )
                 )
             logs |= {"mi_attacked": mi_attacked.detach(), "lambda": lambda_}
             logs |= {"acc_attacked": attacked.accuracy}
-        self.ema_count.fill_(count + 1)
+        self.ema_count.add_(1)
         logs |= {"mi_honest_avg": mi_honest_avg, "mi_attacked_avg": self.mi_attacked_avg}
         self.history.append({"step": self.global_step, **logs})  # copies the buffer's value
         # Lightning logs a few keys only: each costs a little per step, and ``history`` has all
         shown = ("loss", "rec", "kl", "gamma", "mi_honest_avg", "mi_attacked_avg", "lambda")
         shown = shown if self.constrained else shown[:5]
-        if log_now(self):
-            self.log_dict({k: logs[k] for k in shown}, on_step=True, prog_bar=True)
+        if log_now(self):  # values reach Lightning on logging steps only (float32, as before)
+            self.log_dict({k: logs[k].float() for k in shown}, on_step=True, prog_bar=True)
 
     def _critic_step(self, estimator, optimizer, pi: torch.Tensor, alpha: torch.Tensor):
         terms = critic_loss(*mi_logits(estimator, pi, alpha))

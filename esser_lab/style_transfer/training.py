@@ -27,6 +27,11 @@ class LitStyleTransfer(ResumableModule):
     rate is at least ``config.discriminator_success_rate``, else the discriminator, so neither
     side runs away. A negative rate makes both step on every batch (the code's ``dsr < 0``
     branch). Batches are dicts with the keys of :class:`StyleBatch`.
+
+    The one intended host sync per step: the batch's fooled rate (or accuracy) is read with
+    ``.item()`` to update the success rate, a Python float, because it decides in Python which
+    player steps next, as the official code does. (A device-side choice would have to run both
+    players' graphs every step.) Every other value is logged lazily, on logging steps only.
     """
 
     resume_attributes = ("success_rate", "generator_steps", "discriminator_steps")

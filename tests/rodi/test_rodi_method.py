@@ -1,5 +1,6 @@
 """The RoDi method: the ELBO, the MI critic, the Lagrangian and γ updates, training, checkpoints."""
 
+import math
 from dataclasses import asdict, replace
 
 import pytest
@@ -27,6 +28,7 @@ from esser_lab.rodi import (
     transfer_scores,
     transfer_triplets,
 )
+from esser_lab.rodi.method import at_least
 from esser_lab.training import load_checkpoint, save_checkpoint
 
 
@@ -152,6 +154,87 @@ def test_ema_is_bias_corrected():
     assert (average, count) == (pytest.approx(3.0), 1)
     average, count = ema_update(average, count, 1.0, 0.99)
     assert average == pytest.approx((0.99 * 3.0 + 1.0) / 1.99) and count == 2
+
+
+def _old_updates(buffers: dict, honest: float, attacked: float, constraint: float, warm: bool):
+    """The Python-float bookkeeping of ``LitRoDi`` before it moved onto the device, verbatim."""
+    c = RoDiConfig.tiny()
+    gamma, lambda_ = float(buffers["gamma"]), float(buffers["lambda_"])
+    count, decay = int(buffers["ema_count"]), c.ema_decay
+    power = decay ** (count + 1)
+    honest_avg = ((decay - power) * float(buffers["mi_honest_avg"]) + (1.0 - decay) * honest) / (
+        1.0 - power
+    )
+    attacked_avg = (
+        (decay - power) * float(buffers["mi_attacked_avg"]) + (1.0 - decay) * attacked
+    ) / (1.0 - power)
+    buffers["mi_honest_avg"].fill_(honest_avg)
+    buffers["mi_attacked_avg"].fill_(attacked_avg)
+    buffers["lambda_"].fill_(max(0.0, lambda_ + c.mu * constraint) if warm else lambda_)
+    gap = honest_avg - attacked_avg - c.b_gamma
+    buffers["gamma"].fill_(max(0.0, gamma + c.l_gamma * gap) if warm else gamma)
+    buffers["ema_count"].fill_(count + 1)
+    return honest_avg, attacked_avg
+
+
+def _new_updates(buffers: dict, honest: torch.Tensor, attacked: torch.Tensor, constraint, warm):
+    """The same with the package's functions on float64 tensors, as ``LitRoDi`` does now."""
+    c = RoDiConfig.tiny()
+    gamma, lambda_ = buffers["gamma"].clone(), buffers["lambda_"].clone()
+    count = buffers["ema_count"].double()
+    honest_avg, _ = ema_update(
+        buffers["mi_honest_avg"].double(), count, honest.double(), c.ema_decay
+    )
+    attacked_avg, _ = ema_update(
+        buffers["mi_attacked_avg"].double(), count, attacked.double(), c.ema_decay
+    )
+    buffers["mi_honest_avg"].copy_(honest_avg)
+    buffers["mi_attacked_avg"].copy_(attacked_avg)
+    buffers["lambda_"].copy_(dual_update(lambda_.double(), constraint.double(), c.mu, warm))
+    buffers["gamma"].copy_(
+        gamma_update(gamma.double(), honest_avg, attacked_avg, c.l_gamma, c.b_gamma, warm)
+    )
+    buffers["ema_count"].add_(1)
+    return honest_avg, attacked_avg
+
+
+def test_device_updates_give_bitwise_the_python_float_numbers():
+    """λ, γ and the running means updated on float64 tensors (no host sync) equal, bit for bit,
+    the Python-float code they replaced: 400 steps of random float32 readings, with negative
+    values (λ and γ clipped at 0), zeros, NaN and infinities among them."""
+    generator = torch.Generator().manual_seed(0)
+    readings = torch.randn(400, 3, generator=generator) * torch.tensor([1.0, 1.0, 0.3])
+    readings[torch.rand(400, 3, generator=generator) < 0.02] = 0.0
+    readings[50, 0], readings[51, 1], readings[52, 2] = float("nan"), float("inf"), float("-inf")
+
+    def buffers() -> dict:
+        values = {"gamma": 0.5, "lambda_": 0.1, "mi_attacked_avg": 0.0, "mi_honest_avg": 0.0}
+        return {k: torch.tensor(v) for k, v in (values | {"ema_count": 0.0}).items()}
+
+    def same(a: float, b: float) -> bool:  # bitwise, NaN included
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b) or a != a and b != b
+
+    old, new, clipped = buffers(), buffers(), 0
+    for step, (honest, attacked, constraint) in enumerate(readings):
+        warm = step >= 20
+        if step == 60:  # past the non-finite readings: start again from finite averages
+            old, new = buffers(), buffers()
+        expected = _old_updates(old, float(honest), float(attacked), float(constraint), warm)
+        got = _new_updates(new, honest, attacked, constraint, warm)
+        assert all(same(a, b.item()) for a, b in zip(expected, got, strict=True)), step
+        for key in old:
+            assert same(old[key].item(), new[key].item()), (step, key)
+        clipped += warm and old["lambda_"].item() == 0.0
+    assert clipped > 10  # the max(0, ·) branch was taken
+
+
+def test_at_least_is_max_for_floats_and_tensors():
+    for value in (-1.0, -0.0, 0.0, 1e-300, 2.5, float("nan"), float("inf"), float("-inf")):
+        expected = max(0.0, value)
+        got = at_least(0.0, torch.tensor(value, dtype=torch.float64)).item()
+        assert math.copysign(1.0, got) == math.copysign(1.0, expected)
+        assert got == expected or (math.isnan(got) and math.isnan(expected))
+        assert at_least(0.0, value) == expected or math.isnan(value)
 
 
 def test_loss_falls_on_one_batch():
