@@ -194,6 +194,7 @@ data = FiguresDataModule(
     num_train=num_train,
     num_val=num_test,
     seed=0,
+    on_the_fly=profile.name != "tiny",  # small/full: batches drawn when asked for, not held
 )
 perceptual = None
 if config.likelihood == "vgg19":  # full: data/checkpoints/vgg19/vgg19.pth, else torchvision's

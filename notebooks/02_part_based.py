@@ -216,6 +216,7 @@ data = FiguresDataModule(
     num_train=num_train,
     num_val=num_val,
     seed=0,
+    on_the_fly=profile.name != "tiny",  # small/full: batches drawn when asked for, not held
 )
 
 

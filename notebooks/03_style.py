@@ -202,7 +202,10 @@ from esser_lab.training.trainer import make_trainer
 
 num_train = profile.count(tiny=4096, small=50_000, full=200_000)
 num_val = profile.count(tiny=64, small=64, full=64)
-data = ArtPairsDataModule(size, config.batch_size, num_train=num_train, num_val=num_val, seed=0)
+# small/full: batches drawn when asked for, not held (tiny: one fixed set)
+data = ArtPairsDataModule(
+    size, config.batch_size, num_train, num_val, seed=0, on_the_fly=profile.name != "tiny"
+)
 
 
 def train(model_config: StyleTransferConfig) -> LitStyleTransfer:

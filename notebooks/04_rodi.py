@@ -234,7 +234,13 @@ from esser_lab.rodi.training import FigurePairsDataModule, fit_rodi
 num_train = profile.count(tiny=4096, small=50_000, full=200_000)
 num_val = profile.count(tiny=64, small=64, full=64)
 data = FigurePairsDataModule(
-    config.image_size, config.batch_size, num_train, num_val=num_val, jitter=jitter, seed=0
+    config.image_size,
+    config.batch_size,
+    num_train,
+    num_val=num_val,
+    jitter=jitter,
+    seed=0,
+    on_the_fly=profile.name != "tiny",  # small/full: batches drawn when asked for, not held
 )
 
 

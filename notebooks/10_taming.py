@@ -285,7 +285,10 @@ def items_per_epoch(steps: int, batch_size: int, cap: int) -> int:
 num_train = items_per_epoch(
     config.disc_start, config.batch_size, profile.count(tiny=4096, small=16_384, full=50_000)
 )
-data = SpritesDataModule(size, config.batch_size, num_train, num_val=16, seed=0)
+# small/full: batches drawn when asked for, not held (tiny: one fixed set)
+data = SpritesDataModule(
+    size, config.batch_size, num_train, num_val=16, seed=0, on_the_fly=profile.name != "tiny"
+)
 perceptual = None
 if config.perceptual_weight > 0:  # small/full: LPIPS with published weights, or seeded stand-ins
     from esser_lab import pretrained

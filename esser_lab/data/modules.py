@@ -17,7 +17,7 @@ This is the only module of ``esser_lab.data`` that imports Lightning.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ __all__ = [
     "BatchLoader",
     "batch_loader",
     "FiguresDataModule",
+    "GeneratedBatches",
     "ImageFolderDataModule",
     "ItemBatches",
     "SpritesDataModule",
@@ -250,17 +251,62 @@ def batch_loader(
     return BatchLoader(dataset, sampler)
 
 
-class _ProceduralDataModule(L.LightningDataModule):
-    """Fixed train/val sets generated in ``setup()``; subclasses say how to generate them."""
+class GeneratedBatches(Dataset):
+    """A training set drawn when a batch is asked for: nothing is held in memory.
 
-    def __init__(self, size: int, batch_size: int, num_train: int, num_val: int, seed: int) -> None:
+    ``batches[index]`` (a long tensor of indices, as :class:`TensorBatches` takes) calls
+    ``generate(len(index), generator)`` with a generator seeded from ``seed`` and the batch's
+    first index, so a batch is a function of the seed and the sampler's order: the same run gives
+    the same batches, and a resumed sampler serves them again. ``len`` is the nominal set size
+    the sampler draws epochs from (each epoch's batches are fresh draws).
+    """
+
+    def __init__(
+        self, generate: Callable[[int, torch.Generator], Any], num_items: int, seed: int
+    ) -> None:
+        self.generate = generate
+        self.num_items = check_positive_int(num_items, "num_items")
+        self.seed = _check_seed(seed)
+
+    def __len__(self) -> int:
+        return self.num_items
+
+    def __getitem__(self, index: Tensor) -> Any:
+        if not isinstance(index, Tensor) or index.dim() != 1 or len(index) == 0:
+            shape = tuple(index.shape) if isinstance(index, Tensor) else type(index).__name__
+            raise ValueError(f"index must be a non-empty 1-d batch of indices, got {shape}")
+        seed = (self.seed * 1_000_003 + int(index[0])) % 2**63
+        return self.generate(len(index), torch.Generator().manual_seed(seed))
+
+
+class _ProceduralDataModule(L.LightningDataModule):
+    """Train/val sets made in ``setup()``; subclasses say how to generate them.
+
+    ``on_the_fly=False`` (tiny) generates the training set once and holds it; ``True`` (small,
+    full: 50k figures at 64 px are 6.6 GB) draws each batch when it is asked for
+    (:class:`GeneratedBatches`), so host memory does not grow with ``num_train``. The validation
+    set is small and made once either way.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        num_train: int,
+        num_val: int,
+        seed: int,
+        on_the_fly: bool = False,
+    ) -> None:
         super().__init__()
         self.size = check_positive_int(size, "size")
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.num_train = check_positive_int(num_train, "num_train")
         self.num_val = check_positive_int(num_val, "num_val")
         self.seed = _check_seed(seed)
-        self.train_set: TensorBatches | None = None
+        if not isinstance(on_the_fly, bool):
+            raise TypeError(f"on_the_fly must be a bool, got {on_the_fly!r}")
+        self.on_the_fly = on_the_fly
+        self.train_set: TensorBatches | GeneratedBatches | None = None
         self.val_set: TensorBatches | None = None
 
     def _generate(self, n: int, generator: torch.Generator) -> dict[str, Any]:
@@ -268,8 +314,11 @@ class _ProceduralDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
-            generator = torch.Generator().manual_seed(2 * self.seed)
-            self.train_set = TensorBatches(self._generate(self.num_train, generator))
+            if self.on_the_fly:
+                self.train_set = GeneratedBatches(self._generate, self.num_train, 2 * self.seed)
+            else:
+                generator = torch.Generator().manual_seed(2 * self.seed)
+                self.train_set = TensorBatches(self._generate(self.num_train, generator))
             generator = torch.Generator().manual_seed(2 * self.seed + 1)
             self.val_set = TensorBatches(self._generate(self.num_val, generator))
 
@@ -299,8 +348,9 @@ class FiguresDataModule(_ProceduralDataModule):
         num_val: int,
         seed: int = 0,
         textured: bool = False,
+        on_the_fly: bool = False,
     ) -> None:
-        super().__init__(size, batch_size, num_train, num_val, seed)
+        super().__init__(size, batch_size, num_train, num_val, seed, on_the_fly)
         self.textured = textured
         self.save_hyperparameters()
 
@@ -319,8 +369,9 @@ class SpritesDataModule(_ProceduralDataModule):
         num_val: int,
         seed: int = 0,
         num_objects: int = 1,
+        on_the_fly: bool = False,
     ) -> None:
-        super().__init__(size, batch_size, num_train, num_val, seed)
+        super().__init__(size, batch_size, num_train, num_val, seed, on_the_fly)
         if num_objects not in (1, 2):
             raise ValueError(f"num_objects must be 1 or 2, got {num_objects!r}")
         self.num_objects = num_objects
@@ -335,9 +386,15 @@ class ArtPairsDataModule(_ProceduralDataModule):
     """Chapter 3's training rows (``art.sample_pairs``): two photos, two paintings, labels."""
 
     def __init__(
-        self, size: int, batch_size: int, num_train: int, num_val: int, seed: int = 0
+        self,
+        size: int,
+        batch_size: int,
+        num_train: int,
+        num_val: int,
+        seed: int = 0,
+        on_the_fly: bool = False,
     ) -> None:
-        super().__init__(size, batch_size, num_train, num_val, seed)
+        super().__init__(size, batch_size, num_train, num_val, seed, on_the_fly)
         self.save_hyperparameters()
 
     def _generate(self, n: int, generator: torch.Generator) -> dict[str, Any]:

@@ -37,6 +37,7 @@ def _build(config: PartBasedConfig, data: FiguresData, run: Run) -> Plan:
         num_train=data.num_train,
         num_val=data.num_val,
         seed=data.seed,
+        on_the_fly=run.preset != "tiny",  # small/full: batches drawn when asked for, not held
     )
     return Plan(
         LitPartBased(config, seed=run.seed),

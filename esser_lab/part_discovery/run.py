@@ -32,7 +32,12 @@ def _build(config: PartDiscoveryConfig, data: PartPairsData, run: Run) -> Plan:
     from esser_lab.part_discovery.training import LitPartDiscovery, PartPairsDataModule
 
     datamodule = PartPairsDataModule(
-        config.image_size, config.batch_size, data.num_train, data.num_val, data.seed
+        config.image_size,
+        config.batch_size,
+        data.num_train,
+        data.num_val,
+        data.seed,
+        on_the_fly=run.preset != "tiny",  # small/full: batches drawn when asked for, not held
     )
     perceptual = vgg19_feature_loss(run) if config.likelihood == "vgg19" else None
     return Plan(

@@ -6,10 +6,9 @@ from dataclasses import asdict
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
 
 from esser_lab.data import figures
-from esser_lab.data.modules import TensorBatches, _ProceduralDataModule
+from esser_lab.data.modules import _ProceduralDataModule
 from esser_lab.nn.distributed import mean_over_ranks
 from esser_lab.part_discovery.method import lor_update, part_discovery_loss
 from esser_lab.part_discovery.model import Critic, PartDiscovery, PartDiscoveryConfig
@@ -19,37 +18,12 @@ from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now
 
 
-class GeneratedPairs(Dataset):
-    """Same-appearance pairs drawn when a batch is asked for: nothing is held in memory.
-
-    ``pairs[index]`` (a long tensor of indices, as :class:`~esser_lab.data.modules.TensorBatches`
-    takes) draws ``len(index)`` pairs from a generator seeded with ``seed`` and the batch's first
-    index, so a batch is a function of the seed and the sampler's order (and a resumed sampler
-    serves the same batches again).
-    """
-
-    def __init__(self, num_items: int, size: int, seed: int) -> None:
-        self.num_items, self.size, self.seed = num_items, size, seed
-
-    def __len__(self) -> int:
-        return self.num_items
-
-    def __getitem__(self, index: torch.Tensor) -> dict[str, Any]:
-        if index.dim() != 1 or len(index) == 0:
-            raise ValueError(f"index must be a non-empty 1-d batch of indices, got {index.shape}")
-        seed = (self.seed * 1_000_003 + int(index[0])) % 2**63
-        view0, view1 = figures.same_appearance_pairs(
-            len(index), self.size, generator=torch.Generator().manual_seed(seed)
-        )
-        return {"view0": view0.image, "view1": view1.image}
-
-
 class PartPairsDataModule(_ProceduralDataModule):
     """View 0 and view 1: one appearance in two independent poses (``same_appearance_pairs``).
 
     ``on_the_fly=False`` (tiny) generates the training set once in ``setup``; ``True`` (small,
     full: 50k pairs of 64 px images would take gigabytes) draws each batch when it is asked for
-    (:class:`GeneratedPairs`). The small validation set is generated once either way.
+    (:class:`~esser_lab.data.modules.GeneratedBatches`). The validation set is made once.
     """
 
     def __init__(
@@ -61,20 +35,11 @@ class PartPairsDataModule(_ProceduralDataModule):
         seed: int = 0,
         on_the_fly: bool = False,
     ) -> None:
-        super().__init__(size, batch_size, num_train, num_val, seed)
-        self.on_the_fly = bool(on_the_fly)
+        super().__init__(size, batch_size, num_train, num_val, seed, on_the_fly)
 
     def _generate(self, n: int, generator: torch.Generator) -> dict[str, Any]:
         view0, view1 = figures.same_appearance_pairs(n, self.size, generator=generator)
         return {"view0": view0.image, "view1": view1.image}
-
-    def setup(self, stage: str | None = None) -> None:
-        if not self.on_the_fly:
-            super().setup(stage)
-        elif self.train_set is None:
-            self.train_set = GeneratedPairs(self.num_train, self.size, 2 * self.seed)
-            generator = torch.Generator().manual_seed(2 * self.seed + 1)
-            self.val_set = TensorBatches(self._generate(self.num_val, generator))
 
 
 class LitPartDiscovery(ResumableModule):

@@ -38,7 +38,13 @@ def _build(config: RoDiConfig, data: FigurePairsData, run: Run) -> Plan:
     from esser_lab.rodi.training import FigurePairsDataModule, LitRoDi
 
     datamodule = FigurePairsDataModule(
-        config.image_size, config.batch_size, data.num_train, data.num_val, data.jitter, data.seed
+        config.image_size,
+        config.batch_size,
+        data.num_train,
+        data.num_val,
+        data.jitter,
+        data.seed,
+        on_the_fly=run.preset != "tiny",  # small/full: batches drawn when asked for, not held
     )
     system = LitRoDi(config)
     keys = ("loss", "rec", "kl", "gamma", "mi_honest_avg")

@@ -31,9 +31,16 @@ class FigurePairsDataModule(_ProceduralDataModule):
     """Pairs of figures with one appearance and two poses (``appearance_pairs``)."""
 
     def __init__(
-        self, size: int, batch_size: int, num_train: int, num_val: int, jitter: float, seed: int = 0
+        self,
+        size: int,
+        batch_size: int,
+        num_train: int,
+        num_val: int,
+        jitter: float,
+        seed: int = 0,
+        on_the_fly: bool = False,
     ) -> None:
-        super().__init__(size, batch_size, num_train, num_val, seed)
+        super().__init__(size, batch_size, num_train, num_val, seed, on_the_fly)
         self.jitter = jitter
         self.save_hyperparameters()
 

@@ -45,7 +45,12 @@ def _build(config: StyleTransferConfig, data: ArtData, run: Run) -> Plan:
     from esser_lab.training.checkpoint import load_checkpoint
 
     datamodule = ArtPairsDataModule(
-        config.image_size, config.batch_size, data.num_train, data.num_val, data.seed
+        config.image_size,
+        config.batch_size,
+        data.num_train,
+        data.num_val,
+        data.seed,
+        on_the_fly=run.preset != "tiny",  # small/full: batches drawn when asked for, not held
     )
     system = LitStyleTransfer(config)
     if run.first_stage is not None:  # the previous curriculum stage's model

@@ -75,7 +75,12 @@ def _build_vqgan(config: VQGANConfig, data: VQGANData, run: Run) -> Plan:
         note = f"images from {data.folder} at {size} px"
     else:
         datamodule = SpritesDataModule(
-            size, config.batch_size, data.num_train, data.num_val, data.seed
+            size,
+            config.batch_size,
+            data.num_train,
+            data.num_val,
+            data.seed,
+            on_the_fly=run.preset != "tiny",  # small/full: batches drawn when asked for
         )
         note = f"{data.num_train} procedural sprites at {size} px"
     perceptual = None

@@ -46,6 +46,7 @@ def _build(config: VUNetConfig, data: FiguresData, run: Run) -> Plan:
         num_train=data.num_train,
         num_val=data.num_val,
         seed=data.seed,
+        on_the_fly=run.preset != "tiny",  # small/full: batches drawn when asked for, not held
     )
     perceptual = vgg19_feature_loss(run, seed=run.seed) if config.likelihood == "vgg19" else None
     return Plan(

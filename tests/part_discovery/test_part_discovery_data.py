@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from esser_lab.data import figures
-from esser_lab.part_discovery.training import GeneratedPairs, PartPairsDataModule
+from esser_lab.data.modules import FiguresDataModule, GeneratedBatches
+from esser_lab.part_discovery.training import PartPairsDataModule
 
 
 def _batches(data: PartPairsDataModule, n: int) -> list[dict]:
@@ -24,7 +25,7 @@ def test_fixed_set_is_the_same_pairs_as_before():
 def test_on_the_fly_draws_batches_without_holding_the_set():
     data = PartPairsDataModule(8, 4, 100_000, num_val=4, seed=3, on_the_fly=True)
     first = _batches(data, 3)
-    assert isinstance(data.train_set, GeneratedPairs) and len(data.train_set) == 100_000
+    assert isinstance(data.train_set, GeneratedBatches) and len(data.train_set) == 100_000
     assert first[0]["view0"].shape == (4, 3, 8, 8) and first[0]["view1"].shape == (4, 3, 8, 8)
     assert not torch.equal(first[0]["view0"], first[1]["view0"])  # fresh pairs every batch
     again = _batches(PartPairsDataModule(8, 4, 100_000, num_val=4, seed=3, on_the_fly=True), 3)
@@ -34,6 +35,21 @@ def test_on_the_fly_draws_batches_without_holding_the_set():
     assert data.val_set.fields["view0"].shape == (4, 3, 8, 8)  # validation: made once
 
 
-def test_generated_pairs_rejects_a_bad_index():
+def test_generated_batches_reject_a_bad_index():
+    data = PartPairsDataModule(8, 4, 10, num_val=4, seed=0, on_the_fly=True)
+    data.setup("fit")
     with pytest.raises(ValueError, match="non-empty 1-d batch of indices"):
-        GeneratedPairs(10, 8, 0)[torch.tensor([], dtype=torch.long)]
+        data.train_set[torch.tensor([], dtype=torch.long)]
+
+
+def test_every_procedural_module_can_draw_on_the_fly():
+    """Figures too (chapters 1-2 at small): same fields as the held set, nothing held."""
+    held = FiguresDataModule(8, 4, 12, num_val=4, seed=1)
+    fly = FiguresDataModule(8, 4, 100_000, num_val=4, seed=1, on_the_fly=True)
+    held.setup("fit")
+    fly.setup("fit")
+    batch = next(iter(fly.train_dataloader()))
+    assert set(batch) == set(held.train_set.fields) and batch["image"].shape == (4, 3, 8, 8)
+    assert torch.equal(fly.val_set.fields["image"], held.val_set.fields["image"])
+    with pytest.raises(TypeError, match="on_the_fly must be a bool"):
+        FiguresDataModule(8, 4, 12, num_val=4, on_the_fly="yes")
