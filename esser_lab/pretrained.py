@@ -178,7 +178,9 @@ def _md5(path: Path) -> str:
 def _download(url: str, destination: Path, md5: str) -> None:
     """``url`` → ``destination`` (torch.hub's downloader), kept only if its MD5 is ``md5``."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".partial")
+    # one partial file per process: DDP ranks that start at once each fetch into their own file,
+    # and the atomic rename below leaves one whole, checked copy whichever finishes first
+    partial = destination.with_name(f"{destination.name}.{os.getpid()}.partial")
     torch.hub.download_url_to_file(url, str(partial), progress=True)
     got = _md5(partial)
     if got != md5:
