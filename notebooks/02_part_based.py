@@ -256,9 +256,9 @@ test = figures.sample(num_test, config.image_size, generator=torch.Generator().m
 test = test.to(profile.device)
 with torch.no_grad():
     encodings = {
-        "full": full_model.encode(test.image),
-        "no equivariance": ablation.encode(test.image),
-        "untrained": untrained.encode(test.image),
+        "full": full_model.encode_in_chunks(test.image),
+        "no equivariance": ablation.encode_in_chunks(test.image),
+        "untrained": untrained.encode_in_chunks(test.image),
     }
 fig = show_grid(
     [list(test.image[:8])]
@@ -540,7 +540,9 @@ for name, model in models.items():
 from esser_lab.metrics import fit_landmark_regressor
 
 with torch.no_grad():
-    regressor = fit_landmark_regressor(full_model.encode(fit_set.image).mu, fit_set.keypoints)
+    regressor = fit_landmark_regressor(
+        full_model.encode_in_chunks(fit_set.image).mu, fit_set.keypoints
+    )
     per_joint = (regressor(encodings["full"].mu) - test.keypoints).norm(dim=-1).mean(0) * 100
 joint_errors = zip(figures.KEYPOINT_NAMES, per_joint.tolist(), strict=True)
 for name, err in sorted(joint_errors, key=lambda t: -t[1]):

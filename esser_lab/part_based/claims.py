@@ -75,18 +75,19 @@ def part_scores(
     """Score ``model`` on ``test`` (landmark regressor fit on ``fit_set``; ``warp`` one spline
     per test figure for the equivariance error; swaps with the appearance of the next figure).
 
-    ``encoding``: ``model.encode(test.image)`` when the caller already has it (saves a pass).
+    ``encoding``: ``model.encode_in_chunks(test.image)`` when the caller already has it (saves a
+    pass). Large sets are encoded and decoded a chunk at a time (one pass at tiny).
     """
     if warp.control.shape[0] != test.image.shape[0]:
         raise ValueError(
             f"need one warp per test figure ({test.image.shape[0]}), got {warp.control.shape[0]}"
         )
     model = model.eval()
-    fit_mu = model.encode(fit_set.image).mu
+    fit_mu = model.encode_in_chunks(fit_set.image).mu
     regressor = fit_landmark_regressor(fit_mu, fit_set.keypoints, ridge)
     landmarks_fit = landmark_error(regressor(fit_mu), fit_set.keypoints).mean().item()
     if encoding is None:
-        encoding = model.encode(test.image)
+        encoding = model.encode_in_chunks(test.image)
     elif encoding.mu.shape[0] != test.image.shape[0]:
         raise ValueError(
             f"encoding must be of the {test.image.shape[0]} test figures, got "
@@ -95,13 +96,13 @@ def part_scores(
     landmarks = landmark_error(regressor(encoding.mu), test.keypoints).mean().item()
     # a uniform map on [-1, 1]² has variance 1/3 per axis
     extent = 3 * encoding.sigma.diagonal(dim1=-2, dim2=-1).mean().item()
-    moved = model.encode(warp.warp(test.image)).mu
+    moved = model.encode_in_chunks(warp.warp(test.image)).mu
     # coordinates span [-1, 1]: half the distance is the fraction of the image side
     equivariance = 0.5 * (moved - warp.to_view(encoding.mu)).norm(dim=-1).mean().item()
     app_of = torch.roll(torch.arange(test.image.shape[0]), -1)
     appearance = test.appearance[app_of]
     truth = figures.render(test.keypoints, appearance, test.image.shape[-1])
-    swapped = model.decoder(encoding.mu, encoding.L_inv, encoding.features[app_of])
+    swapped = model.decode_in_chunks(encoding.mu, encoding.L_inv, encoding.features[app_of])
     swap = part_colour_error(swapped, truth.part_masks, truth.colours).mean().item()
     return PartScores(
         landmarks=100 * landmarks,

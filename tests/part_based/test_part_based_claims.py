@@ -82,3 +82,26 @@ def test_file_claims_compares_with_the_ablation(tmp_path):
     assert "512 held-out figures" in filed["landmarks"].metric
     smaller = file_claims(card(tmp_path), full, ablation, untrained, 10.0, num_test=256)
     assert "256 held-out figures" in smaller["landmarks"].metric
+
+
+def test_chunked_evaluation_equals_one_pass_and_is_one_pass_at_tiny(monkeypatch):
+    """Evaluation sets are encoded/decoded a chunk at a time beyond tiny (memory at small)."""
+    import torch
+
+    from esser_lab.part_based import PartBased, PartBasedConfig
+
+    model = PartBased(PartBasedConfig.tiny()).eval()
+    images = torch.rand(6, 3, 16, 16) * 2 - 1
+    whole = model.encode(images)
+    monkeypatch.setattr(PartBased, "EVAL_PIXELS_PER_PASS", 2 * 16 * 16)  # chunks of two
+    calls = []
+    real = model.encode
+    monkeypatch.setattr(model, "encode", lambda x: calls.append(len(x)) or real(x))
+    chunked = model.encode_in_chunks(images)
+    assert calls == [2, 2, 2]
+    for name in ("mu", "sigma", "L_inv", "features", "part_maps"):
+        assert torch.allclose(getattr(chunked, name), getattr(whole, name), atol=1e-5), name
+    decoded = model.decode_in_chunks(whole.mu, whole.L_inv, whole.features)
+    assert torch.allclose(decoded, model.decoder(whole.mu, whole.L_inv, whole.features), atol=1e-5)
+    monkeypatch.undo()
+    assert PartBased.EVAL_PIXELS_PER_PASS // (16 * 16) >= 2048  # tiny's sets: a single pass

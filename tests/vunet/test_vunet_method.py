@@ -169,3 +169,22 @@ def test_lit_vunet_trains_a_few_steps():
     assert torch.isfinite(trainer.callback_metrics["loss"])
     with pytest.raises(ValueError, match="num_boxes"):
         LitVUNet(config, figure_boxes()[:4])
+
+
+def test_transfer_and_reconstruct_pass_large_sets_in_chunks(monkeypatch):
+    """Beyond tiny's sizes, evaluation runs a chunk at a time and gives the one-pass images."""
+    import esser_lab.vunet.method as method
+    from esser_lab.vunet import VUNet, VUNetConfig, reconstruct, transfer
+
+    torch.manual_seed(0)
+    config = VUNetConfig.tiny()
+    model = VUNet(config).eval()
+    side = config.image_size
+    f, crops = batch(config, n=5)
+    shape = f.stickman
+    whole = transfer(model, crops, shape)
+    monkeypatch.setattr(method, "EVAL_PIXELS_PER_PASS", 2 * side * side)  # chunks of two
+    assert torch.allclose(transfer(model, crops, shape), whole, atol=1e-5)
+    assert torch.allclose(reconstruct(model, crops, shape), whole, atol=1e-5)
+    monkeypatch.undo()
+    assert method.EVAL_PIXELS_PER_PASS // (16 * 16) >= 2048  # tiny's sets: one pass
