@@ -27,13 +27,21 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-import types
 import typing
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, is_dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from esser_lab.config import (
+    ConfigError,
+    _as_dict,
+    _field_types,
+    _merge,
+    _parse_scalar,
+    build_config,
+    describe,
+)
 from esser_lab.scale import PRETRAINED
 
 PRESETS = ("tiny", "small", "full")
@@ -128,156 +136,6 @@ def lpips(run: Run, *, seed: int = 0) -> Any:
     module = pretrained.lpips(run.pretrained, seed=seed)
     print(pretrained.describe(run.pretrained, "LPIPS (VGG16)"))
     return module
-
-
-# --- typed values -------------------------------------------------------------------------------
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def describe(annotation: Any) -> str:
-    """An annotation in words: ``int``, ``float or None``, ``one of 'a', 'b'``, ``a list of …``."""
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is typing.Literal:
-        return "one of " + ", ".join(repr(a) for a in args)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join("None" if a is type(None) else describe(a) for a in args)
-    if origin is tuple:
-        if len(args) == 2 and args[1] is Ellipsis:
-            return f"a list of {describe(args[0])}"
-        return f"a list of {len(args)} ({', '.join(describe(a) for a in args)})"
-    if is_dataclass(annotation):
-        return f"a mapping of {annotation.__name__} fields"
-    return getattr(annotation, "__name__", str(annotation))
-
-
-def check_value(annotation: Any, value: Any) -> Any:
-    """``value`` as the type ``annotation`` says (ints may stand for floats, lists for tuples).
-
-    Raises:
-        TypeError: the value does not fit; the message is the expected type in words.
-    """
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    expected = describe(annotation)
-    if annotation is Any:
-        return value
-    if origin is typing.Literal:
-        if value in args and all(type(value) is type(a) for a in args if a == value):
-            return value
-        raise TypeError(expected)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for option in args:
-            if option is type(None):
-                continue
-            try:
-                return check_value(option, value)
-            except TypeError:
-                continue
-        raise TypeError(expected)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise TypeError(expected)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(check_value(args[0], item) for item in value)
-        if args and len(args) != len(value):
-            raise TypeError(expected)
-        return tuple(check_value(a, item) for a, item in zip(args, value, strict=False))
-    if is_dataclass(annotation):
-        if isinstance(value, annotation):
-            return value
-        if not isinstance(value, Mapping):
-            raise TypeError(expected)
-        return build_config(annotation, dict(value))
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        raise TypeError(expected)
-    if annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise TypeError(expected)
-    if annotation is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise TypeError(expected)
-    if annotation is str:
-        if isinstance(value, str):
-            return value
-        raise TypeError(expected)
-    if isinstance(annotation, type) and not isinstance(value, annotation):
-        raise TypeError(expected)
-    return value
-
-
-class ConfigError(ValueError):
-    """A config value that does not fit its field (unknown field, wrong type or range)."""
-
-
-def build_config(cls: type, values: dict[str, Any]) -> Any:
-    """``cls`` from ``values`` with every value checked against its field's type.
-
-    Raises:
-        ConfigError: naming the unknown field(s), or the field, the expected type and the value.
-    """
-    hints = _hints(cls)
-    known = [f.name for f in fields(cls)]
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ConfigError(
-            f"unknown {cls.__name__} field(s) {', '.join(unknown)}; expected one of: "
-            + ", ".join(known)
-        )
-    checked = {}
-    for name, value in values.items():
-        try:
-            checked[name] = check_value(hints[name], value)
-        except TypeError as error:
-            raise ConfigError(
-                f"{cls.__name__}.{name} expects {error}, got {value!r} ({type(value).__name__})"
-            ) from None
-    try:
-        return cls.from_dict(checked) if hasattr(cls, "from_dict") else cls(**checked)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"{cls.__name__}: {error}") from None
-
-
-def _as_dict(config: Any) -> dict[str, Any]:
-    """A config's fields one level deep (nested configs stay objects until overridden)."""
-    return {f.name: getattr(config, f.name) for f in fields(config)}
-
-
-def _merge(values: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``values[key]``; a dotted key (``schedule.start``) sets a field of a nested config."""
-    head, _, rest = key.partition(".")
-    if not rest:
-        values[head] = value
-        return
-    inner = values.get(head)
-    if is_dataclass(inner):
-        inner = _as_dict(inner)
-    elif not isinstance(inner, dict):
-        inner = {}
-    values[head] = inner
-    _merge(inner, rest, value)
-
-
-def _parse_scalar(raw: str) -> Any:
-    """A command-line value read as YAML (``512`` → int, ``[1, 2]`` → list, ``null`` → None)."""
-    import yaml
-
-    try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return raw
 
 
 # --- the command line ---------------------------------------------------------------------------
@@ -383,7 +241,7 @@ def _fit_parser(
     )
     for prefix, config in (("model", model), ("data", data)):
         group = parser.add_argument_group(f"{prefix} ({type(config).__name__}, preset {preset})")
-        hints = _hints(type(config))
+        hints = _field_types(type(config))
         for f in fields(config):
             group.add_argument(
                 f"--{prefix}.{f.name}",
