@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from esser_lab.nn.attention import attention
+
 __all__ = ["AttnBlock", "Decoder", "Downsample", "Encoder", "Normalize", "ResnetBlock", "Upsample"]
 
 
@@ -106,9 +108,9 @@ class AttnBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         h = self.norm(x)
         height = x.shape[2]
-        q, k, v = (rearrange(f(h), "b c h w -> b 1 (h w) c") for f in (self.q, self.k, self.v))
-        h = F.scaled_dot_product_attention(q, k, v)  # softmax(q kᵀ / √C) v
-        h = rearrange(h, "b 1 (h w) c -> b c h w", h=height)
+        q, k, v = (rearrange(f(h), "b c h w -> b (h w) c") for f in (self.q, self.k, self.v))
+        h = attention(q, k, v)  # softmax(q kᵀ / √C) v, one head
+        h = rearrange(h, "b (h w) c -> b c h w", h=height)
         return x + self.proj_out(h)
 
 

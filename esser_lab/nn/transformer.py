@@ -29,9 +29,10 @@ Conventions a reader could get wrong:
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
+
+from esser_lab.nn.attention import attention, extend_cache
 
 __all__ = ["GPT", "CausalSelfAttention", "Block", "KVCache", "configure_gpt_optimizer"]
 
@@ -76,18 +77,15 @@ class CausalSelfAttention(nn.Module):
         q = rearrange(self.query(x), "b l (nh hd) -> b nh l hd", nh=self.n_head)
         k = rearrange(self.key(x), "b l (nh hd) -> b nh l hd", nh=self.n_head)
         v = rearrange(self.value(x), "b l (nh hd) -> b nh l hd", nh=self.n_head)
-        start = 0
-        if layer_past is not None:
-            start = layer_past[0].shape[2]
-            k = torch.cat((layer_past[0], k), dim=2)  # (b, nh, start + l, hd)
-            v = torch.cat((layer_past[1], v), dim=2)
+        start = 0 if layer_past is None else layer_past[0].shape[2]
+        k, v = extend_cache(layer_past, k, v)  # (b, nh, start + l, hd)
         end = k.shape[2]
         dropout = self.attn_drop.p if self.training else 0.0
         if start == 0 and self.n_unmasked == 0:  # plain causal: lets torch pick a fused kernel
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+            y = attention(q, k, v, causal=True, dropout=dropout, layout="b nh l hd")
         else:  # the mask rows of the new positions, against all keys so far
             visible = self.mask[:, :, start:end, :end] > 0.5  # (1, 1, l, start + l)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=visible, dropout_p=dropout)
+            y = attention(q, k, v, mask=visible, dropout=dropout, layout="b nh l hd")
         y = rearrange(y, "b nh l hd -> b l (nh hd)")
         return self.resid_drop(self.proj(y)), (k, v)
 
