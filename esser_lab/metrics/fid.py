@@ -87,21 +87,18 @@ def train_feature_net(steps: int = 1200, batch_size: int = 64, seed: int = 0) ->
 
 
 def load_feature_net(path: str | Path = WEIGHTS) -> FeatureNet:
-    """The shipped, frozen feature network (see the module docstring for how it is made)."""
-    from safetensors.torch import load_file
+    """The shipped, frozen feature network (see the module docstring for how it is made).
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"the FID-style feature weights {path} are missing; re-make them with "
-            "`python -m esser_lab.metrics.fid` (a few minutes on a CPU)"
-        )
-    try:
-        state = load_file(str(path))
-    except Exception as error:  # noqa: BLE001  (safetensors raises several types for bad files)
-        raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
-    net = FeatureNet()
-    net.load_state_dict(state, strict=True)
+    Read strictly by :func:`esser_lab.weights.load_weights`; a missing, unreadable or
+    mismatched file raises :class:`~esser_lab.weights.WeightsError`.
+    """
+    from esser_lab.weights import load_weights
+
+    hint = (
+        "These are the FID-style feature weights: re-make them with "
+        "`python -m esser_lab.metrics.fid` (a few minutes on a CPU)"
+    )
+    net = load_weights(FeatureNet(), path, what="FID-style feature weights", hint=hint)
     return net.eval().requires_grad_(False)
 
 

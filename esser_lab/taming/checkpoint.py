@@ -4,9 +4,10 @@ The official files are PyTorch-Lightning (1.x) ``.ckpt`` pickles: the weights un
 ``"state_dict"``, beside ``epoch``, ``global_step``, optimizer states and the callbacks' states,
 whose dict is keyed by the callback *class* (``pytorch_lightning.callbacks.model_checkpoint
 .ModelCheckpoint``). A plain ``torch.load`` would import and run whatever the pickle names; here
-the file is read with ``weights_only=True`` and an allow-list of exactly the non-tensor globals such
-checkpoints hold, each mapped to an inert stand-in (the old ``pytorch_lightning`` is not needed).
-Any other global is refused with its name.
+the file is read by :mod:`esser_lab.weights` (``weights_only=True`` with an allow-list of exactly
+the non-tensor globals such checkpoints hold, each mapped to an inert stand-in; the old
+``pytorch_lightning`` is not needed). Any other global is refused with its name. Every failure is a
+:class:`~esser_lab.weights.WeightsError` (``CheckpointError`` here is the same class).
 
 * VQGAN (``vqgan_imagenet_f16_1024/ckpts/last.ckpt``, ``..._16384``): 398 tensors; the 55 under
   ``loss.`` (LPIPS and the discriminator) are training-time companions and are dropped; the other
@@ -20,10 +21,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
 from esser_lab.taming.model import VQGANConfig, VQModel
+from esser_lab.weights import WeightsError, load_weights, read_state_dict
 
 __all__ = [
     "CheckpointError",
@@ -33,95 +34,24 @@ __all__ = [
 ]
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file that is missing, unreadable, unsafe or does not fit the model."""
+CheckpointError = WeightsError  # the name chapter 10 and its tests import
 
-
-class _Inert:
-    """Stands in for a class named in a checkpoint's pickle: accepts any state, does nothing."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        pass
-
-    def __setstate__(self, state: object) -> None:
-        self.state = state
-
-
-# The non-tensor globals found in Lightning 1.x checkpoints of this era (callback classes used as
-# dict keys, and the enum/namespace types some of them store). Mapped to the inert stand-in.
-_LIGHTNING_GLOBALS = (
-    "pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint",
-    "pytorch_lightning.callbacks.early_stopping.EarlyStopping",
-    "pytorch_lightning.callbacks.lr_monitor.LearningRateMonitor",
-    "pytorch_lightning.utilities.parsing.AttributeDict",
-    "argparse.Namespace",
+TAMING_HINT = (
+    "Download the released file yourself (esser_lab never downloads) and put it under "
+    "data/checkpoints/taming/ (see data/README.md)"
 )
 
 
-def _safe_globals() -> list:
-    import numpy as np
-
-    inert = [(type(name.rsplit(".", 1)[1], (_Inert,), {}), name) for name in _LIGHTNING_GLOBALS]
-    # numpy scalars (e.g. a best-model score) pickle through ``numpy.core.multiarray.scalar``
-    try:
-        from numpy._core.multiarray import scalar
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import scalar
-    extra = [(scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar")]
-    extra.append(np.dtype)
-    extra += [type(np.dtype(t)) for t in ("float64", "float32", "int64")]
-    return inert + extra
-
-
 def load_lightning_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """``ckpt["state_dict"]`` of a Lightning ``.ckpt`` (or a bare state dict), read weights-only."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"checkpoint not found: {path}. Download the released file yourself (esser_lab never "
-            "downloads) and put it under data/checkpoints/taming/ (see data/README.md)"
-        )
-    try:
-        with torch.serialization.safe_globals(_safe_globals()):
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001  (torch raises several types for bad files)
-        message = str(error)
-        unsafe = [line.strip() for line in message.splitlines() if "Unsupported global" in line]
-        reason = (
-            unsafe[0].split(" was not")[0] if unsafe else message.splitlines()[0] if message else ""
-        )
-        raise CheckpointError(
-            f"could not read {path} as a weights-only PyTorch checkpoint ({type(error).__name__}: "
-            f"{reason}). Either the file is corrupted or truncated, or its pickle names globals "
-            "outside the allow-list; it is not unpickled further."
-        ) from None
-    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise CheckpointError(
-            f"{path} holds no state dict of tensors (expected ckpt['state_dict'])"
-        )
-    return state
+    """``ckpt["state_dict"]`` of a Lightning ``.ckpt`` (or a bare state dict), read weights-only.
+
+    A thin wrapper of :func:`esser_lab.weights.read_state_dict` with the Taming download hint.
+    """
+    return read_state_dict(path, hint=TAMING_HINT)
 
 
 def _load_strict(model: nn.Module, state: dict[str, Tensor], what: str) -> None:
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{what} does not match the model: {len(missing)} missing key(s) {missing[:5]}, "
-            f"{len(unexpected)} unexpected key(s) {unexpected[:5]}"
-        )
-    wrong = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items()
-        if state[k].shape != v.shape
-    ]
-    if wrong:
-        raise CheckpointError(
-            f"{what} has tensors of the wrong shape (another config?): {wrong[:5]}"
-        )
-    model.load_state_dict(state, strict=True)
+    load_weights(model, state, what=what)
 
 
 def load_vqgan(path: str | Path, config: VQGANConfig | None = None) -> VQModel:
@@ -129,8 +59,7 @@ def load_vqgan(path: str | Path, config: VQGANConfig | None = None) -> VQModel:
 
     ``config`` defaults to the ImageNet f16 model whose codebook size the file has.
     """
-    state = load_lightning_state_dict(path)
-    state = {k: v for k, v in state.items() if not k.startswith("loss.")}
+    state = read_state_dict(path, drop=("loss.",), hint=TAMING_HINT)
     if config is None:
         codebook = state.get("quantize.embedding.weight")
         if codebook is None:

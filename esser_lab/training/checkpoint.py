@@ -1,6 +1,9 @@
 """Checkpoint I/O with safetensors: tensors plus the model's config as a plain JSON dict.
 
-Nothing is ever unpickled. Loading is strict: missing and unexpected keys are named.
+The file is ``<name>.safetensors``: the model's state dict, and the config under the metadata key
+``"esser_lab.config"`` as JSON. Reading and writing go through :mod:`esser_lab.weights`, so
+nothing is ever unpickled, loading is strict (missing, unexpected and mis-shaped keys are named)
+and every failure is a :class:`~esser_lab.weights.WeightsError` (a ``ValueError``).
 """
 
 from __future__ import annotations
@@ -11,61 +14,41 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from esser_lab.weights import (
+    WeightsError,
+    load_weights,
+    read_metadata,
+    read_state_dict,
+    save_weights,
+)
+
 CONFIG_KEY = "esser_lab.config"
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, config: dict | None = None) -> Path:
     """Write ``model``'s state dict and ``config`` (a JSON-able dict) to a ``.safetensors`` file."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     if path.suffix != ".safetensors":
-        raise ValueError(f"checkpoints are .safetensors files, got {path.name!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    metadata = {CONFIG_KEY: json.dumps(config or {})}
-    save_file(state, str(path), metadata=metadata)
-    return path
+        raise WeightsError(f"checkpoints are .safetensors files, got {path.name!r}")
+    return save_weights(model, path, metadata={CONFIG_KEY: json.dumps(config or {})})
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Return ``(state_dict, config)`` from a file written by :func:`save_checkpoint`."""
-    from safetensors import safe_open
-
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found")
+    if path.suffix != ".safetensors":
+        raise WeightsError(f"checkpoints are .safetensors files, got {path.name!r}")
+    hint = "Save one with esser_lab.training.save_checkpoint (or train the stage that exports it)"
+    state = read_state_dict(path, hint=hint)
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            state = {key: handle.get_tensor(key) for key in handle.keys()}
-    except Exception as error:
-        raise ValueError(f"{path} is not a readable safetensors checkpoint: {error}") from error
-    try:
-        config = json.loads(metadata.get(CONFIG_KEY, "{}"))
+        config = json.loads(read_metadata(path).get(CONFIG_KEY, "{}"))
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: the stored config is not valid JSON: {error}") from error
+        raise WeightsError(f"{path}: the stored config is not valid JSON: {error}") from None
     return state, config
 
 
 def load_checkpoint(model: nn.Module, path: str | Path) -> dict:
     """Load ``path`` into ``model`` strictly; return the stored config dict."""
     state, config = read_checkpoint(path)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise ValueError(
-            f"{path} does not match {type(model).__name__}: missing keys {missing[:10]}"
-            f"{' …' if len(missing) > 10 else ''}, unexpected keys {unexpected[:10]}"
-            f"{' …' if len(unexpected) > 10 else ''}"
-        )
-    wrong = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items()
-        if state[k].shape != v.shape
-    ]
-    if wrong:
-        raise ValueError(f"{path}: shape mismatch for {wrong[:5]}")
-    model.load_state_dict(state, strict=True)
+    load_weights(model, state, what=f"checkpoint {path}")
     return config

@@ -10,6 +10,7 @@ from esser_lab.metrics.fid import (
     load_feature_net,
     train_feature_net,
 )
+from esser_lab.weights import WeightsError
 
 
 def test_frechet_distance_matches_the_closed_form_for_gaussians():
@@ -52,5 +53,5 @@ def test_feature_net_rejects_bad_input_and_is_deterministic():
 
 
 def test_missing_weights_file_names_the_fix(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m esser_lab.metrics.fid"):
+    with pytest.raises(WeightsError, match="not found.*python -m esser_lab.metrics.fid"):
         load_feature_net(tmp_path / "absent.safetensors")

@@ -98,7 +98,7 @@ def test_mismatched_keys_and_shapes_are_named(tmp_path):
     path = tmp_path / "bad.ckpt"
     _official_ckpt(state, path)
     with pytest.raises(
-        CheckpointError, match=r"missing key\(s\) \['quant_conv.weight'\].*extra.weight"
+        CheckpointError, match=r"1 missing keys \['quant_conv.weight'\].*extra.weight"
     ):
         load_vqgan(path, SMALL)
     _official_ckpt(VQModel(SMALL.with_codebook(32)).state_dict(), path)
@@ -120,7 +120,7 @@ def test_missing_corrupted_and_unsafe_files(tmp_path):
 
     unsafe = tmp_path / "unsafe.ckpt"
     torch.save({"state_dict": {}, "evil": Payload()}, unsafe)
-    with pytest.raises(CheckpointError, match="allow-list"):
+    with pytest.raises(CheckpointError, match=r"allow-list.*GLOBAL print.*nothing in it ran"):
         load_vqgan(unsafe)
 
 

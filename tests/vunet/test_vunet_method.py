@@ -139,7 +139,7 @@ def test_checkpoint_round_trip(tmp_path):
 
 def test_checkpoint_errors(tmp_path):
     model = VUNet(VUNetConfig.tiny())
-    with pytest.raises(FileNotFoundError, match="not found"):
+    with pytest.raises(ValueError, match="not found"):  # a WeightsError
         load_checkpoint(model, tmp_path / "missing.safetensors")
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"\x00\x01 not a checkpoint")
