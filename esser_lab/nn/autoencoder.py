@@ -19,6 +19,8 @@ autoencoder say so.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -30,11 +32,33 @@ __all__ = ["DenseAutoencoder", "DiagonalGaussian", "autoencoder_loss"]
 
 
 class DiagonalGaussian:
-    """A diagonal Gaussian from ``(b, 2·d)`` parameters [mean, log-variance] (``Distribution``)."""
+    """A diagonal Gaussian from [mean, log-variance] stacked on axis 1 (``Distribution``).
 
-    def __init__(self, parameters: Tensor, deterministic: bool = False) -> None:
+    ``parameters`` is ``(b, 2·d)`` (the dense autoencoder here) or ``(b, 2·c, h, w)`` (the KL
+    autoencoder of latent diffusion, :class:`esser_lab.nn.first_stage.AutoencoderKL`); the first
+    half of axis 1 is the mean, the second the log-variance, clamped to ``logvar_range``:
+    [-30, 10] in ``iin``/``net2net`` (the default), [-30, 20] in latent diffusion's
+    ``DiagonalGaussianDistribution``. ``kl`` and ``nll`` sum over every axis but the batch.
+    """
+
+    def __init__(
+        self,
+        parameters: Tensor,
+        deterministic: bool = False,
+        logvar_range: tuple[float, float] = (-30.0, 10.0),
+    ) -> None:
+        if parameters.dim() < 2 or parameters.shape[1] % 2:
+            raise ValueError(
+                "parameters must be (batch, 2·d, ...) with the mean and log-variance halves on "
+                f"axis 1, got {tuple(parameters.shape)}"
+            )
+        low, high = logvar_range
+        if not low < high:
+            raise ValueError(
+                f"logvar_range must be (low, high) with low < high, got {logvar_range}"
+            )
         self.mean, logvar = parameters.chunk(2, dim=1)
-        self.logvar = logvar.clamp(-30.0, 10.0)
+        self.logvar = logvar.clamp(low, high)
         self.deterministic = deterministic
         self.std = torch.zeros_like(self.mean) if deterministic else (0.5 * self.logvar).exp()
 
@@ -52,6 +76,22 @@ class DiagonalGaussian:
         if self.deterministic:
             return self.mean.new_zeros(self.mean.shape[0])
         return 0.5 * (self.mean.pow(2) + self.logvar.exp() - 1.0 - self.logvar).flatten(1).sum(1)
+
+    def nll(self, sample: Tensor) -> Tensor:
+        """−log q(sample) per sample, shape ``(b,)``: ½ Σ (log 2π + logvar + (s − μ)² / σ²).
+
+        Zero when deterministic (as the official ``DiagonalGaussianDistribution.nll``).
+        """
+        if sample.shape != self.mean.shape:
+            raise ValueError(
+                f"sample must have the mean's shape {tuple(self.mean.shape)}, "
+                f"got {tuple(sample.shape)}"
+            )
+        if self.deterministic:
+            return self.mean.new_zeros(self.mean.shape[0])
+        log_two_pi = math.log(2.0 * math.pi)
+        terms = log_two_pi + self.logvar + (sample - self.mean).pow(2) / self.logvar.exp()
+        return 0.5 * terms.flatten(1).sum(1)
 
 
 def _down(c_in: int, c_out: int) -> nn.Sequential:

@@ -14,25 +14,28 @@ and D a PatchGAN:
   step per batch.
 * (T7) the adaptive weight λ (``esser_lab.losses.adversarial.adaptive_weight``).
 
-The GAN terms switch on at ``disc_start`` (``adopt_weight``). Images are in [−1, 1].
-Also the chapter's quality measures: ``psnr`` and the high-frequency energy ratio ``hf_ratio``.
+The GAN terms switch on at ``disc_start`` (``adopt_weight``). Images are in [−1, 1]. The parts
+latent diffusion's KL autoencoder shares (the reconstruction terms, the λ-weighted GAN term, the
+discriminator's loss) live in :mod:`esser_lab.losses.gan_autoencoder`; this module adds the
+codebook term. Also the chapter's quality measures: ``psnr`` and the high-frequency energy ratio
+``hf_ratio``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from esser_lab.losses.adversarial import (
-    adaptive_weight,
-    adopt_weight,
-    hinge_d_loss,
-    vanilla_d_loss,
+from esser_lab.losses.gan_autoencoder import (
+    DiscriminatorLoss,
+    Perceptual,
+    discriminator_loss,
+    gan_autoencoder_loss,
+    reconstruction_terms,
 )
 
 __all__ = [
@@ -44,8 +47,6 @@ __all__ = [
     "psnr",
     "reconstruction_loss",
 ]
-
-Perceptual = Callable[[Tensor, Tensor], Tensor]  # (x, x̂) → a distance per image, e.g. LPIPS
 
 
 @dataclass
@@ -62,34 +63,17 @@ class AutoencoderLoss:
     disc_factor: float
 
 
-@dataclass
-class DiscriminatorLoss:
-    loss: Tensor  # disc_factor · (hinge or vanilla loss)
-    logits_real: Tensor  # mean D(x), detached
-    logits_fake: Tensor  # mean D(x̂), detached
-    disc_factor: float
-
-
 def reconstruction_loss(
     x: Tensor, x_hat: Tensor, perceptual: Perceptual | None = None, perceptual_weight: float = 1.0
 ) -> tuple[Tensor, Tensor, Tensor]:
     """L_rec of (T4) as coded: ``(nll, l1, p)`` with nll = mean(|x − x̂| + w_P · P(x, x̂)).
 
     P returns one distance per image (``(b, 1, 1, 1)`` for LPIPS), broadcast over the pixels as in
-    the official code, so nll = mean |x − x̂| + w_P · mean P.
+    the official code, so nll = mean |x − x̂| + w_P · mean P (the per-pixel terms are
+    :func:`esser_lab.losses.gan_autoencoder.reconstruction_terms`, shared with latent diffusion).
     """
-    if x.shape != x_hat.shape:
-        raise ValueError(f"x and x_hat differ in shape: {tuple(x.shape)} vs {tuple(x_hat.shape)}")
-    l1 = (x - x_hat).abs()
-    if perceptual_weight > 0:
-        if perceptual is None:
-            raise ValueError("perceptual_weight > 0 needs a perceptual distance (e.g. LPIPS)")
-        p = perceptual(x, x_hat)
-        rec = l1 + perceptual_weight * p
-        p = p.mean()
-    else:
-        rec, p = l1, x.new_zeros(())
-    return rec.mean(), l1.mean().detach(), p.detach()
+    terms = reconstruction_terms(x, x_hat, perceptual, perceptual_weight)
+    return terms.rec.mean(), terms.l1.mean().detach(), terms.perceptual
 
 
 def autoencoder_loss(
@@ -108,52 +92,26 @@ def autoencoder_loss(
 ) -> AutoencoderLoss:
     """(T6), the min side of L_VQ + λ·L_GAN (encoder, decoder, codebook).
 
-    Returns nll + λ·disc_factor·g + w_Q·q_loss.
+    Returns nll + w_Q·q_loss + λ·disc_factor·g.
 
-    g = −mean D(x̂) (the hinge generator loss), λ of (T7) at ``last_layer``.
-    # official code: D(x̂) and λ are computed also before ``disc_start`` and multiplied by 0;
-    # we skip them there (the same gradients, one discriminator pass and two autograd calls less).
+    g = −mean D(x̂) (the hinge generator loss), λ of (T7) at ``last_layer``: both in
+    :func:`esser_lab.losses.gan_autoencoder.gan_autoencoder_loss`, which latent diffusion's KL
+    autoencoder shares (chapter 14). # official code: D(x̂) and λ are computed also before
+    ``disc_start`` and multiplied by 0; we skip them there (the same gradients).
     """
     nll, l1, p = reconstruction_loss(x, x_hat, perceptual, perceptual_weight)
-    disc_factor = adopt_weight(1.0, global_step, threshold=disc_start)
-    loss = nll + codebook_weight * q_loss
-    g_loss = d_weight = x.new_zeros(())
-    if disc_factor > 0:
-        g_loss = -discriminator(x_hat).mean()
-        d_weight = adaptive_weight(nll, g_loss, last_layer, disc_weight)
-        loss = loss + d_weight * disc_factor * g_loss
-        g_loss = g_loss.detach()
-    return AutoencoderLoss(
-        loss, nll.detach(), l1, p, q_loss.detach(), g_loss, d_weight, disc_factor
+    gan = gan_autoencoder_loss(
+        nll,
+        codebook_weight * q_loss,
+        x_hat,
+        discriminator,
+        last_layer,
+        global_step,
+        disc_start=disc_start,
+        disc_weight=disc_weight,
     )
-
-
-def discriminator_loss(
-    x: Tensor,
-    x_hat: Tensor,
-    discriminator: Callable[[Tensor], Tensor],
-    global_step: int,
-    *,
-    disc_start: int,
-    kind: Literal["hinge", "vanilla"] = "hinge",
-) -> DiscriminatorLoss:
-    """(T5)/(T6), the max side (the discriminator's L_D), on detached images: disc_factor · L_D.
-
-    Before ``disc_start`` the loss is 0 and the discriminator is not run (the official code runs
-    it and multiplies by 0; the system skips the step altogether).
-    """
-    if kind not in ("hinge", "vanilla"):
-        raise ValueError(f"kind must be 'hinge' or 'vanilla', got {kind!r}")
-    disc_factor = adopt_weight(1.0, global_step, threshold=disc_start)
-    if disc_factor == 0:
-        zero = x.new_zeros(())
-        return DiscriminatorLoss(zero, zero, zero, disc_factor)
-    logits_real = discriminator(x.detach())
-    logits_fake = discriminator(x_hat.detach())
-    d_loss = hinge_d_loss if kind == "hinge" else vanilla_d_loss
-    loss = disc_factor * d_loss(logits_real, logits_fake)
-    return DiscriminatorLoss(
-        loss, logits_real.detach().mean(), logits_fake.detach().mean(), disc_factor
+    return AutoencoderLoss(
+        gan.loss, nll.detach(), l1, p, q_loss.detach(), gan.g_loss, gan.d_weight, gan.disc_factor
     )
 
 

@@ -3,6 +3,13 @@
 ``VQModel`` = ``Encoder`` → ``quant_conv`` (1×1) → ``VectorQuantizer`` → ``post_quant_conv`` (1×1)
 → ``Decoder``, with the official attribute names of ``taming/models/vqgan.py`` so that the released
 checkpoints load strictly (``esser_lab.taming.checkpoint``). The network never imports Lightning.
+
+Two configs build it. :class:`VQModelConfig` is the architecture alone (the official ``ddconfig``
+block, :class:`esser_lab.nn.first_stage.DDConfig`, plus the codebook), with the released Taming
+and latent-diffusion presets: a first stage to build, train, freeze and hand on (chapter 14 uses
+LDM's ``vq-f4``/``vq-f8``). :class:`VQGANConfig` is chapter 10's flat run config (architecture,
+loss, optimiser and step budget in one, as the CLI and the chapter set them); its views
+``ddconfig``, ``architecture``, ``loss`` and ``optimizer`` split it into those parts.
 """
 
 from __future__ import annotations
@@ -10,14 +17,104 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+import torch
 from torch import Tensor, nn
 
 from esser_lab.checks import check_tensor
 from esser_lab.config import check_betas, check_fields, check_positive, config_from_dict
-from esser_lab.nn.ddconv import Decoder, Encoder
+from esser_lab.losses.gan_autoencoder import GANAutoencoderLossConfig, GANOptimizerConfig
+from esser_lab.nn.first_stage import DDConfig, decoder_from, encoder_from
 from esser_lab.nn.quantize import QuantizerOutput, VectorQuantizer
 
-__all__ = ["VQGANConfig", "VQModel"]
+__all__ = ["VQGANConfig", "VQModel", "VQModelConfig"]
+
+
+# the released ImageNet VQGAN f16 (``configs/imagenet_vqgan.yaml``'s ``ddconfig``)
+_TAMING_F16 = DDConfig(
+    double_z=False, z_channels=256, ch_mult=(1, 1, 2, 2, 4), attn_resolutions=(16,)
+)
+
+
+@dataclass(frozen=True)
+class VQModelConfig:
+    """The VQ autoencoder's architecture: the ``ddconfig`` block and the codebook.
+
+    Defaults: the released ImageNet VQGAN f16 with 1024 codes of width 256 (as
+    ``VQGANConfig.paper()``). ``beta`` and ``legacy`` place the codebook loss
+    (:mod:`esser_lab.nn.quantize`); latent diffusion's VQ models use the same quantizer with
+    β = 0.25 and the legacy placement.
+    """
+
+    ddconfig: DDConfig = _TAMING_F16
+    n_embed: int = 1024
+    embed_dim: int = 256
+    beta: float = 0.25
+    legacy: bool = True
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        check_positive(self, ("n_embed", "embed_dim"))
+        check_positive(self, ("beta",), 0)
+        if self.ddconfig.double_z:
+            raise ValueError("a VQModel's ddconfig has double_z=False (one latent, no variance)")
+
+    @property
+    def factor(self) -> int:
+        return self.ddconfig.factor
+
+    @property
+    def resolution(self) -> int:
+        return self.ddconfig.resolution
+
+    @property
+    def in_channels(self) -> int:
+        return self.ddconfig.in_channels
+
+    @property
+    def z_channels(self) -> int:
+        return self.ddconfig.z_channels
+
+    @classmethod
+    def paper(cls, n_embed: int = 1024) -> VQModelConfig:
+        """The released ImageNet f16 VQGANs (1024 or 16384 codes): ``VQGANConfig.paper``'s."""
+        return VQGANConfig.paper(n_embed).architecture
+
+    @classmethod
+    def _ldm(
+        cls, z: int, n_embed: int, ch_mult: tuple[int, ...], attn: tuple[int, ...]
+    ) -> VQModelConfig:
+        dd = DDConfig(double_z=False, z_channels=z, ch_mult=ch_mult, attn_resolutions=attn)
+        return cls(ddconfig=dd, n_embed=n_embed, embed_dim=z)
+
+    @classmethod
+    def vq_f4(cls) -> VQModelConfig:
+        """Latent diffusion's ``vq-f4``: 3 channels, 8192 codes, widths 128·(1, 2, 4).
+
+        (``vq-f4-noattn`` differs by ``attn_type: none``, which drops the middle attention; the
+        shared encoder always has it, so that model is left out.)
+        """
+        return cls._ldm(3, 8192, (1, 2, 4), ())
+
+    @classmethod
+    def vq_f8(cls, n_embed: int = 16384) -> VQModelConfig:
+        """Latent diffusion's ``vq-f8`` (16384 codes; ``vq-f8-n256``: 256): 4 channels, widths
+        128·(1, 2, 2, 4), attention at 32×32."""
+        if n_embed not in (256, 16384):
+            raise ValueError(f"the released vq-f8 models have 256 or 16384 codes, got {n_embed}")
+        return cls._ldm(4, n_embed, (1, 2, 2, 4), (32,))
+
+    @classmethod
+    def vq_f16(cls) -> VQModelConfig:
+        """Latent diffusion's ``vq-f16``: 8 channels, 16384 codes, widths 128·(1, 1, 2, 2, 4)."""
+        return cls._ldm(8, 16384, (1, 1, 2, 2, 4), (16,))
+
+    @classmethod
+    def from_dict(cls, values: dict) -> VQModelConfig:
+        """From ``asdict(config)`` (the ``ddconfig`` block as a nested dict)."""
+        values = dict(values)
+        if isinstance(values.get("ddconfig"), dict):
+            values["ddconfig"] = DDConfig.from_dict(values["ddconfig"])
+        return config_from_dict(cls, values)
 
 
 @dataclass(frozen=True)
@@ -182,38 +279,98 @@ class VQGANConfig:
     def with_codebook(self, n_embed: int) -> VQGANConfig:
         return replace(self, n_embed=n_embed)
 
+    # the views: the same settings split into architecture, loss and optimiser
+
+    @property
+    def ddconfig(self) -> DDConfig:
+        """The encoder/decoder architecture (the official ``ddconfig``; ``double_z`` False)."""
+        return DDConfig(
+            double_z=False,
+            z_channels=self.z_channels,
+            resolution=self.resolution,
+            in_channels=self.in_channels,
+            out_ch=self.out_ch,
+            ch=self.ch,
+            ch_mult=self.ch_mult,
+            num_res_blocks=self.num_res_blocks,
+            attn_resolutions=self.attn_resolutions,
+            dropout=self.dropout,
+        )
+
+    @property
+    def architecture(self) -> VQModelConfig:
+        """What :class:`VQModel` builds: ``ddconfig`` and the codebook."""
+        return VQModelConfig(
+            ddconfig=self.ddconfig,
+            n_embed=self.n_embed,
+            embed_dim=self.embed_dim,
+            beta=self.beta,
+            legacy=self.legacy,
+        )
+
+    @property
+    def loss(self) -> GANAutoencoderLossConfig:
+        """The loss settings (``lossconfig``) for ``LitGANAutoencoder``."""
+        return GANAutoencoderLossConfig(
+            disc_start=self.disc_start,
+            disc_weight=self.disc_weight,
+            perceptual_weight=self.perceptual_weight,
+            disc_num_layers=self.disc_num_layers,
+            disc_in_channels=self.disc_in_channels,
+            disc_ndf=self.disc_ndf,
+            disc_loss=self.disc_loss,
+            codebook_weight=self.codebook_weight,
+        )
+
+    @property
+    def optimizer(self) -> GANOptimizerConfig:
+        """Both Adams' settings: ``base_learning_rate``, ``batch_size``, ``betas``."""
+        return GANOptimizerConfig(
+            base_learning_rate=self.base_learning_rate,
+            batch_size=self.batch_size,
+            betas=self.betas,
+        )
+
 
 class VQModel(nn.Module):
-    """The VQGAN autoencoder (without its loss module, which is a training-time companion)."""
+    """The VQGAN autoencoder (without its loss module, which is a training-time companion).
 
-    def __init__(self, config: VQGANConfig) -> None:
+    Built from a :class:`VQModelConfig` or from chapter 10's :class:`VQGANConfig` (its
+    ``architecture``); ``config`` is kept as given. A :class:`~esser_lab.nn.first_stage.FirstStage`:
+    ``encode_latent`` gives the latent before quantisation and ``decode_latent`` quantises it
+    first, as latent diffusion's ``VQModelInterface`` (its diffusion models run on those
+    latents).
+    """
+
+    def __init__(self, config: VQModelConfig | VQGANConfig) -> None:
         super().__init__()
-        c = self.config = config
-        self.encoder = Encoder(
-            ch=c.ch,
-            ch_mult=c.ch_mult,
-            num_res_blocks=c.num_res_blocks,
-            attn_resolutions=c.attn_resolutions,
-            in_channels=c.in_channels,
-            resolution=c.resolution,
-            z_channels=c.z_channels,
-            dropout=c.dropout,
+        if isinstance(config, VQGANConfig):
+            arch = config.architecture
+        elif isinstance(config, VQModelConfig):
+            arch = config
+        else:
+            raise TypeError(
+                f"config must be a VQModelConfig or a VQGANConfig, got {type(config).__name__}"
+            )
+        self.config = config
+        # this order (encoder, decoder, codebook, the 1×1 convs) fixes the initial weights
+        self.encoder = encoder_from(arch.ddconfig)
+        self.decoder = decoder_from(arch.ddconfig)
+        self.quantize = VectorQuantizer(
+            arch.n_embed, arch.embed_dim, beta=arch.beta, legacy=arch.legacy
         )
-        self.decoder = Decoder(
-            ch=c.ch,
-            out_ch=c.out_ch,
-            ch_mult=c.ch_mult,
-            num_res_blocks=c.num_res_blocks,
-            attn_resolutions=c.attn_resolutions,
-            resolution=c.resolution,
-            z_channels=c.z_channels,
-            dropout=c.dropout,
-        )
-        self.quantize = VectorQuantizer(c.n_embed, c.embed_dim, beta=c.beta, legacy=c.legacy)
-        self.quant_conv = nn.Conv2d(c.z_channels, c.embed_dim, 1)
-        self.post_quant_conv = nn.Conv2d(c.embed_dim, c.z_channels, 1)
+        self.quant_conv = nn.Conv2d(arch.ddconfig.z_channels, arch.embed_dim, 1)
+        self.post_quant_conv = nn.Conv2d(arch.embed_dim, arch.ddconfig.z_channels, 1)
 
-    def encode(self, x: Tensor) -> QuantizerOutput:
+    @property
+    def factor(self) -> int:
+        return self.config.factor
+
+    @property
+    def latent_channels(self) -> int:
+        return self.config.embed_dim
+
+    def _pre_quant(self, x: Tensor) -> Tensor:
         c = self.config
         check_tensor(x, "x", ("batch", c.in_channels, "h", "w"), like=self, training=self.training)
         if x.shape[2] % c.factor or x.shape[3] % c.factor:
@@ -221,7 +378,10 @@ class VQModel(nn.Module):
                 f"x's height and width must be multiples of the down-sampling factor {c.factor}, "
                 f"got {tuple(x.shape)}"
             )
-        return self.quantize(self.quant_conv(self.encoder(x)))
+        return self.quant_conv(self.encoder(x))
+
+    def encode(self, x: Tensor) -> QuantizerOutput:
+        return self.quantize(self._pre_quant(x))
 
     def decode(self, z_q: Tensor) -> Tensor:
         shape = ("batch", self.config.embed_dim, "h", "w")
@@ -235,6 +395,18 @@ class VQModel(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, QuantizerOutput]:
         q = self.encode(x)
         return self.decode(q.z_q), q
+
+    def encode_latent(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The latent before quantisation, ``(b, embed_dim, h/f, w/f)`` (``generator`` unused).
+
+        # official code (``VQModelInterface.encode``): latent diffusion diffuses these
+        # unquantised latents and quantises only when decoding.
+        """
+        return self._pre_quant(x)
+
+    def decode_latent(self, z: Tensor) -> Tensor:
+        """Images from a (diffused) latent: quantised to the nearest codes, then decoded."""
+        return self.decode(self.quantize(z).z_q)
 
     def last_layer(self) -> Tensor:
         """``decoder.conv_out.weight``: where the adaptive GAN weight is measured."""
