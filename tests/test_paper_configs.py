@@ -41,6 +41,7 @@ from esser_lab.losses.perceptual import VGG19FeatureLoss
 from esser_lab.net2net.experts import BigGANExpert, WordEmbeddingEncoder
 from esser_lab.net2net.model import Net2Net, Net2NetConfig
 from esser_lab.net2net.training import LitNet2Net
+from esser_lab.nn.unet import UNetConfig, UNetModel
 from esser_lab.part_based.model import PartBased, PartBasedConfig
 from esser_lab.part_based.training import LitPartBased
 from esser_lab.part_discovery.model import Critic, PartDiscovery, PartDiscoveryConfig
@@ -191,6 +192,57 @@ def test_every_style_transfer_stage_builds_with_the_same_network() -> None:
         for stage in range(1, len(CURRICULUM)):
             model = StyleTransferModel(StyleTransferConfig.paper_stage(stage))
             assert {k: v.shape for k, v in model.state_dict().items()} == shapes, stage
+
+
+# The released LDM / SD UNets (``model.diffusion_model.*``): tensors and parameters. The official
+# ``openaimodel.UNetModel`` (CompVis/latent-diffusion) built from each release's ``unet_config`` on
+# meta has the same key names and shapes, tensor for tensor (checked by instantiating it); the
+# notes (§5.2/5.3) quote SD 859.52 M / 686 tensors, celeba256 274.1 M / 368, cin256 395.0 M and
+# lsun_churches256 295.0 M.
+UNETS: dict[str, tuple[int, int]] = {
+    "stable_diffusion_v1": (686, 859_520_964),
+    "celeba256": (368, 274_056_163),
+    "cin256": (626, 394_984_196),
+    "churches256": (520, 294_966_916),
+}
+
+
+@pytest.mark.parametrize("name", list(UNETS))
+def test_released_unet_builds_on_meta_with_the_official_counts(name: str) -> None:
+    with torch.device("meta"):
+        unet = UNetModel(getattr(UNetConfig, name)())
+    assert (len(unet.state_dict()), count(unet)) == UNETS[name]
+    assert UNetConfig.paper() == UNetConfig.cin256()
+
+
+def test_stable_diffusion_unet_has_the_official_layout() -> None:
+    """The indices the SD checkpoints use (notes §5.3) and a few shapes that pin the widths."""
+    with torch.device("meta"):
+        state = UNetModel(UNetConfig.stable_diffusion_v1()).state_dict()
+    transformer = "transformer_blocks.0."
+    for i in (1, 2, 4, 5, 7, 8):
+        assert f"input_blocks.{i}.1.{transformer}attn2.to_k.weight" in state
+    for i in (3, 6, 9):
+        assert f"input_blocks.{i}.0.op.weight" in state
+    assert not any(k.startswith(("input_blocks.10.1", "input_blocks.11.1")) for k in state)
+    for i in (2, 5, 8):
+        upsampler = 1 if i == 2 else 2  # no attention at ds 8 (output block 2)
+        assert f"output_blocks.{i}.{upsampler}.conv.weight" in state
+    shapes = {
+        "time_embed.0.weight": (1280, 320),
+        "input_blocks.0.0.weight": (320, 4, 3, 3),
+        f"input_blocks.1.1.{transformer}attn2.to_k.weight": (320, 768),
+        f"input_blocks.1.1.{transformer}ff.net.0.proj.weight": (2560, 320),
+        f"middle_block.1.{transformer}attn1.to_q.weight": (1280, 1280),
+        "output_blocks.0.0.skip_connection.weight": (1280, 2560, 1, 1),
+        "output_blocks.11.0.in_layers.0.weight": (640,),
+        "out.2.weight": (4, 320, 3, 3),
+    }
+    assert {k: tuple(state[k].shape) for k in shapes} == shapes
+    with torch.device("meta"):
+        celeba = UNetModel(UNetConfig.celeba256()).state_dict()
+    assert celeba["input_blocks.4.1.qkv.weight"].shape == (3 * 448, 448, 1)
+    assert celeba["input_blocks.4.1.proj_out.weight"].shape == (448, 448, 1)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -393,3 +445,20 @@ def test_taming_transformer_paper_forward() -> None:
     _finite(logits=logits)
     # at initialisation the prediction is near uniform: about log(16384) = 9.70 nats per code
     assert abs(float(loss) - math.log(16384)) < 1.0
+
+
+@slow_paper
+@torch.no_grad()
+def test_ldm_celeba256_unet_forward() -> None:
+    """The smallest released unconditional LDM UNet (274 M), at a reduced 32×32 latent (~3 s).
+
+    Its zero-initialised last layers would make any output exactly 0: they get small random
+    weights first, so the forward says something about every block."""
+    unet = UNetModel(UNetConfig.celeba256()).eval()
+    generator = torch.Generator().manual_seed(2)
+    for name, p in unet.named_parameters():
+        if name.endswith(("out.2.weight", "out_layers.3.weight", "proj_out.weight")):
+            p.copy_(0.01 * torch.randn(p.shape, generator=generator))
+    out = unet(_randn(1, 3, 32, 32), torch.tensor([999]))
+    assert out.shape == (1, 3, 32, 32) and out.abs().max() > 0
+    _finite(out=out)

@@ -1,0 +1,720 @@
+"""The denoising UNet of Latent Diffusion (Rombach, Blattmann, Lorenz, Esser & Ommer, CVPR 2022;
+arXiv 2112.10752), chapter 14, and of Stable Diffusion 1.x.
+
+The ADM UNet (Dhariwal & Nichol 2021) as ``ldm/modules/diffusionmodules/openaimodel.py``
+(``UNetModel``) builds it, with the official parameter names, so that the
+``model.diffusion_model.*`` tensors of a released LDM / SD checkpoint load with ``strict=True``:
+
+``time_embed.{0,2}`` · ``label_emb`` (``num_classes`` only) · ``input_blocks.{i}.{j}`` (i = 0 the
+input conv; then per level ``num_res_blocks`` × [``ResBlock`` (+ attention)] and a
+``Downsample`` ``op``) · ``middle_block.{0,1,2}`` (ResBlock, attention, ResBlock) ·
+``output_blocks.{i}.{j}`` (``num_res_blocks + 1`` per level, each on the concatenation with a
+skip, ``Upsample`` ``conv`` last) · ``out.{0,2}`` (GroupNorm32, SiLU, zero-initialised conv).
+
+Conventions a reader could get wrong:
+
+* ``timesteps`` are the integer DDPM indices 0..T−1 (floats are allowed and embedded as they
+  are), not a continuous t ∈ [0, 1]: the sinusoidal embedding's frequencies assume that range.
+  The embedding is [cos, sin] (cosines first, ``timestep_embedding`` of the official code).
+* ``attention_resolutions`` are down-sampling factors ds (1 = the input's own resolution), not
+  pixel sides: SD's (4, 2, 1) attends on 64, 32 and 16 at a 64×64 latent, not at ds 8.
+* The middle block always has an attention layer, whatever ``attention_resolutions`` says.
+* Two attention layouts. ``use_spatial_transformer`` gives a ``SpatialTransformer`` (self- then
+  cross-attention on ``context``, GEGLU feed-forward; Linear ``to_q``/``to_k``/``to_v`` without
+  bias); otherwise the ADM ``AttentionBlock`` with one fused ``qkv`` Conv1d(C, 3C, 1) whose output
+  channels are ordered **head-major**: (head, [q|k|v], dim) — ``QKVAttentionLegacy`` splits heads
+  *before* q, k, v. Splitting its weight as ``w.chunk(3)`` into q, k, v (as for ``QKVAttention``,
+  diffusers' ``to_q/to_k/to_v``) is wrong for more than one head: rows
+  [h·3·hd + p·hd, h·3·hd + (p+1)·hd) belong to part p (q, k, v) of head h.
+* Every attention goes through :func:`esser_lab.nn.attention.attention` (scale 1/√hd; the
+  official legacy block scales q and k by hd^-1/4 each: the same number).
+* GroupNorm32 (32 groups, eps 1e-5) computes in float32 and casts back, as the official one,
+  so a bfloat16 UNet normalises in float32.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from esser_lab.checks import check_tensor
+from esser_lab.config import check_fields, check_positive
+from esser_lab.nn.attention import attention
+
+__all__ = [
+    "AttentionBlock",
+    "BasicTransformerBlock",
+    "CrossAttention",
+    "GroupNorm32",
+    "ResBlock",
+    "SpatialTransformer",
+    "UNetConfig",
+    "UNetModel",
+    "timestep_embedding",
+]
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """The ``unet_config.params`` of the official yaml files, field by field.
+
+    Defaults: the released class-conditional ImageNet LDM (``models/ldm/cin256/config.yaml``,
+    VQ-f8 latents 32×32×4, the class as a 512-d cross-attention token), which :meth:`paper`
+    names. ``num_heads`` / ``num_head_channels`` use the official ``-1`` for "not set" (one of
+    them must be set; ``num_head_channels`` wins); ``legacy`` keeps the official default True
+    (see :meth:`attention_heads`). ``image_size`` is recorded but, as officially, unused: any
+    side divisible by 2^(levels − 1) goes.
+
+    Not carried over (no released config uses them): ``dims`` ≠ 2, ``use_fp16``,
+    ``num_heads_upsample``, ``use_new_attention_order``, ``n_embed``.
+    """
+
+    image_size: int = 32
+    in_channels: int = 4
+    model_channels: int = 256
+    out_channels: int = 4
+    num_res_blocks: int = 2
+    attention_resolutions: tuple[int, ...] = (4, 2, 1)
+    dropout: float = 0.0
+    channel_mult: tuple[int, ...] = (1, 2, 4)
+    conv_resample: bool = True
+    num_classes: int | None = None
+    num_heads: int = -1
+    num_head_channels: int = 32
+    use_scale_shift_norm: bool = False
+    resblock_updown: bool = False
+    use_spatial_transformer: bool = True
+    transformer_depth: int = 1
+    context_dim: int | None = 512
+    legacy: bool = True
+    use_checkpoint: bool = False
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        check_positive(
+            self,
+            ("image_size", "in_channels", "model_channels", "out_channels", "num_res_blocks"),
+        )
+        check_positive(self, ("transformer_depth",))
+        if not self.channel_mult or min(self.channel_mult) < 1:
+            raise ValueError(f"channel_mult must be non-empty and ≥ 1, got {self.channel_mult}")
+        widths = [self.model_channels * m for m in self.channel_mult]
+        if any(w % 32 for w in widths):
+            raise ValueError(
+                f"every width model_channels × channel_mult must be divisible by the 32 groups "
+                f"of GroupNorm32, got {widths}"
+            )
+        reachable = [2**i for i in range(len(self.channel_mult))]
+        if any(ds not in reachable for ds in self.attention_resolutions):
+            raise ValueError(
+                f"attention_resolutions are down-sampling factors, here one of {reachable}; "
+                f"got {self.attention_resolutions}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"UNetConfig.dropout must be in [0, 1), got {self.dropout}")
+        if self.num_classes is not None and self.num_classes < 1:
+            raise ValueError(f"UNetConfig.num_classes must be None or ≥ 1, got {self.num_classes}")
+        if self.context_dim is not None and self.context_dim < 1:
+            raise ValueError(f"UNetConfig.context_dim must be None or ≥ 1, got {self.context_dim}")
+        if self.use_spatial_transformer != (self.context_dim is not None):
+            raise ValueError(
+                "use_spatial_transformer and context_dim go together (the official asserts): "
+                f"got use_spatial_transformer={self.use_spatial_transformer}, "
+                f"context_dim={self.context_dim}"
+            )
+        for name in ("num_heads", "num_head_channels"):
+            if getattr(self, name) != -1 and getattr(self, name) < 1:
+                raise ValueError(f"UNetConfig.{name} must be -1 (not set) or ≥ 1")
+        if self.num_heads == -1 and self.num_head_channels == -1:
+            raise ValueError("set num_heads or num_head_channels (both are -1)")
+        attended = {
+            w for w, ds in zip(widths, reachable, strict=True) if ds in self.attention_resolutions
+        }
+        for width in sorted(attended | {widths[-1]}):  # the middle block always attends
+            heads, dim_head = self.attention_heads(width)
+            if heads < 1 or dim_head < 1 or (not self.use_spatial_transformer and width % heads):
+                raise ValueError(
+                    f"attention at width {width}: num_heads={self.num_heads}, "
+                    f"num_head_channels={self.num_head_channels} give {heads} heads of "
+                    f"{dim_head} channels; the fused qkv needs heads ≥ 1 dividing the width"
+                )
+
+    def attention_heads(self, channels: int) -> tuple[int, int]:
+        """(heads, channels per head) of the attention layer at width ``channels``.
+
+        The arithmetic of ``UNetModel.__init__``: with ``num_head_channels`` set, heads =
+        ``channels // num_head_channels``; else ``num_heads`` heads of ``channels // num_heads``.
+        With ``legacy`` True a ``SpatialTransformer`` takes ``channels // heads`` per head (the
+        same unless ``num_head_channels`` does not divide the width: then its inner width is
+        ``channels`` again, not heads × num_head_channels). The ``AttentionBlock`` always splits
+        its width evenly over the heads.
+        """
+        if self.num_head_channels == -1:
+            heads = self.num_heads
+            dim_head = channels // self.num_heads
+        else:
+            heads = channels // self.num_head_channels
+            dim_head = self.num_head_channels
+        if self.use_spatial_transformer:
+            if self.legacy:
+                dim_head = channels // heads if heads > 0 else 0
+            return heads, dim_head
+        # the official AttentionBlock gets num_head_channels = this, and -1 means num_heads
+        passed = self.num_head_channels if self.legacy else dim_head
+        if passed == -1:
+            heads = self.num_heads
+        elif passed < 1 or channels % passed:
+            return 0, 0  # the official code asserts; the config refuses it
+        else:
+            heads = channels // passed
+        return heads, channels // heads
+
+    @classmethod
+    def cin256(cls) -> UNetConfig:
+        """Class-conditional ImageNet LDM-VQ-8 (``models/ldm/cin256``): 395.0 M parameters."""
+        return cls()
+
+    @classmethod
+    def paper(cls) -> UNetConfig:
+        """The paper's configuration in this book: :meth:`cin256`, the released class-conditional
+        ImageNet model, whose conditioning (a class token through cross-attention) and guidance
+        the chapter reproduces at toy scale. SD v1 is :meth:`stable_diffusion_v1`."""
+        return cls.cin256()
+
+    @classmethod
+    def stable_diffusion_v1(cls) -> UNetConfig:
+        """SD 1.x (``configs/stable-diffusion/v1-inference.yaml``): 859.52 M, CLIP ViT-L/14 768-d
+        text tokens, 8 heads (``legacy`` False), gradient checkpointing on."""
+        return replace(
+            cls(),
+            model_channels=320,
+            channel_mult=(1, 2, 4, 4),
+            num_heads=8,
+            num_head_channels=-1,
+            context_dim=768,
+            use_checkpoint=True,
+            legacy=False,
+        )
+
+    @classmethod
+    def celeba256(cls) -> UNetConfig:
+        """Unconditional CelebA-HQ LDM-VQ-4 (``models/ldm/celeba256``; FFHQ and LSUN bedrooms
+        alike): 64×64×3 latents, ADM attention blocks of 32 channels per head, 274.1 M."""
+        return replace(
+            cls(),
+            image_size=64,
+            in_channels=3,
+            out_channels=3,
+            model_channels=224,
+            channel_mult=(1, 2, 3, 4),
+            attention_resolutions=(8, 4, 2),
+            use_spatial_transformer=False,
+            context_dim=None,
+        )
+
+    @classmethod
+    def churches256(cls) -> UNetConfig:
+        """Unconditional LSUN-Churches LDM-KL-8 (``models/ldm/lsun_churches256``): scale-shift
+        norm, residual up/down-sampling, 8 heads, 295.0 M."""
+        return replace(
+            cls(),
+            model_channels=192,
+            channel_mult=(1, 2, 2, 4, 4),
+            attention_resolutions=(1, 2, 4, 8),
+            num_heads=8,
+            num_head_channels=-1,
+            use_scale_shift_norm=True,
+            resblock_updown=True,
+            use_spatial_transformer=False,
+            context_dim=None,
+        )
+
+    @classmethod
+    def small(cls) -> UNetConfig:
+        """16×16 latents on one GPU in minutes: widths 128/256/256, attention at ds 2 and 4."""
+        return replace(
+            cls.paper(),
+            image_size=16,
+            model_channels=128,
+            channel_mult=(1, 2, 2),
+            attention_resolutions=(2, 4),
+        )
+
+    @classmethod
+    def tiny(cls) -> UNetConfig:
+        """8–16 px latents on 2 CPU cores: widths 32/64, one block per level, a spatial
+        transformer at ds 2 (two heads of 32) and a 32-d context."""
+        return replace(
+            cls.paper(),
+            image_size=8,
+            model_channels=32,
+            channel_mult=(1, 2),
+            num_res_blocks=1,
+            attention_resolutions=(2,),
+            context_dim=32,
+        )
+
+
+def timestep_embedding(timesteps: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
+    """Sinusoidal embedding (b, dim) of ``timesteps`` (b,): [cos(t·ω_i), sin(t·ω_i)].
+
+    ω_i = max_period^(−i / half), i = 0..half−1, half = dim // 2 (Vaswani et al. 2017, §3.5, as
+    ADM uses it); cosines first; an odd ``dim`` gets a trailing zero column. Float32 always.
+    """
+    half = dim // 2
+    exponent = torch.arange(half, dtype=torch.float32, device=timesteps.device) / half
+    freqs = torch.exp(-math.log(max_period) * exponent)  # (half,)
+    args = timesteps[:, None].float() * freqs[None]  # (b, half)
+    embedding = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    if dim % 2:
+        embedding = torch.cat([embedding, torch.zeros_like(embedding[:, :1])], dim=-1)
+    return embedding
+
+
+class GroupNorm32(nn.GroupNorm):
+    """GroupNorm in float32, cast back to the input's dtype (official ``GroupNorm32``)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        weight = None if self.weight is None else self.weight.float()
+        bias = None if self.bias is None else self.bias.float()
+        return F.group_norm(x.float(), self.num_groups, weight, bias, self.eps).to(x.dtype)
+
+
+def normalization(channels: int, eps: float = 1e-5) -> GroupNorm32:
+    return GroupNorm32(32, channels, eps=eps)
+
+
+def zero_module(module: nn.Module) -> nn.Module:
+    """``module`` with every parameter set to zero (the last layer of each residual branch)."""
+    for parameter in module.parameters():
+        nn.init.zeros_(parameter)
+    return module
+
+
+def _run(use_checkpoint: bool, function: Callable[..., Tensor], *args: Any) -> Tensor:
+    """``function(*args)``, recomputed in the backward pass when ``use_checkpoint`` is set."""
+    if use_checkpoint and torch.is_grad_enabled():
+        return checkpoint(function, *args, use_reentrant=False)
+    return function(*args)
+
+
+class Downsample(nn.Module):
+    """Halve the side: 3×3 stride-2 conv ``op`` (padding 1), or 2×2 average pooling."""
+
+    def __init__(self, channels: int, use_conv: bool) -> None:
+        super().__init__()
+        self.op = (
+            nn.Conv2d(channels, channels, 3, stride=2, padding=1) if use_conv else nn.AvgPool2d(2)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.op(x)
+
+
+class Upsample(nn.Module):
+    """Double the side: nearest neighbour, then a 3×3 ``conv`` if ``use_conv``."""
+
+    def __init__(self, channels: int, use_conv: bool) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1) if use_conv else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class ResBlock(nn.Module):
+    """ADM residual block conditioned on the time embedding ``emb`` (b, emb_channels).
+
+    ``in_layers`` (GN, SiLU, 3×3 conv) → + ``emb_layers`` (SiLU, Linear) → ``out_layers`` (GN,
+    SiLU, Dropout, zero-init 3×3 conv) + ``skip_connection`` (Identity or 1×1 conv). With
+    ``use_scale_shift_norm`` the embedding gives (scale, shift): GN(h)·(1 + scale) + shift.
+    ``up``/``down`` resample both branches between the first norm-SiLU and conv (``h_upd``,
+    ``x_upd``, parameter-free): the ``resblock_updown`` sampler.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        emb_channels: int,
+        dropout: float,
+        out_channels: int | None = None,
+        use_scale_shift_norm: bool = False,
+        up: bool = False,
+        down: bool = False,
+        use_checkpoint: bool = False,
+    ) -> None:
+        super().__init__()
+        out_channels = out_channels or channels
+        self.use_scale_shift_norm, self.use_checkpoint = use_scale_shift_norm, use_checkpoint
+        self.in_layers = nn.Sequential(
+            normalization(channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1)
+        )
+        self.updown = up or down
+        if up:
+            self.h_upd, self.x_upd = Upsample(channels, False), Upsample(channels, False)
+        elif down:
+            self.h_upd, self.x_upd = Downsample(channels, False), Downsample(channels, False)
+        else:
+            self.h_upd = self.x_upd = nn.Identity()
+        emb_out = 2 * out_channels if use_scale_shift_norm else out_channels
+        self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, emb_out))
+        self.out_layers = nn.Sequential(
+            normalization(out_channels),
+            nn.SiLU(),
+            nn.Dropout(p=dropout),
+            zero_module(nn.Conv2d(out_channels, out_channels, 3, padding=1)),
+        )
+        if out_channels == channels:
+            self.skip_connection: nn.Module = nn.Identity()
+        else:
+            self.skip_connection = nn.Conv2d(channels, out_channels, 1)
+
+    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        return _run(self.use_checkpoint, self._forward, x, emb)
+
+    def _forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        if self.updown:  # resample after the first norm and SiLU, before the conv
+            h = self.h_upd(self.in_layers[:-1](x))
+            x = self.x_upd(x)
+            h = self.in_layers[-1](h)
+        else:
+            h = self.in_layers(x)
+        emb_out = rearrange(self.emb_layers(emb).to(h.dtype), "b c -> b c 1 1")
+        if self.use_scale_shift_norm:
+            scale, shift = emb_out.chunk(2, dim=1)
+            h = self.out_layers[0](h) * (1 + scale) + shift
+            h = self.out_layers[1:](h)
+        else:
+            h = self.out_layers(h + emb_out)
+        return self.skip_connection(x) + h
+
+
+class AttentionBlock(nn.Module):
+    """ADM self-attention over the h·w positions: ``norm``, fused ``qkv``, zero-init ``proj_out``.
+
+    ``qkv`` is Conv1d(C, 3C, 1) with head-major output channels (module docstring: the legacy
+    ordering of all released LDM checkpoints).
+    """
+
+    def __init__(self, channels: int, num_heads: int, use_checkpoint: bool = False) -> None:
+        super().__init__()
+        if channels % num_heads:
+            raise ValueError(f"{num_heads} heads must divide the {channels} channels")
+        self.num_heads, self.use_checkpoint = num_heads, use_checkpoint
+        self.norm = normalization(channels)
+        self.qkv = nn.Conv1d(channels, 3 * channels, 1)
+        self.proj_out = zero_module(nn.Conv1d(channels, channels, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        # official code: always checkpointed (flag hard-coded True); here when use_checkpoint
+        return _run(self.use_checkpoint, self._forward, x)
+
+    def _forward(self, x: Tensor) -> Tensor:
+        height = x.shape[2]
+        x = rearrange(x, "b c h w -> b c (h w)")
+        qkv = self.qkv(self.norm(x))  # (b, nh·3·hd, l): heads first, then q|k|v
+        q, k, v = rearrange(
+            qkv, "b (nh three hd) l -> three b l (nh hd)", three=3, nh=self.num_heads
+        )
+        h = rearrange(attention(q, k, v, heads=self.num_heads), "b l c -> b c l")
+        return rearrange(x + self.proj_out(h), "b c (h w) -> b c h w", h=height)
+
+
+class CrossAttention(nn.Module):
+    """Multi-head attention of ``x`` (b, l, query_dim) on ``context`` (b, lc, context_dim).
+
+    ``to_q``, ``to_k``, ``to_v`` (Linear, no bias) → heads × dim_head; ``to_out.0`` (Linear with
+    bias) back to query_dim, ``to_out.1`` Dropout. Without ``context`` it is self-attention.
+    """
+
+    def __init__(
+        self,
+        query_dim: int,
+        context_dim: int | None = None,
+        heads: int = 8,
+        dim_head: int = 64,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        inner_dim, context_dim = heads * dim_head, context_dim or query_dim
+        self.heads = heads
+        self.to_q = nn.Linear(query_dim, inner_dim, bias=False)
+        self.to_k = nn.Linear(context_dim, inner_dim, bias=False)
+        self.to_v = nn.Linear(context_dim, inner_dim, bias=False)
+        self.to_out = nn.Sequential(nn.Linear(inner_dim, query_dim), nn.Dropout(dropout))
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        context = x if context is None else context
+        q, k, v = self.to_q(x), self.to_k(context), self.to_v(context)  # (b, l|lc, nh·hd)
+        return self.to_out(attention(q, k, v, heads=self.heads))
+
+
+class GEGLU(nn.Module):
+    """``proj`` Linear(d, 2·d_out), halves (a, gate) → a · GELU(gate) (Shazeer 2020)."""
+
+    def __init__(self, dim_in: int, dim_out: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(dim_in, 2 * dim_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a, gate = self.proj(x).chunk(2, dim=-1)
+        return a * F.gelu(gate)
+
+
+class FeedForward(nn.Module):
+    """``net`` = GEGLU(d → 4d), Dropout, Linear(4d → d): keys ``net.0.proj``, ``net.2``."""
+
+    def __init__(self, dim: int, dropout: float = 0.0, mult: int = 4) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            GEGLU(dim, mult * dim), nn.Dropout(dropout), nn.Linear(mult * dim, dim)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class BasicTransformerBlock(nn.Module):
+    """Pre-LN block on tokens (b, l, d): self-attention, cross-attention, GEGLU feed-forward."""
+
+    def __init__(
+        self,
+        dim: int,
+        n_heads: int,
+        d_head: int,
+        dropout: float = 0.0,
+        context_dim: int | None = None,
+        use_checkpoint: bool = False,
+    ) -> None:
+        super().__init__()
+        self.attn1 = CrossAttention(dim, None, n_heads, d_head, dropout)  # self-attention
+        self.ff = FeedForward(dim, dropout)
+        self.attn2 = CrossAttention(dim, context_dim, n_heads, d_head, dropout)
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.use_checkpoint = use_checkpoint
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        # official code: checkpointed always (checkpoint=True by default); here when use_checkpoint
+        return _run(self.use_checkpoint, self._forward, x, context)
+
+    def _forward(self, x: Tensor, context: Tensor | None) -> Tensor:
+        x = x + self.attn1(self.norm1(x))
+        x = x + self.attn2(self.norm2(x), context)
+        return x + self.ff(self.norm3(x))
+
+
+class SpatialTransformer(nn.Module):
+    """Transformer on the h·w positions of a feature map, cross-attending to ``context``.
+
+    ``norm`` (GroupNorm 32, eps 1e-6) → ``proj_in`` 1×1 conv C → nh·hd → ``transformer_blocks``
+    → zero-init ``proj_out`` 1×1 conv back to C → + input.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        n_heads: int,
+        d_head: int,
+        depth: int = 1,
+        dropout: float = 0.0,
+        context_dim: int | None = None,
+        use_checkpoint: bool = False,
+    ) -> None:
+        super().__init__()
+        inner_dim = n_heads * d_head
+        # official code: a plain GroupNorm; in float32 here too (identical in float32)
+        self.norm = normalization(in_channels, eps=1e-6)
+        self.proj_in = nn.Conv2d(in_channels, inner_dim, 1)
+        self.transformer_blocks = nn.ModuleList(
+            BasicTransformerBlock(inner_dim, n_heads, d_head, dropout, context_dim, use_checkpoint)
+            for _ in range(depth)
+        )
+        self.proj_out = zero_module(nn.Conv2d(inner_dim, in_channels, 1))
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        height = x.shape[2]
+        h = rearrange(self.proj_in(self.norm(x)), "b c h w -> b (h w) c")
+        for block in self.transformer_blocks:
+            h = block(h, context)
+        return x + self.proj_out(rearrange(h, "b (h w) c -> b c h w", h=height))
+
+
+class TimestepEmbedSequential(nn.Sequential):
+    """A Sequential that hands ``emb`` to its ResBlocks and ``context`` to its transformers."""
+
+    def forward(self, x: Tensor, emb: Tensor, context: Tensor | None = None) -> Tensor:  # type: ignore[override]
+        for layer in self:
+            if isinstance(layer, ResBlock):
+                x = layer(x, emb)
+            elif isinstance(layer, SpatialTransformer):
+                x = layer(x, context)
+            else:
+                x = layer(x)
+        return x
+
+
+class UNetModel(nn.Module):
+    """ε_θ(x_t, t, context, y): (b, in_channels, h, w) → (b, out_channels, h, w).
+
+    ``forward(x, timesteps, context=None, y=None)``: ``timesteps`` (b,) or () DDPM indices (int
+    or float); ``context`` (b, l, context_dim) when the config has cross-attention, else None;
+    ``y`` (b,) class indices when ``num_classes`` is set, else None. Concatenated conditions
+    (masks, low-resolution images) are more ``in_channels``: the caller concatenates.
+    """
+
+    def __init__(self, config: UNetConfig) -> None:
+        super().__init__()
+        if not isinstance(config, UNetConfig):
+            raise TypeError(f"config must be a UNetConfig, got {type(config).__name__}")
+        self.config = c = config
+        mc, emb_dim = c.model_channels, 4 * c.model_channels
+        self.time_embed = nn.Sequential(
+            nn.Linear(mc, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
+        )
+        if c.num_classes is not None:
+            self.label_emb = nn.Embedding(c.num_classes, emb_dim)
+
+        def res(
+            channels: int, out: int | None = None, up: bool = False, down: bool = False
+        ) -> ResBlock:
+            return ResBlock(
+                channels,
+                emb_dim,
+                c.dropout,
+                out,
+                c.use_scale_shift_norm,
+                up,
+                down,
+                c.use_checkpoint,
+            )
+
+        def attn(channels: int) -> nn.Module:
+            heads, dim_head = c.attention_heads(channels)
+            if c.use_spatial_transformer:
+                return SpatialTransformer(
+                    channels,
+                    heads,
+                    dim_head,
+                    c.transformer_depth,
+                    c.dropout,
+                    c.context_dim,
+                    c.use_checkpoint,
+                )
+            return AttentionBlock(channels, heads, c.use_checkpoint)
+
+        self.input_blocks = nn.ModuleList(
+            [TimestepEmbedSequential(nn.Conv2d(c.in_channels, mc, 3, padding=1))]
+        )
+        skip_channels, ch, ds = [mc], mc, 1
+        for level, mult in enumerate(c.channel_mult):
+            for _ in range(c.num_res_blocks):
+                layers: list[nn.Module] = [res(ch, mult * mc)]
+                ch = mult * mc
+                if ds in c.attention_resolutions:
+                    layers.append(attn(ch))
+                self.input_blocks.append(TimestepEmbedSequential(*layers))
+                skip_channels.append(ch)
+            if level != len(c.channel_mult) - 1:
+                down = res(ch, down=True) if c.resblock_updown else Downsample(ch, c.conv_resample)
+                self.input_blocks.append(TimestepEmbedSequential(down))
+                skip_channels.append(ch)
+                ds *= 2
+        self.middle_block = TimestepEmbedSequential(res(ch), attn(ch), res(ch))
+        self.output_blocks = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(c.channel_mult))):
+            for i in range(c.num_res_blocks + 1):
+                layers = [res(ch + skip_channels.pop(), mc * mult)]
+                ch = mc * mult
+                if ds in c.attention_resolutions:
+                    layers.append(attn(ch))
+                if level and i == c.num_res_blocks:
+                    layers.append(
+                        res(ch, up=True) if c.resblock_updown else Upsample(ch, c.conv_resample)
+                    )
+                    ds //= 2
+                self.output_blocks.append(TimestepEmbedSequential(*layers))
+        self.out = nn.Sequential(
+            normalization(ch), nn.SiLU(), zero_module(nn.Conv2d(mc, c.out_channels, 3, padding=1))
+        )
+
+    def _check(
+        self, x: Tensor, timesteps: Tensor, context: Tensor | None, y: Tensor | None
+    ) -> Tensor:
+        c = self.config
+        check_tensor(x, "x", ("b", c.in_channels, "h", "w"), like=self, training=self.training)
+        b, f = x.shape[0], 2 ** (len(c.channel_mult) - 1)
+        if x.shape[2] % f or x.shape[3] % f:
+            raise ValueError(
+                f"x's height and width must be divisible by 2^(levels − 1) = {f} "
+                f"(channel_mult={c.channel_mult}), got {tuple(x.shape[2:])}"
+            )
+        if (
+            not isinstance(timesteps, Tensor)
+            or timesteps.dtype == torch.bool
+            or timesteps.is_complex()
+        ):
+            raise TypeError(
+                f"timesteps must be a real tensor of DDPM indices (b,) or (), got "
+                f"{getattr(timesteps, 'dtype', type(timesteps).__name__)}"
+            )
+        if timesteps.dim() == 0:
+            timesteps = timesteps.expand(b)
+        if timesteps.shape != (b,):
+            raise ValueError(
+                f"timesteps must have shape ({b},) or (), got {tuple(timesteps.shape)}"
+            )
+        if c.context_dim is None and context is not None:
+            raise ValueError(
+                "this UNet has no cross-attention (context_dim None): pass context=None"
+            )
+        if c.context_dim is not None:
+            if context is None:
+                raise ValueError(
+                    f"this UNet cross-attends: context (b, l, {c.context_dim}) is required"
+                )
+            check_tensor(
+                context, "context", (b, "l", c.context_dim), like=self, training=self.training
+            )
+        if c.num_classes is None and y is not None:
+            raise ValueError("this UNet is not class-conditional (num_classes None): pass y=None")
+        if c.num_classes is not None:
+            if not isinstance(y, Tensor) or y.dtype not in (torch.long, torch.int):
+                raise TypeError(
+                    f"y must be an integer tensor of class indices ({b},), got "
+                    f"{getattr(y, 'dtype', type(y).__name__)}"
+                )
+            if y.shape != (b,):
+                raise ValueError(f"y must have shape ({b},), got {tuple(y.shape)}")
+            # read on the CPU only: on a GPU it would be a host sync (the embedding asserts there)
+            if (
+                y.device.type == "cpu"
+                and len(y)
+                and (int(y.min()) < 0 or int(y.max()) >= c.num_classes)
+            ):
+                raise ValueError(f"class labels must lie in 0..{c.num_classes - 1}")
+        return timesteps
+
+    def forward(
+        self, x: Tensor, timesteps: Tensor, context: Tensor | None = None, y: Tensor | None = None
+    ) -> Tensor:
+        timesteps = self._check(x, timesteps, context, y)
+        t_emb = timestep_embedding(timesteps, self.config.model_channels)
+        emb = self.time_embed(t_emb.to(self.time_embed[0].weight.dtype))  # (b, 4·mc)
+        if y is not None:
+            emb = emb + self.label_emb(y)
+        skips, h = [], x
+        for module in self.input_blocks:
+            h = module(h, emb, context)
+            skips.append(h)
+        h = self.middle_block(h, emb, context)
+        for module in self.output_blocks:
+            h = module(torch.cat([h, skips.pop()], dim=1), emb, context)
+        return self.out(h)
