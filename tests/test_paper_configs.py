@@ -22,6 +22,7 @@ Two checks per configuration (issue 12, item 1):
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -199,19 +200,41 @@ def test_every_style_transfer_stage_builds_with_the_same_network() -> None:
 # meta has the same key names and shapes, tensor for tensor (checked by instantiating it); the
 # notes (§5.2/5.3) quote SD 859.52 M / 686 tensors, celeba256 274.1 M / 368, cin256 395.0 M and
 # lsun_churches256 295.0 M.
-UNETS: dict[str, tuple[int, int]] = {
-    "stable_diffusion_v1": (686, 859_520_964),
-    "celeba256": (368, 274_056_163),
-    "cin256": (626, 394_984_196),
-    "churches256": (520, 294_966_916),
+# The digest is the sha256 of the sorted lines "key (shape)" of the official model's state dict
+# (CompVis/latent-diffusion a506df5, built on meta from the release's unet_config): every name
+# and shape, so a checkpoint with these keys loads with strict=True.
+UNETS: dict[str, tuple[int, int, str]] = {
+    "stable_diffusion_v1": (
+        686,
+        859_520_964,
+        "2489855b740ba326b790207b1118e63205e3a533d068913c24787d987ad98626",
+    ),
+    "celeba256": (
+        368,
+        274_056_163,
+        "01bfe51c266c8ccb7e15e69c24bb3bae425ec577928a631de40df9ebc1e2ff46",
+    ),
+    "cin256": (
+        626,
+        394_984_196,
+        "98b4f0d7f92faead58b5bfed6bfa612e4e24089f3843914b4c6fbca8ac9c0e55",
+    ),
+    "churches256": (
+        520,
+        294_966_916,
+        "ca37572b35cbade947b4a23e84ecc181ca78bc3ed7ac2c3b25a49816630b6c69",
+    ),
 }
 
 
 @pytest.mark.parametrize("name", list(UNETS))
-def test_released_unet_builds_on_meta_with_the_official_counts(name: str) -> None:
+def test_released_unet_builds_on_meta_with_the_official_counts_and_keys(name: str) -> None:
     with torch.device("meta"):
         unet = UNetModel(getattr(UNetConfig, name)())
-    assert (len(unet.state_dict()), count(unet)) == UNETS[name]
+    state = unet.state_dict()
+    listing = "\n".join(f"{k} {tuple(v.shape)}" for k, v in sorted(state.items()))
+    digest = hashlib.sha256(listing.encode()).hexdigest()
+    assert (len(state), count(unet), digest) == UNETS[name]
     assert UNetConfig.paper() == UNetConfig.cin256()
 
 
