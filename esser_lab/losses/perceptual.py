@@ -33,26 +33,14 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Load tensors from ``.safetensors`` or a tensor-only ``.pth``/``.pt`` (``weights_only``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"weights file {path} not found. esser_lab never downloads weights: place the file "
-            "there yourself (see data/README.md)."
-        )
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    """Load tensors from ``.safetensors`` or a tensor-only ``.pth``/``.pt`` (``weights_only``).
 
-            return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # corrupted or not a weights file
-        raise ValueError(f"could not read weights from {path}: {error}") from error
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} does not hold a flat dict of tensors")
-    return state
+    :func:`esser_lab.weights.read_state_dict` (a Lightning ``state_dict`` is unwrapped); every
+    failure is a :class:`~esser_lab.weights.WeightsError`.
+    """
+    from esser_lab.weights import read_state_dict
+
+    return read_state_dict(path)
 
 
 class VGG19FeatureLoss(nn.Module):

@@ -150,24 +150,18 @@ class BigGANExpert(nn.Module):
 
     @classmethod
     def from_file(cls, generator: nn.Module, path: str | Path, **kwargs: int) -> BigGANExpert:
-        """Load a local BigGAN state dict into ``generator`` (``weights_only=True``, strict)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"BigGAN weights not found at {path}: the official code uses the 256×256 "
-                "generator of the GANalyze port (biggan-256); download it where there is "
-                "internet and pass the file (esser_lab never downloads weights)"
-            )
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # noqa: BLE001  (torch raises several types for bad files)
-            raise ValueError(
-                f"could not read {path} as a weights-only PyTorch state dict (corrupted, "
-                f"truncated, or a pickle naming globals; not unpickled further): {error}"
-            ) from None
-        if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-            raise ValueError(f"{path} does not hold a flat dict of tensors")
-        generator.load_state_dict(state, strict=True)
+        """Load a local BigGAN state dict into ``generator`` (``weights_only=True``, strict).
+
+        :func:`esser_lab.weights.load_weights`: every failure is a ``WeightsError``.
+        """
+        from esser_lab.weights import load_weights
+
+        hint = (
+            "BigGAN weights: the official code uses the 256×256 generator of the GANalyze port "
+            "(biggan-256); download it where there is internet and pass the file (esser_lab "
+            "never downloads weights)"
+        )
+        load_weights(generator, path, what=f"BigGAN weights {path}", hint=hint)
         return cls(generator, **kwargs)
 
     def encode(self, x: Tensor) -> Tensor:

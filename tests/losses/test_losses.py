@@ -55,7 +55,7 @@ def test_vgg_feature_loss(vgg_file):
 
 
 def test_vgg_feature_loss_errors(vgg_file, tmp_path):
-    with pytest.raises(FileNotFoundError, match="never downloads"):
+    with pytest.raises(ValueError, match="never downloads"):  # a WeightsError
         VGG19FeatureLoss(tmp_path / "nothing.pth")
     broken = tmp_path / "broken.pth"
     broken.write_bytes(b"garbage")
