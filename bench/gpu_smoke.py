@@ -230,6 +230,22 @@ def _dense_autoencoder(preset: str):  # noqa: ANN202
     return LitDenseAutoencoder(autoencoder), {"image": image}
 
 
+def _kl_autoencoder(preset: str):  # noqa: ANN202
+    from esser_lab.losses.gan_autoencoder import GANAutoencoderLossConfig, GANOptimizerConfig
+    from esser_lab.nn.first_stage import AutoencoderKL, AutoencoderKLConfig
+    from esser_lab.taming.training import LitGANAutoencoder
+
+    model = AutoencoderKL(_preset(AutoencoderKLConfig, preset))  # f = 4 (tiny, small), 8 (full)
+    loss = GANAutoencoderLossConfig.tiny() if preset == "tiny" else GANAutoencoderLossConfig()
+    loss = replace(loss, disc_start=0)  # with the discriminator
+    perceptual = _lpips_stand_in() if loss.perceptual_weight > 0 else None
+    batch = {"tiny": 16, "small": 32, "full": GANOptimizerConfig().batch_size}[preset]
+    optimizer = GANOptimizerConfig(batch_size=batch)
+    size = model.config.resolution
+    image = torch.rand(batch, 3, size, size) * 2 - 1
+    return LitGANAutoencoder(model, loss, optimizer, perceptual), {"image": image}
+
+
 SYSTEMS: dict[str, Callable[[str], tuple[Any, dict]]] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -242,6 +258,7 @@ SYSTEMS: dict[str, Callable[[str], tuple[Any, dict]]] = {
     "LitPartDiscovery": _part_discovery,
     "LitDataBias": _data_bias,
     "LitVQGAN": _vqgan,
+    "LitGANAutoencoder": _kl_autoencoder,
     "LitTamingTransformer": _taming_transformer,
     "LitDenseAutoencoder": _dense_autoencoder,
 }

@@ -169,6 +169,17 @@ def _dense_autoencoder():
     return LitDenseAutoencoder(autoencoder), {"image": torch.rand(B, 3, 16, 16) * 2 - 1}
 
 
+def _kl_autoencoder():
+    from esser_lab.losses.gan_autoencoder import GANAutoencoderLossConfig, GANOptimizerConfig
+    from esser_lab.nn.first_stage import AutoencoderKL, AutoencoderKLConfig
+    from esser_lab.taming.training import LitGANAutoencoder
+
+    loss = replace(GANAutoencoderLossConfig.tiny(), disc_start=0)  # both players at step 0
+    optimizer = GANOptimizerConfig(base_learning_rate=1e-3 / B, batch_size=B)
+    model = AutoencoderKL(AutoencoderKLConfig.tiny(2))
+    return LitGANAutoencoder(model, loss, optimizer), {"image": torch.rand(B, 3, 16, 16) * 2 - 1}
+
+
 SYSTEMS: dict[str, Callable] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -181,6 +192,7 @@ SYSTEMS: dict[str, Callable] = {
     "LitPartDiscovery": _part_discovery,
     "LitDataBias": _data_bias,
     "LitVQGAN": _vqgan,
+    "LitGANAutoencoder": _kl_autoencoder,
     "LitTamingTransformer": _taming_transformer,
     "LitDenseAutoencoder": _dense_autoencoder,
 }
@@ -472,6 +484,7 @@ HISTORY_KEYS = {  # notebooks/*.py and the tests: the keys read from each system
     "LitPartDiscovery": {"step", "rec", "hard_ce", "compactness", "kl_pi"},
     "LitDataBias": {"step", "loss", "nll", "nlogdet"},
     "LitVQGAN": {"step", "rec", "d_weight", "d_loss"},
+    "LitGANAutoencoder": {"step", "rec", "kl", "logvar", "d_weight", "d_loss"},
     "LitTamingTransformer": {"step", "loss"},
     "LitDenseAutoencoder": {"loss", "rec", "nll", "kl"},
     "LitRegressionBaseline": {"loss"},

@@ -220,6 +220,23 @@ def _dense_autoencoder():
     return LitDenseAutoencoder(autoencoder), _batches(make)
 
 
+def _kl_autoencoder():
+    from esser_lab.losses.gan_autoencoder import GANAutoencoderLossConfig, GANOptimizerConfig
+    from esser_lab.nn.first_stage import AutoencoderKL, AutoencoderKLConfig
+    from esser_lab.taming.training import LitGANAutoencoder
+
+    # LDM's KL first stage: the learned logvar, the discriminator joining at step 1
+    loss = replace(GANAutoencoderLossConfig.tiny(), disc_start=1)
+    optimizer = GANOptimizerConfig(base_learning_rate=1e-3 / B, batch_size=B)
+    model = AutoencoderKL(AutoencoderKLConfig.tiny(2))
+
+    def make(n: int, seed: int) -> dict:
+        g = torch.Generator().manual_seed(seed)
+        return {"image": torch.rand(n, 3, 16, 16, generator=g) * 2 - 1}
+
+    return LitGANAutoencoder(model, loss, optimizer), _batches(make)
+
+
 SYSTEMS: dict[str, Callable] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -232,6 +249,7 @@ SYSTEMS: dict[str, Callable] = {
     "LitPartDiscovery": _part_discovery,
     "LitDataBias": _data_bias,
     "LitVQGAN": _vqgan,
+    "LitGANAutoencoder": _kl_autoencoder,
     "LitTamingTransformer": _taming_transformer,
     "LitDenseAutoencoder": _dense_autoencoder,
 }
@@ -247,6 +265,7 @@ NOT_EQUIVALENT = {
     "LitNet2Net": "BatchNorm in the condition embedder (the official conditioner)",
     "LitDataBias": "BatchNorm in the condition embedder; posterior noise",
     "LitVQGAN": "adaptive λ from each rank's gradient norms; BatchNorm in the discriminator",
+    "LitGANAutoencoder": "as LitVQGAN, and the posterior sample (noise per process)",
     "LitDenseAutoencoder": "noise: the posterior sample (no coupling otherwise)",
 }
 

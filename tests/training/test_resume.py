@@ -198,6 +198,18 @@ def _dense_autoencoder():
     return LitDenseAutoencoder(autoencoder), _images
 
 
+def _kl_autoencoder():
+    from esser_lab.losses.gan_autoencoder import GANAutoencoderLossConfig, GANOptimizerConfig
+    from esser_lab.nn.first_stage import AutoencoderKL, AutoencoderKLConfig
+    from esser_lab.taming.training import LitGANAutoencoder
+
+    # LDM's KL first stage: posterior noise, the learned logvar, the discriminator from step 1
+    loss = replace(GANAutoencoderLossConfig.tiny(), disc_start=1)
+    optimizer = GANOptimizerConfig(base_learning_rate=1e-3 / B, batch_size=B)
+    model = AutoencoderKL(AutoencoderKLConfig.tiny(2))
+    return LitGANAutoencoder(model, loss, optimizer), _images
+
+
 SYSTEMS: dict[str, Callable] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -210,6 +222,7 @@ SYSTEMS: dict[str, Callable] = {
     "LitPartDiscovery": _part_discovery,
     "LitDataBias": _data_bias,
     "LitVQGAN": _vqgan,
+    "LitGANAutoencoder": _kl_autoencoder,
     "LitTamingTransformer": _taming_transformer,
     "LitDenseAutoencoder": _dense_autoencoder,
 }
