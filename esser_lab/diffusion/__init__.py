@@ -1,6 +1,7 @@
 """The generative core that chapters 13–19 share: schedules, the Gaussian forward process and its
-parameterisations, DDPM/DDIM samplers, classifier-free guidance, and the rectified-flow path with
-its ODE solvers. Pure functions and small frozen dataclasses; no Lightning.
+parameterisations, DDPM/DDIM samplers, classifier-free guidance, the rectified-flow path with its
+ODE solvers, and the autoregressive token sampler of chapter 10 (:mod:`.autoregressive`, no time
+involved). Pure functions and small frozen dataclasses; no Lightning.
 
 **One denoiser protocol.** Every sampler takes a :data:`Denoiser`, ``model(x_t, t, cond) ->
 prediction`` (:mod:`esser_lab.diffusion.protocol`): ``t`` of shape (b,), ``cond=None`` for an
@@ -23,6 +24,7 @@ data's (:mod:`esser_lab.nn.placement`); nothing here seeds or draws from torch's
 unless no generator is given.
 """
 
+from esser_lab.diffusion.autoregressive import sample_tokens, top_k_top_p_filtering
 from esser_lab.diffusion.flow import (
     euler_solve,
     heun_solve,
@@ -87,11 +89,13 @@ __all__ = [
     "q_sample",
     "rf_sample",
     "rf_target",
+    "sample_tokens",
     "shift_time",
     "simple_loss",
     "time_grid",
     "time_to_index",
     "to_eps_and_x0",
+    "top_k_top_p_filtering",
     "training_target",
     "v_to_eps",
     "v_to_x0",
