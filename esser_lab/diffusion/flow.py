@@ -37,7 +37,11 @@ def rf_sample(x0: Tensor, noise: Tensor, t: float | Tensor) -> Tensor:
             f"x0 and noise must be tensors of one shape, got {getattr(x0, 'shape', x0)} and "
             f"{getattr(noise, 'shape', noise)}"
         )
-    t = expand_like(t, x0)
+    if isinstance(t, Tensor):  # 1 − t in float32 or better, then cast (as the Gaussian path)
+        t = t.to(torch.promote_types(t.dtype, torch.float32)) if t.is_floating_point() else t
+        return expand_like(1 - t, x0) * x0 + expand_like(t, x0) * noise
+    if isinstance(t, bool) or not isinstance(t, (int, float)):
+        raise TypeError(f"t must be a float or a tensor, got {type(t).__name__}")
     return (1 - t) * x0 + t * noise
 
 

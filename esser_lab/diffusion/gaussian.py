@@ -11,8 +11,10 @@ broadcasts against the data through :func:`esser_lab.diffusion.expand_like`.
 
 from __future__ import annotations
 
+import math
 from typing import Literal, get_args
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -53,10 +55,22 @@ def _same_shape(a: Tensor, b: Tensor, a_name: str, b_name: str) -> None:
         )
 
 
-def _roots(alpha_bar: float | Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
-    """(√ᾱ, √(1 − ᾱ)) broadcast against ``x``."""
-    a = expand_like(alpha_bar, x)
-    return a.sqrt(), (1 - a).sqrt()
+def _roots(alpha_bar: float | Tensor, x: Tensor) -> tuple[float, float] | tuple[Tensor, Tensor]:
+    """(√ᾱ, √(1 − ᾱ)) broadcast against ``x``: Python floats for a float ᾱ, else tensors in
+    ``x``'s dtype. The roots are taken in float32 or better and only then cast: in bfloat16,
+    1 − ᾱ near the data (1 − 0.9985) would lose every digit."""
+    if isinstance(alpha_bar, Tensor):
+        if not alpha_bar.is_floating_point():
+            raise TypeError(
+                f"alpha_bar must be a float or a floating tensor, got {alpha_bar.dtype}"
+            )
+        a = alpha_bar.to(torch.promote_types(alpha_bar.dtype, torch.float32))
+        return expand_like(a.sqrt(), x), expand_like((1 - a).sqrt(), x)
+    if isinstance(alpha_bar, bool) or not isinstance(alpha_bar, (int, float)):
+        raise TypeError(f"alpha_bar must be a float or a tensor, got {type(alpha_bar).__name__}")
+    if not 0.0 <= alpha_bar <= 1.0:
+        raise ValueError(f"alpha_bar must lie in [0, 1], got {alpha_bar}")
+    return math.sqrt(alpha_bar), math.sqrt(1.0 - alpha_bar)
 
 
 def q_sample(x0: Tensor, alpha_bar: float | Tensor, noise: Tensor) -> Tensor:

@@ -55,6 +55,19 @@ def test_conversions_round_trip(shape, alpha_shape):
         assert torch.equal(training_target(x0, eps, a, kind), pred)
 
 
+def test_low_precision_data_keeps_the_noise_level():
+    # near the data 1 − ᾱ = 0.0015 has no digits left in bfloat16; the roots are taken before
+    # the cast, so a bfloat16 x_t carries the right amount of noise
+    x0, eps, _ = _draw((64, 8), (64,))
+    for alpha_bar in (0.9985, torch.full((64,), 0.9985)):
+        x_t = q_sample(x0.bfloat16(), alpha_bar, eps.bfloat16())
+        assert x_t.dtype == torch.bfloat16
+        reference = q_sample(x0, alpha_bar, eps)
+        torch.testing.assert_close(x_t.float(), reference, atol=0.02, rtol=0.01)
+        recovered = x0_to_eps(x0.bfloat16(), x_t, alpha_bar).float()
+        assert (recovered - eps).abs().mean() < 0.5  # of a noise of std 1, through 1/√(1 − ᾱ) ≈ 26
+
+
 def test_v_is_the_velocity_of_the_trigonometric_path():
     # with √ᾱ = cos φ, √(1 − ᾱ) = sin φ: x_φ = cos φ x₀ + sin φ ε and v = dx_φ/dφ
     x0, eps, _ = _draw((4, 3), (4,))
@@ -88,3 +101,7 @@ def test_gaussian_errors():
         simple_loss(x, x, "huber")
     with pytest.raises(ValueError, match="prefix"):
         q_sample(x, torch.full((3,), 0.5), x)
+    with pytest.raises(ValueError, match=r"alpha_bar must lie in \[0, 1\]"):
+        eps_to_x0(x, x, 1.5)
+    with pytest.raises(TypeError, match="floating tensor"):
+        eps_to_x0(x, x, torch.ones(2, dtype=torch.long))
