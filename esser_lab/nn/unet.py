@@ -19,13 +19,14 @@ Conventions a reader could get wrong:
 * ``attention_resolutions`` are down-sampling factors ds (1 = the input's own resolution), not
   pixel sides: SD's (4, 2, 1) attends on 64, 32 and 16 at a 64×64 latent, not at ds 8.
 * The middle block always has an attention layer, whatever ``attention_resolutions`` says.
-* Two attention layouts. ``use_spatial_transformer`` gives a ``SpatialTransformer`` (self- then
-  cross-attention on ``context``, GEGLU feed-forward; Linear ``to_q``/``to_k``/``to_v`` without
-  bias); otherwise the ADM ``AttentionBlock`` with one fused ``qkv`` Conv1d(C, 3C, 1) whose output
-  channels are ordered **head-major**: (head, [q|k|v], dim) — ``QKVAttentionLegacy`` splits heads
-  *before* q, k, v. Splitting its weight as ``w.chunk(3)`` into q, k, v (as for ``QKVAttention``,
-  diffusers' ``to_q/to_k/to_v``) is wrong for more than one head: rows
-  [h·3·hd + p·hd, h·3·hd + (p+1)·hd) belong to part p (q, k, v) of head h.
+* Two attention layouts. ``use_spatial_transformer`` gives a ``SpatialTransformer``
+  (:mod:`esser_lab.nn.spatial_transformer`: self- then cross-attention on ``context``, GEGLU
+  feed-forward; Linear ``to_q``/``to_k``/``to_v`` without bias); otherwise the ADM
+  ``AttentionBlock`` with one fused ``qkv`` Conv1d(C, 3C, 1) whose output channels are ordered
+  **head-major**: (head, [q|k|v], dim) — ``QKVAttentionLegacy`` splits heads *before* q, k, v.
+  Splitting its weight as ``w.chunk(3)`` into q, k, v (as for ``QKVAttention``, diffusers'
+  ``to_q/to_k/to_v``) is wrong for more than one head: rows [h·3·hd + p·hd, h·3·hd + (p+1)·hd)
+  belong to part p (q, k, v) of head h.
 * Every attention goes through :func:`esser_lab.nn.attention.attention` (scale 1/√hd; the
   official legacy block scales q and k by hd^-1/4 each: the same number).
 * GroupNorm32 (32 groups, eps 1e-5) computes in float32 and casts back, as the official one,
@@ -35,24 +36,36 @@ Conventions a reader could get wrong:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint
 
 from esser_lab.checks import check_tensor
 from esser_lab.config import check_fields, check_positive
 from esser_lab.nn.attention import attention
 
+# the transformer's blocks, re-exported so that ``esser_lab.nn.unet.<Name>`` keeps working
+from esser_lab.nn.spatial_transformer import (
+    GEGLU,
+    BasicTransformerBlock,
+    CrossAttention,
+    FeedForward,
+    GroupNorm32,
+    SpatialTransformer,
+    maybe_checkpoint,
+    normalization,
+    zero_module,
+)
+
 __all__ = [
+    "GEGLU",
     "AttentionBlock",
     "BasicTransformerBlock",
     "CrossAttention",
+    "FeedForward",
     "GroupNorm32",
     "ResBlock",
     "SpatialTransformer",
@@ -279,33 +292,6 @@ def timestep_embedding(timesteps: Tensor, dim: int, max_period: float = 10_000.0
     return embedding
 
 
-class GroupNorm32(nn.GroupNorm):
-    """GroupNorm in float32, cast back to the input's dtype (official ``GroupNorm32``)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        weight = None if self.weight is None else self.weight.float()
-        bias = None if self.bias is None else self.bias.float()
-        return F.group_norm(x.float(), self.num_groups, weight, bias, self.eps).to(x.dtype)
-
-
-def normalization(channels: int, eps: float = 1e-5) -> GroupNorm32:
-    return GroupNorm32(32, channels, eps=eps)
-
-
-def zero_module(module: nn.Module) -> nn.Module:
-    """``module`` with every parameter set to zero (the last layer of each residual branch)."""
-    for parameter in module.parameters():
-        nn.init.zeros_(parameter)
-    return module
-
-
-def _run(use_checkpoint: bool, function: Callable[..., Tensor], *args: Any) -> Tensor:
-    """``function(*args)``, recomputed in the backward pass when ``use_checkpoint`` is set."""
-    if use_checkpoint and torch.is_grad_enabled():
-        return checkpoint(function, *args, use_reentrant=False)
-    return function(*args)
-
-
 class Downsample(nn.Module):
     """Halve the side: 3×3 stride-2 conv ``op`` (padding 1), or 2×2 average pooling."""
 
@@ -378,7 +364,7 @@ class ResBlock(nn.Module):
             self.skip_connection = nn.Conv2d(channels, out_channels, 1)
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
-        return _run(self.use_checkpoint, self._forward, x, emb)
+        return maybe_checkpoint(self.use_checkpoint, self._forward, x, emb)
 
     def _forward(self, x: Tensor, emb: Tensor) -> Tensor:
         if self.updown:  # resample after the first norm and SiLU, before the conv
@@ -415,7 +401,7 @@ class AttentionBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # official code: always checkpointed (flag hard-coded True); here when use_checkpoint
-        return _run(self.use_checkpoint, self._forward, x)
+        return maybe_checkpoint(self.use_checkpoint, self._forward, x)
 
     def _forward(self, x: Tensor) -> Tensor:
         height = x.shape[2]
@@ -426,125 +412,6 @@ class AttentionBlock(nn.Module):
         )
         h = rearrange(attention(q, k, v, heads=self.num_heads), "b l c -> b c l")
         return rearrange(x + self.proj_out(h), "b c (h w) -> b c h w", h=height)
-
-
-class CrossAttention(nn.Module):
-    """Multi-head attention of ``x`` (b, l, query_dim) on ``context`` (b, lc, context_dim).
-
-    ``to_q``, ``to_k``, ``to_v`` (Linear, no bias) → heads × dim_head; ``to_out.0`` (Linear with
-    bias) back to query_dim, ``to_out.1`` Dropout. Without ``context`` it is self-attention.
-    """
-
-    def __init__(
-        self,
-        query_dim: int,
-        context_dim: int | None = None,
-        heads: int = 8,
-        dim_head: int = 64,
-        dropout: float = 0.0,
-    ) -> None:
-        super().__init__()
-        inner_dim, context_dim = heads * dim_head, context_dim or query_dim
-        self.heads = heads
-        self.to_q = nn.Linear(query_dim, inner_dim, bias=False)
-        self.to_k = nn.Linear(context_dim, inner_dim, bias=False)
-        self.to_v = nn.Linear(context_dim, inner_dim, bias=False)
-        self.to_out = nn.Sequential(nn.Linear(inner_dim, query_dim), nn.Dropout(dropout))
-
-    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        context = x if context is None else context
-        q, k, v = self.to_q(x), self.to_k(context), self.to_v(context)  # (b, l|lc, nh·hd)
-        return self.to_out(attention(q, k, v, heads=self.heads))
-
-
-class GEGLU(nn.Module):
-    """``proj`` Linear(d, 2·d_out), halves (a, gate) → a · GELU(gate) (Shazeer 2020)."""
-
-    def __init__(self, dim_in: int, dim_out: int) -> None:
-        super().__init__()
-        self.proj = nn.Linear(dim_in, 2 * dim_out)
-
-    def forward(self, x: Tensor) -> Tensor:
-        a, gate = self.proj(x).chunk(2, dim=-1)
-        return a * F.gelu(gate)
-
-
-class FeedForward(nn.Module):
-    """``net`` = GEGLU(d → 4d), Dropout, Linear(4d → d): keys ``net.0.proj``, ``net.2``."""
-
-    def __init__(self, dim: int, dropout: float = 0.0, mult: int = 4) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            GEGLU(dim, mult * dim), nn.Dropout(dropout), nn.Linear(mult * dim, dim)
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
-
-
-class BasicTransformerBlock(nn.Module):
-    """Pre-LN block on tokens (b, l, d): self-attention, cross-attention, GEGLU feed-forward."""
-
-    def __init__(
-        self,
-        dim: int,
-        n_heads: int,
-        d_head: int,
-        dropout: float = 0.0,
-        context_dim: int | None = None,
-        use_checkpoint: bool = False,
-    ) -> None:
-        super().__init__()
-        self.attn1 = CrossAttention(dim, None, n_heads, d_head, dropout)  # self-attention
-        self.ff = FeedForward(dim, dropout)
-        self.attn2 = CrossAttention(dim, context_dim, n_heads, d_head, dropout)
-        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.use_checkpoint = use_checkpoint
-
-    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        # official code: checkpointed always (checkpoint=True by default); here when use_checkpoint
-        return _run(self.use_checkpoint, self._forward, x, context)
-
-    def _forward(self, x: Tensor, context: Tensor | None) -> Tensor:
-        x = x + self.attn1(self.norm1(x))
-        x = x + self.attn2(self.norm2(x), context)
-        return x + self.ff(self.norm3(x))
-
-
-class SpatialTransformer(nn.Module):
-    """Transformer on the h·w positions of a feature map, cross-attending to ``context``.
-
-    ``norm`` (GroupNorm 32, eps 1e-6) → ``proj_in`` 1×1 conv C → nh·hd → ``transformer_blocks``
-    → zero-init ``proj_out`` 1×1 conv back to C → + input.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        n_heads: int,
-        d_head: int,
-        depth: int = 1,
-        dropout: float = 0.0,
-        context_dim: int | None = None,
-        use_checkpoint: bool = False,
-    ) -> None:
-        super().__init__()
-        inner_dim = n_heads * d_head
-        # official code: a plain GroupNorm; in float32 here too (identical in float32)
-        self.norm = normalization(in_channels, eps=1e-6)
-        self.proj_in = nn.Conv2d(in_channels, inner_dim, 1)
-        self.transformer_blocks = nn.ModuleList(
-            BasicTransformerBlock(inner_dim, n_heads, d_head, dropout, context_dim, use_checkpoint)
-            for _ in range(depth)
-        )
-        self.proj_out = zero_module(nn.Conv2d(inner_dim, in_channels, 1))
-
-    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        height = x.shape[2]
-        h = rearrange(self.proj_in(self.norm(x)), "b c h w -> b (h w) c")
-        for block in self.transformer_blocks:
-            h = block(h, context)
-        return x + self.proj_out(rearrange(h, "b (h w) c -> b c h w", h=height))
 
 
 class TimestepEmbedSequential(nn.Sequential):
