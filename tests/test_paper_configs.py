@@ -37,11 +37,13 @@ from esser_lab.iin.model import FactorTransformer, IINConfig
 from esser_lab.iin.training import LitIIN
 from esser_lab.invariances.model import ConditionalTransformer, InvariancesConfig
 from esser_lab.invariances.training import LitInvariances
+from esser_lab.losses.gan_autoencoder import GANAutoencoderLossConfig, GANOptimizerConfig
 from esser_lab.losses.lpips import LPIPS
 from esser_lab.losses.perceptual import VGG19FeatureLoss
 from esser_lab.net2net.experts import BigGANExpert, WordEmbeddingEncoder
 from esser_lab.net2net.model import Net2Net, Net2NetConfig
 from esser_lab.net2net.training import LitNet2Net
+from esser_lab.nn.first_stage import AutoencoderKL, AutoencoderKLConfig
 from esser_lab.nn.unet import UNetConfig, UNetModel
 from esser_lab.part_based.model import PartBased, PartBasedConfig
 from esser_lab.part_based.training import LitPartBased
@@ -52,7 +54,7 @@ from esser_lab.rodi.training import LitRoDi
 from esser_lab.style_transfer.model import CURRICULUM, StyleTransferConfig, StyleTransferModel
 from esser_lab.style_transfer.training import LitStyleTransfer
 from esser_lab.taming.model import VQGANConfig, VQModel
-from esser_lab.taming.training import LitVQGAN
+from esser_lab.taming.training import LitGANAutoencoder, LitVQGAN
 from esser_lab.taming.transformer import (
     TamingTransformer,
     TamingTransformerConfig,
@@ -149,6 +151,18 @@ SYSTEMS: dict[str, tuple[Callable[[], nn.Module], dict[str, int]]] = {
     "vqgan_f16_16384": (
         lambda: LitVQGAN(VQGANConfig.paper(16384), LPIPS(pretrained=False)),
         {"model": 76_073_859, "loss": 15_379_521},
+    ),
+    # official AutoencoderKL of models/first_stage_models/kl-f8 (= Stable Diffusion 1.x's VAE):
+    # 83,653,863 (encoder 34,163,592, decoder 49,490,179; notes §5.2: 83.65 / 34.16 / 49.49 M);
+    # its loss LPIPSWithDiscriminator: LPIPS + 3-layer PatchGAN as VQGAN's + loss.logvar (1)
+    "autoencoder_kl_f8": (
+        lambda: LitGANAutoencoder(
+            AutoencoderKL(AutoencoderKLConfig.kl_f8()),
+            GANAutoencoderLossConfig.ldm_kl(),
+            GANOptimizerConfig(),
+            LPIPS(pretrained=False),
+        ),
+        {"model": 83_653_863, "loss": 17_481_794},
     ),
     # official minGPT (vocab 16384, block 256, 48 layers, 24 heads, width 1536): 1,410,640,896
     # ("1.4 B"), over the frozen f16-16384 VQGAN (76,073,859)
@@ -453,6 +467,24 @@ def test_vqgan_f16_1024_paper_forward() -> None:
 @torch.no_grad()
 def test_vqgan_f16_16384_paper_forward() -> None:
     _vqgan_forward(16384, 62)  # the 2-layer PatchGAN: larger patches of fewer layers
+
+
+@slow_paper
+@torch.no_grad()
+def test_autoencoder_kl_f8_paper_forward() -> None:
+    """Stable Diffusion's VAE at 256 px: a (1, 4, 32, 32) posterior, clamped, decoded."""
+    with torch.device("meta"):
+        encoder = AutoencoderKL(AutoencoderKLConfig.kl_f8()).encoder
+    assert count(encoder) == 34_163_592
+    model = AutoencoderKL(AutoencoderKLConfig.kl_f8()).eval()
+    assert count(model.decoder) == 49_490_179
+    x = _randn(1, 3, 256, 256).tanh()
+    posterior = model.encode(x)
+    assert posterior.mean.shape == (1, 4, 32, 32)
+    assert -30 <= float(posterior.logvar.min()) and float(posterior.logvar.max()) <= 20
+    x_rec = model.decode(posterior.sample(torch.Generator().manual_seed(0)))
+    assert x_rec.shape == (1, 3, 256, 256)
+    _finite(x_rec=x_rec, kl=posterior.kl())
 
 
 @slow_paper

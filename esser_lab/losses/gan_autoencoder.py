@@ -285,7 +285,7 @@ def kl_autoencoder_loss(
         terms.l1.detach().mean(),
         terms.perceptual,
         kl.detach(),
-        logvar.detach(),
+        logvar.detach().clone(),  # the value of this step (the optimiser updates in place)
         gan.g_loss,
         gan.d_weight,
         gan.disc_factor,

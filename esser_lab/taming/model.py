@@ -405,8 +405,8 @@ class VQModel(nn.Module):
         return self._pre_quant(x)
 
     def decode_latent(self, z: Tensor) -> Tensor:
-        """Images from a (diffused) latent: quantised to the nearest codes, then decoded."""
-        return self.decode(self.quantize(z).z_q)
+        """Images from a (diffused) latent: replaced by its nearest codes, then decoded."""
+        return self.decode_code(self.quantize.nearest(z))
 
     def last_layer(self) -> Tensor:
         """``decoder.conv_out.weight``: where the adaptive GAN weight is measured."""
