@@ -246,6 +246,30 @@ def _kl_autoencoder(preset: str):  # noqa: ANN202
     return LitGANAutoencoder(model, loss, optimizer, perceptual), {"image": image}
 
 
+def _latent_diffusion(preset: str):  # noqa: ANN202
+    from esser_lab.ldm.model import LatentDiffusion, LDMConfig
+    from esser_lab.ldm.training import LitLatentDiffusion
+    from esser_lab.nn.first_stage import AutoencoderKL, AutoencoderKLConfig
+
+    kl = AutoencoderKLConfig.kl_f8() if preset == "full" else _preset(AutoencoderKLConfig, preset)
+    first_stage = AutoencoderKL(kl)  # f = 4 (tiny, small), 8 (full)
+    side = first_stage.config.resolution // first_stage.config.factor
+    if preset == "full":  # LDM-KL-8 with cross-attention on a class embedding (cin256 UNet)
+        from esser_lab.nn.unet import UNetConfig
+
+        unet = replace(UNetConfig.cin256(), image_size=side)
+        config = LDMConfig(unet=unet, scale_factor=0.18215, batch_size=8)
+    else:
+        config = getattr(LDMConfig, preset)(channels=4, side=side)
+    size = first_stage.config.resolution
+    image = torch.rand(config.batch_size, 3, size, size) * 2 - 1
+    label = torch.randint(10, (config.batch_size,))
+    return LitLatentDiffusion(LatentDiffusion(config, first_stage)), {
+        "image": image,
+        "label": label,
+    }
+
+
 SYSTEMS: dict[str, Callable[[str], tuple[Any, dict]]] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -259,6 +283,7 @@ SYSTEMS: dict[str, Callable[[str], tuple[Any, dict]]] = {
     "LitDataBias": _data_bias,
     "LitVQGAN": _vqgan,
     "LitGANAutoencoder": _kl_autoencoder,
+    "LitLatentDiffusion": _latent_diffusion,
     "LitTamingTransformer": _taming_transformer,
     "LitDenseAutoencoder": _dense_autoencoder,
 }

@@ -180,6 +180,16 @@ def _kl_autoencoder():
     return LitGANAutoencoder(model, loss, optimizer), {"image": torch.rand(B, 3, 16, 16) * 2 - 1}
 
 
+def _latent_diffusion():
+    from esser_lab.ldm.model import LatentDiffusion, LDMConfig
+    from esser_lab.ldm.training import LitLatentDiffusion
+    from esser_lab.nn.first_stage import AutoencoderKL, AutoencoderKLConfig
+
+    ldm = LatentDiffusion(LDMConfig.tiny(), AutoencoderKL(AutoencoderKLConfig.tiny(2)))
+    batch = {"image": torch.rand(B, 3, 16, 16) * 2 - 1, "label": torch.arange(B) % 10}
+    return LitLatentDiffusion(ldm), batch
+
+
 SYSTEMS: dict[str, Callable] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -193,6 +203,7 @@ SYSTEMS: dict[str, Callable] = {
     "LitDataBias": _data_bias,
     "LitVQGAN": _vqgan,
     "LitGANAutoencoder": _kl_autoencoder,
+    "LitLatentDiffusion": _latent_diffusion,
     "LitTamingTransformer": _taming_transformer,
     "LitDenseAutoencoder": _dense_autoencoder,
 }
@@ -488,6 +499,7 @@ HISTORY_KEYS = {  # notebooks/*.py and the tests: the keys read from each system
     "LitTamingTransformer": {"step", "loss"},
     "LitDenseAutoencoder": {"loss", "rec", "nll", "kl"},
     "LitRegressionBaseline": {"loss"},
+    "LitLatentDiffusion": {"step", "loss"},
 }
 
 

@@ -237,6 +237,23 @@ def _kl_autoencoder():
     return LitGANAutoencoder(model, loss, optimizer), _batches(make)
 
 
+def _latent_diffusion():
+    from esser_lab.ldm.model import LatentDiffusion, LDMConfig
+    from esser_lab.ldm.training import LitLatentDiffusion
+    from esser_lab.nn.first_stage import AutoencoderKL, AutoencoderKLConfig
+
+    ldm = LatentDiffusion(LDMConfig.tiny(), AutoencoderKL(AutoencoderKLConfig.tiny(2)))
+
+    def make(n: int, seed: int) -> dict:
+        g = torch.Generator().manual_seed(seed)
+        return {
+            "image": torch.rand(n, 3, 16, 16, generator=g) * 2 - 1,
+            "label": torch.randint(10, (n,), generator=g),
+        }
+
+    return LitLatentDiffusion(ldm), _batches(make)
+
+
 SYSTEMS: dict[str, Callable] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -250,6 +267,7 @@ SYSTEMS: dict[str, Callable] = {
     "LitDataBias": _data_bias,
     "LitVQGAN": _vqgan,
     "LitGANAutoencoder": _kl_autoencoder,
+    "LitLatentDiffusion": _latent_diffusion,
     "LitTamingTransformer": _taming_transformer,
     "LitDenseAutoencoder": _dense_autoencoder,
 }
@@ -266,6 +284,7 @@ NOT_EQUIVALENT = {
     "LitDataBias": "BatchNorm in the condition embedder; posterior noise",
     "LitVQGAN": "adaptive λ from each rank's gradient norms; BatchNorm in the discriminator",
     "LitGANAutoencoder": "as LitVQGAN, and the posterior sample (noise per process)",
+    "LitLatentDiffusion": "noise: steps, ε, label dropout and the posterior sample per process",
     "LitDenseAutoencoder": "noise: the posterior sample (no coupling otherwise)",
 }
 

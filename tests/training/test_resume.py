@@ -210,6 +210,21 @@ def _kl_autoencoder():
     return LitGANAutoencoder(model, loss, optimizer), _images
 
 
+def _latent_diffusion():
+    from esser_lab.ldm.model import LatentDiffusion, LDMConfig
+    from esser_lab.ldm.training import LitLatentDiffusion
+    from esser_lab.nn.first_stage import AutoencoderKL, AutoencoderKLConfig
+
+    # a frozen KL first stage (posterior noise), scale_by_std on the first batch, label dropout,
+    # the system's own generator (steps, noise, dropout) and the EMA
+    ldm = LatentDiffusion(LDMConfig.tiny(), AutoencoderKL(AutoencoderKLConfig.tiny(2)))
+
+    def make(n: int) -> dict:
+        return {**_images(n), "label": torch.arange(n) % 10}
+
+    return LitLatentDiffusion(ldm), make
+
+
 SYSTEMS: dict[str, Callable] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -223,6 +238,7 @@ SYSTEMS: dict[str, Callable] = {
     "LitDataBias": _data_bias,
     "LitVQGAN": _vqgan,
     "LitGANAutoencoder": _kl_autoencoder,
+    "LitLatentDiffusion": _latent_diffusion,
     "LitTamingTransformer": _taming_transformer,
     "LitDenseAutoencoder": _dense_autoencoder,
 }
