@@ -57,7 +57,7 @@ LINEAGE = (
     (2021, 11, "Shape or texture", None),
     (2021, 12, "Geometry-free view synthesis", None),
     (2021, 13, "ImageBART", None),
-    (2022, 14, "Latent diffusion", None),
+    (2022, 14, "Latent diffusion", "14_ldm"),
     (2022, 15, "Keyframe propagation", None),
     (2023, 16, "Gen-1: structure and content-guided video", None),
     (2024, 17, "Rectified-flow transformers (SD3)", None),

@@ -18,6 +18,7 @@ from esser_lab.ldm.model import (
     IdentityFirstStage,
     LatentDiffusion,
     LDMConfig,
+    RescaledFirstStage,
 )
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "IdentityFirstStage",
     "LDMConfig",
     "LatentDiffusion",
+    "RescaledFirstStage",
     "ldm_loss",
     "sample_images",
     "sample_latents",
