@@ -3,10 +3,10 @@
 Every attention layer of the book calls :func:`attention`: the VQGAN / KL autoencoder's
 single-head ``AttnBlock`` (``nn/ddconv.py``), the Taming GPT's ``CausalSelfAttention``
 (``nn/transformer.py``, with its key/value cache) and the LDM UNet's legacy ``AttentionBlock`` and
-``SpatialTransformer`` cross-attention (``nn/unet.py``). The modules around it keep the parameter
-names of each official layout (1×1-conv ``q``/``k``/``v``, minGPT's ``key``/``query``/``value``,
-the fused ``qkv`` of ADM, ``to_q``/``to_k``/``to_v``); only the arithmetic is shared here, so a
-faster kernel or a new mask reaches every model at once.
+``SpatialTransformer`` cross-attention (``nn/spatial_transformer.py``). The modules around it
+keep the parameter names of each official layout (1×1-conv ``q``/``k``/``v``, minGPT's
+``key``/``query``/``value``, the fused ``qkv`` of ADM, ``to_q``/``to_k``/``to_v``); only the
+arithmetic is shared here, so a faster kernel or a new mask reaches every model at once.
 
 Conventions a reader could get wrong:
 
