@@ -37,6 +37,8 @@ from esser_lab.iin.model import FactorTransformer, IINConfig
 from esser_lab.iin.training import LitIIN
 from esser_lab.invariances.model import ConditionalTransformer, InvariancesConfig
 from esser_lab.invariances.training import LitInvariances
+from esser_lab.ldm.model import LatentDiffusion, LDMConfig
+from esser_lab.ldm.training import LitLatentDiffusion
 from esser_lab.losses.gan_autoencoder import GANAutoencoderLossConfig, GANOptimizerConfig
 from esser_lab.losses.lpips import LPIPS
 from esser_lab.losses.perceptual import VGG19FeatureLoss
@@ -53,7 +55,7 @@ from esser_lab.rodi.model import MIEstimator, RoDi, RoDiConfig
 from esser_lab.rodi.training import LitRoDi
 from esser_lab.style_transfer.model import CURRICULUM, StyleTransferConfig, StyleTransferModel
 from esser_lab.style_transfer.training import LitStyleTransfer
-from esser_lab.taming.model import VQGANConfig, VQModel
+from esser_lab.taming.model import VQGANConfig, VQModel, VQModelConfig
 from esser_lab.taming.training import LitGANAutoencoder, LitVQGAN
 from esser_lab.taming.transformer import (
     TamingTransformer,
@@ -163,6 +165,15 @@ SYSTEMS: dict[str, tuple[Callable[[], nn.Module], dict[str, int]]] = {
             LPIPS(pretrained=False),
         ),
         {"model": 83_653_863, "loss": 17_481_794},
+    ),
+    # the guided class-conditional ImageNet LDM (cin256-v2): the official UNet 394,984,196 (its
+    # key listing is pinned below), the VQ-f8 first stage 67,717,295 (ours, with the official
+    # module tree) and the ClassEmbedder's 1001 × 512 table; the EMA holds buffers only
+    "ldm_cin256": (
+        lambda: LitLatentDiffusion(
+            LatentDiffusion(LDMConfig.paper(), VQModel(VQModelConfig.vq_f8()))
+        ),
+        {"ldm": 394_984_196 + 67_717_295 + 1001 * 512},
     ),
     # official minGPT (vocab 16384, block 256, 48 layers, 24 heads, width 1536): 1,410,640,896
     # ("1.4 B"), over the frozen f16-16384 VQGAN (76,073,859)
@@ -517,3 +528,19 @@ def test_ldm_celeba256_unet_forward() -> None:
     out = unet(_randn(1, 3, 32, 32), torch.tensor([999]))
     assert out.shape == (1, 3, 32, 32) and out.abs().max() > 0
     _finite(out=out)
+
+
+@slow_paper
+@torch.no_grad()
+def test_ldm_cin256_system_forward() -> None:
+    """The released class-conditional ImageNet LDM (cin256-v2, 463 M with its VQ-f8): one
+    L_simple evaluation and one guided DDIM step on a 64×64 image (an 8×8 latent)."""
+    from esser_lab.ldm.method import ldm_loss, sample_latents
+
+    ldm = LatentDiffusion(LDMConfig.paper(), VQModel(VQModelConfig.vq_f8())).eval()
+    z0 = ldm.encode(_randn(1, 3, 64, 64))
+    assert z0.shape == (1, 4, 8, 8)
+    loss = ldm_loss(ldm, z0, torch.tensor([88]), torch.Generator().manual_seed(0)).loss
+    assert loss.item() == pytest.approx(1.0, abs=0.5)  # zero-initialised output: ‖ε‖² / d
+    z = sample_latents(ldm, torch.tensor([88]), (4, 8, 8), steps=5, guidance_scale=1.5)
+    _finite(z=z, x=ldm.decode(z))

@@ -32,7 +32,8 @@ def make_beta_schedule(
     linear_end: float = 2e-2,
     cosine_s: float = 8e-3,
 ) -> Tensor:
-    """β_0 … β_{T−1} as a float64 tensor (T,), T = ``n_timestep``.
+    """β_0 … β_{T−1} as a float64 tensor (T,) on the CPU (also inside a meta-device context),
+    T = ``n_timestep``.
 
     * ``"linear"``: the LDM default, *not* linear in β: √β runs linearly from √linear_start to
       √linear_end and is squared (diffusers calls this ``"scaled_linear"``), so β_0 =
@@ -51,7 +52,7 @@ def make_beta_schedule(
     if kind == "cosine":
         if not cosine_s > 0:
             raise ValueError(f"cosine_s must be > 0, got {cosine_s}")
-        u = torch.arange(n_timestep + 1, dtype=torch.float64) / n_timestep
+        u = torch.arange(n_timestep + 1, dtype=torch.float64, device="cpu") / n_timestep
         f = torch.cos((u + cosine_s) / (1 + cosine_s) * (math.pi / 2)) ** 2
         alpha_bar = f / f[0]
         return (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(0.0, 0.999)
@@ -62,10 +63,14 @@ def make_beta_schedule(
         )
     if kind == "linear":
         root = torch.linspace(
-            math.sqrt(linear_start), math.sqrt(linear_end), n_timestep, dtype=torch.float64
+            math.sqrt(linear_start),
+            math.sqrt(linear_end),
+            n_timestep,
+            dtype=torch.float64,
+            device="cpu",
         )
         return root**2
-    ramp = torch.linspace(linear_start, linear_end, n_timestep, dtype=torch.float64)
+    ramp = torch.linspace(linear_start, linear_end, n_timestep, dtype=torch.float64, device="cpu")
     return ramp if kind == "sqrt_linear" else ramp.sqrt()
 
 
@@ -103,7 +108,7 @@ class DiscreteSchedule:
             raise ValueError("betas must be non-empty with every β in (0, 1)")
         alphas = 1 - betas
         alphas_cumprod = torch.cumprod(alphas, dim=0)
-        prev = torch.cat((torch.ones(1, dtype=torch.float64), alphas_cumprod[:-1]))
+        prev = torch.cat((torch.ones(1, dtype=torch.float64, device="cpu"), alphas_cumprod[:-1]))
         posterior_variance = betas * (1 - prev) / (1 - alphas_cumprod)
         tables = {
             "betas": betas,

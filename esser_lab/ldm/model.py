@@ -292,8 +292,9 @@ class LatentDiffusion(nn.Module):
         if config.conditioning_key in ("crossattn",):
             self.cond_stage_model = ClassEmbedder(config.embed_dim, config.n_classes)
         self.schedule = config.schedule()
+        device = torch.get_default_device()  # "meta" when built for counting only
         for name, value in schedule_buffers(self.schedule).items():
-            self.register_buffer(name, value)
+            self.register_buffer(name, value.to(device))
         if config.scale_by_std:  # set from the first training batch (official: a buffer)
             self.register_buffer("scale_factor", torch.tensor(config.scale_factor))
             self.register_buffer("_scale_set", torch.tensor(False), persistent=False)
