@@ -70,6 +70,7 @@ FIELDS = ["model", "peer", "config", "ours_s", "peer_s", "ratio", "date", "torch
 FIELDS += ["threads", "ours_iqr_s", "peer_iqr_s", "repeats", "load"]
 sys.path.insert(0, str(REPO))
 
+from esser_lab.ldm.model import LDMConfig  # noqa: E402
 from esser_lab.nn.first_stage import AutoencoderKL, AutoencoderKLConfig  # noqa: E402
 from esser_lab.nn.unet import UNetConfig, UNetModel  # noqa: E402
 from esser_lab.taming.model import VQGANConfig, VQModel  # noqa: E402
@@ -641,9 +642,13 @@ def time_autoencoder_kl(
 
 _SD = replace(UNetConfig.stable_diffusion_v1(), use_checkpoint=False)
 UNET_CONFIGS = {
-    # the chapter's tiny UNet (widths 32/64, a 2-head transformer at ds 2), one class token
+    # UNetConfig.tiny() (widths 32/64, a 2-head transformer at ds 2), one class token
     "tiny (UNetConfig.tiny()), 8px, batch 16": (UNetConfig.tiny(), 8, 16, 1),
     "tiny (UNetConfig.tiny()), 16px, batch 16": (UNetConfig.tiny(), 16, 16, 1),
+    # chapter 14's denoiser (LDMConfig.tiny(): width 32 on both levels) as the chapter trains it:
+    # on 16×16 grey pixels and on the f = 4 latents (4×4×4), batch 32
+    "chapter 14 (LDMConfig.tiny()), 16px pixels, batch 32": (LDMConfig.tiny(1, 16).unet, 16, 32, 1),
+    "chapter 14 (LDMConfig.tiny()), 4x4x4 latents, batch 32": (LDMConfig.tiny(4, 4).unet, 4, 32, 1),
     # SD v1's widths (859.5 M) on 16×16 latents (128 px images), 77 CLIP tokens, batch 1;
     # use_checkpoint off (diffusers does not checkpoint by default)
     "SD v1 widths (use_checkpoint off), 16x16 latent, 77 tokens, batch 1": (_SD, 16, 1, 77),

@@ -36,7 +36,8 @@
 # (`esser_lab.nn.ddconv`, the same `Encoder`/`Decoder` with the official names), regularised by
 # a KL term instead of a codebook, and trained with the same GAN-autoencoder loss
 # (`esser_lab.losses.gan_autoencoder`: L1 + perceptual + the adaptive λ of chapter 10's (T7),
-# plus the learned log-variance of chapters 5–9's `LossPND`). The transformer of chapter 10
+# plus the log-variance weighting of chapters 5–9's `LossPND`, which the released KL
+# autoencoders kept fixed). The transformer of chapter 10
 # becomes a denoising UNet {cite}`ronneberger2015unet` with attention. Everything after this
 # chapter (SD3, distillation, Self-Flow) reuses its generative core, `esser_lab.diffusion`.
 
@@ -115,7 +116,8 @@ fig = show_grid([list(test_x[:12])], row_titles=["x"])
 #
 # **The objective.** With $z_0 = \sigma\, \mathcal E(x)$ (encoder $\mathcal E$, scale factor
 # $\sigma$), a condition $y$ embedded by $\tau_\theta$ and fed to the UNet's cross-attention,
-# latent diffusion minimises the "simple" loss (the paper's Eq. 2 with a condition):
+# latent diffusion minimises the "simple" loss (the paper's conditional objective, its
+# Sec. 3.3):
 #
 # $$
 # L_\text{LDM} = \mathbb E_{\mathcal E(x),\, y,\, \varepsilon,\, n}
@@ -172,16 +174,20 @@ display(Code(inspect.getsource(kl_autoencoder_loss), language="python"))
 # %% [markdown]
 # ## The configuration
 #
-# `LDMConfig.paper()` is the guided class-conditional ImageNet model (`cin256-v2`: a 395 M
-# parameter UNet with cross-attention on a class embedding, on 32×32×4 latents); the UNet table
-# compares it with this run's denoiser (differences in bold). At `tiny` the UNet keeps its
+# `LDMConfig.paper()` is the guided class-conditional ImageNet model of the paper's Table 3
+# (`cin256-v2`: a UNet with cross-attention on a class embedding, on the 64×64×3 latents of a
+# VQ-f4 autoencoder; its size is printed in the full-scale section); the UNet table compares it
+# with this run's denoiser (differences in bold). At `tiny` the UNet keeps its
 # structure (time embedding, residual blocks, a `SpatialTransformer` with self- and
 # cross-attention and a GEGLU feed-forward, skip connections) at width 32 on two levels with
-# one residual block per level. Training changes the toy needs, all stated here: learning rate
-# 4·10⁻³ (the paper's 10⁻⁶ × batch is for two million steps), a few hundred steps, and the first
-# stages train on L1 + KL with the learned log-variance but **without LPIPS and without the
-# discriminator** (LPIPS needs VGG16's ImageNet weights; the GAN term starts at step 50,001 in
-# the paper's configs, far beyond a toy's run).
+# one residual block per level. Training changes the toy needs, all stated here (the table has
+# this run's values): a larger learning rate and far fewer steps than the paper's, and first
+# stages trained on L1 + KL (weight 10⁻⁶, the official) **without LPIPS and without the
+# discriminator** at every scale of this chapter (LPIPS needs VGG16's ImageNet weights; the GAN
+# term starts at step 50,001 in the paper's configs; chapter 10 trains both terms), with an Adam
+# learning rate of 2·10⁻³ (the official 4.5·10⁻⁶ × batch is for hundreds of thousands of steps).
+# As in the official code, the log-variance of the KL loss stays fixed at 0 (its
+# `configure_optimizers` leaves `loss.logvar` out; here `learn_logvar=False`).
 
 # %%
 from esser_lab.config import config_rows
@@ -212,7 +218,8 @@ ours = ldm_config(latent_factor, 4)
 rows = config_rows(paper.unet, ours.unet, "paper (cin256-v2 UNet)")
 rows += [
     f"| learning rate | {paper.learning_rate:.2g} | **{ours.learning_rate:.2g}** |",
-    f"| denoiser steps | 2,000,000 (the f-sweep) | **{profile.steps(denoiser_steps):,}** |",
+    f"| denoiser steps | 2,000,000 (the f-sweep, unverified) | "
+    f"**{profile.steps(denoiser_steps):,}** |",
     f"| classes (with the null class) | {paper.n_classes} | **{ours.n_classes}** |",
 ]
 display(Markdown("\n".join(rows)))
@@ -249,8 +256,9 @@ def autoencoder_config(factor: int) -> AutoencoderKLConfig:
 loss_config = profile.pick(
     tiny=replace(GANAutoencoderLossConfig.tiny(), disc_start=10**9, disc_in_channels=1),
     small=replace(GANAutoencoderLossConfig.tiny(), disc_start=10**9, disc_in_channels=1),
-    full=replace(GANAutoencoderLossConfig(), perceptual_weight=0.0, disc_in_channels=1),
+    full=replace(GANAutoencoderLossConfig.tiny(), disc_start=10**9, disc_in_channels=1),
 )
+loss_config = replace(loss_config, learn_logvar=False)  # the official optimiser leaves it out
 autoencoders, autoencoder_seconds = {}, {}
 for factor in factors[1:]:
     seed_everything(profile.seed)
@@ -324,6 +332,9 @@ unscaled_system, unscaled_seconds = train_denoiser(latent_factor, spread_stage, 
 ldms = {f: s.ldm.eval().to(profile.device) for f, s in systems.items()}
 unscaled = unscaled_system.ldm.eval().to(profile.device)
 print("scale factors:", {f: round(float(m.scale_factor), 3) for f, m in ldms.items()})
+n = profile.steps(denoiser_steps)  # the EMA's warm-up: d = min(0.9999, (1 + n) / (10 + n))
+print(f"EMA after {n} steps: decay {min(0.9999, (1 + n) / (10 + n)):.3f}, an average over "
+      f"about the last {1 / (1 - min(0.9999, (1 + n) / (10 + n))):.0f} steps")  # fmt: skip
 
 # %%
 import matplotlib.pyplot as plt
@@ -335,6 +346,7 @@ for factor, system in systems.items():
     ax.plot(smooth, label=f"f = {factor}" + (" (pixels)" if factor == 1 else ""))
 ax.set_xlabel("step")
 ax.set_ylabel("L_simple (running mean of 10)")
+ax.set_title("each in its own space: the values are not comparable across f", fontsize=9)
 ax.set_yscale("log")
 ax.legend()
 fig.tight_layout()
@@ -423,7 +435,7 @@ fig = show_grid(
 # ## Classifier-free guidance
 #
 # The $f = 4$ model, the same noise, guidance scales from 0 (the unconditional model, the null
-# class) to 3 and beyond:
+# class) to 3:
 
 # %%
 model = ldms[latent_factor]
@@ -465,9 +477,10 @@ fig = guidance_figure(
 #
 # The KL autoencoder's latents are not unit-variance (the table of first stages shows their
 # std); Stable Diffusion's have std ≈ 5.5. Diffused at that spread without rescaling, the
-# denoiser faces a schedule whose noise is small against the signal at every step: the early,
-# coarse steps no longer erase the image, and the sampler's start $\mathcal N(0, I)$ is far
-# from the latents' marginal at the last step.
+# denoiser faces a schedule whose noise is small against the signal at every step (the
+# signal-to-noise ratio of each step is the latents' variance times what the schedule was made
+# for): the early, coarse steps no longer erase the image, and training spends its steps where
+# there is little left to learn.
 
 # %%
 _, unscaled_scores = draw(unscaled, 1.0)
@@ -640,7 +653,7 @@ from esser_lab.nn.unet import UNetConfig, UNetModel
 with torch.device("meta"):  # shapes only: no memory, no initialisation time
     counts = {
         "SD 1.x UNet": UNetModel(UNetConfig.stable_diffusion_v1()),
-        "cin256-v2 UNet": UNetModel(UNetConfig.cin256()),
+        "cin256-v2 UNet (the paper's LDM-4, Table 3)": UNetModel(UNetConfig.cin256_v2()),
         "KL-f8 autoencoder (SD's VAE)": AutoencoderKL(AutoencoderKLConfig.kl_f8()),
     }
 for name, module in counts.items():
@@ -654,16 +667,16 @@ if official.is_file():
     from esser_lab.taming.model import VQModelConfig
 
     parts = split_ldm_checkpoint(official)  # weights only, every part checked strictly
-    first = load_first_stage(parts, VQModelConfig.vq_f8())  # cin256-v2 diffuses VQ-f8 latents
-    released = LatentDiffusion(LDMConfig.paper(), first).eval()
+    first = load_first_stage(parts, VQModelConfig.vq_f4())  # cin256-v2 diffuses VQ-f4 latents
+    released = LatentDiffusion(LDMConfig.paper(), first).eval()  # no EMA in this release
     released.model.diffusion_model.load_state_dict(
-        load_ldm_unet(parts, UNetConfig.cin256(), use_ema=True).state_dict()
+        load_ldm_unet(parts, UNetConfig.cin256_v2()).state_dict()
     )
     released.cond_stage_model.load_state_dict(parts.cond_stage)
     released = released.to(profile.device)
     torch.manual_seed(0)
-    with torch.no_grad():  # class 88 (macaw), guided as in the README's notebook
-        z = sample_latents(released, torch.tensor([88] * 4), (4, 32, 32), steps=ddim_steps,
+    with torch.no_grad():  # class 88 (macaw): 20 DDIM steps at s = 3, as the official notebook
+        z = sample_latents(released, torch.tensor([88] * 4), (3, 64, 64), steps=20,
                            guidance_scale=3.0)  # fmt: skip
         fig = show_grid([list(released.decode(z).clamp(-1, 1).cpu())], row_titles=["cin256-v2"])
 else:
@@ -712,7 +725,8 @@ else:
 # %% [markdown]
 # ```{admonition} Solution 1
 # :class: dropdown
-# Sampling time grows linearly with the steps (one network call each, two with guidance); what
+# Sampling time grows linearly with the steps (one network call each; with guidance one call on
+# a doubled batch); what
 # the steps buy is measured below. Each DDIM jump predicts $\hat z_0$ from one call, so a few
 # large jumps can only be as good as those predictions; how much that costs depends on how well
 # the model is trained.
@@ -758,8 +772,8 @@ with model.model_ema.average_of(model.model):
 # %% [markdown]
 # ```{admonition} Solution 3
 # :class: dropdown
-# One batch of 32 images holds thousands of latent values, enough for a standard deviation (the
-# two numbers below). The official code sets σ once, at the very first step, so that it is a
+# One batch holds hundreds of latent values or more, enough for a standard deviation (the two
+# numbers below). The official code sets σ once, at the very first step, so that it is a
 # fixed constant of the model, stored as a buffer in the checkpoint, not a moving statistic.
 # ```
 

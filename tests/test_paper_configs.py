@@ -166,14 +166,14 @@ SYSTEMS: dict[str, tuple[Callable[[], nn.Module], dict[str, int]]] = {
         ),
         {"model": 83_653_863, "loss": 17_481_794},
     ),
-    # the guided class-conditional ImageNet LDM (cin256-v2): the official UNet 394,984,196 (its
-    # key listing is pinned below), the VQ-f8 first stage 67,717,295 (ours, with the official
-    # module tree) and the ClassEmbedder's 1001 × 512 table; the EMA holds buffers only
-    "ldm_cin256": (
+    # the guided class-conditional ImageNet LDM-4 of the paper's Table 3 (cin256-v2.yaml): its
+    # UNet 400,920,579 (ours, measured: "LDM-4 (400 M)" in the paper), the VQ-f4 first stage
+    # 55,322,782 (ours, with the official module tree) and the ClassEmbedder's 1001 × 512 table
+    "ldm_cin256_v2": (
         lambda: LitLatentDiffusion(
-            LatentDiffusion(LDMConfig.paper(), VQModel(VQModelConfig.vq_f8()))
+            LatentDiffusion(LDMConfig.paper(), VQModel(VQModelConfig.vq_f4()))
         ),
-        {"ldm": 394_984_196 + 67_717_295 + 1001 * 512},
+        {"ldm": 400_920_579 + 55_322_782 + 1001 * 512},
     ),
     # official minGPT (vocab 16384, block 256, 48 layers, 24 heads, width 1536): 1,410,640,896
     # ("1.4 B"), over the frozen f16-16384 VQGAN (76,073,859)
@@ -260,7 +260,7 @@ def test_released_unet_builds_on_meta_with_the_official_counts_and_keys(name: st
     listing = "\n".join(f"{k} {tuple(v.shape)}" for k, v in sorted(state.items()))
     digest = hashlib.sha256(listing.encode()).hexdigest()
     assert (len(state), count(unet), digest) == UNETS[name]
-    assert UNetConfig.paper() == UNetConfig.cin256()
+    assert UNetConfig.paper() == UNetConfig.cin256_v2()
 
 
 def test_stable_diffusion_unet_has_the_official_layout() -> None:
@@ -532,15 +532,15 @@ def test_ldm_celeba256_unet_forward() -> None:
 
 @slow_paper
 @torch.no_grad()
-def test_ldm_cin256_system_forward() -> None:
-    """The released class-conditional ImageNet LDM (cin256-v2, 463 M with its VQ-f8): one
-    L_simple evaluation and one guided DDIM step on a 64×64 image (an 8×8 latent)."""
+def test_ldm_cin256_v2_system_forward() -> None:
+    """The released guided ImageNet LDM-4 (cin256-v2, 457 M with its VQ-f4): one L_simple
+    evaluation and a guided DDIM run on a 64×64 image (a 16×16×3 latent)."""
     from esser_lab.ldm.method import ldm_loss, sample_latents
 
-    ldm = LatentDiffusion(LDMConfig.paper(), VQModel(VQModelConfig.vq_f8())).eval()
+    ldm = LatentDiffusion(LDMConfig.paper(), VQModel(VQModelConfig.vq_f4())).eval()
     z0 = ldm.encode(_randn(1, 3, 64, 64))
-    assert z0.shape == (1, 4, 8, 8)
+    assert z0.shape == (1, 3, 16, 16)
     loss = ldm_loss(ldm, z0, torch.tensor([88]), torch.Generator().manual_seed(0)).loss
     assert loss.item() == pytest.approx(1.0, abs=0.5)  # zero-initialised output: ‖ε‖² / d
-    z = sample_latents(ldm, torch.tensor([88]), (4, 8, 8), steps=5, guidance_scale=1.5)
+    z = sample_latents(ldm, torch.tensor([88]), (3, 16, 16), steps=5, guidance_scale=1.5)
     _finite(z=z, x=ldm.decode(z))

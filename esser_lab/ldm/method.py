@@ -1,17 +1,17 @@
 """The latent-diffusion objective and sampler, as plain functions (chapter 14).
 
 With the frozen encoder E and z₀ = scale_factor · E(x), a condition c (a class label here), the
-DDPM forward process q(z_t | z₀) = N(√ᾱ_t z₀, (1 − ᾱ_t) I) and a UNet ε_θ, the paper's objective
-(its Eq. 2 for pixels, Eq. 1 of LDMs on latents) is the "simple" loss
+DDPM forward process q(z_t | z₀) = N(√ᾱ_t z₀, (1 − ᾱ_t) I) (chapter 14's (L1)) and a UNet ε_θ,
+the paper's conditional objective (its Sec. 3.3) is the "simple" loss
 
-    L_LDM = E_{z₀, c, ε ~ N(0, I), n ~ U{0..T−1}} ‖ε − ε_θ(z_n, n, τ_θ(c))‖²            (L1)
+    L_LDM = E_{z₀, c, ε ~ N(0, I), n ~ U{0..T−1}} ‖ε − ε_θ(z_n, n, τ_θ(c))‖²            (L2)
 
 (``p_losses`` with ``l_simple_weight 1``, ``original_elbo_weight 0``: no VLB term). For
 classifier-free guidance the label is replaced by the null class with probability ``cond_drop``
 (the official code does this in the data pipeline of the guided models), and sampling mixes the
 two predictions,
 
-    ε̃ = ε_θ(z_t, ∅) + s · (ε_θ(z_t, c) − ε_θ(z_t, ∅))                                  (L2)
+    ε̃ = ε_θ(z_t, ∅) + s · (ε_θ(z_t, c) − ε_θ(z_t, ∅))                                  (L4)
 
 inside a DDIM sampler (:func:`esser_lab.diffusion.ddim_sample`); s = 1 is the plain conditional
 model. Images are decoded with D(z / scale_factor).
@@ -40,7 +40,7 @@ __all__ = ["LDMLoss", "ldm_loss", "sample_latents", "sample_images"]
 
 @dataclass
 class LDMLoss:
-    loss: Tensor  # L_simple, (L1)
+    loss: Tensor  # L_simple, (L2)
     timesteps: Tensor  # the DDPM steps drawn, (b,)
 
 
@@ -50,7 +50,7 @@ def ldm_loss(
     labels: Tensor | None,
     generator: torch.Generator | None = None,
 ) -> LDMLoss:
-    """(L1) on a batch of *scaled* latents ``z0`` (``ldm.encode(x)``) with class ``labels``.
+    """(L2) on a batch of *scaled* latents ``z0`` (``ldm.encode(x)``) with class ``labels``.
 
     Steps, noise and the label dropout are drawn from ``generator`` on the CPU and moved to the
     latents' device (the same numbers on any device).
@@ -85,7 +85,7 @@ def sample_latents(
     guidance_scale: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """DDIM samples of scaled latents ``(len(labels), *shape)``, guided by (L2) when s ≠ 1."""
+    """DDIM samples of scaled latents ``(len(labels), *shape)``, guided by (L4) when s ≠ 1."""
     c = ldm.config
     device = ldm.betas.device
     n = len(labels) if labels is not None else shape[0]

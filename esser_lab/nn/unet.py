@@ -192,15 +192,34 @@ class UNetConfig:
 
     @classmethod
     def cin256(cls) -> UNetConfig:
-        """Class-conditional ImageNet LDM-VQ-8 (``models/ldm/cin256``): 395.0 M parameters."""
+        """Class-conditional ImageNet LDM-VQ-8 (``models/ldm/cin256``, v1: 1000 classes, no null
+        class): 395.0 M parameters."""
         return cls()
 
     @classmethod
+    def cin256_v2(cls) -> UNetConfig:
+        """The guided class-conditional ImageNet LDM-4 (``configs/latent-diffusion/cin256-v2.yaml``,
+        the paper's Table 3 model): VQ-f4 latents 64×64×3, widths 192·(1, 2, 3, 5), attention at
+        ds 8, 4, 2 with one head, a 512-d class token by cross-attention."""
+        return replace(
+            cls(),
+            image_size=64,
+            in_channels=3,
+            out_channels=3,
+            model_channels=192,
+            attention_resolutions=(8, 4, 2),
+            channel_mult=(1, 2, 3, 5),
+            num_heads=1,
+            num_head_channels=-1,
+        )
+
+    @classmethod
     def paper(cls) -> UNetConfig:
-        """The paper's configuration in this book: :meth:`cin256`, the released class-conditional
-        ImageNet model, whose conditioning (a class token through cross-attention) and guidance
-        the chapter reproduces at toy scale. SD v1 is :meth:`stable_diffusion_v1`."""
-        return cls.cin256()
+        """The paper's configuration in this book: :meth:`cin256_v2`, the released guided
+        class-conditional ImageNet model of the paper's Table 3, whose conditioning (a class token
+        through cross-attention) and guidance the chapter reproduces at toy scale. SD v1 is
+        :meth:`stable_diffusion_v1`, the unguided VQ-f8 ImageNet model :meth:`cin256`."""
+        return cls.cin256_v2()
 
     @classmethod
     def stable_diffusion_v1(cls) -> UNetConfig:
@@ -252,9 +271,10 @@ class UNetConfig:
 
     @classmethod
     def small(cls) -> UNetConfig:
-        """16×16 latents on one GPU in minutes: widths 128/256/256, attention at ds 2 and 4."""
+        """16×16 latents on one GPU in minutes: the VQ-f8 ImageNet UNet (:meth:`cin256`, four
+        latent channels, 32-channel heads) at widths 128/256/256, attention at ds 2 and 4."""
         return replace(
-            cls.paper(),
+            cls.cin256(),
             image_size=16,
             model_channels=128,
             channel_mult=(1, 2, 2),
@@ -263,10 +283,11 @@ class UNetConfig:
 
     @classmethod
     def tiny(cls) -> UNetConfig:
-        """8–16 px latents on 2 CPU cores: widths 32/64, one block per level, a spatial
-        transformer at ds 2 (two heads of 32) and a 32-d context."""
+        """8–16 px latents on 2 CPU cores: the VQ-f8 ImageNet UNet (:meth:`cin256`) at widths
+        32/64, one block per level, a spatial transformer at ds 2 (two heads of 32) and a 32-d
+        context."""
         return replace(
-            cls.paper(),
+            cls.cin256(),
             image_size=8,
             model_channels=32,
             channel_mult=(1, 2),
