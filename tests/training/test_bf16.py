@@ -387,7 +387,7 @@ def test_multinomial_draws_on_the_generators_device_with_a_mocked_transfer(
     and back is mocked (a meta tensor cannot be read), the device bookkeeping is real."""
     from esser_lab.nn import placement
     from esser_lab.part_discovery.method import colour_kmeans
-    from esser_lab.taming.sampling import _next_token
+    from esser_lab.diffusion.autoregressive import _next_token
 
     moves: list[tuple[str, str]] = []
 
