@@ -322,6 +322,9 @@ class Card:
     seeds_file: Path | None = None  # default: bench/results/claims_seeds.csv of the checkout
     long_file: Path | None = None  # default: bench/results/claims_long.csv of the checkout
     claims: list[Claim] = field(default_factory=list)
+    # claims measured in wall time: another machine gives other numbers, so the record is not
+    # called stale when this run's numbers differ from it (the verdict still comes from the run)
+    timed: set[str] = field(default_factory=set)
 
     def add(
         self,
@@ -337,8 +340,11 @@ class Card:
         paper: PaperPair | None = None,
         kind: Kind = "claim",
         digits: int = 4,
+        timed: bool = False,
     ) -> Claim:
-        """File one measured comparison (numbers rounded to ``digits`` significant digits)."""
+        """File one measured comparison (numbers rounded to ``digits`` significant digits).
+
+        ``timed``: the numbers are wall times, which differ from machine to machine."""
         import time
 
         if any(c.key == key for c in self.claims):
@@ -360,6 +366,8 @@ class Card:
             kind=kind,
         )
         self.claims.append(new)
+        if timed:
+            self.timed.add(key)
         return new
 
     def __getitem__(self, key: str) -> Claim:
@@ -389,6 +397,8 @@ class Card:
     def _stale_note(self, key: str) -> str:
         """A warning when the record holds this run's seed with other numbers than this run's."""
         claim = self[key]
+        if key in self.timed:
+            return ""
         for row in read_seed_rows(self.seeds_file):
             if (row["chapter"], row["key"], row["scale"], row["seed"]) == (
                 self.chapter,

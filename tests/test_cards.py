@@ -369,6 +369,27 @@ def test_a_record_with_other_numbers_for_this_seed_is_called_stale(tmp_path: Pat
     assert card.seeds_phrase("shape") == "reproduced: held in 5 of 5 seeds, margin 0.180 ± 0.084"
 
 
+def test_a_timed_claim_is_never_called_stale(tmp_path: Path) -> None:
+    """Wall times differ from machine to machine: the record of a timed claim stays valid."""
+    card = make_card(tmp_path, margins=[0.1, 0.2, 0.3, 0.1, 0.2])  # seed 0 recorded as 0 vs 0
+    card.add(
+        "speed",
+        "sampling is faster",
+        metric="seconds per sample",
+        ours=0.002,
+        baseline="pixel space",
+        baseline_value=0.01,
+        why="the paper's Fig. 7",
+        better="lower",
+        timed=True,
+    )
+    lines = (tmp_path / "claims_seeds.csv").read_text().splitlines()
+    lines.append("01_vunet,speed,0,0.003,0.02,0.017,true,tiny,abc123,2026-12-04")
+    (tmp_path / "claims_seeds.csv").write_text("\n".join(lines) + "\n")
+    assert "predates" not in card.seeds_phrase("speed")
+    assert "predates" in card.seeds_phrase("shape")  # an untimed claim still is
+
+
 def test_long_runs_need_three_seeds_and_reach_the_text(tmp_path: Path) -> None:
     assert verdict_label(3, 3, minimum=3) == "reproduced"
     assert verdict_label(2, 3, minimum=3) == "not settled"

@@ -143,6 +143,7 @@ def file_claims(
         baseline_value=pixel.seconds_per_sample,
         why="the paper's Fig. 7 (throughput against FID, CelebA-HQ and ImageNet)",
         better="lower",
+        timed=True,
         paper=PaperPair(None, None, "samples/s against FID (Fig. 7)", UNVERIFIED),
     )
     plain = guidance[1.0]
