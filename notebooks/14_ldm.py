@@ -632,7 +632,7 @@ display(Markdown("\n".join(f"* {b}" for b in bullets)))
 # * **On a GPU**: `ESSER_LAB_SCALE=small` (32×32 digits, f ∈ {1, 2, 4, 8}, `UNetConfig.small()`,
 #   20k steps; the default when a GPU is present) or `ESSER_LAB_SCALE=full`; the same cells run,
 #   and Lightning's DDP takes over with `ESSER_LAB_DEVICES=N`. The paper's own configurations
-#   build from the presets (`UNetConfig.cin256()`, `.stable_diffusion_v1()`,
+#   build from the presets (`UNetConfig.cin256_v2()`, `.stable_diffusion_v1()`,
 #   `AutoencoderKLConfig.kl_f8()`); their sizes, on the meta device (no memory):
 # * **The official weights.** `esser_lab.ldm.checkpoint` reads a released LDM or Stable
 #   Diffusion 1.x `.ckpt` without unpickling arbitrary objects (`weights_only=True` with an
