@@ -260,6 +260,19 @@ class FirstStage(Protocol):
     def decode_latent(self, z: Tensor) -> Tensor: ...
 
 
+def check_images(model: nn.Module, x: Tensor) -> Tensor:
+    """Images ``(b, in_channels, H, W)`` with H and W multiples of the model's factor f, for a
+    first stage whose ``config`` has ``in_channels`` and ``factor`` (KL or VQ)."""
+    c = model.config
+    check_tensor(x, "x", ("batch", c.in_channels, "h", "w"), like=model, training=model.training)
+    if x.shape[2] % c.factor or x.shape[3] % c.factor:
+        raise ValueError(
+            f"x's height and width must be multiples of the down-sampling factor {c.factor}, "
+            f"got {tuple(x.shape)}"
+        )
+    return x
+
+
 class AutoencoderKL(nn.Module):
     """The KL-regularised autoencoder of latent diffusion (official name and key layout).
 
@@ -292,13 +305,7 @@ class AutoencoderKL(nn.Module):
 
     def encode(self, x: Tensor) -> DiagonalGaussian:
         """Images ``(b, in_channels, H, W)`` → posterior q(z | x) over ``(b, embed_dim, h, w)``."""
-        c = self.config
-        check_tensor(x, "x", ("batch", c.in_channels, "h", "w"), like=self, training=self.training)
-        if x.shape[2] % c.factor or x.shape[3] % c.factor:
-            raise ValueError(
-                f"x's height and width must be multiples of the down-sampling factor {c.factor}, "
-                f"got {tuple(x.shape)}"
-            )
+        check_images(self, x)
         moments = self.quant_conv(self.encoder(x))  # (b, 2·embed_dim, h, w): mean, log-variance
         return DiagonalGaussian(moments, logvar_range=KL_LOGVAR_RANGE)
 

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from esser_lab.checks import check_tensor
 from esser_lab.config import check_betas, check_fields, check_positive, config_from_dict
 from esser_lab.losses.gan_autoencoder import GANAutoencoderLossConfig, GANOptimizerConfig
-from esser_lab.nn.first_stage import DDConfig, decoder_from, encoder_from
+from esser_lab.nn.first_stage import DDConfig, check_images, decoder_from, encoder_from
 from esser_lab.nn.quantize import QuantizerOutput, VectorQuantizer
 
 __all__ = ["VQGANConfig", "VQModel", "VQModelConfig"]
@@ -371,13 +371,7 @@ class VQModel(nn.Module):
         return self.config.embed_dim
 
     def _pre_quant(self, x: Tensor) -> Tensor:
-        c = self.config
-        check_tensor(x, "x", ("batch", c.in_channels, "h", "w"), like=self, training=self.training)
-        if x.shape[2] % c.factor or x.shape[3] % c.factor:
-            raise ValueError(
-                f"x's height and width must be multiples of the down-sampling factor {c.factor}, "
-                f"got {tuple(x.shape)}"
-            )
+        check_images(self, x)
         return self.quant_conv(self.encoder(x))
 
     def encode(self, x: Tensor) -> QuantizerOutput:
