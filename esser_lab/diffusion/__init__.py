@@ -1,7 +1,9 @@
 """The generative core that chapters 13–19 share: schedules, the Gaussian forward process and its
 parameterisations, DDPM/DDIM samplers, classifier-free guidance, the rectified-flow path with its
 ODE solvers, and the autoregressive token sampler of chapter 10 (:mod:`.autoregressive`, no time
-involved). Pure functions and small frozen dataclasses; no Lightning.
+involved), and multinomial diffusion on discrete codes for chapter 13 (:mod:`.multinomial`, an
+integer scale t ∈ {0, …, T} at continuous time t / T). Pure functions and small frozen
+dataclasses; no Lightning.
 
 **One denoiser protocol.** Every sampler takes a :data:`Denoiser`, ``model(x_t, t, cond) ->
 prediction`` (:mod:`esser_lab.diffusion.protocol`): ``t`` of shape (b,), ``cond=None`` for an
@@ -47,6 +49,15 @@ from esser_lab.diffusion.gaussian import (
     x0_to_eps,
 )
 from esser_lab.diffusion.guidance import classifier_free_guidance, drop_labels
+from esser_lab.diffusion.multinomial import (
+    MultinomialSchedule,
+    forward_chain,
+    multinomial_loss,
+    multinomial_posterior,
+    q_step,
+    q_xt_probs,
+    q_xt_sample,
+)
 from esser_lab.diffusion.protocol import (
     Denoiser,
     discrete_time,
@@ -68,6 +79,7 @@ __all__ = [
     "BetaSchedule",
     "Denoiser",
     "DiscreteSchedule",
+    "MultinomialSchedule",
     "Parameterization",
     "Spacing",
     "Trajectory",
@@ -82,11 +94,17 @@ __all__ = [
     "eps_x0_to_v",
     "euler_solve",
     "expand_like",
+    "forward_chain",
     "heun_solve",
     "index_to_time",
     "logit_normal_t",
     "make_beta_schedule",
+    "multinomial_loss",
+    "multinomial_posterior",
     "q_sample",
+    "q_step",
+    "q_xt_probs",
+    "q_xt_sample",
     "rf_sample",
     "rf_target",
     "sample_tokens",
