@@ -174,7 +174,7 @@ class GPT(nn.Module):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
 
-    def _check(self, idx: Tensor, start: int) -> None:
+    def _check(self, idx: Tensor, start: int, extra: int = 0) -> None:
         if (
             not isinstance(idx, Tensor)
             or idx.dim() != 2
@@ -184,10 +184,10 @@ class GPT(nn.Module):
                 "idx must be an integer tensor of token indices (b, l), got "
                 f"{getattr(idx, 'dtype', type(idx))} {tuple(getattr(idx, 'shape', ()))}"
             )
-        if start + idx.shape[1] > self.block_size:
+        if start + extra + idx.shape[1] > self.block_size:
             raise ValueError(
-                f"sequence of {start} cached + {idx.shape[1]} new tokens exceeds block_size="
-                f"{self.block_size}"
+                f"sequence of {start} cached + {extra + idx.shape[1]} new tokens exceeds "
+                f"block_size={self.block_size}"
             )
         # the range is read on the CPU only: on a GPU it would be a host sync every step, and
         # the embedding's own device-side assert stops a bad index there
@@ -203,23 +203,46 @@ class GPT(nn.Module):
                 f"{self.n_unmasked} mutually visible prefix; run the prefix in one call"
             )
 
-    def forward_with_past(self, idx: Tensor, past: KVCache | None = None) -> tuple[Tensor, KVCache]:
-        """Logits (b, l, vocab) of ``idx`` (b, l) after ``past``, and the extended cache."""
+    def embed(self, idx: Tensor, start: int = 0, embeddings: Tensor | None = None) -> Tensor:
+        """The blocks' input (b, l_e + l, d): ``embeddings`` (b, l_e, d) prepended to the token
+        embeddings of ``idx`` (b, l), plus the positions from ``start`` on, through ``drop``.
+
+        ``embeddings`` are the official ``forward(idx, embeddings=...)`` of the GeoFree minGPT:
+        continuous inputs (e.g. camera tokens) that take the first positions, as tokens do.
+        """
+        self._check(idx, start, 0 if embeddings is None else embeddings.shape[1])
+        x = self.tok_emb(idx)  # (b, l, d)
+        if embeddings is not None:
+            if embeddings.dim() != 3 or embeddings.shape[0] != idx.shape[0] or (
+                embeddings.shape[2] != self.n_embd
+            ):
+                raise ValueError(
+                    f"embeddings must be (b={idx.shape[0]}, l_e, n_embd={self.n_embd}), got "
+                    f"{tuple(embeddings.shape)}"
+                )
+            x = torch.cat((embeddings.to(x.dtype), x), dim=1)  # (b, l_e + l, d)
+        positions = self.pos_emb[:, start : start + x.shape[1]]  # (1, l_e + l, d)
+        return self.drop(x + positions)
+
+    def forward_with_past(
+        self, idx: Tensor, past: KVCache | None = None, embeddings: Tensor | None = None
+    ) -> tuple[Tensor, KVCache]:
+        """Logits (b, l_e + l, vocab) of ``embeddings`` and ``idx`` (b, l) after ``past``, and
+        the extended cache (``embeddings``, optional, as in :meth:`embed`)."""
         start = 0 if past is None else past[0][0].shape[2]
-        self._check(idx, start)
         if past is not None and len(past) != self.n_layer:
             raise ValueError(f"past must hold {self.n_layer} (k, v) pairs, got {len(past)}")
-        positions = self.pos_emb[:, start : start + idx.shape[1]]  # (1, l, d)
-        x = self.drop(self.tok_emb(idx) + positions)  # (b, l, d)
+        x = self.embed(idx, start, embeddings)  # (b, l_e + l, d)
         present = []
         for i, block in enumerate(self.blocks):
             x, kv = block(x, None if past is None else past[i])
             present.append(kv)
         return self.head(self.ln_f(x)), tuple(present)
 
-    def forward(self, idx: Tensor) -> Tensor:
-        """Logits (b, l, vocab): position i predicts token i + 1."""
-        return self.forward_with_past(idx)[0]
+    def forward(self, idx: Tensor, embeddings: Tensor | None = None) -> Tensor:
+        """Logits (b, l_e + l, vocab): position i predicts token i + 1 (``embeddings`` as in
+        :meth:`embed`)."""
+        return self.forward_with_past(idx, embeddings=embeddings)[0]
 
 
 def configure_gpt_optimizer(
