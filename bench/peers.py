@@ -27,7 +27,8 @@ Latent diffusion (chapter 14), each with our weights under diffusers' names and 
 before timing (max |ours − peer| ≤ 1e-4 · max |peer|; a mismatch stops the benchmark):
 
 * the UNet: ``esser_lab.nn.unet.UNetModel`` against ``diffusers.UNet2DConditionModel`` with the
-  same blocks (:func:`diffusers_unet`; names by :func:`unet_key_to_diffusers`), the zero-init
+  same blocks (:func:`diffusers_unet`; names by ``esser_lab.ldm.diffusers_layout``, the renaming the
+  book's diffusers loaders invert), the zero-init
   layers given random weights so that every branch is compared; a training step = forward and
   backward of the MSE to a random target, at the chapter's ``UNetConfig.tiny()`` and at Stable
   Diffusion v1's widths on 16×16 latents with ``use_checkpoint`` off (diffusers does not
@@ -54,7 +55,6 @@ import argparse
 import csv
 import datetime as dt
 import os
-import re
 import statistics
 import sys
 import time
@@ -70,6 +70,7 @@ FIELDS = ["model", "peer", "config", "ours_s", "peer_s", "ratio", "date", "torch
 FIELDS += ["threads", "ours_iqr_s", "peer_iqr_s", "repeats", "load"]
 sys.path.insert(0, str(REPO))
 
+from esser_lab.ldm.diffusers_layout import autoencoder_to_diffusers, unet_to_diffusers  # noqa: E402
 from esser_lab.ldm.model import LDMConfig  # noqa: E402
 from esser_lab.nn.first_stage import AutoencoderKL, AutoencoderKLConfig  # noqa: E402
 from esser_lab.nn.unet import UNetConfig, UNetModel  # noqa: E402
@@ -158,55 +159,6 @@ def diffusers_vqmodel(config: VQGANConfig):
     )
 
 
-def to_diffusers_state_dict(state: dict[str, torch.Tensor], levels: int) -> dict[str, torch.Tensor]:
-    """Our (= the official taming) names → diffusers' names (1×1 attention convs → Linear)."""
-    out = {}
-    attention = {
-        "norm": "group_norm",
-        "q": "to_q",
-        "k": "to_k",
-        "v": "to_v",
-        "proj_out": "to_out.0",
-    }
-    for key, value in state.items():
-        new = key.replace("nin_shortcut", "conv_shortcut").replace("norm_out", "conv_norm_out")
-        new = new.replace("mid.block_1", "mid_block.resnets.0").replace(
-            "mid.block_2", "mid_block.resnets.1"
-        )
-        match = re.match(
-            r"(encoder|decoder)\.(?:mid\.attn_1|(down|up)\.(\d+)\.attn\.(\d+))\.(\w+)\.(\w+)$", key
-        )
-        if match:
-            part, direction, level, index, layer, kind = match.groups()
-            if direction is None:
-                prefix = f"{part}.mid_block.attentions.0"
-            else:
-                i = int(level) if direction == "down" else levels - 1 - int(level)
-                prefix = f"{part}.{direction}_blocks.{i}.attentions.{index}"
-            new = f"{prefix}.{attention[layer]}.{kind}"
-            if layer != "norm" and kind == "weight":
-                value = value[:, :, 0, 0]
-        else:
-            new = re.sub(r"encoder\.down\.(\d+)\.block\.", r"encoder.down_blocks.\1.resnets.", new)
-            new = re.sub(
-                r"encoder\.down\.(\d+)\.downsample\.",
-                r"encoder.down_blocks.\1.downsamplers.0.",
-                new,
-            )
-            new = re.sub(
-                r"decoder\.up\.(\d+)\.block\.",
-                lambda m: f"decoder.up_blocks.{levels - 1 - int(m[1])}.resnets.",
-                new,
-            )
-            new = re.sub(
-                r"decoder\.up\.(\d+)\.upsample\.",
-                lambda m: f"decoder.up_blocks.{levels - 1 - int(m[1])}.upsamplers.0.",
-                new,
-            )
-        out[new] = value
-    return out
-
-
 def _step_ours(model: VQModel, x: torch.Tensor) -> None:
     rec, q = model(x)
     loss = (rec - x).abs().mean() + q.loss
@@ -226,7 +178,7 @@ def time_vqgan(name: str, config: VQGANConfig, batch: int, repeats: int) -> dict
     torch.manual_seed(0)
     ours = VQModel(config)
     peer = diffusers_vqmodel(config)
-    converted = to_diffusers_state_dict(ours.state_dict(), len(config.ch_mult))
+    converted = autoencoder_to_diffusers(ours.state_dict(), len(config.ch_mult))
     missing, unexpected = peer.load_state_dict(converted, strict=False)
     if missing or unexpected:
         raise SystemExit(
@@ -303,74 +255,6 @@ GPT_CONFIGS = {
 
 # ---------------------------------------------------------------------------------------------
 # Latent diffusion: the UNet, DDIM sampling and the KL autoencoder against diffusers
-
-
-def unet_key_to_diffusers(key: str, config: UNetConfig) -> str:
-    """One key of our :class:`UNetModel` (= the official ``openaimodel`` names, as in
-    ``model.diffusion_model.*``) → the name of the same tensor in ``UNet2DConditionModel``.
-
-    ``input_blocks`` hold the input conv, then per level ``num_res_blocks`` blocks and a
-    down-sampler (stride ``num_res_blocks + 1``); ``output_blocks`` hold ``num_res_blocks + 1``
-    blocks per level, lowest resolution first, as diffusers' ``up_blocks``. A block's ``.0`` is
-    the ResBlock, ``.1`` the SpatialTransformer (whose inner names diffusers shares), and the
-    last entry of a level's last output block its up-sampler. A ``KeyError`` for a key that has
-    no counterpart (``label_emb``, the legacy ``AttentionBlock``, ``resblock_updown``).
-    """
-    stride = config.num_res_blocks + 1
-    resnet = {
-        "in_layers.0": "norm1",
-        "in_layers.2": "conv1",
-        "emb_layers.1": "time_emb_proj",
-        "out_layers.0": "norm2",
-        "out_layers.3": "conv2",
-        "skip_connection": "conv_shortcut",
-    }
-    fixed = {
-        "time_embed.0": "time_embedding.linear_1",
-        "time_embed.2": "time_embedding.linear_2",
-        "input_blocks.0.0": "conv_in",
-        "out.0": "conv_norm_out",
-        "out.2": "conv_out",
-    }
-    head, _, kind = key.rpartition(".")  # kind: weight / bias
-    if head in fixed:
-        return f"{fixed[head]}.{kind}"
-    match = re.fullmatch(
-        r"(input_blocks|middle_block|output_blocks)\.(?:(\d+)\.)?(\d+)\.(.+)", head
-    )
-    if match is None:
-        raise KeyError(f"no diffusers counterpart for {key!r}")
-    part, block, layer, rest = match[1], match[2], int(match[3]), match[4]
-    if part == "middle_block":
-        prefix = {0: "mid_block.resnets.0", 1: "mid_block.attentions.0", 2: "mid_block.resnets.1"}
-        owner = prefix[layer]
-    elif part == "input_blocks":
-        level, index = divmod(int(block) - 1, stride)
-        if index == config.num_res_blocks:  # the level's down-sampler
-            if rest != "op":
-                raise KeyError(f"no diffusers counterpart for {key!r}")
-            return f"down_blocks.{level}.downsamplers.0.conv.{kind}"
-        owner = f"down_blocks.{level}.{'resnets' if layer == 0 else 'attentions'}.{index}"
-    else:
-        level, index = divmod(int(block), stride)
-        if rest == "conv" and layer > 0:  # the level's up-sampler
-            return f"up_blocks.{level}.upsamplers.0.conv.{kind}"
-        owner = f"up_blocks.{level}.{'resnets' if layer == 0 else 'attentions'}.{index}"
-    if "resnets" in owner:
-        if rest not in resnet:
-            raise KeyError(f"no diffusers counterpart for {key!r}")
-        rest = resnet[rest]
-    return f"{owner}.{rest}.{kind}"
-
-
-def unet_to_diffusers_state_dict(
-    state: dict[str, torch.Tensor], config: UNetConfig
-) -> dict[str, torch.Tensor]:
-    """Our UNet's state dict under diffusers' names (same tensors: no reshaping is needed)."""
-    out = {unet_key_to_diffusers(key, config): value for key, value in state.items()}
-    if len(out) != len(state):
-        raise ValueError("two of our keys map to one diffusers key")
-    return out
 
 
 def diffusers_unet(config: UNetConfig):
@@ -451,7 +335,7 @@ def _unet_pair(config: UNetConfig, share: bool):
     _nonzero_init(ours, 1)
     with torch.device("meta" if share else "cpu"):  # on meta: no second initialisation
         peer = diffusers_unet(config)
-    converted = unet_to_diffusers_state_dict(ours.state_dict(), config)
+    converted = unet_to_diffusers(ours.state_dict(), config)
     peer.load_state_dict(converted, strict=True, assign=share)
     if any(tensor.is_meta for tensor in peer.state_dict().values()):
         raise SystemExit("diffusers' UNet kept a tensor on the meta device")
@@ -609,7 +493,7 @@ def time_autoencoder_kl(
     ours = AutoencoderKL(config)
     peer = diffusers_autoencoder_kl(config)
     levels = len(config.ddconfig.ch_mult)
-    peer.load_state_dict(to_diffusers_state_dict(ours.state_dict(), levels), strict=True)
+    peer.load_state_dict(autoencoder_to_diffusers(ours.state_dict(), levels), strict=True)
     x = torch.rand(batch, config.in_channels, side, side) * 2 - 1
 
     def step_ours() -> torch.Tensor:

@@ -244,14 +244,14 @@ LAYOUTS = (
     _Layout(
         "diffusers UNet (down_blocks., mid_block., up_blocks., time_embedding.)",
         _any("down_blocks.", "up_blocks.", "mid_block.", "time_embedding."),
-        "esser_lab reads the original CompVis names: load the original .ckpt release, or "
-        "rename the keys (diffusers' convert_ldm_unet_checkpoint mapping, run backwards)",
+        "read it with esser_lab.ldm.diffusers_layout.load_diffusers_unet(path, unet_config) "
+        "(if that raised this, the file holds another configuration than unet_config)",
     ),
     _Layout(
         "diffusers autoencoder (encoder.down_blocks., decoder.up_blocks.)",
         _any("encoder.down_blocks.", "decoder.up_blocks.", "encoder.mid_block."),
-        "esser_lab reads the original CompVis names: load the original .ckpt release, or "
-        "rename the keys (diffusers' VAE conversion, run backwards)",
+        "read it with esser_lab.ldm.diffusers_layout.load_diffusers_autoencoder(path, config) "
+        "(if that raised this, the file holds another configuration than config)",
     ),
     _Layout(
         "original CompVis UNet (input_blocks., middle_block., output_blocks., time_embed.)",
@@ -359,6 +359,7 @@ def load_weights(
     drop: Iterable[str] = (),
     key_map: Mapping[str, str] | Callable[[str], str] | None = None,
     hint: str | None = None,
+    assign: bool = False,
 ) -> nn.Module:
     """Load ``source`` into ``module`` strictly and return ``module``.
 
@@ -366,7 +367,8 @@ def load_weights(
     ``what`` names the weights in messages ("VQGAN checkpoint last.ckpt"). ``prefix`` and
     ``drop`` select keys as in :func:`read_state_dict`; ``key_map`` then renames the file's keys to
     the module's (a dict, keys it lacks unchanged, or a function). Tensors are copied into the
-    module's parameters and buffers (their dtype and device are kept).
+    module's parameters and buffers (their dtype and device are kept); with ``assign`` the
+    module adopts the file's tensors instead (for a module built on the meta device).
     """
     if isinstance(source, Mapping):
         state = _select(dict(source), prefix, drop, what)
@@ -379,7 +381,7 @@ def load_weights(
     if key_map is not None:
         state = _rename(state, key_map, what)
     check_state_dict(module, state, what=what)
-    module.load_state_dict(state, strict=True)
+    module.load_state_dict(state, strict=True, assign=assign)
     return module
 
 

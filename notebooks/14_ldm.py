@@ -642,6 +642,12 @@ display(Markdown("\n".join(f"* {b}" for b in bullets)))
 #   load. Put `cin256-v2.ckpt` from the official README at
 #   `data/checkpoints/ldm/cin256-v2/model.ckpt` and the next cell samples a class with it; the
 #   file is not part of this book and is absent from the run that built this page.
+# * **diffusers exports.** Most copies of these weights in circulation are diffusers folders
+#   (`unet/diffusion_pytorch_model.safetensors`, `vae/…`): the same tensors under other names.
+#   `esser_lab.ldm.diffusers_layout.load_diffusers_unet(path, UNetConfig.stable_diffusion_v1())`
+#   and `load_diffusers_autoencoder(path, AutoencoderKLConfig.kl_f8())` rename them back to the
+#   CompVis names (one renaming, shared with `bench/peers.py`, which checks that the two libraries
+#   compute the same outputs with it) and load strictly.
 
 # %%
 from pathlib import Path

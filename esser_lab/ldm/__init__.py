@@ -5,6 +5,7 @@
 * ``method``: the objective ``L_simple`` and the (guided) DDIM sampler as functions;
 * ``training``: :class:`LitLatentDiffusion`, the Lightning system;
 * ``checkpoint``: the released LDM / Stable Diffusion 1.x files, split and loaded strictly;
+* ``diffusers_layout``: the same weights exported by diffusers, renamed back and loaded strictly;
 * ``claims``: what chapter 14 measures.
 
 The UNet is :mod:`esser_lab.nn.unet`, the autoencoders :mod:`esser_lab.nn.first_stage`, the
