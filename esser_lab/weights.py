@@ -385,6 +385,28 @@ def load_weights(
     return module
 
 
+def adopt_weights(
+    module: nn.Module,
+    source: str | Path | Mapping[str, Tensor],
+    *,
+    what: str,
+    dtype: torch.dtype | None = torch.float32,
+    **options,
+) -> nn.Module:
+    """Like :func:`load_weights` for a ``module`` built on the meta device: it adopts the file's
+    tensors (no random initialisation first, no second copy of a large model).
+
+    ``dtype``: the floating-point dtype of the result (``None``: the file's, e.g. float16).
+    Raises :class:`WeightsError` if a tensor of the module was not in the file (it would stay
+    on the meta device). ``options``: those of :func:`load_weights`.
+    """
+    load_weights(module, source, what=what, assign=True, **options)
+    left = [name for name, t in module.state_dict().items() if t.is_meta]
+    if left:  # neither a parameter nor a persistent buffer the file holds
+        raise WeightsError(f"{what}: {len(left)} tensors were not in the file: {left[:5]}")
+    return module if dtype is None else module.to(dtype)
+
+
 # ---- writing ------------------------------------------------------------------------------------
 
 

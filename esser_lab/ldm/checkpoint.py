@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from esser_lab.weights import WeightsError, describe_layout, load_weights, read_state_dict
+from esser_lab.weights import WeightsError, adopt_weights, describe_layout, read_state_dict
 
 if TYPE_CHECKING:
     from esser_lab.nn.first_stage import AutoencoderKLConfig
@@ -224,18 +224,24 @@ def _parts(source: str | Path | LDMParts) -> LDMParts:
 
 
 def load_ldm_unet(
-    source: str | Path | LDMParts, unet_config: UNetConfig, use_ema: bool = False
+    source: str | Path | LDMParts,
+    unet_config: UNetConfig,
+    use_ema: bool = False,
+    dtype: torch.dtype | None = torch.float32,
 ) -> UNetModel:
     """A :class:`~esser_lab.nn.unet.UNetModel` of ``unet_config`` with the checkpoint's weights.
 
     ``source``: a released checkpoint's path, or its :class:`LDMParts`. ``use_ema``: take the
     averaged weights (``model_ema.*``, what the official code samples with) for every
-    parameter; the file's buffers, if any, stay as stored. Returned in eval mode.
+    parameter; the file's buffers, if any, stay as stored. Built on the meta device, the model
+    adopts the file's tensors (no random initialisation, no second copy); returned in eval mode,
+    in ``dtype`` (``None``: the file's, e.g. float16 for the ``-fp16`` files).
     """
     from esser_lab.nn.unet import UNetModel
 
     parts = _parts(source)
-    unet = UNetModel(unet_config)
+    with torch.device("meta"):
+        unet = UNetModel(unet_config)
     state = dict(parts.unet)
     what = f"the UNet (model.diffusion_model.*) of {parts.source}"
     if use_ema:
@@ -246,15 +252,16 @@ def load_ldm_unet(
             )
         state |= ema_state_dict(parts.ema, [name for name, _ in unet.named_parameters()])
         what += " with its EMA weights (model_ema.*)"
-    load_weights(unet, state, what=what)
-    return unet.eval()
+    return adopt_weights(unet, state, what=what, dtype=dtype).eval()
 
 
 def load_first_stage(
     source: str | Path | LDMParts | Mapping[str, Tensor],
     config: AutoencoderKLConfig | VQModelConfig,
+    dtype: torch.dtype | None = torch.float32,
 ) -> nn.Module:
-    """The first stage of ``config`` with released weights, frozen in eval mode.
+    """The first stage of ``config`` with released weights, frozen in eval mode (built on the
+    meta device, adopting the file's tensors, in ``dtype`` as :func:`load_ldm_unet`).
 
     ``config``: an ``AutoencoderKLConfig`` (→ ``AutoencoderKL``; ``kl_f4()``, ``kl_f8()``, …) or
     a VQ config of :class:`esser_lab.taming.model.VQModel` (``VQModelConfig.vq_f4()``…).
@@ -266,10 +273,12 @@ def load_first_stage(
     from esser_lab.taming.model import VQModel
 
     if isinstance(config, AutoencoderKLConfig):
-        model: nn.Module = AutoencoderKL(config)
+        with torch.device("meta"):
+            model: nn.Module = AutoencoderKL(config)
     else:
         try:
-            model = VQModel(config)
+            with torch.device("meta"):
+                model = VQModel(config)
         except TypeError:
             raise TypeError(
                 "config must be an AutoencoderKLConfig (kl_f4(), kl_f8(), …) or a VQModelConfig "
@@ -289,8 +298,7 @@ def load_first_stage(
         }
     state = {k: v for k, v in state.items() if not k.startswith("loss.")}
     what = f"the {type(model).__name__} first stage of {name}"
-    load_weights(model, state, what=what)
-    return model.eval().requires_grad_(False)
+    return adopt_weights(model, state, what=what, dtype=dtype).eval().requires_grad_(False)
 
 
 def check_schedule(

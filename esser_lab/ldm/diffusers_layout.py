@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from esser_lab.weights import WeightsError, load_weights, read_state_dict
+from esser_lab.weights import WeightsError, adopt_weights, read_state_dict
 
 if TYPE_CHECKING:
     from esser_lab.nn.first_stage import AutoencoderKLConfig
@@ -197,23 +197,18 @@ def _read(source: str | Path | Mapping[str, Tensor]) -> tuple[dict[str, Tensor],
     raise WeightsError(f"source must be a path or a state dict, got {type(source).__name__}")
 
 
-def _adopt(module: nn.Module, state: dict[str, Tensor], what: str) -> nn.Module:
-    """Load ``state`` strictly into ``module`` (built on the meta device), adopting its tensors."""
-    load_weights(module, state, what=what, assign=True)
-    left = [name for name, t in module.state_dict().items() if t.is_meta]
-    if left:  # a tensor that is neither a parameter nor a persistent buffer of the file
-        raise WeightsError(f"{what}: {len(left)} tensors were not in the file: {left[:5]}")
-    return module.eval()
-
-
-def load_diffusers_unet(source: str | Path | Mapping[str, Tensor], config: UNetConfig) -> UNetModel:
+def load_diffusers_unet(
+    source: str | Path | Mapping[str, Tensor],
+    config: UNetConfig,
+    dtype: torch.dtype | None = torch.float32,
+) -> UNetModel:
     """A :class:`~esser_lab.nn.unet.UNetModel` of ``config`` from a diffusers
     ``UNet2DConditionModel`` file (``unet/diffusion_pytorch_model.safetensors``) or state dict.
 
     Every tensor must find its place (strict): a file of another configuration, or a
     ``config`` diffusers cannot express (class labels, ``resblock_updown``), raises
-    :class:`~esser_lab.weights.WeightsError` naming the keys. Returned in eval mode, in the
-    file's dtype.
+    :class:`~esser_lab.weights.WeightsError` naming the keys. Returned in eval mode, in
+    ``dtype`` (``None``: the file's, e.g. float16 for an ``fp16`` variant).
     """
     from esser_lab.nn.unet import UNetModel
 
@@ -227,11 +222,13 @@ def load_diffusers_unet(source: str | Path | Mapping[str, Tensor], config: UNetC
         except KeyError:
             pass  # stays missing: load_weights names it
     state = {to_ours.get(key, key): value for key, value in state.items()}
-    return _adopt(unet, state, f"the diffusers UNet {name}")
+    return adopt_weights(unet, state, what=f"the diffusers UNet {name}", dtype=dtype).eval()
 
 
 def load_diffusers_autoencoder(
-    source: str | Path | Mapping[str, Tensor], config: AutoencoderKLConfig | VQModelConfig
+    source: str | Path | Mapping[str, Tensor],
+    config: AutoencoderKLConfig | VQModelConfig,
+    dtype: torch.dtype | None = torch.float32,
 ) -> nn.Module:
     """Our first stage of ``config`` from a diffusers ``AutoencoderKL`` / ``VQModel`` file
     (``vae/diffusion_pytorch_model.safetensors``) or state dict, frozen in eval mode.
@@ -239,6 +236,7 @@ def load_diffusers_autoencoder(
     ``config``: an ``AutoencoderKLConfig`` (e.g. ``kl_f8()`` for Stable Diffusion's VAE) or a
     ``VQModelConfig``. Attention weights stored as ``Linear`` (or, in old exports, as
     ``query``/``key``/``value``/``proj_attn``) become the 1×1 convolutions of the CompVis code.
+    ``dtype`` as in :func:`load_diffusers_unet`.
     """
     from esser_lab.nn.first_stage import AutoencoderKL, AutoencoderKLConfig
     from esser_lab.taming.model import VQModel
@@ -267,4 +265,4 @@ def load_diffusers_autoencoder(
             value = value[:, :, None, None]
         renamed[to_ours.get(key, key)] = value
     what = f"the diffusers {type(model).__name__} {name}"
-    return _adopt(model, renamed, what).requires_grad_(False)
+    return adopt_weights(model, renamed, what=what, dtype=dtype).eval().requires_grad_(False)

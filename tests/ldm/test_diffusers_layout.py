@@ -174,3 +174,12 @@ def test_vq_autoencoder_in_diffusers_layout() -> None:
 def test_wrong_config_type_is_named() -> None:
     with pytest.raises(TypeError, match="AutoencoderKLConfig"):
         load_diffusers_autoencoder({}, UNetConfig.tiny())
+
+
+def test_dtype_of_the_result() -> None:
+    """A float16 export gives float32 weights by default, the file's float16 with dtype=None."""
+    state = unet_to_diffusers(UNetModel(SD_TINY).half().state_dict(), SD_TINY)
+    default = load_diffusers_unet(state, SD_TINY)
+    kept = load_diffusers_unet(state, SD_TINY, dtype=None)
+    assert {p.dtype for p in default.parameters()} == {torch.float32}
+    assert {p.dtype for p in kept.parameters()} == {torch.float16}
