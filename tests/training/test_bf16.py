@@ -190,6 +190,14 @@ def _latent_diffusion():
     return LitLatentDiffusion(ldm), batch
 
 
+def _shape_texture():
+    from esser_lab.shape_texture.model import ShapeTextureConfig, ShapeTextureNet
+    from esser_lab.shape_texture.training import LitShapeTexture
+
+    batch = {"image": torch.rand(B, 3, 16, 16) * 2 - 1, "label": torch.arange(B) % 4}
+    return LitShapeTexture(ShapeTextureNet(ShapeTextureConfig.tiny())), batch
+
+
 SYSTEMS: dict[str, Callable] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -206,6 +214,7 @@ SYSTEMS: dict[str, Callable] = {
     "LitLatentDiffusion": _latent_diffusion,
     "LitTamingTransformer": _taming_transformer,
     "LitDenseAutoencoder": _dense_autoencoder,
+    "LitShapeTexture": _shape_texture,
 }
 
 

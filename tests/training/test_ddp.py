@@ -254,6 +254,18 @@ def _latent_diffusion():
     return LitLatentDiffusion(ldm), _batches(make)
 
 
+def _shape_texture():
+    from esser_lab.data.cue_conflict import sample
+    from esser_lab.shape_texture.model import ShapeTextureConfig, ShapeTextureNet
+    from esser_lab.shape_texture.training import LitShapeTexture
+
+    def make(n: int, seed: int) -> dict:
+        x = sample(n, 16, generator=torch.Generator().manual_seed(seed), regime="shortcut")
+        return {"image": x.image, "label": x.shape}
+
+    return LitShapeTexture(ShapeTextureNet(ShapeTextureConfig.tiny())), _batches(make)
+
+
 SYSTEMS: dict[str, Callable] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -270,6 +282,7 @@ SYSTEMS: dict[str, Callable] = {
     "LitLatentDiffusion": _latent_diffusion,
     "LitTamingTransformer": _taming_transformer,
     "LitDenseAutoencoder": _dense_autoencoder,
+    "LitShapeTexture": _shape_texture,
 }
 
 #: Systems for which two ranks of B are not one process of 2B, and why (book/how_to_run.md lists
@@ -286,6 +299,7 @@ NOT_EQUIVALENT = {
     "LitGANAutoencoder": "as LitVQGAN, and the posterior sample (noise per process)",
     "LitLatentDiffusion": "noise: steps, ε, label dropout and the posterior sample per process",
     "LitDenseAutoencoder": "noise: the posterior sample (no coupling otherwise)",
+    "LitShapeTexture": "BatchNorm (batch statistics) in every residual block",
 }
 
 

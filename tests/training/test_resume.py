@@ -225,6 +225,18 @@ def _latent_diffusion():
     return LitLatentDiffusion(ldm), make
 
 
+def _shape_texture():
+    from esser_lab.data.cue_conflict import sample
+    from esser_lab.shape_texture.model import ShapeTextureConfig, ShapeTextureNet
+    from esser_lab.shape_texture.training import LitShapeTexture
+
+    def make(n: int) -> dict:
+        x = sample(n, 16, generator=torch.Generator().manual_seed(7), regime="shortcut")
+        return {"image": x.image, "label": x.shape}
+
+    return LitShapeTexture(ShapeTextureNet(ShapeTextureConfig.tiny())), make
+
+
 SYSTEMS: dict[str, Callable] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -241,6 +253,7 @@ SYSTEMS: dict[str, Callable] = {
     "LitLatentDiffusion": _latent_diffusion,
     "LitTamingTransformer": _taming_transformer,
     "LitDenseAutoencoder": _dense_autoencoder,
+    "LitShapeTexture": _shape_texture,
 }
 
 
