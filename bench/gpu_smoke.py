@@ -270,6 +270,17 @@ def _latent_diffusion(preset: str):  # noqa: ANN202
     }
 
 
+def _shape_texture(preset: str):  # noqa: ANN202
+    from esser_lab.shape_texture.model import ShapeTextureConfig, ShapeTextureNet
+    from esser_lab.shape_texture.training import LitShapeTexture
+
+    config = _preset(ShapeTextureConfig, preset)  # full: ResNet-50 at 224 px, batch 256
+    size = config.image_size
+    image = torch.rand(config.batch_size, 3, size, size) * 2 - 1
+    label = torch.randint(config.num_classes, (config.batch_size,))
+    return LitShapeTexture(ShapeTextureNet(config)), {"image": image, "label": label}
+
+
 SYSTEMS: dict[str, Callable[[str], tuple[Any, dict]]] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -286,6 +297,7 @@ SYSTEMS: dict[str, Callable[[str], tuple[Any, dict]]] = {
     "LitLatentDiffusion": _latent_diffusion,
     "LitTamingTransformer": _taming_transformer,
     "LitDenseAutoencoder": _dense_autoencoder,
+    "LitShapeTexture": _shape_texture,
 }
 
 
