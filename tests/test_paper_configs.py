@@ -53,6 +53,7 @@ from esser_lab.part_discovery.model import Critic, PartDiscovery, PartDiscoveryC
 from esser_lab.part_discovery.training import LitPartDiscovery
 from esser_lab.rodi.model import MIEstimator, RoDi, RoDiConfig
 from esser_lab.rodi.training import LitRoDi
+from esser_lab.shape_texture.model import ShapeTextureConfig, ShapeTextureNet
 from esser_lab.style_transfer.model import CURRICULUM, StyleTransferConfig, StyleTransferModel
 from esser_lab.style_transfer.training import LitStyleTransfer
 from esser_lab.taming.model import VQGANConfig, VQModel, VQModelConfig
@@ -68,6 +69,12 @@ from esser_lab.vunet.model import VUNet, VUNetConfig
 from esser_lab.vunet.training import LitVUNet
 
 slow_paper = pytest.mark.slow_paper
+
+
+def _lit_shape_texture(config: ShapeTextureConfig) -> nn.Module:
+    from esser_lab.shape_texture.training import LitShapeTexture
+
+    return LitShapeTexture(ShapeTextureNet(config))
 
 
 def count(module: nn.Module) -> int:
@@ -180,6 +187,11 @@ SYSTEMS: dict[str, tuple[Callable[[], nn.Module], dict[str, int]]] = {
     "taming_transformer": (
         lambda: LitTamingTransformer(taming_transformer_paper()),
         {"model": 1_410_640_896 + 76_073_859},
+    ),
+    # torchvision's ResNet-50 (the official dim_estimation/models/resnet.py's): 25,557,032
+    "shape_texture": (
+        lambda: _lit_shape_texture(ShapeTextureConfig.paper()),
+        {"model": 25_557_032},
     ),
 }
 
@@ -429,6 +441,18 @@ def test_data_bias_paper_forward() -> None:
     assert z.shape == v.shape == z_other.shape == (1, 128) and logdet.shape == (1,)
     assert image.shape == (1, 3, 256, 256)
     _finite(v=v, logdet=logdet, image=image)
+
+
+@torch.no_grad()
+def test_shape_texture_paper_forward() -> None:
+    model = ShapeTextureNet(ShapeTextureConfig.paper()).eval()
+    x = _randn(1, 3, 224, 224)
+    features = model.stage_features(x)  # res1 (after the stem's max-pool) ... res5, pooled
+    assert [f.shape for f in features] == [(1, c) for c in (64, 256, 512, 1024, 2048)]
+    assert [m.shape[-1] for m in model.feature_maps(x)] == [56, 56, 28, 14, 7]
+    logits = model(x)
+    assert logits.shape == (1, 1000)
+    _finite(logits=logits, res5=features[-1])
 
 
 @torch.no_grad()
