@@ -48,7 +48,10 @@ __all__ = [
 
 @dataclass(frozen=True)
 class MultinomialSchedule:
-    """β_t, α_t = 1 − β_t and ᾱ_t for t = 0 … T (float64, each of length T + 1; β_0 = 0)."""
+    """β_t, α_t = 1 − β_t and ᾱ_t for t = 0 … T (float64, each of length T + 1; β_0 = 0).
+
+    The presets build their tensors on the CPU, also inside a ``torch.device("meta")`` context.
+    """
 
     betas: Tensor
 
@@ -79,20 +82,21 @@ class MultinomialSchedule:
         β = [0, 1/T, 1/(T − 1), …, 1/2, 1], so that ᾱ_t = 1 − t/T and x_T is pure noise."""
         if not isinstance(T, int) or T < 1:
             raise ValueError(f"T must be an int ≥ 1, got {T!r}")
-        steps = torch.arange(T, 0, -1, dtype=torch.float64)  # T, T−1, …, 1
-        return cls(torch.cat((torch.zeros(1, dtype=torch.float64), 1.0 / steps)))
+        steps = torch.arange(T, 0, -1, dtype=torch.float64, device="cpu")  # T, T−1, …, 1
+        zero = torch.zeros(1, dtype=torch.float64, device="cpu")
+        return cls(torch.cat((zero, 1.0 / steps)))
 
     @classmethod
     def from_alphacum(cls, alphacum: Sequence[float]) -> MultinomialSchedule:
         """From ᾱ_0 = 1, ᾱ_1, …, ᾱ_T (the official ``redraw_prob: "alphacum:a0,a1,…"``):
         α_t = ᾱ_t / ᾱ_{t−1}, β_t = 1 − α_t."""
-        a = torch.as_tensor(list(alphacum), dtype=torch.float64)
+        a = torch.as_tensor(list(alphacum), dtype=torch.float64, device="cpu")
         if a.dim() != 1 or a.numel() < 2 or float(a[0]) != 1.0:
             raise ValueError(f"alphacum must start at ᾱ_0 = 1 and hold ≥ 2 values, got {alphacum}")
         if bool((a[1:] > a[:-1]).any()) or bool((a < 0).any()):
             raise ValueError(f"alphacum must be non-increasing in [0, 1], got {alphacum}")
         ratio = torch.where(a[:-1] > 0, a[1:] / a[:-1].clamp_min(1e-300), torch.zeros_like(a[1:]))
-        return cls(torch.cat((torch.zeros(1, dtype=torch.float64), 1.0 - ratio)))
+        return cls(torch.cat((torch.zeros(1, dtype=torch.float64, device="cpu"), 1.0 - ratio)))
 
 
 def _check_codes(x: Tensor, name: str, num_codes: int) -> None:

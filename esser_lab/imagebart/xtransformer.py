@@ -1,0 +1,193 @@
+"""The encoder–decoder transformer of ImageBART's transitions (Esser, Rombach, Blattmann & Ommer,
+NeurIPS 2021; arXiv 2108.08827), chapter 13.
+
+The official code uses lucidrains' ``x-transformers`` (``XTransformer`` /
+``ResidualScaledXTransformer`` in ``imagebart/modules/xtransformers/x_transformer.py``): a
+bidirectional **encoder** over the coarser image x_t (prefixed by its scale token) and a causal
+**decoder** that writes x_{t−1} left to right, attending to the encoder's output in every layer
+(BART, Lewis et al. 2019). So every generated token sees the whole of x_t, also what lies below
+and right of it, plus its causal prefix. Our own implementation, with the x-transformers
+attribute names at the top level:
+
+``encoder`` / ``decoder`` = :class:`TokenTransformer`: ``token_emb`` (num_tokens, d) ·
+``pos_emb.emb`` (max_seq_len, d), learned absolute positions · ``attn_layers.layers.{i}`` = a
+``ModuleList([LayerNorm, block])`` per sub-layer, blocks in the order self-attention (``a``),
+cross-attention (``c``, decoder only), feed-forward (``f``), pre-norm and residual · ``norm`` ·
+``to_logits`` (decoder only). Attention: ``to_q``, ``to_k``, ``to_v`` (no bias), ``to_out``;
+feed-forward: ``net.0.0`` (d → 4d) → GELU → ``net.3`` (4d → d).
+
+# official code: ``ResidualScaledXTransformer`` adds learned per-scale residual scalings (the
+# ``log_scalors`` the training step logs) whose layout we could not verify offline; ours has
+# plain residuals, so the released per-scale x-transformer checkpoints are not claimed to load.
+
+The attention arithmetic is the package's one :func:`esser_lab.nn.attention.attention`; the mask
+is causal only in the decoder's self-attention (tested: a later x_t token changes early decoder
+logits, a later decoder token never does).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from esser_lab.nn.attention import attention
+
+__all__ = ["Attention", "AttentionLayers", "FeedForward", "TokenTransformer", "XTransformer"]
+
+
+class Attention(nn.Module):
+    """Multi-head attention of ``x`` (b, l, d) over itself or over ``context`` (b, m, d)."""
+
+    def __init__(self, dim: int, heads: int, causal: bool = False) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim={dim} must be divisible by heads={heads}")
+        self.heads, self.causal = heads, causal
+        self.to_q = nn.Linear(dim, dim, bias=False)
+        self.to_k = nn.Linear(dim, dim, bias=False)
+        self.to_v = nn.Linear(dim, dim, bias=False)
+        self.to_out = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        source = x if context is None else context
+        y = attention(
+            self.to_q(x), self.to_k(source), self.to_v(source), heads=self.heads,
+            causal=self.causal,
+        )  # fmt: skip
+        return self.to_out(y)  # (b, l, d)
+
+
+class FeedForward(nn.Module):
+    """d → 4d → GELU → d (``net.0.0`` and ``net.3``, the x-transformers indices)."""
+
+    def __init__(self, dim: int, mult: int = 4, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Sequential(nn.Linear(dim, mult * dim), nn.GELU()),
+            nn.Dropout(dropout),
+            nn.Identity(),
+            nn.Linear(mult * dim, dim),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class AttentionLayers(nn.Module):
+    """``depth`` pre-norm residual layers: self-attention, (cross-attention), feed-forward."""
+
+    def __init__(
+        self, dim: int, depth: int, heads: int, causal: bool = False, cross_attend: bool = False
+    ) -> None:
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"depth must be ≥ 1, got {depth}")
+        kinds = ("a", "c", "f") if cross_attend else ("a", "f")
+        self.kinds = kinds * depth
+        self.layers = nn.ModuleList()
+        for kind in self.kinds:
+            if kind == "a":
+                block: nn.Module = Attention(dim, heads, causal=causal)
+            elif kind == "c":
+                block = Attention(dim, heads, causal=False)
+            else:
+                block = FeedForward(dim)
+            self.layers.append(nn.ModuleList([nn.LayerNorm(dim), block]))
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        for kind, (norm, block) in zip(self.kinds, self.layers, strict=True):
+            if kind == "c":
+                if context is None:
+                    raise ValueError("a cross-attending layer needs the encoder's context")
+                x = x + block(norm(x), context)
+            else:
+                x = x + block(norm(x))
+        return x
+
+
+class AbsolutePositionalEmbedding(nn.Module):
+    """Learned positions, ``emb`` (max_seq_len, d)."""
+
+    def __init__(self, dim: int, max_seq_len: int) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(max_seq_len, dim)
+
+    def forward(self, length: int) -> Tensor:
+        return self.emb.weight[:length]  # (l, d)
+
+
+class TokenTransformer(nn.Module):
+    """Token and position embeddings → :class:`AttentionLayers` → ``norm`` (→ ``to_logits``)."""
+
+    def __init__(
+        self,
+        num_tokens: int,
+        max_seq_len: int,
+        dim: int,
+        depth: int,
+        heads: int,
+        causal: bool = False,
+        cross_attend: bool = False,
+        logits: bool = False,
+    ) -> None:
+        super().__init__()
+        self.num_tokens, self.max_seq_len = num_tokens, max_seq_len
+        self.token_emb = nn.Embedding(num_tokens, dim)
+        self.pos_emb = AbsolutePositionalEmbedding(dim, max_seq_len)
+        self.attn_layers = AttentionLayers(dim, depth, heads, causal, cross_attend)
+        self.norm = nn.LayerNorm(dim)
+        self.to_logits = nn.Linear(dim, num_tokens) if logits else None
+
+    def forward(self, tokens: Tensor, context: Tensor | None = None) -> Tensor:
+        """Embeddings (b, l, d), or logits (b, l, num_tokens) with ``to_logits``."""
+        if not isinstance(tokens, Tensor) or tokens.dim() != 2 or tokens.is_floating_point():
+            raise TypeError(
+                f"tokens must be an integer tensor (b, l), got "
+                f"{getattr(tokens, 'dtype', type(tokens).__name__)} "
+                f"{tuple(getattr(tokens, 'shape', ()))}"
+            )
+        if tokens.shape[1] > self.max_seq_len:
+            raise ValueError(f"{tokens.shape[1]} tokens exceed max_seq_len={self.max_seq_len}")
+        if tokens.device.type == "cpu" and tokens.numel():
+            if int(tokens.min()) < 0 or int(tokens.max()) >= self.num_tokens:
+                raise ValueError(
+                    f"tokens must lie in [0, {self.num_tokens}), got "
+                    f"[{int(tokens.min())}, {int(tokens.max())}]"
+                )
+        x = self.token_emb(tokens) + self.pos_emb(tokens.shape[1])  # (b, l, d)
+        x = self.norm(self.attn_layers(x, context))
+        return x if self.to_logits is None else self.to_logits(x)
+
+
+class XTransformer(nn.Module):
+    """Bidirectional encoder over ``enc_tokens`` + causal decoder with cross-attention."""
+
+    def __init__(
+        self,
+        dim: int,
+        enc_num_tokens: int,
+        enc_depth: int,
+        enc_heads: int,
+        enc_max_seq_len: int,
+        dec_num_tokens: int,
+        dec_depth: int,
+        dec_heads: int,
+        dec_max_seq_len: int,
+    ) -> None:
+        super().__init__()
+        self.encoder = TokenTransformer(enc_num_tokens, enc_max_seq_len, dim, enc_depth, enc_heads)
+        self.decoder = TokenTransformer(
+            dec_num_tokens, dec_max_seq_len, dim, dec_depth, dec_heads, causal=True,
+            cross_attend=True, logits=True,
+        )  # fmt: skip
+
+    def encode(self, enc_tokens: Tensor) -> Tensor:
+        """The context (b, m, d) the decoder attends to."""
+        return self.encoder(enc_tokens)
+
+    def decode(self, dec_tokens: Tensor, context: Tensor) -> Tensor:
+        """Logits (b, l, dec_num_tokens); position i sees ``dec_tokens[:, :i + 1]`` and all of
+        the context."""
+        return self.decoder(dec_tokens, context)
+
+    def forward(self, enc_tokens: Tensor, dec_tokens: Tensor) -> Tensor:
+        return self.decode(dec_tokens, self.encode(enc_tokens))
