@@ -5,6 +5,8 @@
 * :mod:`esser_lab.data.folder`: :class:`ImageFolder` over local image files (never downloads);
 * :mod:`esser_lab.data.art`: digit "photos" painted by procedural "artists" (content x style);
 * :mod:`esser_lab.data.digits`: scikit-learn's bundled 8x8 handwritten digits;
+* :mod:`esser_lab.data.scenes`: a toy 3-D world seen from two known cameras, with depth and
+  disocclusion masks (view synthesis);
 * :mod:`esser_lab.data.modules`: LightningDataModules over all of the above.
 
 Importing this package is cheap: every name below is imported on first use, and Lightning only
@@ -28,13 +30,15 @@ if TYPE_CHECKING:
         ImageFolderDataModule,
         SpritesDataModule,
     )
+    from esser_lab.data.scenes import ViewPairs
     from esser_lab.data.sprites import Sprites
 
-_SUBMODULES = ("art", "digits", "figures", "folder", "modules", "sprites")
+_SUBMODULES = ("art", "digits", "figures", "folder", "modules", "scenes", "sprites")
 _NAMES = {
     "Appearance": "figures",
     "Figures": "figures",
     "Sprites": "sprites",
+    "ViewPairs": "scenes",
     "ImageFolder": "folder",
     "load_digits": "digits",
     "ArtPairsDataModule": "modules",
@@ -54,12 +58,14 @@ __all__ = [
     "ImageFolderDataModule",
     "Sprites",
     "SpritesDataModule",
+    "ViewPairs",
     "art",
     "digits",
     "figures",
     "folder",
     "load_digits",
     "modules",
+    "scenes",
     "sprites",
 ]
 
