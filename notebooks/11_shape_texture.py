@@ -171,14 +171,14 @@ fig = show_grid(
 # so a factor whose pairs agree in every dimension ($s_F = 1$) ties with the residual, and one
 # whose pairs are independent ($s_F = 0$) gets $e^0 / (e^{s} + \dots)$ of them, not none: the
 # counts are relative. (S1)–(S3) are this chapter's numbers; (S2)–(S3) are chapter 5's (I3).
-# The package's code: the adapter (three factors, the last the residual) calls chapter 5's
-# estimator.
+# The package's code: the loss, and the adapter (three factors, the last the residual) that
+# calls chapter 5's estimator.
 
 # %%
 from esser_lab.iin.method import estimate_factor_dims
-from esser_lab.shape_texture.method import dims_per_stage, shape_texture_dims
+from esser_lab.shape_texture.method import classification_loss, dims_per_stage, shape_texture_dims
 
-for function in (shape_texture_dims, estimate_factor_dims, dims_per_stage):
+for function in (classification_loss, shape_texture_dims, estimate_factor_dims, dims_per_stage):
     display(Code(inspect.getsource(function), language="python"))
 
 # %% [markdown]

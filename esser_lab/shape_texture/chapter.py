@@ -15,8 +15,13 @@ from torch import Tensor
 from esser_lab.shape_texture.method import StageDims
 from esser_lab.viz.images import png_strip, show_grid
 
-__all__ = ["dims_figure", "dims_over_training_figure", "map_rgb", "readout_explorer"]
-__all__ += ["readout_figure"]
+__all__ = [
+    "dims_figure",
+    "dims_over_training_figure",
+    "map_rgb",
+    "readout_explorer",
+    "readout_figure",
+]
 
 # background black, then one colour per shape class (in [-1, 1])
 _PALETTE = torch.tensor(
@@ -26,8 +31,8 @@ _PALETTE = torch.tensor(
 
 
 def map_rgb(labels: Tensor) -> Tensor:
-    """``(n, h, w)`` class maps as ``(n, 3, h, w)`` images (0 black; 1 white for binary maps
-    of two classes is red, as class 1)."""
+    """``(n, h, w)`` class maps as ``(n, 3, h, w)`` images in ``[-1, 1]``: 0 (background)
+    black, then one colour per class (a binary map's object is red, class 1)."""
     return _PALETTE[labels.long().clamp(0, len(_PALETTE) - 1)].permute(0, 3, 1, 2)
 
 

@@ -70,11 +70,15 @@ class StageDims:
         return self.dims[1] / self.width
 
 
-def classification_loss(model: ShapeTextureNet, x: Tensor, y: Tensor) -> Tensor:
-    """(S1): the mean cross-entropy of the shape classes ``y`` ``(b,)``."""
-    if y.dim() != 1 or y.shape[0] != x.shape[0]:
-        raise ValueError(f"labels must be (b,) with b = {x.shape[0]}, got {tuple(y.shape)}")
-    return F.cross_entropy(model(x), y)
+def classification_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """(S1): the mean cross-entropy of the shape classes ``labels`` ``(b,)`` under ``logits``
+    ``(b, num_classes)``."""
+    if logits.dim() != 2 or labels.shape != (logits.shape[0],):
+        raise ValueError(
+            f"logits must be (b, classes) and labels (b,), got {tuple(logits.shape)} and "
+            f"{tuple(labels.shape)}"
+        )
+    return F.cross_entropy(logits, labels)
 
 
 def shape_texture_dims(z_a: Tensor, z_b: Tensor, factor: Tensor) -> FactorDims:

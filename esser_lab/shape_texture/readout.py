@@ -32,6 +32,7 @@ __all__ = [
     "hypercolumns",
     "mean_iou",
     "pixel_patches",
+    "predict",
     "score_readout",
 ]
 
@@ -157,6 +158,3 @@ def score_readout(
     majority = torch.bincount(target.reshape(-1), minlength=num_classes).argmax()
     chance = mean_iou(torch.full_like(target, int(majority)), target, num_classes)
     return ReadoutScore(mean_iou(prediction, target, num_classes), chance)
-
-
-__all__ += ["predict"]

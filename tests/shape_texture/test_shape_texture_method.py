@@ -78,7 +78,7 @@ def test_loss_falls_on_one_batch_and_same_seed_same_result():
         optimizer = torch.optim.Adam(model.parameters(), 1e-2)
         losses = []
         for _ in range(15):
-            loss = classification_loss(model, s.image, s.shape)
+            loss = classification_loss(model(s.image), s.shape)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -95,7 +95,7 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match=r"\(b, 3, h, w\)"):
         model(torch.randn(2, 1, 16, 16))
     with pytest.raises(ValueError, match="labels"):
-        classification_loss(model, torch.randn(2, 3, 16, 16), torch.zeros(3, dtype=torch.long))
+        classification_loss(torch.randn(2, 4), torch.zeros(3, dtype=torch.long))
     with pytest.raises(TypeError, match="ShapeTextureConfig"):
         ShapeTextureNet({"architecture": "resnet"})
     with pytest.raises(ValueError, match="one entry per stage"):
