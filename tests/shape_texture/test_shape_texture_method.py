@@ -82,7 +82,7 @@ def test_loss_falls_on_one_batch_and_same_seed_same_result():
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         return losses
 
     first = run()
