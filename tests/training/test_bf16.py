@@ -198,6 +198,22 @@ def _shape_texture():
     return LitShapeTexture(ShapeTextureNet(ShapeTextureConfig.tiny())), batch
 
 
+def _imagebart():
+    from esser_lab.imagebart.model import ImageBART, ImageBARTConfig
+    from esser_lab.imagebart.training import LitImageBART
+
+    model = ImageBART(replace(ImageBARTConfig.tiny(12, 16), dim=16))
+    return LitImageBART(model, learning_rate=3e-3), {"codes": torch.randint(12, (B, 16))}
+
+
+def _code_gpt():
+    from esser_lab.imagebart.training import LitCodeGPT
+    from esser_lab.nn.transformer import GPT
+
+    gpt = GPT(12, 16, n_layer=1, n_head=2, n_embd=16)
+    return LitCodeGPT(gpt, "reverse", 3e-3), {"codes": torch.randint(12, (B, 16))}
+
+
 SYSTEMS: dict[str, Callable] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -213,6 +229,8 @@ SYSTEMS: dict[str, Callable] = {
     "LitGANAutoencoder": _kl_autoencoder,
     "LitLatentDiffusion": _latent_diffusion,
     "LitTamingTransformer": _taming_transformer,
+    "LitImageBART": _imagebart,
+    "LitCodeGPT": _code_gpt,
     "LitDenseAutoencoder": _dense_autoencoder,
     "LitShapeTexture": _shape_texture,
 }
@@ -506,6 +524,8 @@ HISTORY_KEYS = {  # notebooks/*.py and the tests: the keys read from each system
     "LitVQGAN": {"step", "rec", "d_weight", "d_loss"},
     "LitGANAutoencoder": {"step", "rec", "kl", "logvar", "d_weight", "d_loss"},
     "LitTamingTransformer": {"step", "loss"},
+    "LitImageBART": {"step", "loss"},
+    "LitCodeGPT": {"step", "loss"},
     "LitDenseAutoencoder": {"loss", "rec", "nll", "kl"},
     "LitRegressionBaseline": {"loss"},
     "LitLatentDiffusion": {"step", "loss"},

@@ -266,6 +266,28 @@ def _shape_texture():
     return LitShapeTexture(ShapeTextureNet(ShapeTextureConfig.tiny())), _batches(make)
 
 
+def _imagebart():
+    from esser_lab.imagebart.model import ImageBART, ImageBARTConfig
+    from esser_lab.imagebart.training import LitImageBART
+
+    def make(n: int, seed: int) -> dict:
+        return {"codes": torch.randint(12, (n, 16), generator=torch.Generator().manual_seed(seed))}
+
+    model = ImageBART(replace(ImageBARTConfig.tiny(12, 16), dim=16))
+    return LitImageBART(model, learning_rate=3e-3), _batches(make)
+
+
+def _code_gpt():
+    from esser_lab.imagebart.training import LitCodeGPT
+    from esser_lab.nn.transformer import GPT
+
+    def make(n: int, seed: int) -> dict:
+        return {"codes": torch.randint(12, (n, 16), generator=torch.Generator().manual_seed(seed))}
+
+    gpt = GPT(12, 16, n_layer=1, n_head=2, n_embd=16)
+    return LitCodeGPT(gpt, "reverse", 3e-3), _batches(make)
+
+
 SYSTEMS: dict[str, Callable] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -281,6 +303,8 @@ SYSTEMS: dict[str, Callable] = {
     "LitGANAutoencoder": _kl_autoencoder,
     "LitLatentDiffusion": _latent_diffusion,
     "LitTamingTransformer": _taming_transformer,
+    "LitImageBART": _imagebart,
+    "LitCodeGPT": _code_gpt,
     "LitDenseAutoencoder": _dense_autoencoder,
     "LitShapeTexture": _shape_texture,
 }
@@ -298,6 +322,7 @@ NOT_EQUIVALENT = {
     "LitVQGAN": "adaptive λ from each rank's gradient norms; BatchNorm in the discriminator",
     "LitGANAutoencoder": "as LitVQGAN, and the posterior sample (noise per process)",
     "LitLatentDiffusion": "noise: steps, ε, label dropout and the posterior sample per process",
+    "LitImageBART": "noise: the forward chain and the scales are drawn per process",
     "LitDenseAutoencoder": "noise: the posterior sample (no coupling otherwise)",
     "LitShapeTexture": "BatchNorm (batch statistics) in every residual block",
 }

@@ -237,6 +237,28 @@ def _shape_texture():
     return LitShapeTexture(ShapeTextureNet(ShapeTextureConfig.tiny())), make
 
 
+def _imagebart():
+    from esser_lab.imagebart.model import ImageBART, ImageBARTConfig
+    from esser_lab.imagebart.training import LitImageBART
+
+    model = ImageBART(replace(ImageBARTConfig.tiny(12, 16), dim=16))
+
+    def make(n: int) -> dict:
+        return {"codes": torch.randint(12, (n, 16), generator=torch.Generator().manual_seed(7))}
+
+    return LitImageBART(model, learning_rate=3e-3), make
+
+
+def _code_gpt():
+    from esser_lab.imagebart.training import LitCodeGPT
+    from esser_lab.nn.transformer import GPT
+
+    def make(n: int) -> dict:
+        return {"codes": torch.randint(12, (n, 16), generator=torch.Generator().manual_seed(7))}
+
+    return LitCodeGPT(GPT(12, 16, n_layer=1, n_head=2, n_embd=16), "reverse", 3e-3), make
+
+
 SYSTEMS: dict[str, Callable] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -252,6 +274,8 @@ SYSTEMS: dict[str, Callable] = {
     "LitGANAutoencoder": _kl_autoencoder,
     "LitLatentDiffusion": _latent_diffusion,
     "LitTamingTransformer": _taming_transformer,
+    "LitImageBART": _imagebart,
+    "LitCodeGPT": _code_gpt,
     "LitDenseAutoencoder": _dense_autoencoder,
     "LitShapeTexture": _shape_texture,
 }
