@@ -1,0 +1,146 @@
+"""The Lightning systems of chapter 12: the geometry-free transformer and the explicit baseline.
+
+Both read the same batches, dicts of :class:`~esser_lab.data.scenes.ViewPairs` fields
+(``source``, ``target``, ``source_depth``, ``R``, ``t``, ``K``, ``K_inv``), and train for the same
+steps with the same learning-rate schedule (:func:`warmup_cosine`: the official
+``LambdaWarmUpCosineScheduler``'s shape, a linear warm-up, then a cosine decay to 0 at the last
+step):
+
+* :class:`LitGeoTransformer`: (G2) on the target's codes (``source_codes`` / ``target_codes`` in
+  the batch when precomputed, else encoded each step), AdamW (0.9, 0.95) with weight decay on
+  Linear weights (the minGPT recipe); the camera's t is scale-normalised by (G3) first;
+* :class:`LitExplicitBaseline`: L1 between the filled warp and the target, Adam; a fresh depth
+  error (:class:`~esser_lab.geofree.baseline.DepthErrorModel`) every batch, as an estimator's
+  errors differ from image to image.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from esser_lab.geofree.baseline import ExplicitBaseline
+from esser_lab.geofree.method import geofree_loss, normalize_scale
+from esser_lab.geofree.model import CAMERA_KEYS, GeoTransformer
+from esser_lab.nn.transformer import configure_gpt_optimizer
+from esser_lab.training.history import History
+from esser_lab.training.resume import ResumableModule
+from esser_lab.training.trainer import log_now
+
+__all__ = ["LitExplicitBaseline", "LitGeoTransformer", "camera_of", "warmup_cosine"]
+
+BATCH_KEYS = ("source", "target", "source_depth", *CAMERA_KEYS)
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
+    """The learning-rate factor at ``step``: linear warm-up to 1, then cosine decay to 0."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _check_batch(batch: dict[str, Tensor]) -> None:
+    if not isinstance(batch, dict) or any(k not in batch for k in BATCH_KEYS):
+        got = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
+        raise ValueError(f"a batch is a dict with keys {BATCH_KEYS}, got {got}")
+
+
+def camera_of(batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The camera keys of a batch."""
+    return {k: batch[k] for k in CAMERA_KEYS}
+
+
+class _Scheduled(ResumableModule):
+    resume_attributes = ("history",)
+
+    def __init__(self, learning_rate: float, warmup_steps: int, total_steps: int) -> None:
+        super().__init__()
+        if not learning_rate > 0 or total_steps < 1 or warmup_steps < 0:
+            raise ValueError(
+                f"need learning_rate > 0, total_steps ≥ 1 and warmup_steps ≥ 0, got "
+                f"{learning_rate}, {total_steps}, {warmup_steps}"
+            )
+        self.learning_rate = learning_rate
+        self.warmup_steps, self.total_steps = warmup_steps, total_steps
+        self.history = History()
+
+    def _schedule(self, optimizer: torch.optim.Optimizer) -> dict:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine(step, self.warmup_steps, self.total_steps)
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def _record(self, loss: Tensor) -> None:
+        self.history.append({"step": self.global_step, "loss": loss.detach()})
+        if log_now(self):
+            self.log("loss", loss.detach(), on_step=True, prog_bar=True)
+
+
+class LitGeoTransformer(_Scheduled):
+    """Trains a :class:`GeoTransformer` (the frozen first stage untouched)."""
+
+    def __init__(self, model: GeoTransformer, total_steps: int) -> None:
+        if not isinstance(model, GeoTransformer):
+            raise TypeError(f"model must be a GeoTransformer, got {type(model).__name__}")
+        c = model.config
+        super().__init__(c.learning_rate, c.warmup_steps, total_steps)
+        self.model = model
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        _check_batch(batch)
+        camera = normalize_scale(camera_of(batch), batch["source_depth"])
+        codes = [  # precomputed codes when the batch has them (the first stage is frozen)
+            batch[f"{view}_codes"]
+            if f"{view}_codes" in batch
+            else self.model.encode_to_z(batch[view])
+            for view in ("source", "target")
+        ]
+        loss = geofree_loss(self.model, *codes, camera)
+        self._record(loss)
+        return loss
+
+    def configure_optimizers(self):  # noqa: ANN201
+        c = self.model.config
+        optimizer = configure_gpt_optimizer(self.model, self.learning_rate, c.weight_decay, c.betas)
+        return self._schedule(optimizer)
+
+
+class LitExplicitBaseline(_Scheduled):
+    """Trains the hole filler of an :class:`ExplicitBaseline` on warps with estimated depth."""
+
+    resume_generators = ("generator",)
+
+    def __init__(
+        self,
+        baseline: ExplicitBaseline,
+        learning_rate: float,
+        warmup_steps: int,
+        total_steps: int,
+    ) -> None:
+        if not isinstance(baseline, ExplicitBaseline):
+            raise TypeError(f"baseline must be an ExplicitBaseline, got {type(baseline).__name__}")
+        super().__init__(learning_rate, warmup_steps, total_steps)
+        self.baseline = baseline
+        self.generator: torch.Generator | None = None  # seeded from torch's state at first use
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        _check_batch(batch)
+        if self.generator is None:
+            seed = int(torch.randint(0, 2**62, (1,)))
+            self.generator = torch.Generator().manual_seed(seed)
+        prediction = self.baseline(
+            batch["source"], batch["source_depth"], camera_of(batch), self.generator
+        )
+        loss = (prediction - batch["target"]).abs().mean()
+        self._record(loss)
+        return loss
+
+    def configure_optimizers(self):  # noqa: ANN201
+        optimizer = torch.optim.Adam(self.baseline.parameters(), lr=self.learning_rate)
+        return self._schedule(optimizer)
