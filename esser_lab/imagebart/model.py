@@ -114,7 +114,7 @@ class ImageBARTConfig:
 
     @classmethod
     def tiny(cls, num_codes: int = 32, seq_len: int = 64) -> ImageBARTConfig:
-        """One shared encoder–decoder (2 + 2 layers, width 64, 4 heads) for all 3 scales.
+        """One shared encoder–decoder (2 + 2 layers, width 32, 4 heads) for all 3 scales.
 
         tiny-only: lr 2e-3 without warm-up (a few hundred steps, not 1.5 M); the hard loss on
         every scale (alpha 0: at T = 3 the last scale's soft target is close to the data
@@ -123,7 +123,7 @@ class ImageBARTConfig:
         """
         return replace(
             cls.paper(), num_codes=num_codes, seq_len=seq_len, n_scales=3, alphas=(0.0, 0.0, 0.0),
-            dim=64, enc_depth=2, dec_depth=2, heads=4, last_scale="xtransformer", shared=True,
+            dim=32, enc_depth=2, dec_depth=2, heads=4, last_scale="xtransformer", shared=True,
             learning_rate=2e-3, warm_up_steps=0, batch_size=32, top_k=None,
         )  # fmt: skip
 
@@ -174,9 +174,10 @@ class ImageBART(nn.Module):
             [config.build_xtransformer() for _ in range(config.n_xtransformers)]
         )
         self.last_scale = config.build_gpt() if config.last_scale == "gpt" else None
-        schedule = config.schedule_tensor()
-        self.register_buffer("alphats", schedule.alphas.float())
-        self.register_buffer("alphacum", schedule.alphacum.float())
+        schedule = config.schedule_tensor()  # computed on the CPU, placed on the default device
+        device = torch.empty(0).device  # "meta" inside a torch.device("meta") context
+        self.register_buffer("alphats", schedule.alphas.float().to(device))
+        self.register_buffer("alphacum", schedule.alphacum.float().to(device))
         self.register_buffer("sos_token", torch.tensor([config.sos_token]))
 
     @property
