@@ -218,6 +218,26 @@ def _taming_transformer(preset: str):  # noqa: ANN202
     return LitTamingTransformer(model), batch
 
 
+def _imagebart(preset: str):  # noqa: ANN202
+    from esser_lab.imagebart.model import ImageBART, ImageBARTConfig
+    from esser_lab.imagebart.training import LitImageBART
+
+    config = _preset(ImageBARTConfig, preset)  # the batches carry remapped codes
+    codes = torch.randint(config.num_codes, (config.batch_size, config.seq_len))
+    return LitImageBART(ImageBART(config)), {"codes": codes}
+
+
+def _code_gpt(preset: str):  # noqa: ANN202
+    from esser_lab.imagebart.model import ImageBARTConfig
+    from esser_lab.imagebart.training import LitCodeGPT
+    from esser_lab.nn.transformer import GPT
+
+    c = _preset(ImageBARTConfig, preset)  # the baseline at ImageBART's widths and total depth
+    gpt = GPT(c.num_codes, c.seq_len, c.enc_depth + c.dec_depth, c.heads, c.dim)
+    codes = torch.randint(c.num_codes, (c.batch_size, c.seq_len))
+    return LitCodeGPT(gpt, "reverse", c.learning_rate), {"codes": codes}
+
+
 def _dense_autoencoder(preset: str):  # noqa: ANN202
     from esser_lab.iin.model import IINConfig
     from esser_lab.nn.autoencoder import DenseAutoencoder
@@ -296,6 +316,8 @@ SYSTEMS: dict[str, Callable[[str], tuple[Any, dict]]] = {
     "LitGANAutoencoder": _kl_autoencoder,
     "LitLatentDiffusion": _latent_diffusion,
     "LitTamingTransformer": _taming_transformer,
+    "LitImageBART": _imagebart,
+    "LitCodeGPT": _code_gpt,
     "LitDenseAutoencoder": _dense_autoencoder,
     "LitShapeTexture": _shape_texture,
 }
