@@ -63,17 +63,24 @@ def dims_figure(results: Mapping[str, Sequence[StageDims]], title: str | None = 
     return fig
 
 
-def dims_over_training_figure(records: Mapping[int, Sequence[StageDims]], early_step: int):
-    """Shape and texture dimensions of the last stage against the training step."""
+def dims_over_training_figure(
+    records: Mapping[str, Mapping[int, Sequence[StageDims]]], early_step: int
+):
+    """Shape (solid) and texture (dashed) dimensions of the last stage against the training
+    step, one colour per network (``records``: name → step → per-stage estimates)."""
     import matplotlib.pyplot as plt
 
-    steps = sorted(records)
-    fig, ax = plt.subplots(figsize=(5, 2.6))
-    ax.plot(steps, [records[s][-1].shape for s in steps], "o-", label="shape")
-    ax.plot(steps, [records[s][-1].texture for s in steps], "s-", label="texture")
-    ax.axvline(early_step, color="0.6", ls="--", lw=1)
+    fig, ax = plt.subplots(figsize=(5.5, 2.8))
+    for (name, run), colour in zip(records.items(), ("tab:red", "tab:blue"), strict=False):
+        steps = sorted(run)
+        ax.plot(steps, [run[s][-1].shape for s in steps], "o-", color=colour,
+                label=f"{name}: shape")  # fmt: skip
+        ax.plot(steps, [run[s][-1].texture for s in steps], "s--", color=colour,
+                label=f"{name}: texture", alpha=0.6)  # fmt: skip
+        width = run[steps[-1]][-1].width
+    ax.axvline(early_step, color="0.6", ls=":", lw=1)
     ax.set_xlabel("training step")
-    ax.set_ylabel(f"dimensions of {records[steps[-1]][-1].width}")
+    ax.set_ylabel(f"dimensions of {width}")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
