@@ -128,7 +128,11 @@ def check_schedule(source: str | Path | dict[str, Tensor], config: ImageBARTConf
     schedule = config.schedule_tensor()
     for name, expected in (("alphats", schedule.alphas), ("alphacum", schedule.alphacum)):
         stored = buffers.get(name)
-        if stored is None or not torch.allclose(stored.double(), expected, atol=1e-6):
+        if (
+            stored is None
+            or stored.shape != expected.shape
+            or not torch.allclose(stored.double(), expected, atol=1e-6)
+        ):
             raise WeightsError(
                 f"{name} of the checkpoint ({None if stored is None else stored.tolist()}) is not "
                 f"the {config.schedule} schedule of {config.n_scales} scales "
