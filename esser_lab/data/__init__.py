@@ -7,6 +7,8 @@
 * :mod:`esser_lab.data.digits`: scikit-learn's bundled 8x8 handwritten digits;
 * :mod:`esser_lab.data.scenes`: a toy 3-D world seen from two known cameras, with depth and
   disocclusion masks (view synthesis);
+* :mod:`esser_lab.data.cue_conflict`: shapes filled with textures, shape and texture known,
+  with masks, per-pixel class maps and factor pairs (shape vs texture);
 * :mod:`esser_lab.data.modules`: LightningDataModules over all of the above.
 
 Importing this package is cheap: every name below is imported on first use, and Lightning only
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from esser_lab.data.art import ArtSamples
+    from esser_lab.data.cue_conflict import CueConflict
     from esser_lab.data.digits import load_digits
     from esser_lab.data.figures import Appearance, Figures
     from esser_lab.data.folder import ImageFolder
@@ -33,8 +36,9 @@ if TYPE_CHECKING:
     from esser_lab.data.scenes import ViewPairs
     from esser_lab.data.sprites import Sprites
 
-_SUBMODULES = ("art", "digits", "figures", "folder", "modules", "scenes", "sprites")
+_SUBMODULES = ("art", "cue_conflict", "digits", "figures", "folder", "modules", "scenes", "sprites")
 _NAMES = {
+    "CueConflict": "cue_conflict",
     "Appearance": "figures",
     "Figures": "figures",
     "Sprites": "sprites",
@@ -52,6 +56,7 @@ __all__ = [
     "Appearance",
     "ArtPairsDataModule",
     "ArtSamples",
+    "CueConflict",
     "Figures",
     "FiguresDataModule",
     "ImageFolder",
@@ -60,6 +65,7 @@ __all__ = [
     "SpritesDataModule",
     "ViewPairs",
     "art",
+    "cue_conflict",
     "digits",
     "figures",
     "folder",
