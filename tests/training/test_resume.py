@@ -259,6 +259,35 @@ def _code_gpt():
     return LitCodeGPT(GPT(12, 16, n_layer=1, n_head=2, n_embd=16), "reverse", 3e-3), make
 
 
+def _geo_transformer():
+    from esser_lab.data import scenes
+    from esser_lab.geofree.model import GeoFreeConfig, GeoTransformer, first_stage_config
+    from esser_lab.geofree.training import LitGeoTransformer
+    from esser_lab.taming.model import VQModel
+
+    # camera tokens + source codes (bidirectional) + target codes; the frozen VQGAN; the
+    # warm-up-cosine schedule's state
+    model = GeoTransformer(GeoFreeConfig.tiny(), VQModel(first_stage_config("tiny")))
+
+    def make(n: int) -> dict:
+        return scenes.sample_pairs(n, 16, generator=torch.Generator().manual_seed(7)).to_dict()
+
+    return LitGeoTransformer(model, total_steps=10), make
+
+
+def _explicit_baseline():
+    from esser_lab.data import scenes
+    from esser_lab.geofree.baseline import ExplicitBaseline
+    from esser_lab.geofree.training import LitExplicitBaseline
+
+    # the system's own generator draws the depth errors of every batch
+
+    def make(n: int) -> dict:
+        return scenes.sample_pairs(n, 16, generator=torch.Generator().manual_seed(7)).to_dict()
+
+    return LitExplicitBaseline(ExplicitBaseline(width=8), 1e-3, 2, 10), make
+
+
 SYSTEMS: dict[str, Callable] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -278,6 +307,8 @@ SYSTEMS: dict[str, Callable] = {
     "LitCodeGPT": _code_gpt,
     "LitDenseAutoencoder": _dense_autoencoder,
     "LitShapeTexture": _shape_texture,
+    "LitGeoTransformer": _geo_transformer,
+    "LitExplicitBaseline": _explicit_baseline,
 }
 
 
