@@ -301,6 +301,44 @@ def _shape_texture(preset: str):  # noqa: ANN202
     return LitShapeTexture(ShapeTextureNet(config)), {"image": image, "label": label}
 
 
+def _geofree_batch(preset: str, batch: int) -> dict:
+    """View pairs of the preset's size: 16 / 32 px toy views, or 208×368 frames (13×23 codes)."""
+    h, w = {"tiny": (16, 16), "small": (32, 32), "full": (208, 368)}[preset]
+    K = torch.tensor([[w / 2, 0.0, w / 2], [0.0, w / 2, h / 2], [0.0, 0.0, 1.0]]).expand(
+        batch, 3, 3
+    )
+    return {
+        "source": torch.rand(batch, 3, h, w) * 2 - 1,
+        "target": torch.rand(batch, 3, h, w) * 2 - 1,
+        "source_depth": torch.rand(batch, 1, h, w) + 1,
+        "R": torch.eye(3).expand(batch, 3, 3).contiguous(),
+        "t": torch.randn(batch, 3) * 0.3,
+        "K": K.contiguous(),
+        "K_inv": torch.linalg.inv(K),
+    }
+
+
+def _geo_transformer(preset: str):  # noqa: ANN202
+    from esser_lab.geofree.model import GeoFreeConfig, GeoTransformer, first_stage_config
+    from esser_lab.geofree.training import LitGeoTransformer
+    from esser_lab.taming.model import VQModel
+
+    config = _preset(GeoFreeConfig, preset)  # full: the released impl_nodepth, batch 8
+    vq = first_stage_config({"tiny": "tiny", "small": "small", "full": "paper"}[preset])
+    system = LitGeoTransformer(GeoTransformer(config, VQModel(vq)), total_steps=100)
+    return system, _geofree_batch(preset, config.batch_size)
+
+
+def _explicit_baseline(preset: str):  # noqa: ANN202
+    from esser_lab.geofree.baseline import ExplicitBaseline
+    from esser_lab.geofree.model import GeoFreeConfig
+    from esser_lab.geofree.training import LitExplicitBaseline
+
+    config = _preset(GeoFreeConfig, preset)
+    system = LitExplicitBaseline(ExplicitBaseline(), config.learning_rate, 10, 100)
+    return system, _geofree_batch(preset, config.batch_size)
+
+
 SYSTEMS: dict[str, Callable[[str], tuple[Any, dict]]] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -320,6 +358,8 @@ SYSTEMS: dict[str, Callable[[str], tuple[Any, dict]]] = {
     "LitCodeGPT": _code_gpt,
     "LitDenseAutoencoder": _dense_autoencoder,
     "LitShapeTexture": _shape_texture,
+    "LitGeoTransformer": _geo_transformer,
+    "LitExplicitBaseline": _explicit_baseline,
 }
 
 

@@ -214,6 +214,28 @@ def _code_gpt():
     return LitCodeGPT(gpt, "reverse", 3e-3), {"codes": torch.randint(12, (B, 16))}
 
 
+def _view_pairs() -> dict:
+    from esser_lab.data import scenes
+
+    return scenes.sample_pairs(B, 16, generator=torch.Generator().manual_seed(7)).to_dict()
+
+
+def _geo_transformer():
+    from esser_lab.geofree.model import GeoFreeConfig, GeoTransformer, first_stage_config
+    from esser_lab.geofree.training import LitGeoTransformer
+    from esser_lab.taming.model import VQModel
+
+    model = GeoTransformer(GeoFreeConfig.tiny(), VQModel(first_stage_config("tiny")))
+    return LitGeoTransformer(model, total_steps=10), _view_pairs()
+
+
+def _explicit_baseline():
+    from esser_lab.geofree.baseline import ExplicitBaseline
+    from esser_lab.geofree.training import LitExplicitBaseline
+
+    return LitExplicitBaseline(ExplicitBaseline(width=8), 1e-3, 2, 10), _view_pairs()
+
+
 SYSTEMS: dict[str, Callable] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -233,6 +255,8 @@ SYSTEMS: dict[str, Callable] = {
     "LitCodeGPT": _code_gpt,
     "LitDenseAutoencoder": _dense_autoencoder,
     "LitShapeTexture": _shape_texture,
+    "LitGeoTransformer": _geo_transformer,
+    "LitExplicitBaseline": _explicit_baseline,
 }
 
 
@@ -529,6 +553,8 @@ HISTORY_KEYS = {  # notebooks/*.py and the tests: the keys read from each system
     "LitDenseAutoencoder": {"loss", "rec", "nll", "kl"},
     "LitRegressionBaseline": {"loss"},
     "LitLatentDiffusion": {"step", "loss"},
+    "LitGeoTransformer": {"step", "loss"},
+    "LitExplicitBaseline": {"step", "loss"},
 }
 
 

@@ -288,6 +288,29 @@ def _code_gpt():
     return LitCodeGPT(gpt, "reverse", 3e-3), _batches(make)
 
 
+def _view_pairs(n: int, seed: int) -> dict:
+    from esser_lab.data import scenes
+
+    return scenes.sample_pairs(n, 16, generator=torch.Generator().manual_seed(seed)).to_dict()
+
+
+def _geo_transformer():
+    from esser_lab.geofree.model import GeoFreeConfig, GeoTransformer, first_stage_config
+    from esser_lab.geofree.training import LitGeoTransformer
+    from esser_lab.taming.model import VQModel
+
+    model = GeoTransformer(GeoFreeConfig.tiny(), VQModel(first_stage_config("tiny")))
+    return LitGeoTransformer(model, total_steps=10), _batches(_view_pairs)
+
+
+def _explicit_baseline():
+    from esser_lab.geofree.baseline import ExplicitBaseline
+    from esser_lab.geofree.training import LitExplicitBaseline
+
+    system = LitExplicitBaseline(ExplicitBaseline(width=8), 1e-3, 2, 10)
+    return system, _batches(_view_pairs)
+
+
 SYSTEMS: dict[str, Callable] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -307,6 +330,8 @@ SYSTEMS: dict[str, Callable] = {
     "LitCodeGPT": _code_gpt,
     "LitDenseAutoencoder": _dense_autoencoder,
     "LitShapeTexture": _shape_texture,
+    "LitGeoTransformer": _geo_transformer,
+    "LitExplicitBaseline": _explicit_baseline,
 }
 
 #: Systems for which two ranks of B are not one process of 2B, and why (book/how_to_run.md lists
@@ -325,6 +350,7 @@ NOT_EQUIVALENT = {
     "LitImageBART": "noise: the forward chain and the scales are drawn per process",
     "LitDenseAutoencoder": "noise: the posterior sample (no coupling otherwise)",
     "LitShapeTexture": "BatchNorm (batch statistics) in every residual block",
+    "LitExplicitBaseline": "noise: the depth errors of each batch are drawn per process",
 }
 
 
