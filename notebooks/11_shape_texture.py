@@ -65,6 +65,7 @@ if "google.colab" in sys.modules:
 import inspect
 import math
 import time
+from dataclasses import replace
 
 import torch
 from IPython.display import Code, Markdown, display
@@ -103,6 +104,9 @@ size = profile.pick(tiny=16, small=32, full=32)
 num_train = profile.count(tiny=4096, small=20_000, full=20_000)
 num_test = profile.count(tiny=1000, small=2000, full=2000)
 num_pairs = profile.count(tiny=1000, small=4000, full=4000)
+# a capped smoke run (CI's small pass, on a CPU) estimates from 32 pairs: the small network at
+# 32 px takes seconds per estimate there, and the callback makes eight of them
+num_pairs = 32 if profile.capped else num_pairs
 num_classes = len(cue_conflict.SHAPES)
 
 
@@ -199,6 +203,8 @@ if profile.name == "tiny":
     config = ShapeTextureConfig.tiny(num_classes, size)
 else:
     config = ShapeTextureConfig.small(num_classes, size)
+if profile.capped:  # a capped smoke run (CI's small pass) proves the code path with batches of 16
+    config = replace(config, batch_size=16)
 steps = profile.steps(config.num_steps)
 display(Markdown("\n".join(config_rows(paper, config, "paper (ResNet-50, ImageNet)"))))
 
@@ -233,7 +239,7 @@ for regime in cue_conflict.REGIMES:
                            extra_callbacks=(trackers[regime],))  # fmt: skip
     trainer.fit(LitShapeTexture(network), train_dataloaders=loader)
     train_seconds[regime] = time.perf_counter() - start
-    networks[regime] = network.eval().to("cpu")
+    networks[regime] = network.eval().to(profile.device)
 
 # %% [markdown]
 # ## Texture bias
@@ -247,7 +253,8 @@ from esser_lab.shape_texture.claims import RegimeResult, early_fraction
 results = {}
 with torch.no_grad():
     for regime, network in networks.items():
-        accuracy = float((network(test.image).argmax(1) == test.shape).float().mean())
+        predicted = network(test.image.to(profile.device)).argmax(1).cpu()
+        accuracy = float((predicted == test.shape).float().mean())
         results[regime] = RegimeResult(regime, dims_per_stage(network, pairs), accuracy)
 rows = ["| network | trained on | shape accuracy, texture-randomised test | seconds |",
         "|---|---|---|---|"]  # fmt: skip
@@ -320,8 +327,10 @@ from esser_lab.shape_texture.readout import (
     score_readout,
 )
 
-readout_train = cue_conflict.sample(profile.count(512, 2000, 2000), size, generator=data(4))
-readout_test = cue_conflict.sample(profile.count(512, 1000, 1000), size, generator=data(5))
+# hypercolumns hold every stage's channels at every pixel (small: 512 × 32 × 32 per image)
+num_readout = 32 if profile.capped else profile.count(tiny=512, small=500, full=500)
+readout_train = cue_conflict.sample(num_readout, size, generator=data(4))
+readout_test = cue_conflict.sample(num_readout, size, generator=data(5))
 readout_network = networks["shortcut"]
 inputs = {
     "features": (hypercolumns(readout_network, readout_train.image),

@@ -39,15 +39,17 @@ __all__ = [
 
 @torch.no_grad()
 def hypercolumns(model: ShapeTextureNet, images: Tensor, batch_size: int = 256) -> Tensor:
-    """``(n, Σ_s c_s, h, w)``: every stage's feature map at the image size (eval mode)."""
+    """``(n, Σ_s c_s, h, w)``: every stage's feature map at the image size (eval mode), on the
+    CPU."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     size = images.shape[-2:]
     out = []
     for i in range(0, len(images), batch_size):
-        maps = model.feature_maps(images[i : i + batch_size])
+        maps = model.feature_maps(images[i : i + batch_size].to(device))
         up = [F.interpolate(m, size=size, mode="bilinear", align_corners=False) for m in maps]
-        out.append(torch.cat(up, 1))
+        out.append(torch.cat(up, 1).cpu())
     model.train(was_training)
     return torch.cat(out)
 
