@@ -110,6 +110,15 @@ def taming_transformer_paper() -> TamingTransformer:
 # The systems and their parameter counts, part by part (the system's named children)
 # ------------------------------------------------------------------------------------------------
 
+
+def _lit_geofree() -> nn.Module:
+    from esser_lab.geofree.model import GeoFreeConfig, GeoTransformer, first_stage_config
+    from esser_lab.geofree.training import LitGeoTransformer
+
+    model = GeoTransformer(GeoFreeConfig.paper(), VQModel(first_stage_config("paper")))
+    return LitGeoTransformer(model, total_steps=500_001)
+
+
 SYSTEMS: dict[str, tuple[Callable[[], nn.Module], dict[str, int]]] = {
     # ours, measured (official: TensorFlow 1.x, CompVis/vunet, no published count)
     "vunet": (
@@ -190,12 +199,19 @@ SYSTEMS: dict[str, tuple[Callable[[], nn.Module], dict[str, int]]] = {
         lambda: LitTamingTransformer(taming_transformer_paper()),
         {"model": 1_410_640_896 + 76_073_859},
     ),
-    # ImageBART, FFHQ 4 scales (geometric): three encoder-decoders of 178,256,884 each (ours,
-    # measured: x-transformers' ResidualScaledXTransformer's extra scalings are not modelled) and
+    # ImageBART, FFHQ 4 scales (geometric): three encoder-decoders of 178,256,888 each (ours,
+    # measured, with ResidualScaledXTransformer's 4 log_scalors) and
     # the last-scale minGPT (vocab 548, block 256, 26 x 800): 201,033,600 by minGPT's formula
     "imagebart_ffhq": (
         lambda: LitImageBART(ImageBART(ImageBARTConfig.paper())),
-        {"model": 3 * 178_256_884 + 201_033_600},
+        {"model": 3 * 178_256_888 + 201_033_600},
+    ),
+    # GeoFree's released realestate impl_nodepth: minGPT (vocab 16384, block 627, 32 x 1024):
+    # 437,277,696 = 32 · 12,596,224 + 2 · 16384 · 1024 + 627 · 1024 + 2,048 (ln_f); the
+    # camera embedder's Linear(1, 1024) without bias: 1,024; the f16-16384 VQGAN: 76,073,859
+    "geofree_impl_nodepth": (
+        lambda: _lit_geofree(),
+        {"model": 437_277_696 + 1_024 + 76_073_859},
     ),
     # torchvision's ResNet-50 (the official dim_estimation/models/resnet.py's): 25,557,032
     "shape_texture": (
@@ -543,6 +559,25 @@ def test_taming_transformer_paper_forward() -> None:
     loss = next_token_loss(logits, target)
     _finite(logits=logits)
     # at initialisation the prediction is near uniform: about log(16384) = 9.70 nats per code
+    assert abs(float(loss) - math.log(16384)) < 1.0
+
+
+@slow_paper
+@torch.no_grad()
+def test_geofree_impl_nodepth_paper_forward() -> None:
+    """The released impl_nodepth (437 M GPT + the f16-16384 VQGAN) on one 208×368 pair: 13×23
+    codes per view, 30 camera tokens, the 627-position block; near-uniform at initialisation."""
+    from esser_lab.geofree.method import geofree_loss
+    from esser_lab.geofree.model import GeoFreeConfig, GeoTransformer, first_stage_config
+
+    model = GeoTransformer(GeoFreeConfig.paper(), VQModel(first_stage_config("paper"))).eval()
+    source = model.encode_to_z(_randn(1, 3, 208, 368).tanh())
+    target = model.encode_to_z(_randn(1, 3, 208, 368).tanh())
+    assert source.shape == (1, 299)
+    camera = {"R": torch.eye(3)[None], "t": torch.tensor([[0.1, 0.0, 0.2]]),
+              "K": torch.eye(3)[None], "K_inv": torch.eye(3)[None]}  # fmt: skip
+    loss = geofree_loss(model, source, target, camera)
+    _finite(loss=loss)
     assert abs(float(loss) - math.log(16384)) < 1.0
 
 
