@@ -182,7 +182,11 @@ fig = show_grid([list(test_x[:10]), list(reconstructions[:10].clamp(-1, 1))],
 #
 # **The transitions.** $p_\theta(x_{t-1} \mid x_t) = \prod_i p_\theta(x_{t-1}^i \mid
 # x_{t-1}^{<i}, x_t)$: an encoder reads $[t, x_t]$ (the scale as a token), a causal decoder
-# writes $x_{t-1}$ with cross-attention to it. The loss mixes a soft and a hard target per
+# writes $x_{t-1}$ with cross-attention to it. As in the official `ResidualScaledXTransformer`,
+# the decoder's logits are scaled per scale and added to $\log(\alpha_t \mathbb 1_{x_t} +
+# (1 - \alpha_t)/K)$, the forward step's likelihood of each candidate code, so that keeping the
+# code of $x_t$ is the default and the network learns what to change. The loss mixes a soft and
+# a hard target per
 # scale, $\alpha\,\mathrm{KL}(q(x_{t-1} \mid x_t, x_0) \,\|\, p_\theta) + (1 - \alpha)\,
 # \mathrm{CE}(x_{t-1}, p_\theta)$ (M4). The released FFHQ model uses α = 0 on scales 1–3 and
 # α = 1 on the last scale, whose input is noise and which is a plain GPT.

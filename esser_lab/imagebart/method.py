@@ -112,7 +112,8 @@ def sample_scale(
         context = net.encode(torch.cat((scale, x_t), 1))  # the whole x_t, once
         tokens = model.sos_token.to(x_t).expand(b, 1)
         for i in range(length):
-            step = net.decode(tokens, context)[:, -1] + (0 if guide is None else guide[:, i])
+            logits = model.transition_logits(scale[:, 0], x_t, net.decode(tokens, context))
+            step = logits[:, -1] + (0 if guide is None else guide[:, i])
             tokens = torch.cat((tokens, _draw(step, temperature, top_k, generator)), 1)
         return tokens[:, 1:]
     finally:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from esser_lab.config import check_fields, check_positive, config_from_dict
@@ -35,10 +36,12 @@ __all__ = ["ImageBART", "ImageBARTConfig"]
 class ImageBARTConfig:
     """Defaults: the released FFHQ 4-scale geometric model (``configs/ffhq/4_scales/*``).
 
-    Scales 1–3: ``ResidualScaledXTransformer`` dim 752, encoder depth 18, decoder depth 6, 16
-    heads, 548 tokens (the FFHQ VQGAN's 1024 codes remapped to the 548 in use), encoder length
-    257 (scale token + 16×16 codes), decoder 256; scale 4: ``GPT`` vocab 548, block 256, 26
-    layers, 16 heads, width 800. Loss mix ``alpha`` 0 (hard) on scales 1–3, 1 (soft) on scale 4.
+    Scales 1–3: ``ResidualScaledXTransformer`` (``residual``: the decoder's logits, scaled per
+    scale, plus log q(x_t | x_{t−1}) as a function of x_{t−1}) dim 752, encoder depth 18,
+    decoder depth 6, 16 heads, 548 tokens (the FFHQ VQGAN's 1024 codes remapped to the 548 in
+    use), encoder length 257 (scale token + 16×16 codes), decoder 256; scale 4: ``GPT`` vocab
+    548, block 256, 26 layers, 16 heads, width 800. Loss mix ``alpha`` 0 (hard) on scales 1–3,
+    1 (soft) on scale 4.
     Top-k 548 at sampling. Optimiser: AdamW (0.9, 0.95), warm-up to lr 1e-4 over 10k steps then
     cosine (``LambdaWarmUpCosineScheduler``), batch 16, EMA of the weights.
     # official code: each scale is its own model, trained in its own run (``single_scale``);
@@ -57,6 +60,7 @@ class ImageBARTConfig:
     heads: int = 16
     last_scale: Literal["gpt", "xtransformer"] = "gpt"
     shared: bool = False
+    residual: bool = True  # ResidualScaledXTransformer: scaled logits + log q(x_t | x_{t−1})
     gpt_n_layer: int = 26
     gpt_n_head: int = 16
     gpt_n_embd: int = 800
@@ -146,7 +150,7 @@ class ImageBARTConfig:
             dim=self.dim, enc_num_tokens=self.num_codes, enc_depth=self.enc_depth,
             enc_heads=self.heads, enc_max_seq_len=self.seq_len + 1,
             dec_num_tokens=self.num_codes, dec_depth=self.dec_depth, dec_heads=self.heads,
-            dec_max_seq_len=self.seq_len,
+            dec_max_seq_len=self.seq_len, n_scales=self.n_scales if self.residual else None,
         )  # fmt: skip
 
     def build_gpt(self) -> GPT:
@@ -202,6 +206,22 @@ class ImageBART(nn.Module):
         if x.shape[1] != self.config.seq_len:
             raise ValueError(f"{name} must be (b, {self.config.seq_len}), got {tuple(x.shape)}")
 
+    def transition_logits(self, t: Tensor, x_t: Tensor, logits: Tensor) -> Tensor:
+        """The encoder–decoder's output for scales ``t`` (b,): with ``residual`` (the official
+        ``ResidualScaledXTransformer``), exp(log_scalors[t − 1]) · logits + log(α_t onehot(x_t) +
+        (1 − α_t) / K) at the first ``logits.shape[1]`` positions; else ``logits`` unchanged."""
+        if not self.config.residual:
+            return logits
+        net = self.transitions[0] if self.config.shared else None
+        if net is None:  # one network per scale: all samples of a call share t
+            net = self.network(int(t[0]))
+        scalors = net.log_scalors[t - 1].exp().view(-1, 1, 1).to(logits.dtype)
+        alpha = self.alphats[t].view(-1, 1, 1)
+        k = self.config.num_codes
+        onehot = F.one_hot(x_t[:, : logits.shape[1]], k).to(alpha.dtype)
+        residual = torch.log(alpha * onehot + (1 - alpha) / k)  # (b, l, K)
+        return logits * scalors + residual.to(logits.dtype)
+
     def scale_logits(self, t: int, x_t: Tensor, x_prev: Tensor) -> Tensor:
         """Teacher-forced logits (b, l, K) of p_θ(x_{t−1} | x_t) at one scale ``t``.
 
@@ -215,7 +235,8 @@ class ImageBART(nn.Module):
         if isinstance(net, GPT):
             return net(torch.cat((scale, x_prev), 1)[:, :-1])
         sos = self.sos_token.to(x_prev).expand(x_prev.shape[0], 1)
-        return net(torch.cat((scale, x_t), 1), torch.cat((sos, x_prev), 1)[:, :-1])
+        logits = net(torch.cat((scale, x_t), 1), torch.cat((sos, x_prev), 1)[:, :-1])
+        return self.transition_logits(scale[:, 0], x_t, logits)
 
     def forward(self, t: Tensor, x_t: Tensor, x_prev: Tensor) -> Tensor:
         """Teacher-forced logits (b, l, K) for per-sample scales ``t`` (b,), each sample routed
@@ -245,4 +266,5 @@ class ImageBART(nn.Module):
         net = self.transitions[0]
         sos = self.sos_token.to(x_prev).expand(x_prev.shape[0], 1)
         enc = torch.cat((t.to(x_t)[:, None], x_t), 1)
-        return net(enc, torch.cat((sos, x_prev), 1)[:, :-1])
+        logits = net(enc, torch.cat((sos, x_prev), 1)[:, :-1])
+        return self.transition_logits(t.to(x_t.device), x_t, logits)

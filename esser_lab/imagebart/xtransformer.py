@@ -16,9 +16,13 @@ cross-attention (``c``, decoder only), feed-forward (``f``), pre-norm and residu
 ``to_logits`` (decoder only). Attention: ``to_q``, ``to_k``, ``to_v`` (no bias), ``to_out``;
 feed-forward: ``net.0.0`` (d → 4d) → GELU → ``net.3`` (4d → d).
 
-# official code: ``ResidualScaledXTransformer`` adds learned per-scale residual scalings (the
-# ``log_scalors`` the training step logs) whose layout we could not verify offline; ours has
-# plain residuals, so the released per-scale x-transformer checkpoints are not claimed to load.
+With ``n_scales`` given, the module also holds ``log_scalors`` (n_scales,), the official
+``ResidualScaledXTransformer``'s per-scale logit scale: ImageBART multiplies the decoder's logits
+by exp(log_scalors[t − 1]) and adds the residual log(α_t onehot(x_t) + (1 − α_t)/K)
+(:meth:`esser_lab.imagebart.model.ImageBART.transition_logits`), so copying a code of x_t is the
+default and the network learns what to change.
+# official code: the blocks inside ``attn_layers`` follow the x-transformers version the authors
+# pinned, which we could not read offline; the top-level names above are the checkpoint's.
 
 The attention arithmetic is the package's one :func:`esser_lab.nn.attention.attention`; the mask
 is causal only in the decoder's self-attention (tested: a later x_t token changes early decoder
@@ -27,6 +31,7 @@ logits, a later decoder token never does).
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from esser_lab.nn.attention import attention
@@ -172,9 +177,12 @@ class XTransformer(nn.Module):
         dec_depth: int,
         dec_heads: int,
         dec_max_seq_len: int,
+        n_scales: int | None = None,
     ) -> None:
         super().__init__()
         self.encoder = TokenTransformer(enc_num_tokens, enc_max_seq_len, dim, enc_depth, enc_heads)
+        if n_scales is not None:  # official ResidualScaledXTransformer: one log-scale per scale
+            self.log_scalors = nn.Parameter(torch.zeros(n_scales))
         self.decoder = TokenTransformer(
             dec_num_tokens, dec_max_seq_len, dim, dec_depth, dec_heads, causal=True,
             cross_attend=True, logits=True,

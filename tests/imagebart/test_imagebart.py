@@ -179,3 +179,23 @@ def test_paper_config_builds_on_meta() -> None:
     gpt = sum(p.numel() for p in model.last_scale.parameters())
     assert len(model.transitions) == 3
     assert 150e6 < per_scale < 250e6 and 180e6 < gpt < 230e6
+
+
+def test_residual_transition_copies_x_t_by_default() -> None:
+    """The official ResidualScaledXTransformer: scaled logits + log(α_t onehot(x_t) + (1−α_t)/K)."""
+    model = _model()
+    x_t, x_prev = _codes(2, 1), _codes(2, 2)
+    net = model.transitions[0]
+    raw = net(
+        torch.cat((torch.full((2, 1), 1), x_t), 1),
+        torch.cat((torch.zeros(2, 1, dtype=torch.long), x_prev), 1)[:, :-1],
+    )
+    alpha = float(model.alphats[1])
+    expected = raw + torch.log(alpha * torch.nn.functional.one_hot(x_t, K) + (1 - alpha) / K)
+    torch.testing.assert_close(model.scale_logits(1, x_t, x_prev), expected)
+    with torch.no_grad():
+        net.log_scalors.fill_(-30.0)  # the network silenced: only the residual is left
+    out = sample_scale(model, 1, x_t, generator=torch.Generator().manual_seed(0), top_k=1)
+    assert torch.equal(out, x_t)
+    plain = _model(residual=False)
+    assert not hasattr(plain.transitions[0], "log_scalors")
