@@ -525,8 +525,8 @@ display(Markdown("\n".join(f"* {b}" for b in bullets)))
 #   textures) and put the files (`{texture}_{class}_{image id}.png`) under
 #   `data/stylized_voc/`; `esser_lab.shape_texture.data.stylized_voc_pairs` draws the pairs
 #   from it as the official dataset does, and the next cell then estimates the dimensions of
-#   the ResNet-50 per stage at 224 px. The folder is not part of this book and is absent from
-#   the run that built this page.
+#   the ResNet-50 per stage at 513 px, the official default. The folder is not part of this
+#   book and is absent from the run that built this page.
 
 # %%
 from pathlib import Path
@@ -543,7 +543,7 @@ if svoc.is_dir():
     from esser_lab.shape_texture.pretrained import resnet50
 
     backbone = resnet50(profile.pretrained).to(profile.device)
-    voc_pairs = stylized_voc_pairs(svoc, 2000, 224, generator=data(0))
+    voc_pairs = stylized_voc_pairs(svoc, 2000, 513, generator=data(0))
     for d in dims_per_stage(backbone, voc_pairs):
         print(f"{d.stage}: shape {d.shape}, texture {d.texture}, residual {d.dims[2]} of {d.width}")
 else:

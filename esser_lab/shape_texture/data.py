@@ -8,6 +8,11 @@ The official ``generate_stylized_voc/`` renders every VOC 2012 object image in f
 from such a folder as that dataset does: factor 0 (shape) = the same image in another texture,
 factor 1 (texture) = the same texture on an image of another class. Nothing downloads: build
 the folder with the official script and point ``root`` at it.
+
+Official code: ``random.randint(0, n_factors)`` with ``n_factors = 3`` draws 0…3 inclusive, so
+a quarter of its pairs are shape pairs and three quarters texture pairs, of which only those
+labelled 1 are read (2 is the residual's index, 3 is never read); here pair ``i`` shares factor
+``i % 2`` and every pair counts. Its images are 513 px (``config.py``: ``image_size``).
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ estimate. :class:`ShapeTextureNet` gives every backbone the same three views:
 * ``stage_features(x)``: the same, globally average-pooled, ``(b, c_s)`` per stage.
 
 ``ShapeTextureConfig.paper()`` is torchvision's ResNet-50 (the official code's, with
-torchvision's key names, so torchvision's ImageNet weights load into ``model.resnet``).
+torchvision's key names, so torchvision's ImageNet weights load into ``model.resnet``; it
+standardises its ``[-1, 1]`` input the way those weights expect).
 ``small()`` and ``tiny()`` are the same family shrunk: a stem of one 3×3 convolution (no
 stride, no max-pool: their images are 16–32 px) and stages of basic residual blocks, stride 2
 from the second stage on. Images are ``(b, 3, s, s)`` in ``[-1, 1]``.
@@ -33,6 +34,8 @@ from esser_lab.config import check_fields
 __all__ = ["BasicBlock", "ShapeTextureConfig", "ShapeTextureNet"]
 
 STAGE_NAMES = ("res1", "res2", "res3", "res4", "res5")
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,13 @@ class ShapeTextureNet(nn.Module):
             from torchvision.models import resnet50
 
             self.resnet = resnet50(weights=None, num_classes=config.num_classes)
+            # torchvision's ImageNet weights expect [0, 1] RGB standardised per channel; the
+            # images here are in [-1, 1]. Not saved: the state dict keeps torchvision's keys.
+            # official code: cv2 reads BGR and the means are given in BGR order, so the
+            # network sees BGR; here RGB, as the weights were trained
+            mean, std = torch.tensor(_IMAGENET_MEAN), torch.tensor(_IMAGENET_STD)
+            self.register_buffer("pixel_mean", mean.view(1, 3, 1, 1), persistent=False)
+            self.register_buffer("pixel_std", std.view(1, 3, 1, 1), persistent=False)
             return
         c = config.stem_channels
         self.stem = nn.Sequential(
@@ -190,6 +200,7 @@ class ShapeTextureNet(nn.Module):
         self._check(x)
         if self.config.architecture == "resnet50":
             r = self.resnet
+            x = ((x + 1) / 2 - self.pixel_mean) / self.pixel_std
             h = r.maxpool(r.relu(r.bn1(r.conv1(x))))  # res1 (official: after the max-pool)
             maps = [h]
             for layer in (r.layer1, r.layer2, r.layer3, r.layer4):

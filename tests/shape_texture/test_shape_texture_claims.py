@@ -105,6 +105,14 @@ def test_resnet50_stand_in_is_seeded_and_refuses_bad_choices(tmp_path):
         resnet50("downloaded")
     a, b = resnet50("stand-in", seed=3), resnet50("stand-in", seed=3)
     assert torch.equal(a.resnet.conv1.weight, b.resnet.conv1.weight)
+    # [-1, 1] images standardised as torchvision's ImageNet weights expect; keys unchanged
+    a.eval()
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(a(x), a.resnet(((x + 1) / 2 - mean) / std), atol=1e-5)
+    assert not any(k.startswith("pixel_") for k in a.state_dict())
     torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "w.pth")
     with pytest.raises(ValueError, match="missing"):
         resnet50("published", tmp_path / "w.pth")
