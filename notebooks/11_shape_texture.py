@@ -192,7 +192,8 @@ for function in (classification_loss, shape_texture_dims, estimate_factor_dims, 
 # paper analyses most (its size is printed in the full-scale section). At `tiny` the same
 # family shrinks to 16×16 images: a 3×3 stem (res1; no stride and no max-pool at this size)
 # and four stages of one basic residual block each (res2 … res5), widths below. Training is
-# SGD with momentum as in torchvision's recipe, at a constant rate.
+# SGD with momentum as in torchvision's recipe, at a constant rate; the toy's learning rate and
+# weight decay are in the table (the paper's are for batches of 256 over 90 ImageNet epochs).
 
 # %%
 from esser_lab.config import config_rows
