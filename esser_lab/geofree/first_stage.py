@@ -33,18 +33,24 @@ LEARNING_RATE = 2e-3
 
 
 def train_first_stage(
-    steps: int = STEPS, batch_size: int = BATCH_SIZE, seed: int = 0, size: int = 16
+    steps: int = STEPS,
+    batch_size: int = BATCH_SIZE,
+    seed: int = 0,
+    preset: str = "tiny",
+    device: torch.device | str = "cpu",
 ) -> VQModel:
-    """Train the tiny VQGAN on fresh source and target views (deterministic on a CPU)."""
+    """Train the ``preset``'s VQGAN on fresh source and target views of its resolution
+    (deterministic on a CPU; ``small`` trains this way on a GPU, as nothing is shipped for it)."""
     from esser_lab.data import scenes
 
     torch.manual_seed(seed)
-    model = VQModel(first_stage_config("tiny"))
+    model = VQModel(first_stage_config(preset)).to(device)
+    size = model.config.resolution
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, betas=(0.5, 0.9))
     generator = torch.Generator().manual_seed(seed)
     for _ in range(steps):
         pairs = scenes.sample_pairs(batch_size // 2, size, generator=generator)
-        x = torch.cat([pairs.source, pairs.target])
+        x = torch.cat([pairs.source, pairs.target]).to(device)
         x_hat, q = model(x)
         loss = (x_hat - x).abs().mean() + q.loss
         optimizer.zero_grad(set_to_none=True)
