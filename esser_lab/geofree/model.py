@@ -28,6 +28,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from esser_lab.config import check_betas, check_fields, check_positive, config_from_dict
+from esser_lab.nn.first_stage import DDConfig
 from esser_lab.nn.transformer import GPT
 from esser_lab.taming.model import VQModel, VQModelConfig
 
@@ -152,8 +153,6 @@ def first_stage_config(preset: str = "paper") -> VQModelConfig:
     """The VQGAN of each preset: ``paper`` the RealEstate10K f16 (16384 codes, 208×368 frames;
     ``resolution`` 256 in the official ``ddconfig``); ``tiny`` f = 4 on 16-pixel views (4×4
     codes of a 128-entry codebook); ``small`` f = 4 on 32 pixels (8×8 codes, 256 codes)."""
-    from esser_lab.nn.first_stage import DDConfig
-
     if preset == "paper":
         return VQModelConfig.paper(16384)
     if preset == "tiny":
@@ -223,8 +222,9 @@ class GeoTransformer(nn.Module):
         self.config = config
         self.first_stage_model = first_stage.requires_grad_(False).eval()
         self.transformer = config.build_gpt()
+        # official code: the embedder is built apart from the GPT and keeps torch's default
+        # Linear init (U(−1, 1) for one input), not the GPT's N(0, 0.02)
         self.emb_stage_model = MultiEmbedder(config.n_embd)
-        nn.init.normal_(self.emb_stage_model.fc.weight, std=0.02)  # the GPT's own init
 
     def train(self, mode: bool = True) -> GeoTransformer:
         super().train(mode)
