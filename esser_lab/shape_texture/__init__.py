@@ -6,8 +6,9 @@
   chapter 5's :func:`esser_lab.iin.method.estimate_factor_dims`;
 * ``readout``: binary and semantic shape decoding on frozen features, and on raw pixels;
 * ``training``: :class:`LitShapeTexture` and the dimensions-over-training callback;
-* ``pretrained``: torchvision's ResNet-50 weights or a seeded stand-in; the stylised-VOC folder;
-* ``claims``: what chapter 11 measures.
+* ``pretrained``: torchvision's ResNet-50 weights or a seeded stand-in;
+* ``data``: Stylized-VOC pairs from a local folder (full scale);
+* ``claims``: what chapter 11 measures; ``chapter``: its figures and the readout explorer.
 
 The data are :mod:`esser_lab.data.cue_conflict`.
 """
