@@ -199,12 +199,12 @@ SYSTEMS: dict[str, tuple[Callable[[], nn.Module], dict[str, int]]] = {
         lambda: LitTamingTransformer(taming_transformer_paper()),
         {"model": 1_410_640_896 + 76_073_859},
     ),
-    # ImageBART, FFHQ 4 scales (geometric): three encoder-decoders of 178,256,888 each (ours,
-    # measured, with ResidualScaledXTransformer's 4 log_scalors) and
-    # the last-scale minGPT (vocab 548, block 256, 26 x 800): 201,033,600 by minGPT's formula
+    # ImageBART, FFHQ 4 scales (geometric): three encoder-decoders of 203,214,812 each (by hand
+    # from the official module tree: dim_head 64, to_logits in the encoder too, 4 log_scalors)
+    # and the last-scale minGPT (vocab 548, block 256, 26 x 800): 201,033,600 by minGPT's formula
     "imagebart_ffhq": (
         lambda: LitImageBART(ImageBART(ImageBARTConfig.paper())),
-        {"model": 3 * 178_256_888 + 201_033_600},
+        {"model": 3 * 203_214_812 + 201_033_600},
     ),
     # GeoFree's released realestate impl_nodepth: minGPT (vocab 16384, block 627, 32 x 1024):
     # 437,277,696 = 32 · 12,596,224 + 2 · 16384 · 1024 + 627 · 1024 + 2,048 (ln_f); the
@@ -584,8 +584,9 @@ def test_geofree_impl_nodepth_paper_forward() -> None:
 @slow_paper
 @torch.no_grad()
 def test_imagebart_ffhq_paper_forward() -> None:
-    """ImageBART's FFHQ model (736 M): a scale-2 encoder-decoder and the last-scale GPT on the
-    full 16 x 16 codes, teacher-forced; near uniform at initialisation (log 548 = 6.31 nats)."""
+    """ImageBART's FFHQ model (811 M): a scale-2 encoder-decoder and the last-scale GPT on the
+    full 16 x 16 codes, teacher-forced; within 2 nats of uniform at initialisation (log 548 =
+    6.31 nats; the default-initialised to_logits spreads the decoder's logits a little)."""
     torch.manual_seed(0)
     model = ImageBART(ImageBARTConfig.paper()).eval()
     x_t, x_prev = (torch.randint(548, (1, 256)) for _ in range(2))
@@ -594,7 +595,7 @@ def test_imagebart_ffhq_paper_forward() -> None:
         assert logits.shape == (1, 256, 548)
         _finite(logits=logits)
         loss = torch.nn.functional.cross_entropy(logits[0], x_prev[0])
-        assert abs(float(loss) - math.log(548)) < 1.0
+        assert abs(float(loss) - math.log(548)) < 2.0
 
 
 @slow_paper

@@ -10,13 +10,15 @@ globals; never unpickled).
 * :func:`load_last_scale`: the last scale's minGPT (``DecoderOnlyDenoiser``, ``transformer.{tok_emb,
   pos_emb, blocks.N…, ln_f, head}``) into :class:`~esser_lab.nn.transformer.GPT` at the config's
   size, strict; optionally with the EMA weights.
+* :func:`load_transition`: an encoder–decoder scale (x-transformers names, ``log_scalors``) into
+  :class:`~esser_lab.imagebart.xtransformer.XTransformer`, strict, optionally its EMA.
 * :func:`load_first_stage`: the VQGAN with ``remap`` into
   :class:`~esser_lab.imagebart.first_stage.RemappedVQModel`, strict (``quantize.used`` included).
 * :func:`check_schedule`: the stored ``alphats`` / ``alphacum`` against our schedule.
 
-The encoder–decoder scales use x-transformers' ``ResidualScaledXTransformer``; its extra residual
-scalings could not be checked offline, so those files are not loaded here (see
-:mod:`esser_lab.imagebart.xtransformer`).
+The module names follow the x-transformers copy in the official repository
+(``imagebart/modules/xtransformers/x_transformer.py``), read offline; no released file was
+available here, so the tests check loading on files written in that layout.
 """
 
 from __future__ import annotations
@@ -28,12 +30,19 @@ from torch import Tensor
 
 from esser_lab.imagebart.first_stage import RemappedVQModel
 from esser_lab.imagebart.model import ImageBARTConfig
+from esser_lab.imagebart.xtransformer import XTransformer
 from esser_lab.nn.transformer import GPT
 from esser_lab.taming.model import VQModelConfig
 from esser_lab.training.ema import shadow_name
 from esser_lab.weights import WeightsError, adopt_weights, load_weights, read_state_dict
 
-__all__ = ["check_schedule", "load_first_stage", "load_last_scale", "split_scale_checkpoint"]
+__all__ = [
+    "check_schedule",
+    "load_first_stage",
+    "load_last_scale",
+    "load_transition",
+    "split_scale_checkpoint",
+]
 
 HINT = (
     "Download the released ImageBART files yourself (esser_lab never downloads) and put them "
@@ -86,23 +95,46 @@ def load_last_scale(
     parts = split_scale_checkpoint(source)
     with torch.device("meta"):
         gpt = config.build_gpt()
-    if use_ema:
-        shadows = parts.get("transformer_ema")
-        if shadows is None:
-            raise WeightsError("the checkpoint has no 'transformer_ema.*' weights")
-        state = {}
-        for name, _ in gpt.named_parameters():
-            if shadow_name(name) not in shadows:
-                raise WeightsError(f"the EMA lacks the shadow of {name!r} ({shadow_name(name)!r})")
-            state[name] = shadows[shadow_name(name)]
-        for name, _ in gpt.named_buffers():  # the causal masks are not averaged
-            if name not in parts["transformer"]:
-                raise WeightsError(f"the checkpoint lacks the buffer 'transformer.{name}'")
-            state[name] = parts["transformer"][name]
-    else:
-        state = parts["transformer"]
+    state = _transformer_state(parts, gpt, use_ema)
     adopt_weights(gpt, state, what="ImageBART last-scale GPT", hint=HINT)
     return gpt.eval()
+
+
+def _transformer_state(
+    parts: dict[str, dict[str, Tensor]], model: torch.nn.Module, use_ema: bool
+) -> dict[str, Tensor]:
+    if not use_ema:
+        return parts["transformer"]
+    shadows = parts.get("transformer_ema")
+    if shadows is None:
+        raise WeightsError("the checkpoint has no 'transformer_ema.*' weights")
+    state = {}
+    for name, _ in model.named_parameters():
+        if shadow_name(name) not in shadows:
+            raise WeightsError(f"the EMA lacks the shadow of {name!r} ({shadow_name(name)!r})")
+        state[name] = shadows[shadow_name(name)]
+    for name, _ in model.named_buffers():  # buffers (the GPT's causal masks) are not averaged
+        if name not in parts["transformer"]:
+            raise WeightsError(f"the checkpoint lacks the buffer 'transformer.{name}'")
+        state[name] = parts["transformer"][name]
+    return state
+
+
+def load_transition(
+    source: str | Path | dict[str, Tensor],
+    config: ImageBARTConfig | None = None,
+    use_ema: bool = False,
+) -> XTransformer:
+    """One encoder–decoder scale (``DenoisingXTransformer`` with a ``ResidualScaledXTransformer``:
+    ``transformer.{encoder,decoder}.*`` and ``transformer.log_scalors``) at ``config``'s size
+    (default: the paper's FFHQ model), strict; ``use_ema``: the ``transformer_ema.*`` shadows."""
+    config = ImageBARTConfig.paper() if config is None else config
+    parts = split_scale_checkpoint(source)
+    with torch.device("meta"):
+        net = config.build_xtransformer()
+    state = _transformer_state(parts, net, use_ema)
+    adopt_weights(net, state, what="ImageBART encoder-decoder scale", hint=HINT)
+    return net.eval()
 
 
 def load_first_stage(

@@ -58,6 +58,7 @@ class ImageBARTConfig:
     enc_depth: int = 18
     dec_depth: int = 6
     heads: int = 16
+    dim_head: int = 64  # x-transformers' default (the configs do not set it)
     last_scale: Literal["gpt", "xtransformer"] = "gpt"
     shared: bool = False
     residual: bool = True  # ResidualScaledXTransformer: scaled logits + log q(x_t | x_{t−1})
@@ -76,7 +77,17 @@ class ImageBARTConfig:
     def __post_init__(self) -> None:
         check_fields(self)
         check_positive(
-            self, ("num_codes", "seq_len", "n_scales", "dim", "enc_depth", "dec_depth", "heads")
+            self,
+            (
+                "num_codes",
+                "seq_len",
+                "n_scales",
+                "dim",
+                "enc_depth",
+                "dec_depth",
+                "heads",
+                "dim_head",
+            ),
         )
         check_positive(self, ("gpt_n_layer", "gpt_n_head", "gpt_n_embd", "batch_size"))
         if self.schedule != "geometric":
@@ -93,8 +104,8 @@ class ImageBARTConfig:
             )
         if self.last_scale not in ("gpt", "xtransformer"):
             raise ValueError(f"last_scale must be 'gpt' or 'xtransformer', got {self.last_scale!r}")
-        if self.dim % self.heads or self.gpt_n_embd % self.gpt_n_head:
-            raise ValueError("dim / heads and gpt_n_embd / gpt_n_head must divide")
+        if self.gpt_n_embd % self.gpt_n_head:
+            raise ValueError("gpt_n_embd must be divisible by gpt_n_head")
         if not 0 <= self.sos_token < self.num_codes:
             raise ValueError(f"sos_token must lie in [0, {self.num_codes}), got {self.sos_token}")
         if self.top_k is not None and self.top_k < 1:
@@ -112,13 +123,14 @@ class ImageBARTConfig:
         """A GPU-minutes model: 3 scales, width 256, encoder 6 / decoder 3 layers, shared."""
         return replace(
             cls.paper(), num_codes=num_codes, seq_len=seq_len, n_scales=3, alphas=(0.0, 0.0, 0.0),
-            dim=256, enc_depth=6, dec_depth=3, heads=8, last_scale="xtransformer", shared=True,
+            dim=256, enc_depth=6, dec_depth=3, heads=8, dim_head=32, last_scale="xtransformer",
+            shared=True,
             learning_rate=5e-4, warm_up_steps=0, batch_size=64, top_k=None,
         )  # fmt: skip
 
     @classmethod
     def tiny(cls, num_codes: int = 32, seq_len: int = 64) -> ImageBARTConfig:
-        """One shared encoder–decoder (2 + 2 layers, width 32, 4 heads) for all 3 scales.
+        """One shared encoder–decoder (2 + 2 layers, width 32, 4 heads of 8) for all 3 scales.
 
         tiny-only: lr 2e-3 without warm-up (a few hundred steps, not 1.5 M); the hard loss on
         every scale (alpha 0: at T = 3 the last scale's soft target is close to the data
@@ -127,7 +139,8 @@ class ImageBARTConfig:
         """
         return replace(
             cls.paper(), num_codes=num_codes, seq_len=seq_len, n_scales=3, alphas=(0.0, 0.0, 0.0),
-            dim=32, enc_depth=2, dec_depth=2, heads=4, last_scale="xtransformer", shared=True,
+            dim=32, enc_depth=2, dec_depth=2, heads=4, dim_head=8, last_scale="xtransformer",
+            shared=True,
             learning_rate=2e-3, warm_up_steps=0, batch_size=32, top_k=None,
         )  # fmt: skip
 
@@ -151,6 +164,7 @@ class ImageBARTConfig:
             enc_heads=self.heads, enc_max_seq_len=self.seq_len + 1,
             dec_num_tokens=self.num_codes, dec_depth=self.dec_depth, dec_heads=self.heads,
             dec_max_seq_len=self.seq_len, n_scales=self.n_scales if self.residual else None,
+            dim_head=self.dim_head,
         )  # fmt: skip
 
     def build_gpt(self) -> GPT:

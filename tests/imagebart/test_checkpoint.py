@@ -12,6 +12,7 @@ from esser_lab.imagebart.checkpoint import (
     check_schedule,
     load_first_stage,
     load_last_scale,
+    load_transition,
     split_scale_checkpoint,
 )
 from esser_lab.imagebart.first_stage import RemappedVQModel
@@ -114,3 +115,69 @@ def test_wrong_files_are_named(tmp_path: Path) -> None:
         load_last_scale(path, replace(CONFIG, last_scale="xtransformer"))
     with pytest.raises(ValueError, match="repeat"):
         RemappedVQModel(VQ, torch.tensor([1, 1]))
+
+
+def official_xtransformer_keys(enc_depth: int, dec_depth: int) -> set[str]:
+    """The tensor names of the official ResidualScaledXTransformer (read from the repository's
+    x-transformers copy: TransformerWrapper, AttentionLayers of [norm, block, Residual],
+    Attention's to_q/to_k/to_v/to_out, FeedForward's net.0.0/net.2), written out by hand."""
+    keys = {"log_scalors"}
+    for part, depth, kinds in (("encoder", enc_depth, "af"), ("decoder", dec_depth, "acf")):
+        keys |= {
+            f"{part}.{k}"
+            for k in (
+                "token_emb.weight",
+                "pos_emb.emb.weight",
+                "norm.weight",
+                "norm.bias",
+                "to_logits.weight",
+                "to_logits.bias",
+            )
+        }
+        for i, kind in enumerate(kinds * depth):
+            p = f"{part}.attn_layers.layers.{i}"
+            keys |= {f"{p}.0.weight", f"{p}.0.bias"}
+            if kind in "ac":
+                keys |= {f"{p}.1.{n}.weight" for n in ("to_q", "to_k", "to_v", "to_out")}
+                keys.add(f"{p}.1.to_out.bias")
+            else:
+                keys |= {f"{p}.1.net.{n}.{w}" for n in ("0.0", "2") for w in ("weight", "bias")}
+    return keys
+
+
+def test_encoder_decoder_has_the_official_names_and_shapes_at_paper_size() -> None:
+    with torch.device("meta"):
+        net = ImageBARTConfig.paper().build_xtransformer()
+    state = net.state_dict()
+    assert set(state) == official_xtransformer_keys(18, 6)
+    layer = "decoder.attn_layers.layers.1.1"  # the first cross-attention
+    assert state[f"{layer}.to_q.weight"].shape == (16 * 64, 752)  # dim_head 64 (the default)
+    assert state[f"{layer}.to_out.weight"].shape == (752, 1024)
+    assert state["encoder.pos_emb.emb.weight"].shape == (257, 752)
+    assert state["decoder.to_logits.weight"].shape == (548, 752)
+    assert state["log_scalors"].shape == (4,)
+
+
+def test_encoder_decoder_scale_round_trips_strictly(tmp_path: Path) -> None:
+    config = replace(ImageBARTConfig.tiny(20, 16), dim=16, shared=False, last_scale="gpt",
+                     n_scales=4, alphas=(0.0, 0.0, 0.0, 1.0))  # fmt: skip
+    torch.manual_seed(0)
+    net = config.build_xtransformer()
+    state = {f"transformer.{k}": v for k, v in net.state_dict().items()}
+    for name, p in net.named_parameters():
+        state[f"transformer_ema.{shadow_name(name)}"] = p.detach() * 0.5
+    state["transformer_ema.num_updates"] = torch.tensor(3, dtype=torch.int)
+    state["transformer_ema.decay"] = torch.tensor(0.9999)
+    vq = RemappedVQModel(VQ, USED)
+    state.update({f"first_stage_model.{k}": v for k, v in vq.state_dict().items()})
+    state.update(sos_token=torch.tensor([0]), alphats=torch.ones(5), alphacum=torch.ones(5))
+    path = tmp_path / "scale2.ckpt"
+    torch.save({"state_dict": state, "global_step": 1}, path)
+    loaded = load_transition(path, config)
+    assert set(loaded.state_dict()) == official_xtransformer_keys(2, 2)
+    for key, value in net.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    ema = load_transition(path, config, use_ema=True)
+    torch.testing.assert_close(ema.log_scalors, net.log_scalors * 0.5)
+    with pytest.raises(WeightsError, match="encoder-decoder"):
+        load_transition(path, replace(config, enc_depth=3))
