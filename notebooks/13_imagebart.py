@@ -467,15 +467,14 @@ display(Markdown("\n".join(f"* {b}" for b in bullets)))
 #   Lightning's DDP takes over with `ESSER_LAB_DEVICES=N`. The paper's configuration builds
 #   from `ImageBARTConfig.paper()`; its sizes, on the meta device (no memory):
 # * **The official weights.** The released FFHQ model is four Lightning checkpoints, one per
-#   scale. `esser_lab.imagebart.checkpoint` reads one without unpickling arbitrary objects and
+#   scale. `esser_lab.imagebart.checkpoint` reads each without unpickling arbitrary objects and
 #   splits it into `transformer.*`, `transformer_ema.*`, `first_stage_model.*` and the schedule
-#   buffers. It loads the last scale's GPT (minGPT names, optionally its EMA weights) and the
-#   VQGAN with its `quantize.used` remap list strictly into our classes, and it checks
-#   `alphats`/`alphacum` against our schedule. The encoder–decoder scales use x-transformers'
-#   `ResidualScaledXTransformer`, whose extra residual scalings we could not check offline, so
-#   those files are not loaded. Put `scale4.ckpt` of `ffhq_4_scales_geometric` at
-#   `data/checkpoints/imagebart/ffhq/scale4.ckpt`; the file is not part of this book and is
-#   absent from the run that built this page.
+#   buffers. It loads the encoder–decoders of scales 1–3 (the module names of the official
+#   x-transformers copy, with `log_scalors`), the last scale's GPT (minGPT names), either with
+#   their EMA weights, and the VQGAN with its `quantize.used` remap list, all strictly into our
+#   classes, and it checks `alphats`/`alphacum` against our schedule. Put `scale1.ckpt` …
+#   `scale4.ckpt` of `ffhq_4_scales_geometric` in `data/checkpoints/imagebart/ffhq/`. The files
+#   are not part of this book and are absent from the run that built this page.
 
 # %%
 from pathlib import Path
@@ -488,18 +487,37 @@ per_scale = sum(p.numel() for p in released.transitions[0].parameters())
 last = sum(p.numel() for p in released.last_scale.parameters())
 print(f"paper: {len(released.transitions)} encoder–decoders of {per_scale / 1e6:.1f} M "
       f"parameters each + the last-scale GPT of {last / 1e6:.1f} M")  # fmt: skip
-official = (repository_root() or Path.cwd()) / "data/checkpoints/imagebart/ffhq/scale4.ckpt"
-if official.is_file():
-    from esser_lab.imagebart.checkpoint import check_schedule, load_first_stage, load_last_scale
+folder = (repository_root() or Path.cwd()) / "data/checkpoints/imagebart/ffhq"
+files = [folder / f"scale{t}.ckpt" for t in range(1, 5)]
+if all(f.is_file() for f in files):
+    from esser_lab.imagebart.checkpoint import (
+        check_schedule,
+        load_first_stage,
+        load_last_scale,
+        load_transition,
+    )
 
-    check_schedule(official, ImageBARTConfig.paper())
-    gpt = load_last_scale(official, use_ema=False)
-    vqgan = load_first_stage(official)
-    print(f"loaded: GPT {sum(p.numel() for p in gpt.parameters()) / 1e6:.1f} M, "
-          f"VQGAN with {vqgan.num_codes} codes in use")  # fmt: skip
+    paper_config = ImageBARTConfig.paper()
+    with torch.device("meta"):
+        official = ImageBART(paper_config)
+    for t, path in enumerate(files[:3], start=1):
+        check_schedule(path, paper_config)
+        official.transitions[t - 1] = load_transition(path, paper_config, use_ema=True)
+    official.last_scale = load_last_scale(files[3], paper_config, use_ema=True)
+    official.alphats, official.alphacum = (
+        paper_config.schedule_tensor().alphas.float(),
+        paper_config.schedule_tensor().alphacum.float(),
+    )
+    official.sos_token = torch.tensor([paper_config.sos_token])
+    official = official.eval().to(profile.device)
+    vqgan = load_first_stage(files[3]).to(profile.device)
+    with torch.no_grad():  # one face: x_T uniform → x_0, then the VQGAN's decoder
+        chain = sample_chain(official, 1, top_k=paper_config.top_k,
+                             generator=torch.Generator().manual_seed(0))  # fmt: skip
+        fig = show_grid([[vqgan.decode_codes(chain[-1], 16).clamp(-1, 1)[0].cpu()]])
 else:
-    print(f"{official.relative_to(official.parents[4])} is absent: the official model is not "
-          "loaded.")  # fmt: skip
+    print(f"{folder.relative_to(folder.parents[2])}/scale1-4.ckpt are absent: the official "
+          "model is not loaded.")  # fmt: skip
 
 # %% [markdown]
 # ## Exercises
