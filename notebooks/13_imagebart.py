@@ -245,9 +245,9 @@ fig = show_grid(
 # codes of the FFHQ VQGAN that are in use, and a GPT (26 layers, width 800) for the last scale.
 # Each of the four is trained in its own run. The table compares it with this run's model
 # (differences in bold). At `tiny` one encoder–decoder of width 32 serves all three scales (the
-# scale token tells them apart, as in the repository's joint-training config). It is trained
-# with the hard loss on every scale and a larger learning rate without warm-up, because it gets
-# a few hundred steps instead of 1.5 million.
+# scale token tells them apart) with the soft loss on every scale, as in the repository's
+# joint-training config. It gets a larger learning rate without warm-up, because it trains for a
+# few hundred steps instead of 1.5 million.
 
 # %%
 from esser_lab.config import config_rows

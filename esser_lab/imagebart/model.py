@@ -44,9 +44,9 @@ class ImageBARTConfig:
     1 (soft) on scale 4.
     Top-k 548 at sampling. Optimiser: AdamW (0.9, 0.95), warm-up to lr 1e-4 over 10k steps then
     cosine (``LambdaWarmUpCosineScheduler``), batch 16, EMA of the weights.
-    # official code: each scale is its own model, trained in its own run (``single_scale``);
-    # ``shared=True`` (ours, tiny/small) trains one encoder–decoder for every scale, the scale
-    # token telling them apart, as the repository's joint-training config does.
+    # official code: the released FFHQ models train each scale in its own run (``single_scale``);
+    # ``shared=True`` (tiny/small) trains one encoder–decoder for every scale, the scale token
+    # telling them apart, as the repository's joint-training config (alpha 1.0 on every scale).
     """
 
     num_codes: int = 548
@@ -122,7 +122,7 @@ class ImageBARTConfig:
     def small(cls, num_codes: int = 256, seq_len: int = 64) -> ImageBARTConfig:
         """A GPU-minutes model: 3 scales, width 256, encoder 6 / decoder 3 layers, shared."""
         return replace(
-            cls.paper(), num_codes=num_codes, seq_len=seq_len, n_scales=3, alphas=(0.0, 0.0, 0.0),
+            cls.paper(), num_codes=num_codes, seq_len=seq_len, n_scales=3, alphas=(1.0, 1.0, 1.0),
             dim=256, enc_depth=6, dec_depth=3, heads=8, dim_head=32, last_scale="xtransformer",
             shared=True,
             learning_rate=5e-4, warm_up_steps=0, batch_size=64, top_k=None,
@@ -132,13 +132,14 @@ class ImageBARTConfig:
     def tiny(cls, num_codes: int = 32, seq_len: int = 64) -> ImageBARTConfig:
         """One shared encoder–decoder (2 + 2 layers, width 32, 4 heads of 8) for all 3 scales.
 
-        tiny-only: lr 2e-3 without warm-up (a few hundred steps, not 1.5 M); the hard loss on
-        every scale (alpha 0: at T = 3 the last scale's soft target is close to the data
-        distribution and the soft loss trains it more slowly in a few hundred steps); plain
-        sampling (top-k 548 exceeds the vocabulary).
+        One network for every scale as the repository's joint-training config
+        (``ffhq_4-scales_joint-training.yaml``), with its loss mix: soft (``alpha`` 1) on every
+        scale. tiny-only: lr 2e-3
+        without warm-up (a few hundred steps, not 1.5 M); plain sampling (top-k 548 exceeds the
+        vocabulary).
         """
         return replace(
-            cls.paper(), num_codes=num_codes, seq_len=seq_len, n_scales=3, alphas=(0.0, 0.0, 0.0),
+            cls.paper(), num_codes=num_codes, seq_len=seq_len, n_scales=3, alphas=(1.0, 1.0, 1.0),
             dim=32, enc_depth=2, dec_depth=2, heads=4, dim_head=8, last_scale="xtransformer",
             shared=True,
             learning_rate=2e-3, warm_up_steps=0, batch_size=32, top_k=None,
