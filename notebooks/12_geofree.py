@@ -494,6 +494,18 @@ bullets = [
         "{seeds}).",
         layer=probe.middle,
     ),
+    "**Computed, or carried by the codes?** "
+    + card.text(
+        "depth-probe-blocks",
+        holds="The blocks add to it: the same probe on the transformer's input (layer 0, code "
+        "embeddings and positions) explains {baseline}, against {ours} on layer {layer} "
+        "(across seeds: {seeds}).",
+        fails="But the transformer's input already tells as much (layer 0, code embeddings and "
+        "positions: {baseline}, against {ours} on layer {layer}): here the depth the probe "
+        "finds is carried by the VQGAN's codes, not computed by the blocks (across seeds: "
+        "{seeds}).",
+        layer=probe.middle,
+    ),
     "**Uncertain where unseen.** "
     + card.text(
         "sample-variance",

@@ -17,7 +17,10 @@ choice below is fixed before any result:
   from the transformer's middle layers although depth was never an input): the R² of a ridge
   regression from the residual stream at the source positions of the middle layer
   (``n_layer // 2``) to each patch's mean log-depth, against the same probe on the raw pixels
-  of the patch (the input the transformer starts from);
+  of the patch (the input the transformer starts from); and, stricter, against the same probe on
+  the transformer's own input (layer 0: the code embeddings plus positions), which isolates what
+  its blocks computed from what the VQGAN's codes already tell (the codes of a wall patch and of
+  a box patch differ, and so do their depths);
 * **uncertain where unseen** (the paper's samples vary where the source says nothing): the
   per-pixel variance across ``SAMPLES_PER_PAIR`` samples of one pair, averaged over disoccluded
   pixels, against the same average over visible pixels.
@@ -175,7 +178,7 @@ def file_claims(
     probe: DepthProbe,
     variance: tuple[float, float],
 ) -> None:
-    """Files chapter 12's claims on ``card`` (module doc)."""
+    """Files chapter 12's five claims on ``card`` (module doc)."""
     same = f"warp with estimated depth + a hole-filling CNN, trained {steps} steps the same way"
     why = (
         "the paper's explicit competitors (depth-based warping, then inpainting: SynSin, 3D "
@@ -220,6 +223,19 @@ def file_claims(
         why="isolates what the transformer computed: the same read-out of what it was given",
         better="higher",
         paper=PaperPair(None, None, "depth probe on impl_nodepth layers (Sec. 4)", UNVERIFIED),
+    )
+    card.add(
+        "depth-probe-blocks",
+        f"the transformer's blocks add depth information: the probe on layer {probe.middle} "
+        "reads depth better than on the transformer's input",
+        metric="R² of a ridge regression to patch log-depth, held-out source views",
+        ours=probe.middle_r2,
+        baseline="the same probe on layer 0 (code embeddings + positions, before any block)",
+        baseline_value=probe.layers[0],
+        why="separates what attention over the source and camera computed from what the VQGAN "
+        "codes carry by themselves",
+        better="higher",
+        paper=PaperPair(None, None, "depth probe across impl_nodepth layers (Sec. 4)", UNVERIFIED),
     )
     card.add(
         "sample-variance",

@@ -72,16 +72,17 @@ def test_sample_variance_separates_disoccluded_from_visible():
         sample_variance(samples[:1], hole)
 
 
-def test_file_claims_puts_four_decided_claims_on_the_card(tmp_path):
+def test_file_claims_puts_five_decided_claims_on_the_card(tmp_path):
     card = Card("12_geofree", "tiny", 0, 0.0, seeds_file=tmp_path / "none.csv")
     implicit = ViewScores(10.0, 5.0, 15.0, 12.0)
     explicit = ViewScores(12.0, 4.0, 18.0, 13.0)
     file_claims(card, implicit, explicit, 300, DepthProbe((0.1, 0.5, 0.3), 0.2, 1), (0.2, 0.05))
     assert [c.key for c in card.claims] == [
-        "large-motion", "disoccluded", "depth-probe", "sample-variance",
+        "large-motion", "disoccluded", "depth-probe", "depth-probe-blocks", "sample-variance",
     ]  # fmt: skip
     verdicts = {c.key: c.holds for c in card.claims}
     assert verdicts == {
-        "large-motion": True, "disoccluded": False, "depth-probe": True, "sample-variance": True,
+        "large-motion": True, "disoccluded": False, "depth-probe": True,
+        "depth-probe-blocks": True, "sample-variance": True,
     }  # fmt: skip
     assert all(math.isfinite(c.margin) for c in card.claims)
