@@ -124,6 +124,7 @@ class AbsolutePositionalEmbedding(nn.Module):
     def __init__(self, dim: int, max_seq_len: int) -> None:
         super().__init__()
         self.emb = nn.Embedding(max_seq_len, dim)
+        nn.init.normal_(self.emb.weight, std=0.02)  # official init_
 
     def forward(self, length: int) -> Tensor:
         return self.emb.weight[:length]  # (l, d)
@@ -146,6 +147,7 @@ class TokenTransformer(nn.Module):
         super().__init__()
         self.num_tokens, self.max_seq_len = num_tokens, max_seq_len
         self.token_emb = nn.Embedding(num_tokens, dim)
+        nn.init.normal_(self.token_emb.weight, std=0.02)  # official init_; Linears keep torch's
         self.pos_emb = AbsolutePositionalEmbedding(dim, max_seq_len)
         self.attn_layers = AttentionLayers(dim, depth, heads, causal, cross_attend, dim_head)
         self.norm = nn.LayerNorm(dim)
