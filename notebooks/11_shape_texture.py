@@ -411,6 +411,21 @@ in_peak_step = max(
     (s for s in in_records if s <= early_step), key=lambda s: in_records[s][-1].shape
 )
 in_peak, in_at_early = in_records[in_peak_step][-1].shape, in_records[early_step][-1].shape
+in_start, in_end = in_records[0][-1].shape, in_records[max(in_records)][-1].shape
+if in_end <= in_start:  # no gain over the run: nothing to make early
+    in_curve = (
+        f" The IN-like network ends the run with {in_end} shape dimensions at its last stage, "
+        f"against {in_start} untrained: it gains none over the run, so there was no gain to "
+        "make early."
+    )
+elif in_peak_step > 0 and in_peak > in_start and in_at_early < in_peak:
+    in_curve = (
+        f" The IN-like network's shape dimensions peaked at {in_peak} at step {in_peak_step} and "
+        f"were back at {in_at_early} at step {early_step}: it first learns some shape, then its "
+        "texture shortcut."
+    )
+else:
+    in_curve = ""
 bullets = [
     "**Training data.** "
     + card.text(
@@ -447,14 +462,7 @@ bullets = [
         "dimensions, not a majority (across seeds: {seeds}).",
     )
     + f" The SIN-like network, not part of the claim, had made {early['randomised']:.2f} of its "
-    "gain by then."
-    + (
-        f" The IN-like network's shape dimensions peaked at {in_peak} at step {in_peak_step} and "
-        f"were back at {in_at_early} at step {early_step}: it first learns some shape, then its "
-        "texture shortcut."
-        if in_at_early < in_peak
-        else ""
-    ),
+    "gain by then." + in_curve,
     "**Shape decoding.** "
     + card.text(
         "binary-vs-semantic",
