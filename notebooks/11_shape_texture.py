@@ -84,9 +84,13 @@ print(profile.describe())
 #
 # One of four shapes (circle, square, triangle, cross) at a random place, size and rotation,
 # filled with one of four textures (horizontal or vertical stripes, a checkerboard, dots) in a
-# random colour, on grey noise (`esser_lab.data.cue_conflict`). Every factor comes back with
-# the image, and so do the binary object mask and the per-pixel shape-class map. The
-# classifier learns the *shape*; two training sets differ only in how texture is drawn:
+# random colour, on a background in a texture of its own (`esser_lab.data.cue_conflict`). The
+# whole image is textured, as Stylized VOC stylises the whole photograph: the background's
+# texture, colour and phase are drawn from the same family as the object's but independently
+# of it, so no colour or pattern says which region is the object, only the outline does.
+# Every factor comes back with the image, and so do the binary object mask and the per-pixel
+# shape-class map. The classifier learns the *shape*; two training sets differ only in how the
+# object's texture is drawn (the background's is random in both):
 #
 # * **IN-like** (`"shortcut"`): texture $i$ goes with shape $i$ 90 % of the time, as texture
 #   goes with the class in ImageNet: a network can get far by reading texture alone;
@@ -138,10 +142,10 @@ fig = show_grid(
 
 # %% [markdown]
 # The first two rows are the same shapes (the column titles) under the two regimes; below, four
-# rows of pairs: the same object in two textures (factor 0, *shape*), and one texture on two
-# shapes (factor 1, *texture*), as the official Stylized-VOC pairs are built
-# (`dim_estimation/datasets/svoc.py`: the same VOC image in another of five textures; another
-# class in the same texture).
+# rows of pairs: the same object with the whole image in other textures (factor 0, *shape*),
+# and one style, the object's texture and the background's, on two shapes (factor 1,
+# *texture*), as the official Stylized-VOC pairs are built (`dim_estimation/datasets/svoc.py`:
+# the same VOC image in another of five textures; another class in the same texture).
 
 # %% [markdown]
 # ## The method
@@ -317,7 +321,9 @@ for regime, t in trackers.items():
 # hypercolumns (every stage upsampled to the image and stacked, as the official multi-stage
 # heads read from several layers) or on each pixel's raw 3×3 neighbourhood. Scores are mean
 # IoU on held-out images, put between the chance level (every pixel the most frequent class,
-# the background) and 1.
+# the background) and 1. Object and background are drawn from the same textures, so a pixel's
+# neighbourhood shows a texture but not whose it is: away from the outline, raw pixels can
+# only guess.
 
 # %%
 from esser_lab.shape_texture.readout import (
@@ -486,9 +492,8 @@ bullets = [
         holds="The binary map, too, reads out better from the features ({ours}) than from raw "
         "pixels ({baseline}; across seeds: {seeds}).",
         fails="The binary map does not: raw pixels give {baseline} against {ours} for the "
-        "features, because on these images the object is coloured and the background grey, "
-        "which a pixel's neighbourhood already tells (across seeds: {seeds}). The binary "
-        "readout's success here says nothing about shape in the features.",
+        "features (across seeds: {seeds}), although object and background are textured alike "
+        "and a pixel's neighbourhood does not say which region it lies in.",
     ),
     "**Texture bias.** "
     + card.text(

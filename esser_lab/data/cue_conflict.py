@@ -5,8 +5,25 @@ measures how much of a CNN's pooled features encode an object's *shape* and how 
 *texture*, on Stylized PASCAL VOC: VOC objects re-rendered with five texture images. Here a
 procedural stand-in: one of four shapes (the sprites' signed-distance functions) at a random
 position, size and rotation, filled with one of four image-frame textures in a random colour,
-on a grey noise background. Every factor is returned, with the binary foreground mask and the
-per-pixel shape-class map that the shape-decoding readouts are scored against.
+on a background that carries a texture of its own. Every factor is returned, with the binary
+foreground mask and the per-pixel shape-class map that the shape-decoding readouts are scored
+against.
+
+The whole image is stylised, as in the official ``generate_stylized_voc`` (``make_stl_voc.py``
+runs AdaIN on the entire VOC photograph, so the background is as textured as the object).
+Here the background is drawn from the same texture family as the object (one of
+``TEXTURES``, the same two-tone rendering) with its own texture type, hue and phase, drawn
+independently of the object's in both regimes (so it never predicts the class). The reason:
+with a plain background the object is the only coloured, patterned region, and each pixel's
+3×3 neighbourhood already tells object from background, so a binary readout on raw pixels
+is near perfect and says nothing about shape; with both regions drawn from one distribution,
+no pixel statistic tells which region is the object, only its outline does. In Stylized VOC
+one style covers object and background alike and the photograph's own structure keeps the
+outline visible; a toy image has no such structure, so the two regions get independent
+draws, and the outline shows as a change of colour, pattern or phase. The two are not forced
+to differ: the type matches one time in four, but the hues and phases are continuous and
+independent, so the outline vanishes only in the rare image where all three nearly
+coincide.
 
 Two training regimes, as in the paper's ImageNet vs Stylized-ImageNet backbones:
 
@@ -16,10 +33,12 @@ Two training regimes, as in the paper's ImageNet vs Stylized-ImageNet backbones:
   predicts the class.
 
 Pairs for the dimension estimate follow the official ``StylizedVoc`` dataset
-(``dim_estimation/datasets/svoc.py``): factor 0 (shape) pairs are the *same* object (shape,
-position, size, rotation) in another texture (type and colour); factor 1 (texture) pairs share
-the texture type and colour but show another shape class elsewhere. The background noise is
-drawn anew for every image.
+(``dim_estimation/datasets/svoc.py``), where a pair is the same photograph in two styles
+(shape) or two photographs of different classes in one style (texture); the style is the
+whole image's: factor 0 (shape) pairs are the *same* object (shape, position, size, rotation)
+in another texture (type and colour) on a newly drawn background texture (type, colour,
+phase); factor 1 (texture) pairs keep the object's and the background's texture types and
+colours (new phases) and show another shape class elsewhere.
 
 Conventions: images are float32 ``(b, 3, size, size)`` in ``[-1, 1]``; ``position`` is the
 (x, y) centre in ``[0, 1]``, y down; ``scale`` is the circumscribed radius as a fraction of the
@@ -61,7 +80,6 @@ TEXTURES = ("horizontal stripes", "vertical stripes", "checker", "dots")
 REGIMES = ("shortcut", "randomised")
 SHAPE_FACTOR, TEXTURE_FACTOR = 0, 1  # the official factor indices (2 is the residual)
 _SCALE_RANGE = (0.28, 0.42)
-_BACKGROUND_STD = 0.25  # grey noise around mid-grey (0)
 _DARK = 0.35  # the texture's second colour is this fraction of the first
 
 
@@ -78,6 +96,8 @@ class CueConflict(Indexable):
         hue: ``(b,)`` the texture colour's hue in ``[0, 1)``.
         phase: ``(b, 2)`` the texture's offset in periods.
         position, scale, rotation: ``(b, 2)``, ``(b,)``, ``(b,)``.
+        background_texture, background_hue, background_phase: ``(b,)``, ``(b,)``, ``(b, 2)``,
+            the background's texture, as the object's.
     """
 
     image: Tensor
@@ -90,6 +110,9 @@ class CueConflict(Indexable):
     position: Tensor
     scale: Tensor
     rotation: Tensor
+    background_texture: Tensor
+    background_hue: Tensor
+    background_phase: Tensor
 
 
 @dataclass(frozen=True)
@@ -116,6 +139,13 @@ def _pattern(texture: Tensor, phase: Tensor, size: int) -> Tensor:
     return patterns[torch.arange(len(texture)), texture]
 
 
+def _fill(texture: Tensor, hue: Tensor, phase: Tensor, size: int) -> Tensor:
+    """``(b, 3, size, size)``: the two-tone texture in its colour (full and ``_DARK`` of it)."""
+    colour = 2 * hsv_to_rgb(hue, torch.ones_like(hue), torch.ones_like(hue)) - 1  # (b, 3)
+    full = _pattern(texture, phase, size)[:, None]  # (b, 1, h, w)
+    return torch.where(full, colour[:, :, None, None], _DARK * colour[:, :, None, None])
+
+
 def render(
     shape: Tensor,
     texture: Tensor,
@@ -124,32 +154,35 @@ def render(
     position: Tensor,
     scale: Tensor,
     rotation: Tensor,
-    background: Tensor,
+    background_texture: Tensor,
+    background_hue: Tensor,
+    background_phase: Tensor,
+    *,
+    size: int,
 ) -> CueConflict:
-    """Render cue-conflict images from explicit factors (see :class:`CueConflict`).
-
-    ``background``: ``(b, 1, size, size)`` grey values in ``[-1, 1]`` (the noise).
-    """
-    if (
-        background.dim() != 4
-        or background.shape[1] != 1
-        or background.shape[2:3] != (background.shape[3],)
-    ):
-        raise ValueError(f"background must be (b, 1, size, size), got {tuple(background.shape)}")
-    b, size = background.shape[0], background.shape[-1]
-    expected = {"shape": (b,), "texture": (b,), "hue": (b,), "phase": (b, 2), "position": (b, 2)}
-    expected |= {"scale": (b,), "rotation": (b,)}
-    values = dict(shape=shape, texture=texture, hue=hue, phase=phase, position=position)
-    values |= dict(scale=scale, rotation=rotation)
+    """Render ``size × size`` cue-conflict images from explicit factors (see
+    :class:`CueConflict`): the object in its texture over the background in its own."""
+    check_positive_int(size, "size")
+    if not isinstance(shape, Tensor) or shape.dim() != 1:
+        got = tuple(shape.shape) if isinstance(shape, Tensor) else type(shape).__name__
+        raise ValueError(f"shape must be a (b,) tensor of class indices, got {got}")
+    b = len(shape)
+    expected = {"texture": (b,), "hue": (b,), "phase": (b, 2), "position": (b, 2)}
+    expected |= {"scale": (b,), "rotation": (b,), "background_texture": (b,)}
+    expected |= {"background_hue": (b,), "background_phase": (b, 2)}
+    values = dict(texture=texture, hue=hue, phase=phase, position=position, scale=scale)
+    values |= dict(rotation=rotation, background_texture=background_texture)
+    values |= dict(background_hue=background_hue, background_phase=background_phase)
     for name, value in values.items():
         if not isinstance(value, Tensor) or tuple(value.shape) != expected[name]:
             got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
             raise ValueError(f"{name} must have shape {expected[name]}, got {got}")
     if shape.min() < 0 or shape.max() >= len(SHAPES):
         raise ValueError(f"shape indices must lie in [0, {len(SHAPES)}), got {shape.tolist()}")
-    if texture.min() < 0 or texture.max() >= len(TEXTURES):
-        raise ValueError(f"texture indices must lie in [0, {len(TEXTURES)})")
-    coords = pixel_centres(size, background.device) / size
+    for name, index in (("texture", texture), ("background_texture", background_texture)):
+        if index.min() < 0 or index.max() >= len(TEXTURES):
+            raise ValueError(f"{name} indices must lie in [0, {len(TEXTURES)})")
+    coords = pixel_centres(size, shape.device) / size
     cos = (rotation.cos() / scale)[:, None, None]
     sin = (rotation.sin() / scale)[:, None, None]
     dx = coords[None, None, :] - position[:, 0, None, None]  # (b, 1, w)
@@ -157,10 +190,9 @@ def render(
     u, v = cos * dx - sin * dy, sin * dx + cos * dy  # (b, h, w) object frame
     distance = torch.stack([f(u, v) for f in _sdf.SHAPE_FUNCTIONS[: len(SHAPES)]], 1)
     mask = distance[torch.arange(b), shape] <= 0  # (b, h, w)
-    colour = 2 * hsv_to_rgb(hue, torch.ones_like(hue), torch.ones_like(hue)) - 1  # (b, 3)
-    full = _pattern(texture, phase, size)[:, None]  # (b, 1, h, w)
-    fill = torch.where(full, colour[:, :, None, None], _DARK * colour[:, :, None, None])
-    image = torch.where(mask[:, None], fill, background.expand(-1, 3, -1, -1))
+    fill = _fill(texture, hue, phase, size)
+    background = _fill(background_texture, background_hue, background_phase, size)
+    image = torch.where(mask[:, None], fill, background)
     semantic = torch.where(mask, shape[:, None, None] + 1, torch.zeros_like(shape)[:, None, None])
     return CueConflict(
         image=image.float(),
@@ -173,6 +205,9 @@ def render(
         position=position,
         scale=scale,
         rotation=rotation,
+        background_texture=background_texture.long(),
+        background_hue=background_hue,
+        background_phase=background_phase,
     )
 
 
@@ -183,9 +218,10 @@ def _geometry(n: int, generator: torch.Generator) -> tuple[Tensor, Tensor, Tenso
     return position, scale, rotation
 
 
-def _background(n: int, size: int, generator: torch.Generator) -> Tensor:
-    noise = torch.randn((n, 1, size, size), generator=generator, device=generator.device)
-    return (_BACKGROUND_STD * noise).clamp(-1, 1)
+def _background(n: int, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """The background's texture type, hue and phase: uniform, whatever the object is."""
+    texture = torch.randint(len(TEXTURES), (n,), generator=generator, device=generator.device)
+    return texture, uniform((n,), 0, 1, generator), uniform((n, 2), 0, 1, generator)
 
 
 def _other(index: Tensor, count: int, generator: torch.Generator) -> Tensor:
@@ -219,16 +255,18 @@ def sample(
     hue = uniform((n,), 0, 1, generator)
     phase = uniform((n, 2), 0, 1, generator)
     position, scale, rotation = _geometry(n, generator)
-    background = _background(n, size, generator)
-    return render(shape, texture, hue, phase, position, scale, rotation, background)
+    background = _background(n, generator)
+    return render(shape, texture, hue, phase, position, scale, rotation, *background, size=size)
 
 
 def factor_pairs(n: int, size: int, *, generator: torch.Generator) -> CuePairs:
     """``n`` pairs for the dimension estimate, half sharing shape, half sharing texture.
 
     Factor 0 (shape): the same object (shape, position, size, rotation) in another texture
-    type, colour and phase. Factor 1 (texture): the same texture type and colour (a new phase)
-    on another shape class at another place. Pair ``i`` shares factor ``i % 2``.
+    type, colour and phase, on a newly drawn background texture: the whole image restyled.
+    Factor 1 (texture): the object's and the background's texture types and colours kept (new
+    phases) on another shape class at another place: the same style on another object. Pair
+    ``i`` shares factor ``i % 2``.
     """
     check_positive_int(n, "n")
     if n < 4:
@@ -242,6 +280,7 @@ def factor_pairs(n: int, size: int, *, generator: torch.Generator) -> CuePairs:
     new_hue = uniform((n,), 0, 1, generator)
     new_phase = uniform((n, 2), 0, 1, generator)
     position, scale, rotation = _geometry(n, generator)
+    background_texture, background_hue, background_phase = _background(n, generator)
     keep = same_shape[:, None]
     b = render(
         shape=torch.where(same_shape, a.shape, other_shape),
@@ -251,6 +290,9 @@ def factor_pairs(n: int, size: int, *, generator: torch.Generator) -> CuePairs:
         position=torch.where(keep, a.position, position),
         scale=torch.where(same_shape, a.scale, scale),
         rotation=torch.where(same_shape, a.rotation, rotation),
-        background=_background(n, size, generator),
+        background_texture=torch.where(same_shape, background_texture, a.background_texture),
+        background_hue=torch.where(same_shape, background_hue, a.background_hue),
+        background_phase=background_phase,
+        size=size,
     )
     return CuePairs(a=a, b=b, factor=factor)

@@ -18,6 +18,7 @@ labelled 1 are read (2 is the residual's index, 3 is never read); here pair ``i`
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -94,8 +95,9 @@ def stylized_voc_pairs(
         images_b.append(load_image(partner, size))
         factors.append(factor)
     empty = torch.empty(0)
+    others = [f.name for f in fields(CueConflict) if f.name != "image"]
 
     def batch(images: list) -> CueConflict:
-        return CueConflict(torch.stack(images), *([empty] * 9))
+        return CueConflict(image=torch.stack(images), **dict.fromkeys(others, empty))
 
     return CuePairs(batch(images_a), batch(images_b), torch.tensor(factors))

@@ -29,9 +29,33 @@ def test_masks_and_semantic_maps_match_the_factors():
     on_object = s.semantic[s.mask].view(-1)
     per_image = s.semantic.amax((1, 2)) - 1
     assert torch.equal(per_image, s.shape) and on_object.min() >= 1
-    # the background is grey: its three channels are equal; the object is coloured
-    background = s.image.permute(0, 2, 3, 1)[~s.mask]
-    assert torch.allclose(background[:, 0], background[:, 1])
+
+
+def test_the_background_is_textured_like_the_object():
+    # the whole image is stylised: the background is the same two-tone rendering of its own
+    # texture, so off the object the image is exactly that texture alone
+    s = cc.sample(64, 16, generator=_g())
+    alone = cc.render(s.shape, s.background_texture, s.background_hue, s.background_phase,
+                      s.position, s.scale, s.rotation, s.background_texture, s.background_hue,
+                      s.background_phase, size=16)  # fmt: skip
+    outside = ~s.mask[:, None].expand(-1, 3, -1, -1)
+    assert torch.equal(s.image[outside], alone.image[outside])
+    # no pixel statistic tells object from background: both are coloured, equally bright
+    pixels = s.image.permute(0, 2, 3, 1)
+    on, off = pixels[s.mask], pixels[~s.mask]
+    assert (off.std(1) > 0.1).float().mean() > 0.9  # coloured, not grey
+    for stat in (lambda p: p.abs().mean(), lambda p: p.std(1).mean()):
+        assert abs(float(stat(on) - stat(off))) < 0.05
+    # a plain 3x3 pixel neighbourhood cannot know which textured region is the object
+
+
+def test_the_background_is_drawn_independently_of_the_object():
+    for regime in cc.REGIMES:
+        s = cc.sample(4000, 8, generator=_g(), regime=regime)
+        same = float((s.background_texture == s.texture).float().mean())
+        tied = float((s.background_texture == s.shape).float().mean())
+        assert abs(same - 0.25) < 0.03 and abs(tied - 0.25) < 0.03  # not a class cue
+        assert abs(float((s.background_hue - s.hue).abs().mean()) - 1 / 3) < 0.02
 
 
 def test_regimes_tie_or_free_the_texture():
@@ -54,6 +78,12 @@ def test_pairs_share_exactly_their_factor():
     assert torch.equal(a.texture[texture_pairs], b.texture[texture_pairs])
     assert torch.equal(a.hue[texture_pairs], b.hue[texture_pairs])
     assert (a.shape[texture_pairs] != b.shape[texture_pairs]).all()
+    # the style is the whole image's: a texture pair keeps the background's texture and colour,
+    # a shape pair draws a new one
+    for name in ("background_texture", "background_hue"):
+        assert torch.equal(getattr(a, name)[texture_pairs], getattr(b, name)[texture_pairs])
+    assert (a.background_hue[shape_pairs] != b.background_hue[shape_pairs]).all()
+    assert (a.background_phase != b.background_phase).all()
 
 
 def test_bad_arguments_are_named():
@@ -66,9 +96,16 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="at least 4"):
         cc.factor_pairs(2, 16, generator=_g())
     s = cc.sample(2, 8, generator=_g())
+    background = (s.background_texture, s.background_hue, s.background_phase)
     with pytest.raises(ValueError, match="shape indices"):
         cc.render(s.shape + 7, s.texture, s.hue, s.phase, s.position, s.scale, s.rotation,
-                  torch.zeros(2, 1, 8, 8))  # fmt: skip
-    with pytest.raises(ValueError, match="background"):
+                  *background, size=8)  # fmt: skip
+    with pytest.raises(ValueError, match=r"background_phase must have shape \(2, 2\)"):
         cc.render(s.shape, s.texture, s.hue, s.phase, s.position, s.scale, s.rotation,
-                  torch.zeros(2, 8, 8))  # fmt: skip
+                  s.background_texture, s.background_hue, torch.zeros(2), size=8)  # fmt: skip
+    with pytest.raises(ValueError, match="background_texture indices"):
+        cc.render(s.shape, s.texture, s.hue, s.phase, s.position, s.scale, s.rotation,
+                  s.background_texture + 4, *background[1:], size=8)  # fmt: skip
+    with pytest.raises(ValueError, match="size"):
+        cc.render(s.shape, s.texture, s.hue, s.phase, s.position, s.scale, s.rotation,
+                  *background, size=0)  # fmt: skip
