@@ -174,14 +174,14 @@ display(Code(inspect.getsource(DepthErrorModel), language="python"))
 # most of the minute. Both models train the same steps on the same pairs with the same
 # warm-up-then-cosine learning-rate schedule. A minute is little for a transformer that must
 # discover geometry from pairs; a longer CPU run of the same chapter (`ESSER_LAB_BUDGET=long`:
-# 2,400 steps on 8,000 pairs, recorded by `bench/` in `claims_long.csv`) shows where the
+# 1,500 steps on 8,000 pairs, recorded by `bench/` in `claims_long.csv`) shows where the
 # verdicts go with more training, and the sentences under the card quote it.
 
 # %%
 from esser_lab.config import config_rows
 from esser_lab.geofree.model import GeoFreeConfig
 
-long_steps = 2400  # the bench's longer CPU run (ESSER_LAB_BUDGET=long, claims_long.csv)
+long_steps = 1500  # the bench's longer CPU run (ESSER_LAB_BUDGET=long, claims_long.csv)
 steps = profile.pick(tiny=300, small=6000, full=60_000, long=long_steps)
 paper = GeoFreeConfig.paper()
 ours = profile.pick(tiny=GeoFreeConfig.tiny(), small=GeoFreeConfig.small(), full=paper)
@@ -269,6 +269,7 @@ make_trainer(profile, steps, progress_every=max(1, steps // 3)).fit(
 )
 implicit_seconds = time.perf_counter() - start
 
+# %%
 seed_everything(profile.seed)
 baseline = ExplicitBaseline()
 start = time.perf_counter()
