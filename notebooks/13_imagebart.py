@@ -116,6 +116,7 @@ num_classes = 10
 batch_size = 8 if profile.capped else profile.pick(tiny=32, small=64, full=64)
 vq_steps = profile.pick(tiny=80, small=2_000, full=10_000, long=300)
 n_embed = profile.pick(tiny=32, small=128, full=128)
+shown, exercise = (3, 8) if profile.capped else (6, 30)  # digits in figures and exercises
 
 
 def batches(tensors: dict) -> DataLoader:
@@ -312,7 +313,7 @@ display(Markdown("\n".join(rows)))
 # %%
 from esser_lab.imagebart.chapter import chain_figure, completion_explorer, completion_figure
 
-fig = chain_figure(imagebart, first_stage, side, 6, seed=profile.seed,
+fig = chain_figure(imagebart, first_stage, side, shown, seed=profile.seed,
                    title="x_T (noise) → x_0, one row per sample")  # fmt: skip
 
 # %% [markdown]
@@ -371,7 +372,7 @@ display(Markdown("\n".join(rows)))
 # %%
 for kind in ("top", "centre"):
     fig = completion_figure(
-        imagebart, baselines, first_stage, x_clean[:8], test_x[:8], kind, side, seed=0,
+        imagebart, baselines, first_stage, x_clean[:shown], test_x[:shown], kind, side, seed=0,
         title=f"mask: {kind}",
     )  # fmt: skip
 
@@ -389,7 +390,7 @@ explorer
 
 # %%
 fig = chain_figure(
-    imagebart, first_stage, side, 6, x_clean=x_clean, keep=completion_mask("top", side),
+    imagebart, first_stage, side, shown, x_clean=x_clean, keep=completion_mask("top", side),
     seed=0, title="completing the top half: x_T (kept bottom + noise) → x_0",
 )  # fmt: skip
 
@@ -556,7 +557,7 @@ print("by hand:", by_hand.numpy().round(4), " package:", package.numpy().round(4
 # %% tags=["hide-input"]
 keep = completion_mask("bottom", side)
 g = torch.Generator().manual_seed(7)
-few, few_labels = x_clean[:30], eval_labels[:30]  # a smaller set: an exercise, not a claim
+few, few_labels = x_clean[:exercise], eval_labels[:exercise]  # an exercise, not a claim
 bottom_ib = sample_chain(imagebart, x_clean=few, keep=keep, generator=g)[-1]
 bottom_ar = ar_complete(baselines["raster"], few, keep, "raster", generator=g)
 for name, codes in (("ImageBART", bottom_ib), ("AR (raster)", bottom_ar)):
