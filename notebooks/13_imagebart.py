@@ -295,7 +295,11 @@ parameters = {
     "ImageBART": sum(p.numel() for p in imagebart.parameters()),
     "AR (raster)": sum(p.numel() for p in baselines["raster"].parameters()),
 }
-rows = ["| model | parameters | training (s) | last loss |", "|---|---|---|---|"]
+rows = [
+    "| model | parameters | training (s) | last loss (ImageBART: (M4) with α = "
+    f"{ours.alphas[0]:g}; GPTs: cross-entropy) |",
+    "|---|---|---|---|",
+]
 histories = {"ImageBART": imagebart_system.history} | {
     f"AR ({r})": s.history for r, s in baseline_systems.items()
 }
