@@ -326,7 +326,9 @@ fig = chain_figure(imagebart, first_stage, side, shown, seed=profile.seed,
 # Two masks over the 8×8 codes: the **top half** to complete given the bottom half (the
 # reverse-raster GPT sees the whole bottom half first, so it gets that order), and the
 # **centre** 4×4 block given the rest, a free-form hole that no raster order sees all around.
-# There the baseline gets whichever of its two orders scores better. A small classifier trained
+# There the baseline gets whichever of its two orders scores better. ImageBART edits as the
+# official script does by default for this schedule: each scale runs three times, its output
+# noised again (more weakly each time) and revised. A small classifier trained
 # on the real training digits names the digit in each decoded completion, and we count the
 # completed codes that equal the held-out truth.
 
@@ -345,12 +347,15 @@ classifier = fit_classifier(
 )  # fmt: skip
 # a capped smoke run (CI's small pass) completes 16 digits: sampling is the slow part on a CPU
 num_eval = 16 if profile.capped else profile.count(tiny=60, small=297, full=297)
+runs = 3  # each scale three times, as the official editing script's default for this schedule
 x_clean, eval_labels = test_codes[:num_eval].to(profile.device), test_y[:num_eval]
 results = {}
 for kind in ("top", "centre"):
     keep = completion_mask(kind, side)
     sample_generator = torch.Generator().manual_seed(1000 + profile.seed)
-    completed = sample_chain(imagebart, x_clean=x_clean, keep=keep, generator=sample_generator)[-1]
+    completed = sample_chain(
+        imagebart, x_clean=x_clean, keep=keep, generator=sample_generator, runs=runs
+    )[-1]
     scores = score_completion(
         completed, x_clean, keep, eval_labels, first_stage, side, classifier
     )  # fmt: skip
@@ -377,6 +382,7 @@ display(Markdown("\n".join(rows)))
 for kind in ("top", "centre"):
     fig = completion_figure(
         imagebart, baselines, first_stage, x_clean[:shown], test_x[:shown], kind, side, seed=0,
+        runs=runs,
         title=f"mask: {kind}",
     )  # fmt: skip
 
@@ -562,7 +568,7 @@ print("by hand:", by_hand.numpy().round(4), " package:", package.numpy().round(4
 keep = completion_mask("bottom", side)
 g = torch.Generator().manual_seed(7)
 few, few_labels = x_clean[:exercise], eval_labels[:exercise]  # an exercise, not a claim
-bottom_ib = sample_chain(imagebart, x_clean=few, keep=keep, generator=g)[-1]
+bottom_ib = sample_chain(imagebart, x_clean=few, keep=keep, generator=g, runs=runs)[-1]
 bottom_ar = ar_complete(baselines["raster"], few, keep, "raster", generator=g)
 for name, codes in (("ImageBART", bottom_ib), ("AR (raster)", bottom_ar)):
     s = score_completion(codes, few, keep, few_labels, first_stage, side, classifier)

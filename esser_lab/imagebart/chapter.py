@@ -68,10 +68,11 @@ def _completions(
     kind: str,
     side: int,
     seed: int,
+    runs: int = 1,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     keep = completion_mask(kind, side)
     generator = torch.Generator().manual_seed(seed)
-    chain = sample_chain(model, x_clean=x_clean, keep=keep, generator=generator)
+    chain = sample_chain(model, x_clean=x_clean, keep=keep, generator=generator, runs=runs)
     out = {}
     for order in BASELINE_ORDERS[kind]:
         out[f"AR ({order})"] = ar_complete(
@@ -90,12 +91,13 @@ def completion_figure(
     side: int,
     *,
     seed: int = 0,
+    runs: int = 1,
     title: str | None = None,
 ):
-    """Rows: the original, the kept part, ImageBART's completion, the baseline's; columns:
-    held-out digits."""
+    """Rows: the original, the kept part, ImageBART's completion (``runs`` per scale), the
+    baseline's; columns: held-out digits."""
     keep = completion_mask(kind, side)
-    chain, baseline = _completions(model, baselines, x_clean, kind, side, seed)
+    chain, baseline = _completions(model, baselines, x_clean, kind, side, seed, runs)
     rows = [list(images.clamp(-1, 1)), list(masked_images(images, keep, side))]
     rows.append(list(first_stage.decode_codes(chain[-1], side).clamp(-1, 1).cpu()))
     names = ["original", "kept", "ImageBART"]

@@ -7,10 +7,11 @@ autoregressive baseline it is compared with (a GPT over the same codes in a rast
 * Sampling: x_T uniform; for t = T … 1 draw x_{t−1} token by token from p_θ(x_{t−1} | x_t)
   (temperature, top-k), then decode x_0 with the first stage.
 * Editing (the official ``scripts/inpaint_imagebart.py``): the tokens to keep are written into
-  the conditioning x_t at every scale, c = (1 − m) · c + m · x_clean, and enforced while decoding
-  by adding the guide log onehot(x_clean) to the logits at kept positions (0 elsewhere): a kept
-  token has probability one, and every generated token sees the kept ones everywhere through the
-  encoder, also below and right of it.
+  the starting x_T, c = (1 − m) · c + m · x_clean, and enforced while decoding by adding the
+  guide log onehot(x_clean) to the logits at kept positions (0 elsewhere): a kept token has
+  probability one, so every later x_t holds them too, and every generated token sees the kept
+  ones everywhere through the encoder, also below and right of it. Each scale may run several
+  times, re-noising its output in between (``runs``, the script's chain schedule).
 * The autoregressive baseline (Taming Transformers, chapter 10) fills the same mask with the
   same guide, but a token only sees the kept tokens *before* it in its order: ``"raster"``
   (row-major) or ``"reverse"`` (the reverse of it; the right order to complete a top half).
@@ -25,7 +26,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from esser_lab.diffusion.autoregressive import top_k_top_p_filtering
-from esser_lab.diffusion.multinomial import forward_chain, multinomial_loss, multinomial_posterior
+from esser_lab.diffusion.multinomial import (
+    forward_chain,
+    multinomial_loss,
+    multinomial_posterior,
+    q_step,
+)
 from esser_lab.imagebart.model import ImageBART
 from esser_lab.nn import placement
 from esser_lab.nn.transformer import GPT
@@ -129,12 +135,20 @@ def sample_chain(
     temperature: float = 1.0,
     top_k: int | None = None,
     generator: torch.Generator | None = None,
+    runs: int = 1,
 ) -> Tensor:
     """The chain x_T, x_{T−1}, …, x_0, stacked (T + 1, b, l), from x_T ~ uniform.
 
     Unconditional: ``num_samples``. Editing: ``x_clean`` (b, l) and ``keep`` (b, l) or (l,)
-    booleans; the kept tokens are written into every x_t and enforced by the guide.
+    booleans; the kept tokens are written into x_T and enforced by the guide at every scale.
+
+    ``runs``: how often each scale's transition is applied (the official editing script's
+    ``chain_schedule``, default 3 per scale for the geometric schedule). Before run k > 0 of
+    scale t, the last output is noised again, each token redrawn with probability
+    (1 − k / runs) · β_t, and fed back as x_t, so the transition revises its own output.
     """
+    if runs < 1:
+        raise ValueError(f"runs must be ≥ 1, got {runs}")
     config = model.config
     device = model.alphats.device
     if (x_clean is None) != (keep is None):
@@ -155,10 +169,13 @@ def sample_chain(
         x = torch.where(keep, x_clean, x)
         guide = guide_logits(x_clean, keep, config.num_codes)
     chain = [x]
+    betas = model.schedule.betas
     for t in range(config.n_scales, 0, -1):
-        x = sample_scale(model, t, x, guide, temperature, top_k, generator)
-        if x_clean is not None:
-            x = torch.where(keep, x_clean, x)  # c = (1 − m) c + m x_clean
+        x_t = x
+        for run in range(runs):
+            if run > 0:  # official chain_schedule: noise the output again, weaker each run
+                x_t = q_step(x, (1 - run / runs) * float(betas[t]), config.num_codes, generator)
+            x = sample_scale(model, t, x_t, guide, temperature, top_k, generator)
         chain.append(x)
     return torch.stack(chain)
 

@@ -200,3 +200,20 @@ def test_residual_transition_copies_x_t_by_default() -> None:
     assert torch.equal(out, x_t)
     plain = _model(residual=False)
     assert not hasattr(plain.transitions[0], "log_scalors")
+
+
+def test_repeated_runs_per_scale() -> None:
+    """The official editing script's chain schedule: each scale re-run on its re-noised output."""
+    model = _model()
+    x_clean, keep = _codes(2, 6), completion_mask("centre", 4)
+    a = sample_chain(model, x_clean=x_clean, keep=keep, runs=3,
+                     generator=torch.Generator().manual_seed(0))  # fmt: skip
+    b = sample_chain(model, x_clean=x_clean, keep=keep, runs=3,
+                     generator=torch.Generator().manual_seed(0))  # fmt: skip
+    one = sample_chain(
+        model, x_clean=x_clean, keep=keep, generator=torch.Generator().manual_seed(0)
+    )
+    assert a.shape == one.shape == (4, 2, L) and torch.equal(a, b) and not torch.equal(a, one)
+    assert torch.equal(a[-1][:, keep], x_clean[:, keep])
+    with pytest.raises(ValueError, match="runs"):
+        sample_chain(model, 1, runs=0)
