@@ -213,8 +213,10 @@ class GPT(nn.Module):
         self._check(idx, start, 0 if embeddings is None else embeddings.shape[1])
         x = self.tok_emb(idx)  # (b, l, d)
         if embeddings is not None:
-            if embeddings.dim() != 3 or embeddings.shape[0] != idx.shape[0] or (
-                embeddings.shape[2] != self.n_embd
+            if (
+                embeddings.dim() != 3
+                or embeddings.shape[0] != idx.shape[0]
+                or (embeddings.shape[2] != self.n_embd)
             ):
                 raise ValueError(
                     f"embeddings must be (b={idx.shape[0]}, l_e, n_embd={self.n_embd}), got "

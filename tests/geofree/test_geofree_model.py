@@ -170,3 +170,22 @@ def test_paper_model_builds_on_meta_with_the_released_sizes():
     assert model.emb_stage_model.fc.weight.shape == (1024, 1)
     n = sum(p.numel() for p in gpt.parameters())
     assert 420e6 < n < 440e6  # 32 · 12 · 1024² + 2 · 16384 · 1024 + 627 · 1024 ≈ 437 M
+
+
+def test_gpt_embeddings_take_the_first_positions_and_bad_widths_are_named():
+    from esser_lab.nn.transformer import GPT
+
+    gpt = GPT(10, 8, n_layer=1, n_head=2, n_embd=8).eval()
+    torch.nn.init.normal_(gpt.pos_emb)
+    idx = torch.tensor([[1, 2, 3]])
+    embeddings = torch.randn(1, 2, 8)
+    logits = gpt(idx, embeddings=embeddings)
+    assert logits.shape == (1, 5, 10)
+    # the same as feeding the embeddings' positions first and the tokens after, in two calls
+    first, past = gpt.forward_with_past(idx[:, :0], embeddings=embeddings)
+    rest, _ = gpt.forward_with_past(idx, past)
+    torch.testing.assert_close(torch.cat([first, rest], 1), logits)
+    with pytest.raises(ValueError, match=r"embeddings must be \(b=1, l_e, n_embd=8\)"):
+        gpt(idx, embeddings=torch.randn(1, 2, 4))
+    with pytest.raises(ValueError, match="exceeds block_size=8"):
+        gpt(torch.zeros(1, 7, dtype=torch.long), embeddings=embeddings)
