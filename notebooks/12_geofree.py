@@ -398,7 +398,8 @@ rows.append(f"| VQGAN reconstruction (the ceiling) | – | – | {first_stage_ps
 display(Markdown("\n".join(rows)))
 
 # %%
-probe_pairs = min(len(train), profile.count(tiny=600, small=2000, full=4000))
+probe_count = 64 if profile.capped else profile.count(tiny=600, small=2000, full=4000)
+probe_pairs = min(len(train), probe_count)
 probe_test = test[: min(len(test), 300)]
 
 
