@@ -116,7 +116,7 @@ num_classes = 10
 batch_size = 8 if profile.capped else profile.pick(tiny=32, small=64, full=64)
 vq_steps = profile.pick(tiny=80, small=2_000, full=10_000, long=300)
 n_embed = profile.pick(tiny=32, small=128, full=128)
-shown, exercise = (3, 8) if profile.capped else (6, 30)  # digits in figures and exercises
+shown, exercise = (3, 8) if profile.capped else (4, 16)  # digits in figures and exercises
 
 
 def batches(tensors: dict) -> DataLoader:
