@@ -180,12 +180,13 @@ display(Code(inspect.getsource(DepthErrorModel), language="python"))
 
 # %%
 from esser_lab.config import config_rows
+from esser_lab.geofree.chapter import toy_config
 from esser_lab.geofree.model import GeoFreeConfig
 
 long_steps = 1500  # the bench's longer CPU run (ESSER_LAB_BUDGET=long, claims_long.csv)
 steps = profile.pick(tiny=300, small=6000, full=60_000, long=long_steps)
 paper = GeoFreeConfig.paper()
-ours = profile.pick(tiny=GeoFreeConfig.tiny(), small=GeoFreeConfig.small(), full=paper)
+ours, first_stage_preset = toy_config(profile.name)  # full = small, trained longer
 batch_size = 8 if profile.capped else ours.batch_size
 rows = config_rows(paper, ours, "paper (realestate impl_nodepth)")
 rows += [
@@ -210,7 +211,7 @@ if profile.name == "tiny":
 else:  # nothing ships for 32-pixel views: trained here (minutes on a GPU)
     vq_batch = 8 if profile.capped else 64  # a capped smoke run proves the path with batches of 8
     first_stage = train_first_stage(
-        profile.steps(5000), vq_batch, profile.seed, "small", profile.device
+        profile.steps(5000), vq_batch, profile.seed, first_stage_preset, profile.device
     ).requires_grad_(False)
 first_stage = first_stage.to(profile.device)
 with torch.no_grad():
@@ -552,7 +553,11 @@ display(Markdown("\n".join(f"* {b}" for b in bullets)))
 #
 # * **On a GPU**: `ESSER_LAB_SCALE=small` (32-pixel views, f = 4 → 8×8 codes of a 256-entry
 #   VQGAN trained here, `GeoFreeConfig.small()`, 6,000 steps; the default when a GPU is present);
-#   the same cells run, and Lightning's DDP takes over with `ESSER_LAB_DEVICES=N`. On real data
+#   the same cells run, and Lightning's DDP takes over with `ESSER_LAB_DEVICES=N`.
+#   `ESSER_LAB_SCALE=full` on this toy world is the same small model trained for more steps on
+#   more pairs (`esser_lab.geofree.chapter.toy_config`): `GeoFreeConfig.paper()` expects the
+#   released 16,384-code VQGAN of 208×368 frames, so it appears below only on the meta device and
+#   as the shape the official weights are loaded into. On real data
 #   (RealEstate10K, ACID) the camera comes from COLMAP and the depth for (G3) from MiDaS, which
 #   esser_lab does not ship: `esser_lab.geofree.method.estimate_depth` takes an estimator you
 #   load yourself.

@@ -14,10 +14,34 @@ from torch import Tensor
 from esser_lab.data import scenes
 from esser_lab.geofree.baseline import ExplicitBaseline
 from esser_lab.geofree.method import normalize_scale, sample_views
-from esser_lab.geofree.model import GeoTransformer
+from esser_lab.geofree.model import GeoFreeConfig, GeoTransformer
 from esser_lab.viz.images import png_strip, show_grid
 
-__all__ = ["camera_explorer", "camera_sweep_figure", "explicit_views", "implicit_views", "moved"]
+__all__ = [
+    "camera_explorer",
+    "camera_sweep_figure",
+    "explicit_views",
+    "implicit_views",
+    "moved",
+    "toy_config",
+]
+
+
+def toy_config(scale: str) -> tuple[GeoFreeConfig, str]:
+    """The transformer config and first-stage preset the chapter trains at ``scale``.
+
+    ``tiny``: :meth:`GeoFreeConfig.tiny` over the shipped 16-pixel VQGAN (``"tiny"``);
+    ``small`` and ``full``: :meth:`GeoFreeConfig.small` over a 32-pixel VQGAN trained in the
+    chapter (``"small"``). On this toy world ``full`` is ``small`` trained for more steps:
+    :meth:`GeoFreeConfig.paper` expects the 16,384-code f = 16 VQGAN of 208×368 frames (13×23
+    codes), which only the official weights provide, so the chapter builds it on the meta device
+    and for loading those weights only.
+    """
+    if scale == "tiny":
+        return GeoFreeConfig.tiny(), "tiny"
+    if scale in ("small", "full"):
+        return GeoFreeConfig.small(), "small"
+    raise ValueError(f"scale must be 'tiny', 'small' or 'full', got {scale!r}")
 
 
 @torch.no_grad()

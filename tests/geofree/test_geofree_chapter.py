@@ -10,6 +10,7 @@ from esser_lab.geofree.chapter import (
     explicit_views,
     implicit_views,
     moved,
+    toy_config,
 )
 
 
@@ -40,3 +41,24 @@ def test_explorer_and_figure_render(model):
     before = picture.value
     box.children[0].children[0].value = -0.5  # move the camera: the picture is redrawn
     assert picture.value != before and len(picture.value) > 0
+
+
+def test_every_scale_gets_a_config_that_fits_its_first_stage():
+    import pytest
+
+    from esser_lab.geofree.model import GeoTransformer, first_stage_config
+    from esser_lab.taming.model import VQModel
+
+    sizes = {"tiny": 16, "small": 32, "full": 32}
+    for scale, size in sizes.items():
+        config, preset = toy_config(scale)
+        with torch.device("meta"):
+            first_stage = VQModel(first_stage_config(preset))
+            GeoTransformer(config, first_stage)  # raises when codebook or latent grid disagree
+        vq = first_stage.config
+        assert vq.n_embed == config.vocab_size
+        factor = 2 ** (len(vq.ddconfig.ch_mult) - 1)
+        assert tuple(size // factor for _ in range(2)) == config.latent_shape
+    assert toy_config("full") == toy_config("small")
+    with pytest.raises(ValueError, match="'tiny', 'small' or 'full'"):
+        toy_config("paper")
