@@ -1,7 +1,8 @@
 """Chapter 11 helpers: figures of the dimensions, and a readout explorer with its static figure.
 
-The explorer shows one held-out image live: its ground truth and what the readouts on the
-frozen features and on raw pixels predict, binary or semantic. On the static book page the
+The explorer shows one held-out image live: its ground truth and what the readouts predict,
+binary or semantic, on the trained network's frozen features, on the untrained network's
+(where given) and on raw pixels. On the static book page the
 widget is a frozen snapshot, so the chapter shows :func:`readout_figure` beside it.
 """
 
@@ -92,15 +93,29 @@ def readout_figure(
     predictions: Mapping[tuple[str, str], Tensor],
     count: int = 8,
 ):
-    """Rows: the images, then per task its truth and the feature and pixel readouts."""
+    """Rows: the images, then per task its truth and its readouts (``predictions`` keyed
+    ``(source, task)``; sources ``"features"``, ``"untrained"`` and ``"pixels"`` in that order,
+    the ones present)."""
     rows, titles = [list(images[:count])], ["image"]
     for task, truth in truths.items():
         rows.append(list(map_rgb(truth[:count])))
         titles.append(f"{task} truth")
-        for source in ("features", "pixels"):
+        for source in _sources(predictions, task):
             rows.append(list(map_rgb(predictions[source, task][:count])))
             titles.append(f"{task}, {source}")
     return show_grid(rows, row_titles=titles, cell=0.8)
+
+
+_SOURCE_ORDER = ("features", "untrained", "pixels")
+_SOURCE_WORDS = {
+    "features": "the readout on the trained network's frozen features",
+    "untrained": "the same head on the untrained network's",
+    "pixels": "the same head on raw 3×3 pixel neighbourhoods",
+}
+
+
+def _sources(predictions: Mapping[tuple[str, str], Tensor], task: str) -> list[str]:
+    return [s for s in _SOURCE_ORDER if (s, task) in predictions]
 
 
 def readout_explorer(
@@ -120,16 +135,12 @@ def readout_explorer(
 
     def update(*_: object) -> None:
         i, t = index.value, task.value
-        strip = [
-            images[i],
-            map_rgb(truths[t][i : i + 1])[0],
-            map_rgb(predictions["features", t][i : i + 1])[0],
-            map_rgb(predictions["pixels", t][i : i + 1])[0],
-        ]
+        sources = _sources(predictions, t)
+        strip = [images[i], map_rgb(truths[t][i : i + 1])[0]]
+        strip += [map_rgb(predictions[s, t][i : i + 1])[0] for s in sources]
         picture.value = png_strip(strip, scale)
-        caption.value = (
-            f"image {i}: the image, the {t} truth, the readout on the frozen features, the "
-            "same head on raw 3×3 pixel neighbourhoods"
+        caption.value = f"image {i}: the image, the {t} truth, " + ", ".join(
+            _SOURCE_WORDS[s] for s in sources
         )
 
     for control in (index, task):

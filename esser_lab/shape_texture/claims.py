@@ -6,9 +6,12 @@ before any result was seen:
 * **training data** (the paper's ImageNet vs Stylized-ImageNet ResNet-50s): the network trained
   on texture-randomised images ("SIN-like") has *more* shape and *fewer* texture dimensions at
   its last stage than the same network trained where texture predicts the class ("IN-like");
-* **depth** (the paper's per-stage estimates, res1 … res5): the share of the last stage's
-  dimensions given to shape is larger than the first stage's (shares, since the stages' widths
-  differ: counts would favour the wider stage by construction);
+* **depth, made by training** (the paper's per-stage estimates, res1 … res5): the difference
+  between the last and the first stage's shape share (shares, since the stages' widths differ:
+  counts would favour the wider stage by construction) is larger after training than for the
+  same network untrained (same architecture, same initialisation seed). The untrained
+  difference is not zero: the softmax of (S3) alone hands a wide stage a share of shape, so
+  only what training adds to it is the paper's finding;
 * **over training** (the paper: "the majority of overall shape information" is learnt in the
   first few epochs): after the first quarter of the training steps, the IN-like network's last
   stage has gained more than half of the shape dimensions it gains over the whole run
@@ -16,11 +19,14 @@ before any result was seen:
 * **shape decoding** (the paper: encoding shape does not mean encoding per-pixel semantics):
   with the same head on the same frozen features, the binary (object / background) readout's
   score above chance is larger than the semantic (per-pixel class) readout's; and each readout
-  on the features against the same head on raw pixel neighbourhoods;
+  on the trained network's hypercolumns against the same head, steps and data on the untrained
+  network's hypercolumns (what training put there, beyond what random filters keep). The same
+  head on each pixel's raw 3×3 neighbourhood is a sanity row only: a window that narrow cannot
+  see what whole-image hypercolumns see, so beating it says little;
 * **texture bias** (the motivation, Geirhos et al. 2019): on texture-randomised test images the
   IN-like network classifies shape worse than the SIN-like one.
 
-The untrained network's and chance levels are sanity rows only.
+Chance levels and the raw-pixel readouts are sanity rows only.
 """
 
 from __future__ import annotations
@@ -64,18 +70,30 @@ def file_claims(
     card: Card,
     shortcut: RegimeResult,
     randomised: RegimeResult,
+    untrained: Sequence[StageDims],
     early: float,
     early_at: float,
     readouts: Mapping[tuple[str, str], ReadoutScore],
     num_classes: int,
 ) -> None:
-    """Files the chapter's claims on ``card``. ``readouts`` maps ``(source, task)`` with source
-    ``"features"`` / ``"pixels"`` and task ``"binary"`` / ``"semantic"`` to held-out scores;
-    ``early`` is :func:`early_fraction` at ``early_at`` (a fraction of the training steps)."""
-    needed = [(s, t) for s in ("features", "pixels") for t in ("binary", "semantic")]
+    """Files the chapter's claims on ``card``.
+
+    ``untrained``: the per-stage estimates of the IN-like network before its first step (the
+    same architecture and initialisation seed, res1 first). ``readouts`` maps ``(source, task)``
+    with source ``"features"`` (the trained IN-like network's hypercolumns), ``"untrained"``
+    (the untrained network's) or ``"pixels"`` (raw 3×3 neighbourhoods) and task ``"binary"`` /
+    ``"semantic"`` to held-out scores; ``early`` is :func:`early_fraction` at ``early_at`` (a
+    fraction of the training steps)."""
+    sources = ("features", "untrained", "pixels")
+    needed = [(s, t) for s in sources for t in ("binary", "semantic")]
     missing = [k for k in needed if k not in readouts]
     if missing:
         raise ValueError(f"readouts lack {missing}")
+    if len(untrained) != len(shortcut.dims) or len(untrained) < 2:
+        raise ValueError(
+            f"untrained needs one estimate per stage ({len(shortcut.dims)}, at least 2), "
+            f"got {len(untrained)}"
+        )
     last_in, last_sin = shortcut.dims[-1], randomised.dims[-1]
     same = "the same network trained as long on images whose texture predicts the class (IN-like)"
     why = "the paper's comparison: ResNet-50 trained on ImageNet vs on Stylized-ImageNet"
@@ -103,13 +121,14 @@ def file_claims(
     )
     first_in = shortcut.dims[0]
     card.add(
-        "shape-grows-with-depth",
-        "the last stage gives a larger share of its dimensions to shape than the first (IN-like)",
-        metric="share of the stage's dimensions estimated as shape",
-        ours=last_in.shape_fraction,
-        baseline=f"the same network's first stage ({first_in.stage})",
-        baseline_value=first_in.shape_fraction,
-        why="the paper's per-stage estimates (res1 … res5): shape is encoded late",
+        "training-grows-shape-with-depth",
+        "training makes the last stage's shape share grow beyond the first's (IN-like)",
+        metric=f"shape share at {last_in.stage} minus shape share at {first_in.stage}",
+        ours=last_in.shape_fraction - first_in.shape_fraction,
+        baseline="the same difference for the same network untrained (same initialisation)",
+        baseline_value=untrained[-1].shape_fraction - untrained[0].shape_fraction,
+        why="the paper's per-stage estimates (res1 … res5): shape is encoded late; the "
+        "untrained network's difference is what the estimate gives before any learning",
         better="higher",
         paper=PaperPair(None, None, "shape dims per stage, res1 → res5 (Fig. 3)", UNVERIFIED),
     )
@@ -139,14 +158,28 @@ def file_claims(
     )
     for task in ("binary", "semantic"):
         card.add(
-            f"{task}-features-vs-pixels",
-            f"the frozen features decode the {task} map better than raw pixels do",
+            f"{task}-features-vs-untrained",
+            f"training puts the {task} map into the features: the trained network's "
+            "hypercolumns decode it better than the untrained network's",
+            metric="held-out mIoU normalised between chance and 1",
+            ours=readouts["features", task].normalised,
+            baseline="the same head, steps and data on the untrained network's hypercolumns "
+            "(same architecture, same initialisation)",
+            baseline_value=readouts["untrained", task].normalised,
+            why="what training adds to the features beyond what random filters already keep",
+            better="higher",
+        )
+    for task in ("binary", "semantic"):
+        card.add(
+            f"{task}-features-vs-pixels-sanity",
+            f"the trained hypercolumns decode the {task} map better than a narrow raw-pixel window",
             metric="held-out mIoU normalised between chance and 1",
             ours=readouts["features", task].normalised,
             baseline="the same head on each pixel's 3×3 neighbourhood of raw pixels",
             baseline_value=readouts["pixels", task].normalised,
-            why="what the network adds beyond its first convolution's receptive field",
+            why="a reference only: a 3×3 window cannot see what whole-image hypercolumns see",
             better="higher",
+            kind="sanity",
         )
     card.add(
         "texture-bias",

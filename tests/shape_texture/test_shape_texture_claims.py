@@ -24,30 +24,50 @@ def _dims(shape: int, texture: int, width: int = 64, stage: str = "res5") -> Sta
     return StageDims(stage, (0.5, 0.1, 1.0), (shape, texture, width - shape - texture))
 
 
-def _file(sin=(26, 8), early=0.8, binary=0.9, accuracy_in=0.5) -> Card:
+def _file(sin=(26, 8), early=0.8, binary=0.9, accuracy_in=0.5, untrained_last=11,
+          untrained_binary=0.5, untrained_semantic=0.1) -> Card:  # fmt: skip
     card = Card("11_shape_texture", "tiny", 0, 0.0, seeds_file=None)
     shortcut = RegimeResult("shortcut", [_dims(2, 5, 16, "res1"), _dims(19, 12)], accuracy_in)
     randomised = RegimeResult("randomised", [_dims(2, 5, 16, "res1"), _dims(*sin)], 0.73)
+    untrained = [_dims(2, 5, 16, "res1"), _dims(untrained_last, 12)]
     readouts = {
         ("features", "binary"): ReadoutScore(binary, 0.4),
         ("features", "semantic"): ReadoutScore(0.6, 0.15),
+        ("untrained", "binary"): ReadoutScore(untrained_binary, 0.4),
+        ("untrained", "semantic"): ReadoutScore(untrained_semantic, 0.15),
         ("pixels", "binary"): ReadoutScore(0.8, 0.4),
         ("pixels", "semantic"): ReadoutScore(0.3, 0.15),
     }
-    file_claims(card, shortcut, randomised, early, 0.25, readouts, 4)
+    file_claims(card, shortcut, randomised, untrained, early, 0.25, readouts, 4)
     return card
 
 
 def test_claims_hold_in_the_papers_direction_and_can_fail():
     card = _file()
     assert all(c.holds for c in card.claims)
-    assert card["above-chance"].kind == "sanity"
-    worse = _file(sin=(10, 20), early=0.3, binary=0.45, accuracy_in=0.9)
+    for key in ("above-chance", "binary-features-vs-pixels-sanity",
+                "semantic-features-vs-pixels-sanity"):  # fmt: skip
+        assert card[key].kind == "sanity", key
+    # depth: the trained difference (19/64 - 2/16) against the untrained one (11/64 - 2/16)
+    depth = card["training-grows-shape-with-depth"]
+    assert depth.our_value == pytest.approx(19 / 64 - 2 / 16, abs=1e-4)
+    assert depth.baseline_value == pytest.approx(11 / 64 - 2 / 16, abs=1e-4)
+    worse = _file(sin=(10, 20), early=0.3, binary=0.45, accuracy_in=0.9, untrained_last=25,
+                  untrained_binary=0.95, untrained_semantic=0.9)  # fmt: skip
     for key in ("sin-shape-dims", "sin-texture-dims", "shape-early", "binary-vs-semantic",
-                "binary-features-vs-pixels", "texture-bias"):  # fmt: skip
+                "training-grows-shape-with-depth", "binary-features-vs-untrained",
+                "semantic-features-vs-untrained", "binary-features-vs-pixels-sanity",
+                "texture-bias"):  # fmt: skip
         assert not worse[key].holds, key
+    # an untrained network whose last stage already has the trained share: no gain, no claim
+    assert not _file(untrained_last=19)["training-grows-shape-with-depth"].holds
     with pytest.raises(ValueError, match="readouts lack"):
-        file_claims(card, None, None, 0.5, 0.25, {}, 4)
+        file_claims(card, None, None, [], 0.5, 0.25, {}, 4)
+    full = {(s, t): ReadoutScore(0.5, 0.1) for s in ("features", "untrained", "pixels")
+            for t in ("binary", "semantic")}  # fmt: skip
+    shortcut = RegimeResult("shortcut", [_dims(2, 5, 16, "res1"), _dims(19, 12)], 0.5)
+    with pytest.raises(ValueError, match="one estimate per stage"):
+        file_claims(card, shortcut, shortcut, [_dims(2, 5)], 0.5, 0.25, full, 4)
 
 
 def test_early_fraction():
