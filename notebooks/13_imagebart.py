@@ -460,9 +460,12 @@ if failed:
     bullets.append(
         f"**What this budget does not show.** After {profile.steps(steps)} steps per model, "
         + ", ".join(f"`{k}`" for k in failed)
-        + " do not hold in this run. A likely reason: the GPT learns one task (the next code of "
-        f"clean images), ImageBART's one network learns {ours.n_scales} transitions in the same "
-        "steps; the paper trains each scale for hundreds of thousands of steps. "
+        + " do not hold in this run. Two likely reasons: the GPT learns one task (the next code "
+        f"of clean images) while ImageBART's one network learns {ours.n_scales} transitions in "
+        "the same steps; and the noisiest transition (t = T) is trained on pure noise, so it "
+        "makes little use of the kept codes written into x_T, and its decoder writes the top "
+        "rows before it reaches the kept ones, as a raster GPT would. Only the later, less "
+        "noisy transitions can revise that with the whole image in view. "
         + (
             "Longer runs: " + "; ".join(longer) + "."
             if longer
