@@ -436,9 +436,9 @@ def test_multinomial_draws_on_the_generators_device_with_a_mocked_transfer(
 ):
     """Token sampling and k-means++ with probabilities on ``meta``: the copy to the CPU generator
     and back is mocked (a meta tensor cannot be read), the device bookkeeping is real."""
+    from esser_lab.diffusion.autoregressive import _next_token
     from esser_lab.nn import placement
     from esser_lab.part_discovery.method import colour_kmeans
-    from esser_lab.diffusion.autoregressive import _next_token
 
     moves: list[tuple[str, str]] = []
 
