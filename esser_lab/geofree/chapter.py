@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from esser_lab.data import scenes
-from esser_lab.geofree.baseline import ExplicitBaseline
+from esser_lab.geofree.baseline import DepthErrorModel, ExplicitBaseline
 from esser_lab.geofree.method import normalize_scale, sample_views
 from esser_lab.geofree.model import GeoFreeConfig, GeoTransformer
 from esser_lab.viz.images import png_strip, show_grid
@@ -20,6 +20,7 @@ from esser_lab.viz.images import png_strip, show_grid
 __all__ = [
     "camera_explorer",
     "camera_sweep_figure",
+    "estimated_camera",
     "explicit_views",
     "implicit_views",
     "moved",
@@ -44,18 +45,47 @@ def toy_config(scale: str) -> tuple[GeoFreeConfig, str]:
     raise ValueError(f"scale must be 'tiny', 'small' or 'full', got {scale!r}")
 
 
+ESTIMATED_DEPTH = DepthErrorModel()  # the estimator's errors both models get (training.py)
+
+
+@torch.no_grad()
+def estimated_camera(
+    pairs: scenes.ViewPairs,
+    seed: int = 0,
+    depth_error: DepthErrorModel | None = ESTIMATED_DEPTH,
+) -> dict[str, Tensor]:
+    """The pairs' camera with t scale-normalised (G3) by an *estimated* source depth.
+
+    The estimate is the first draw of ``depth_error`` from a generator seeded with ``seed``:
+    the very depth :func:`explicit_views` warps with for the same seed (``None``: exact depth).
+    """
+    depth = pairs.source_depth
+    if depth_error is not None:
+        depth = depth_error(depth, torch.Generator().manual_seed(seed))
+    return normalize_scale(pairs.camera, depth)
+
+
 @torch.no_grad()
 def implicit_views(
-    model: GeoTransformer, pairs: scenes.ViewPairs, seed: int = 0, batch_size: int = 512
+    model: GeoTransformer,
+    pairs: scenes.ViewPairs,
+    seed: int = 0,
+    batch_size: int = 512,
+    depth_error: DepthErrorModel | None = ESTIMATED_DEPTH,
 ) -> Tensor:
-    """One sampled target view per pair (b, 3, H, W), on the CPU."""
+    """One sampled target view per pair (b, 3, H, W), on the CPU.
+
+    α of (G3) comes from the depth estimate the baseline gets for the same ``seed``
+    (:func:`estimated_camera`); the samples are drawn from a second generator seeded ``seed``.
+    """
+    camera = estimated_camera(pairs, seed, depth_error)
     generator = torch.Generator().manual_seed(seed)
     device = model.transformer.pos_emb.device
     out = []
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size].to(device)
-        camera = normalize_scale(chunk.camera, chunk.source_depth)
-        out.append(sample_views(model, chunk.source, camera, generator=generator).cpu())
+        part = {k: v[start : start + batch_size].to(device) for k, v in camera.items()}
+        out.append(sample_views(model, chunk.source, part, generator=generator).cpu())
     return torch.cat(out)
 
 

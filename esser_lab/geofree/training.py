@@ -7,11 +7,21 @@ steps with the same learning-rate schedule (:func:`warmup_cosine`: the official
 step):
 
 * :class:`LitGeoTransformer`: (G2) on the target's codes (``source_codes`` / ``target_codes`` in
-  the batch when precomputed, else encoded each step), AdamW (0.9, 0.95) with weight decay on
-  Linear weights (the minGPT recipe); the camera's t is scale-normalised by (G3) first;
+  the batch when precomputed, else encoded each step), AdamW (0.9, 0.95) with weight decay on the
+  GPT's Linear weights (the minGPT recipe) and none on the camera embedder (as the official
+  ``GeoTransformer.configure_optimizers``); the camera's t is scale-normalised by (G3) first,
+  with α taken from the same noisy depth estimate the explicit baseline warps with (a fresh
+  :class:`~esser_lab.geofree.baseline.DepthErrorModel` draw every batch): in the official code α
+  comes from the MiDaS estimate an explicit method would also use, so neither model sees exact
+  depth;
 * :class:`LitExplicitBaseline`: L1 between the filled warp and the target, Adam; a fresh depth
   error (:class:`~esser_lab.geofree.baseline.DepthErrorModel`) every batch, as an estimator's
   errors differ from image to image.
+
+# official code: the schedule warms up linearly from 2.5e-6 and decays by a cosine to 1e-8 over
+# 500,001 steps whatever the run's length, and the learning rate is scaled with the number of
+# GPUs; here the warm-up starts at lr / warmup_steps and the cosine reaches 0 at the run's last
+# step, so that a short run sees the whole schedule.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import math
 import torch
 from torch import Tensor
 
-from esser_lab.geofree.baseline import ExplicitBaseline
+from esser_lab.geofree.baseline import DepthErrorModel, ExplicitBaseline
 from esser_lab.geofree.method import geofree_loss, normalize_scale
 from esser_lab.geofree.model import CAMERA_KEYS, GeoTransformer
 from esser_lab.nn.transformer import configure_gpt_optimizer
@@ -83,18 +93,40 @@ class _Scheduled(ResumableModule):
 
 
 class LitGeoTransformer(_Scheduled):
-    """Trains a :class:`GeoTransformer` (the frozen first stage untouched)."""
+    """Trains a :class:`GeoTransformer` (the frozen first stage untouched).
 
-    def __init__(self, model: GeoTransformer, total_steps: int) -> None:
+    ``depth_error``: the depth estimate α is read from (module doc); ``None`` uses exact depth.
+    """
+
+    resume_generators = ("generator",)
+
+    def __init__(
+        self,
+        model: GeoTransformer,
+        total_steps: int,
+        depth_error: DepthErrorModel | None = DepthErrorModel(),  # noqa: B008 (frozen)
+    ) -> None:
         if not isinstance(model, GeoTransformer):
             raise TypeError(f"model must be a GeoTransformer, got {type(model).__name__}")
+        if depth_error is not None and not isinstance(depth_error, DepthErrorModel):
+            raise TypeError(
+                f"depth_error must be a DepthErrorModel or None, got {type(depth_error).__name__}"
+            )
         c = model.config
         super().__init__(c.learning_rate, c.warmup_steps, total_steps)
         self.model = model
+        self.depth_error = depth_error
+        self.generator: torch.Generator | None = None  # seeded from torch's state at first use
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         _check_batch(batch)
-        camera = normalize_scale(camera_of(batch), batch["source_depth"])
+        depth = batch["source_depth"]
+        if self.depth_error is not None:
+            if self.generator is None:
+                seed = int(torch.randint(0, 2**62, (1,)))
+                self.generator = torch.Generator().manual_seed(seed)
+            depth = self.depth_error(depth, self.generator)
+        camera = normalize_scale(camera_of(batch), depth)
         codes = [  # precomputed codes when the batch has them (the first stage is frozen)
             batch[f"{view}_codes"]
             if f"{view}_codes" in batch
@@ -107,7 +139,17 @@ class LitGeoTransformer(_Scheduled):
 
     def configure_optimizers(self):  # noqa: ANN201
         c = self.model.config
-        optimizer = configure_gpt_optimizer(self.model, self.learning_rate, c.weight_decay, c.betas)
+        gpt = self.model.transformer
+        optimizer = configure_gpt_optimizer(gpt, self.learning_rate, c.weight_decay, c.betas)
+        # official code: the camera embedder's weights are never decayed
+        camera = [p for p in self.model.emb_stage_model.parameters() if p.requires_grad]
+        optimizer.add_param_group({"params": camera, "weight_decay": 0.0})
+        covered = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        trainable = {id(p) for p in self.model.parameters() if p.requires_grad}
+        if covered != trainable:
+            raise RuntimeError(
+                "the optimizer must hold exactly the GeoTransformer's trainable parameters"
+            )
         return self._schedule(optimizer)
 
 

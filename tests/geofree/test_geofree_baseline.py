@@ -99,3 +99,45 @@ def test_systems_refuse_bad_inputs(model):
     lit = LitGeoTransformer(model, 5)
     with pytest.raises(ValueError, match="a batch is a dict with keys"):
         lit.training_step({"source": torch.zeros(1)}, 0)
+
+
+def _batch(pairs, model):
+    batch = {k: getattr(pairs, k) for k in ("source", "target", "source_depth", "R", "t", "K")}
+    batch["K_inv"] = pairs.K_inv
+    batch["source_codes"] = model.encode_to_z(pairs.source)
+    batch["target_codes"] = model.encode_to_z(pairs.target)
+    return batch
+
+
+def test_the_transformer_scales_t_by_the_estimated_depth(model, pairs):
+    """α of (G3) comes from the baseline's noisy depth model: exact depth only when error-free."""
+    batch = _batch(pairs, model)
+    exact = LitGeoTransformer(model, 5, depth_error=None).training_step(batch, 0)
+    error_free = DepthErrorModel(log_scale_sd=0.0, smooth_sd=0.0, blur=1)
+    same = LitGeoTransformer(model, 5, depth_error=error_free).training_step(batch, 0)
+    torch.manual_seed(0)
+    noisy = LitGeoTransformer(model, 5).training_step(batch, 0)
+    torch.testing.assert_close(same, exact)
+    assert abs(float(noisy) - float(exact)) > 1e-6  # same model and batch: only α differs
+    with pytest.raises(TypeError, match="DepthErrorModel or None"):
+        LitGeoTransformer(model, 5, depth_error="midas")
+
+
+def test_test_time_camera_uses_the_depth_the_baseline_warps_with(pairs):
+    from esser_lab.geofree.chapter import estimated_camera
+    from esser_lab.geofree.method import normalize_scale
+
+    depth = ExplicitBaseline().depth_error(pairs.source_depth, torch.Generator().manual_seed(3))
+    expected = normalize_scale(pairs.camera, depth)["t"]
+    torch.testing.assert_close(estimated_camera(pairs, seed=3)["t"], expected)
+    exact = estimated_camera(pairs, seed=3, depth_error=None)["t"]
+    assert not torch.allclose(exact, expected)
+
+
+def test_the_camera_embedder_is_not_decayed(model):
+    optimizer = LitGeoTransformer(model, 5).configure_optimizers()["optimizer"]
+    decay_of = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+    assert decay_of[id(model.emb_stage_model.fc.weight)] == 0.0
+    assert decay_of[id(model.transformer.blocks[0].mlp[0].weight)] == model.config.weight_decay
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert len(decay_of) == len(trainable)
