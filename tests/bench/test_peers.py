@@ -1,5 +1,6 @@
-"""bench/peers.py without diffusers: the name mappings onto diffusers' layouts (pinned listings
-of diffusers 0.42.1's state dicts), what cannot be mapped, the timer and the CSV merge."""
+"""bench/peers.py without diffusers: the name mappings onto diffusers' layouts (now in
+esser_lab.ldm.diffusers_layout), checked against pinned listings of diffusers 0.42.1's state
+dicts; what cannot be mapped, the timer and the CSV merge."""
 
 import csv
 import hashlib
@@ -10,6 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from esser_lab.ldm.diffusers_layout import (
+    autoencoder_to_diffusers,
+    unet_key_to_diffusers,
+    unet_to_diffusers,
+)
 from esser_lab.nn.first_stage import AutoencoderKL, AutoencoderKLConfig
 from esser_lab.nn.unet import UNetConfig, UNetModel
 
@@ -50,7 +56,7 @@ def test_unet_state_dict_maps_onto_diffusers_names_and_shapes(peers, preset: str
     config = getattr(UNetConfig, preset)()
     with torch.device("meta"):
         state = UNetModel(config).state_dict()
-    mapped = peers.unet_to_diffusers_state_dict(state, config)
+    mapped = unet_to_diffusers(state, config)
     assert (len(mapped), listing_digest(mapped)) == DIFFUSERS_UNET[preset]
 
 
@@ -59,7 +65,7 @@ def test_kl_autoencoder_maps_onto_diffusers_names_and_shapes(peers, preset: str)
     config = AutoencoderKLConfig.tiny(4) if preset == "tiny" else AutoencoderKLConfig.kl_f8()
     with torch.device("meta"):
         state = AutoencoderKL(config).state_dict()
-    mapped = peers.to_diffusers_state_dict(state, len(config.ddconfig.ch_mult))
+    mapped = autoencoder_to_diffusers(state, len(config.ddconfig.ch_mult))
     assert (len(mapped), listing_digest(mapped)) == DIFFUSERS_VAE[preset]
 
 
@@ -89,15 +95,15 @@ def test_kl_autoencoder_maps_onto_diffusers_names_and_shapes(peers, preset: str)
 )
 def test_stable_diffusion_unet_key_mapping(peers, ours: str, theirs: str) -> None:
     # SD: input_blocks.{3k+1, 3k+2} are level k's blocks, 3k+3 its down-sampler
-    assert peers.unet_key_to_diffusers(ours, UNetConfig.stable_diffusion_v1()) == theirs
+    assert unet_key_to_diffusers(ours, UNetConfig.stable_diffusion_v1()) == theirs
 
 
 def test_what_diffusers_cannot_express_is_refused(peers) -> None:
     with pytest.raises(KeyError, match="label_emb"):
-        peers.unet_key_to_diffusers("label_emb.weight", UNetConfig.tiny())
+        unet_key_to_diffusers("label_emb.weight", UNetConfig.tiny())
     legacy = replace(UNetConfig.tiny(), use_spatial_transformer=False, context_dim=None)
     with pytest.raises(KeyError, match="qkv"):
-        peers.unet_key_to_diffusers("input_blocks.2.1.qkv.weight", legacy)
+        unet_key_to_diffusers("input_blocks.2.1.qkv.weight", legacy)
     with pytest.raises(ValueError, match="use_spatial_transformer"):
         peers.diffusers_unet(legacy)
     with pytest.raises(ValueError, match="dropout"):
