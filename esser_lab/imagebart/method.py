@@ -5,7 +5,9 @@ autoregressive baseline it is compared with (a GPT over the same codes in a rast
   forward chain, pick a scale t, and score the transition's teacher-forced logits for x_{t−1}
   against the hard target and the posterior q(x_{t−1} | x_t, x_0) with the scale's ``alpha``.
 * Sampling: x_T uniform; for t = T … 1 draw x_{t−1} token by token from p_θ(x_{t−1} | x_t)
-  (temperature, top-k), then decode x_0 with the first stage.
+  (top-k), then decode x_0 with the first stage. As in the official code, only a last-scale GPT
+  takes the sampling temperature; the encoder–decoder scales sample at temperature 1 (the
+  official ``sample_single_scale`` hard-codes it).
 * Editing (the official ``scripts/inpaint_imagebart.py``): the tokens to keep are written into
   the starting x_T, c = (1 − m) · c + m · x_clean, and enforced while decoding by adding the
   guide log onehot(x_clean) to the logits at kept positions (0 elsewhere): a kept token has
@@ -140,7 +142,13 @@ def sample_chain(
     """The chain x_T, x_{T−1}, …, x_0, stacked (T + 1, b, l), from x_T ~ uniform.
 
     Unconditional: ``num_samples``. Editing: ``x_clean`` (b, l) and ``keep`` (b, l) or (l,)
-    booleans; the kept tokens are written into x_T and enforced by the guide at every scale.
+    booleans; the kept tokens are written into x_T once and enforced by the guide at every
+    scale (so every later x_t holds them too).
+
+    ``temperature`` applies to the last scale only when it is a GPT; the encoder–decoder
+    scales sample at temperature 1.
+    # official code: ``sample_single_scale`` passes temperature 1 to the encoder–decoders and
+    # the given temperature to the last-scale GPT only.
 
     ``runs``: how often each scale's transition is applied (the official editing script's
     ``chain_schedule``, default 3 per scale for the geometric schedule). Before run k > 0 of
@@ -170,12 +178,15 @@ def sample_chain(
         guide = guide_logits(x_clean, keep, config.num_codes)
     chain = [x]
     betas = model.schedule.betas
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
     for t in range(config.n_scales, 0, -1):
+        scale_temperature = temperature if isinstance(model.network(t), GPT) else 1.0
         x_t = x
         for run in range(runs):
             if run > 0:  # official chain_schedule: noise the output again, weaker each run
                 x_t = q_step(x, (1 - run / runs) * float(betas[t]), config.num_codes, generator)
-            x = sample_scale(model, t, x_t, guide, temperature, top_k, generator)
+            x = sample_scale(model, t, x_t, guide, scale_temperature, top_k, generator)
         chain.append(x)
     return torch.stack(chain)
 

@@ -2,10 +2,12 @@
 
 Both train on code batches ``{"codes": (b, l)}`` (remapped VQGAN codes, encoded once beforehand
 with the frozen first stage: the same numbers as encoding every step, cheaper at tiny scale)
-with AdamW (0.9, 0.95) and weight decay on Linear weights only (minGPT recipe, the official
-``configure_optimizers`` of ``DenoisingTransformer``), and keep the loss of every step in
-``history``. ``LitImageBART`` draws the forward chain and the scales from its own generator
-(saved for an exact resume).
+with AdamW (0.9, 0.95), and keep the loss of every step in ``history``. Weight decay follows the
+official code per network: the encoder–decoders (``DenoisingXTransformer.configure_optimizers``)
+are decayed as plain AdamW does, every parameter with ``weight_decay`` (0.01); a last-scale GPT
+and the baseline GPT keep the minGPT rule (Linear weights only,
+:func:`~esser_lab.nn.transformer.configure_gpt_optimizer`). ``LitImageBART`` draws the forward
+chain and the scales from its own generator (saved for an exact resume).
 """
 
 from __future__ import annotations
@@ -22,7 +24,26 @@ from esser_lab.training.history import History
 from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now
 
-__all__ = ["LitCodeGPT", "LitImageBART"]
+__all__ = ["LitCodeGPT", "LitImageBART", "imagebart_optimizer"]
+
+
+def imagebart_optimizer(model: ImageBART, learning_rate: float) -> torch.optim.AdamW:
+    """AdamW (``config.betas``) over ``model``'s trainable parameters: the encoder–decoders'
+    with ``config.weight_decay`` on all of them (the official ``DenoisingXTransformer``'s plain
+    AdamW), a last-scale GPT's on its Linear weights only (minGPT, ``DenoisingTransformer``)."""
+    if not isinstance(model, ImageBART):
+        raise TypeError(f"model must be an ImageBART, got {type(model).__name__}")
+    c = model.config
+    encoder_decoders = [p for p in model.transitions.parameters() if p.requires_grad]
+    groups = [{"params": encoder_decoders, "weight_decay": c.weight_decay}]
+    if model.last_scale is not None:
+        gpt_groups = configure_gpt_optimizer(model.last_scale, learning_rate, c.weight_decay)
+        groups += [
+            {"params": g["params"], "weight_decay": g["weight_decay"]}
+            for g in gpt_groups.param_groups
+        ]
+    groups = [g for g in groups if g["params"]]
+    return torch.optim.AdamW(groups, lr=learning_rate, betas=c.betas, foreach=True)
 
 
 def _codes(batch: dict[str, Tensor]) -> Tensor:
@@ -58,8 +79,8 @@ class LitImageBART(ResumableModule):
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        c = self.model.config
-        return configure_gpt_optimizer(self.model, self.learning_rate, c.weight_decay, c.betas)
+        """AdamW: every encoder–decoder parameter decayed; a last-scale GPT by the minGPT rule."""
+        return imagebart_optimizer(self.model, self.learning_rate)
 
 
 class LitCodeGPT(ResumableModule):

@@ -217,3 +217,49 @@ def test_repeated_runs_per_scale() -> None:
     assert torch.equal(a[-1][:, keep], x_clean[:, keep])
     with pytest.raises(ValueError, match="runs"):
         sample_chain(model, 1, runs=0)
+
+
+def test_temperature_reaches_only_a_last_scale_gpt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Official sample_single_scale: encoder–decoder scales at temperature 1, the GPT at T."""
+    model = _model()  # every scale an encoder–decoder
+    plain = sample_chain(model, 3, generator=torch.Generator().manual_seed(0))
+    hot = sample_chain(model, 3, temperature=5.0, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(plain, hot)
+    gpt_model = _model(last_scale="gpt", shared=False, gpt_n_layer=1, gpt_n_embd=32)
+    plain = sample_chain(gpt_model, 3, generator=torch.Generator().manual_seed(0))
+    hot = sample_chain(gpt_model, 3, temperature=5.0, generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(plain[1], hot[1])  # x_{T−1}, written by the GPT, differs
+    # the temperature each scale is sampled with
+    import esser_lab.imagebart.method as method
+
+    seen = []
+    original = method.sample_scale
+
+    def recording(model, t, x_t, guide=None, temperature=1.0, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        seen.append((t, temperature))
+        return original(model, t, x_t, guide, temperature, *args, **kwargs)
+
+    monkeypatch.setattr(method, "sample_scale", recording)
+    method.sample_chain(gpt_model, 1, temperature=5.0, generator=torch.Generator().manual_seed(0))
+    assert seen == [(3, 5.0), (2, 1.0), (1, 1.0)]
+    with pytest.raises(ValueError, match="temperature"):
+        sample_chain(model, 1, temperature=0.0)
+
+
+def test_optimizer_decays_encoder_decoders_fully_and_the_gpt_by_mingpt() -> None:
+    from esser_lab.imagebart.training import LitImageBART, imagebart_optimizer
+
+    model = _model(last_scale="gpt", shared=False, gpt_n_layer=1, gpt_n_embd=32)
+    optimizer = LitImageBART(model).configure_optimizers()
+    decay = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+    assert len(decay) == sum(1 for _ in model.parameters())  # each parameter once
+    wd = model.config.weight_decay
+    assert all(decay[id(p)] == wd for p in model.transitions.parameters())
+    gpt = model.last_scale
+    assert decay[id(gpt.pos_emb)] == 0.0 and decay[id(gpt.head.weight)] == wd
+    assert any(decay[id(p)] == 0.0 for p in gpt.parameters())
+    tiny = _model()  # tiny: shared encoder–decoder only, biases and norms decayed too
+    groups = imagebart_optimizer(tiny, 1e-3).param_groups
+    assert len(groups) == 1 and groups[0]["weight_decay"] == wd
+    with pytest.raises(TypeError, match="ImageBART"):
+        imagebart_optimizer(gpt, 1e-3)
