@@ -53,13 +53,23 @@ class RemappedVQModel(VQModel):
         """K = len(used): the vocabulary the diffusion and the transformers see."""
         return int(self.quantize.used.numel())
 
+    def count_unknown(self, indices: Tensor) -> int:
+        """How many codebook ``indices`` (any shape) are not in ``used``."""
+        return int((~torch.isin(indices, self.quantize.used)).sum())
+
     def remap_to_used(self, indices: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Codebook indices → positions in ``used``; unknown codes → a random position."""
+        """Codebook indices → positions in ``used``; unknown codes → a random position drawn
+        from ``generator`` (required when there are any: the draw must be reproducible)."""
         used = self.quantize.used
         match = indices[..., None] == used  # (..., K)
         known = match.any(-1)
         position = match.long().argmax(-1)
         if not bool(known.all()):  # official unknown_index "random"
+            if generator is None:
+                raise ValueError(
+                    f"{int((~known).sum())} codes are not in `used`: pass a seeded "
+                    "torch.Generator to draw their random positions reproducibly"
+                )
             random = placement.randint(
                 used.numel(), indices.shape, generator=generator, device=indices.device
             )
@@ -76,7 +86,9 @@ class RemappedVQModel(VQModel):
 
     @torch.no_grad()
     def encode_to_codes(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Remapped codes (b, h·w), row-major, of images ``x`` (b, c, H, W) in [−1, 1]."""
+        """Remapped codes (b, h·w), row-major, of images ``x`` (b, c, H, W) in [−1, 1];
+        codes outside ``used`` get random positions from ``generator`` (see
+        :meth:`remap_to_used`)."""
         indices = self.encode(x).indices  # (b, h, w)
         return self.remap_to_used(indices, generator).flatten(1)
 

@@ -84,6 +84,13 @@ def test_first_stage_with_remap_round_trips_strictly(tmp_path: Path) -> None:
     assert positions.tolist() == [[0, 5, 19]] and torch.equal(loaded.unmap_to_all(positions), codes)
     unknown = loaded.remap_to_used(torch.tensor([0, 2]), torch.Generator().manual_seed(0))
     assert int(unknown.min()) >= 0 and int(unknown.max()) < 20  # official "random"
+    again = loaded.remap_to_used(torch.tensor([0, 2]), torch.Generator().manual_seed(0))
+    assert torch.equal(unknown, again)  # drawn from the generator passed in
+    assert loaded.count_unknown(torch.tensor([[0, 2], [int(USED[3]), 1]])) == sum(
+        int(c) not in USED.tolist() for c in (0, 2, int(USED[3]), 1)
+    )
+    with pytest.raises(ValueError, match="seeded torch.Generator"):
+        loaded.remap_to_used(torch.tensor([0, 2]))
 
 
 def test_schedule_check_and_split(tmp_path: Path) -> None:
