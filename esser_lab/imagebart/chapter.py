@@ -41,14 +41,21 @@ def chain_figure(
     x_clean: Tensor | None = None,
     keep: Tensor | None = None,
     seed: int = 0,
+    runs: int = 1,
     title: str | None = None,
 ):
-    """Rows: samples; columns: x_T, …, x_0 decoded (unconditional, or a masked chain)."""
+    """Rows: samples; columns: x_T, …, x_0 decoded (unconditional, or a masked chain with each
+    scale applied ``runs`` times, see :func:`~esser_lab.imagebart.method.sample_chain`)."""
     generator = torch.Generator().manual_seed(seed)
     if x_clean is not None:
         x_clean = x_clean[:num_samples]
     chain = sample_chain(
-        model, None if x_clean is not None else num_samples, x_clean, keep, generator=generator
+        model,
+        None if x_clean is not None else num_samples,
+        x_clean,
+        keep,
+        generator=generator,
+        runs=runs,
     )  # (T + 1, b, l)
     decoded = [first_stage.decode_codes(x, side).clamp(-1, 1).cpu() for x in chain]
     T = model.config.n_scales  # noqa: N806
@@ -116,8 +123,10 @@ def completion_explorer(
     side: int,
     *,
     scale: int = 8,
+    runs: int = 1,
 ):
-    """Dropdown: mask; sliders: held-out digit, chain scale shown, seed."""
+    """Dropdown: mask; sliders: held-out digit, chain scale shown, seed. ImageBART applies each
+    scale ``runs`` times (pass the chapter's value, so the widget shows the measured sampler)."""
     import ipywidgets as widgets
 
     T = model.config.n_scales  # noqa: N806
@@ -131,7 +140,7 @@ def completion_explorer(
     def update(*_: object) -> None:
         keep = completion_mask(kind.value, side)
         clean = x_clean[index.value : index.value + 1].expand(4, -1)
-        chain, baseline = _completions(model, baselines, clean, kind.value, side, seed.value)
+        chain, baseline = _completions(model, baselines, clean, kind.value, side, seed.value, runs)
         original = images[index.value : index.value + 1]
         tiles = [original[0], masked_images(original, keep, side)[0]]
         tiles += list(first_stage.decode_codes(chain[T - shown.value], side).clamp(-1, 1).cpu())

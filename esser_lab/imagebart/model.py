@@ -44,6 +44,10 @@ class ImageBARTConfig:
     1 (soft) on scale 4.
     Top-k 548 at sampling. Optimiser: AdamW (0.9, 0.95), warm-up to lr 1e-4 over 10k steps then
     cosine (``LambdaWarmUpCosineScheduler``), batch 16, EMA of the weights.
+    Not implemented: ``LitImageBART`` trains at a constant learning rate, keeps no EMA and
+    trains all scales in one run; ``warm_up_steps`` is declared only, and the paper's
+    warm-up + cosine, EMA and ``single_scale`` runs are out of scope (the checkpoint loader
+    reads the released EMA weights).
     # official code: the released FFHQ models train each scale in its own run (``single_scale``);
     # ``shared=True`` (tiny/small) trains one encoder–decoder for every scale, the scale token
     # telling them apart, as the repository's joint-training config (alpha 1.0 on every scale).

@@ -50,7 +50,7 @@ def test_score_completion_counts_only_completed_tokens() -> None:
 def _results(ib: float, raster: float, reverse: float) -> dict[str, MaskResult]:
     s = lambda v: CompletionScores(v, v / 2)  # noqa: E731
     return {
-        "top": MaskResult("top", s(ib), {"reverse": s(reverse)}),
+        "top": MaskResult("top", s(ib), {"reverse": s(reverse), "raster": s(raster)}),
         "centre": MaskResult("centre", s(ib), {"raster": s(raster), "reverse": s(reverse)}),
     }
 
@@ -67,7 +67,16 @@ def test_best_order_and_filed_claims(tmp_path) -> None:
     file_claims(card, results, 100, 10)
     keys = [c.key for c in card.claims]
     assert keys == ["top-accuracy", "top-agreement", "centre-accuracy", "centre-agreement",
-                    "top-above-chance"]  # fmt: skip
+                    "top-vs-raster", "top-above-chance"]  # fmt: skip
+    # the top claims use reverse raster only, even where raster scores higher (here 0.7)
+    assert card["top-accuracy"].baseline_value == 0.5 and card["top-accuracy"].holds
+    sanity = card["top-vs-raster"]
+    assert sanity.kind == "sanity" and sanity.baseline_value == 0.7 and not sanity.holds
+    assert "paper's comparison: raster GPT" in sanity.baseline
+    no_raster = dict(results, top=MaskResult("top", s_top := results["top"].imagebart,
+                                             {"reverse": s_top}))  # fmt: skip
+    with pytest.raises(ValueError, match="raster GPT"):
+        file_claims(Card("13_imagebart", "tiny", 0, 0.0), no_raster, 1, 10)
     assert card["top-accuracy"].holds and not card["centre-accuracy"].holds
     assert card["centre-accuracy"].baseline_value == 0.7
     assert "raster" in card["centre-accuracy"].baseline
