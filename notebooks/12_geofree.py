@@ -326,7 +326,7 @@ fig = show_grid(
         list((shown.disoccluded.float() * 2 - 1).expand(-1, 3, -1, -1)),
         list(explicit_views(baseline, shown)),
         list(implicit_views(model, shown, seed=0)),
-        list(implicit_views(model, shown, seed=1)),
+        list(implicit_views(model, shown, seed=1, depth_seed=0)),  # same inputs, another draw
     ],
     row_titles=[
         "source",
@@ -452,9 +452,10 @@ probe = depth_probe(
 )
 variance_count = 16 if profile.capped else profile.count(tiny=64, small=256, full=512)
 variance_pairs = test[: min(len(test), variance_count)]
-samples = torch.stack(
-    [implicit_views(model, variance_pairs, seed=100 + k) for k in range(SAMPLES_PER_PAIR)]
-)
+samples = torch.stack([  # the same inputs (one depth estimate per pair), different draws
+    implicit_views(model, variance_pairs, seed=100 + k, depth_seed=0)
+    for k in range(SAMPLES_PER_PAIR)
+])  # fmt: skip
 variance = sample_variance(samples, variance_pairs.disoccluded, ours.latent_shape)
 print("depth probe R² by layer (input, then after each block):",
       ", ".join(f"{r:.3f}" for r in probe.layers), f"| raw patches: {probe.raw:.3f}")  # fmt: skip

@@ -72,13 +72,15 @@ def implicit_views(
     seed: int = 0,
     batch_size: int = 512,
     depth_error: DepthErrorModel | None = ESTIMATED_DEPTH,
+    depth_seed: int | None = None,
 ) -> Tensor:
     """One sampled target view per pair (b, 3, H, W), on the CPU.
 
-    α of (G3) comes from the depth estimate the baseline gets for the same ``seed``
-    (:func:`estimated_camera`); the samples are drawn from a second generator seeded ``seed``.
+    α of (G3) comes from the depth estimate the baseline gets for ``depth_seed`` (default:
+    ``seed``; :func:`estimated_camera`); the samples are drawn from a second generator seeded
+    ``seed``. Several samples of the same inputs: vary ``seed``, keep ``depth_seed``.
     """
-    camera = estimated_camera(pairs, seed, depth_error)
+    camera = estimated_camera(pairs, seed if depth_seed is None else depth_seed, depth_error)
     generator = torch.Generator().manual_seed(seed)
     device = model.transformer.pos_emb.device
     out = []

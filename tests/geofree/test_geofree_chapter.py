@@ -19,6 +19,10 @@ def test_views_have_the_target_shape_and_are_seeded(model, pairs):
     a, b = implicit_views(model, pairs, seed=0), implicit_views(model, pairs, seed=0)
     assert a.shape == (8, 3, 16, 16) and torch.equal(a, b)
     assert explicit_views(baseline, pairs).shape == (8, 3, 16, 16)
+    # depth_seed fixes the inputs (the depth estimate behind α) while seed redraws the codes
+    c = implicit_views(model, pairs, seed=0, depth_seed=7)
+    assert torch.equal(c, implicit_views(model, pairs, seed=0, depth_seed=7))
+    assert not torch.equal(c, implicit_views(model, pairs, seed=1, depth_seed=7))
 
 
 def test_moved_camera_shifts_sideways():
