@@ -69,7 +69,6 @@ KNOWN_NAMES = (
 
 EDM_SIGMA_DATA = 0.5  # EDM's σ_data (the 0.5² in w_t^EDM)
 EDM_SIGMA_MIN, EDM_SIGMA_MAX, EDM_RHO = 0.002, 80.0, 7.0  # Karras et al. 2022, Table 1
-_T_EPS = 1e-6
 
 
 @lru_cache(maxsize=1)
@@ -119,18 +118,18 @@ class Formulation:
         levels: int = 8,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """SD3's validation loss (Sec. 5.1): the same loss, unweighted by the density, at
-        ``levels`` equidistant times t_k = k / levels, k = 0 … levels − 1 (the grid from 0 to 1
-        without t = 1), each on all of ``x0`` with one noise draw per level; (levels,) float32,
-        whose mean is the paper's number. EDM's t = 0 (σ = 0) is evaluated at t = 1e−6."""
+        """SD3's validation loss (Sec. 5.3.3): the same loss, unweighted by the density, at
+        equidistant levels t_k = k / (levels + 1), k = 1 … levels, each on all of ``x0`` with one
+        noise draw per level; (levels,) float32. The paper samples equidistant levels in (0, 1],
+        the last at t = 1, and averages all but that one: these are those levels, so ``.mean()``
+        is the paper's number (its level count is levels + 1 with t = 1)."""
         _check_data(x0, cond)
         if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
             raise ValueError(f"levels must be an int ≥ 1, got {levels!r}")
         b = x0.shape[0]
         out = []
-        for k in range(levels):
-            t_k = max(k / levels, _T_EPS) if self.path == "edm" else k / levels
-            t = torch.full((b,), t_k, dtype=torch.float32, device=x0.device)
+        for k in range(1, levels + 1):
+            t = torch.full((b,), k / (levels + 1), dtype=torch.float32, device=x0.device)
             noise = placement.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
             out.append(self._loss_at(model, x0, t, noise, cond).mean())
         return torch.stack(out).float()

@@ -169,17 +169,16 @@ def test_loss_is_lowest_at_the_exact_optimum(name):
     assert strata.shape == (8,) and bool((strata < strata_worse).all())
 
 
-def test_rf_loss_at_the_optimum_has_the_closed_form_value():
-    """The minimum of the rf loss at fixed t is E Var[ε − x₀ | z_t]: 1 at t = 0 (z = x₀, the
-    residual is ε) and 4σ²/(σ² + 1) per dimension at t = 1/2 (z = (x₀ + ε)/2)."""
+def test_stratified_rf_loss_at_the_optimum_has_the_closed_form_value():
+    """The minimum of the rf loss at fixed t is E Var[ε − x₀ | z_t] =
+    1 + σ² − (t − (1 − t)σ²)² / ((1 − t)²σ² + t²) per dimension, at t = 1/4, 1/2, 3/4."""
     f = formulation("rf")
     x0 = _data(200_000, seed=5)
-    strata = f.stratified_loss(exact_model(f), x0, levels=2, generator=torch.Generator())
-    # t = 1/2: z = (x₀ + ε)/2; Var[ε − x₀ | z] = 4 σ²/(σ² + 1) per dimension
-    expected = float((4 * STD**2 / (STD**2 + 1)).mean())
-    assert abs(float(strata[1]) - expected) < 0.02
-    # t = 0: z = x₀, the residual is ε itself: variance 1
-    assert abs(float(strata[0]) - 1) < 0.02
+    strata = f.stratified_loss(exact_model(f), x0, levels=3, generator=torch.Generator())
+    for k, value in enumerate(strata.tolist(), start=1):
+        t = k / 4
+        var = 1 + STD**2 - (t - (1 - t) * STD**2) ** 2 / ((1 - t) ** 2 * STD**2 + t**2)
+        assert abs(value - float(var.mean())) < 0.02, (t, value, var)
 
 
 @pytest.mark.parametrize(
