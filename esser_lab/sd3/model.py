@@ -48,7 +48,7 @@ from esser_lab.nn.dit import (
     unpatchify,
 )
 
-__all__ = ["CrossDiTBlock", "MMDiT", "MMDiTConfig", "matched_config"]
+__all__ = ["CrossDiTBlock", "MMDiT", "MMDiTConfig", "count_parameters", "matched_config"]
 
 Backbone = Literal["mmdit", "crossdit", "dit"]
 
@@ -373,13 +373,15 @@ def matched_config(config: MMDiTConfig, backbone: Backbone) -> MMDiTConfig:
     nh = config.heads
     step = nh * 4 // math.gcd(nh, 4)
     base = replace(config, backbone=backbone, num_heads=nh, x_block_self_attn_layers=())
-    best, best_gap = base, math.inf
-    width = step
-    while True:
-        candidate = replace(base, hidden=width)
-        gap = count_parameters(candidate) - target
-        if abs(gap) < best_gap:
-            best, best_gap = candidate, abs(gap)
-        if gap > 0:
-            return best
-        width += step
+
+    def size(k: int) -> int:
+        return count_parameters(replace(base, hidden=k * step))
+
+    lo, hi = 1, 2  # the count grows with the width: bracket the target, then bisect
+    while size(hi) < target:
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if size(mid) < target else (lo, mid)
+    k = min((lo, hi), key=lambda k: abs(size(k) - target))
+    return replace(base, hidden=k * step)
