@@ -1,7 +1,8 @@
 """The generative core that chapters 13–19 share: schedules, the Gaussian forward process and its
 parameterisations, DDPM/DDIM samplers, classifier-free guidance, the rectified-flow path with its
-ODE solvers, and the autoregressive token sampler of chapter 10 (:mod:`.autoregressive`, no time
-involved), and multinomial diffusion on discrete codes for chapter 13 (:mod:`.multinomial`, an
+ODE solvers, SD3's formulations and timestep densities of chapter 17 (:mod:`.formulations`,
+:mod:`.densities`), and the autoregressive token sampler of chapter 10 (:mod:`.autoregressive`, no
+time involved), and multinomial diffusion on discrete codes for chapter 13 (:mod:`.multinomial`, an
 integer scale t ∈ {0, …, T} at continuous time t / T). Pure functions and small frozen
 dataclasses; no Lightning.
 
@@ -27,6 +28,7 @@ unless no generator is given.
 """
 
 from esser_lab.diffusion.autoregressive import sample_tokens, top_k_top_p_filtering
+from esser_lab.diffusion.densities import TimeDensity
 from esser_lab.diffusion.flow import (
     euler_solve,
     heun_solve,
@@ -36,6 +38,7 @@ from esser_lab.diffusion.flow import (
     shift_time,
     time_grid,
 )
+from esser_lab.diffusion.formulations import Formulation, formulation, loss_weight
 from esser_lab.diffusion.gaussian import (
     Parameterization,
     eps_to_x0,
@@ -79,9 +82,11 @@ __all__ = [
     "BetaSchedule",
     "Denoiser",
     "DiscreteSchedule",
+    "Formulation",
     "MultinomialSchedule",
     "Parameterization",
     "Spacing",
+    "TimeDensity",
     "Trajectory",
     "classifier_free_guidance",
     "ddim_invert",
@@ -94,10 +99,12 @@ __all__ = [
     "eps_x0_to_v",
     "euler_solve",
     "expand_like",
+    "formulation",
     "forward_chain",
     "heun_solve",
     "index_to_time",
     "logit_normal_t",
+    "loss_weight",
     "make_beta_schedule",
     "multinomial_loss",
     "multinomial_posterior",

@@ -79,7 +79,13 @@ def _ldm_schedule() -> DiscreteSchedule:
 @dataclass(frozen=True)
 class Formulation:
     """One of SD3's formulations (build with :func:`formulation`): ``name`` in the paper's
-    spelling, the ``path``, the network ``output``, the rf ``density`` and EDM's (P_m, P_s)."""
+    spelling, the ``path``, the network ``output``, the rf ``density`` and EDM's (P_m, P_s).
+
+    The time the network is given is the package's t ∈ [0, 1] throughout: for the linear paths
+    the index's own time (n + 1)/T (the LDM UNets embed n itself; wrap such a network in
+    :func:`~esser_lab.diffusion.discrete_time`); for EDM the t of σ = exp(P_m + P_s Φ⁻¹(t))
+    (# EDM's network embeds c_noise = ¼ ln σ, a monotone function of the same t; the SD3 paper
+    does not say which its EDM runs used)."""
 
     name: str
     path: Path

@@ -10,6 +10,7 @@ predictions alike.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -43,30 +44,56 @@ def _null_batch(null_cond: Tensor | int, cond: Tensor) -> Tensor:
     return null.expand_as(cond)
 
 
-def classifier_free_guidance(model: Denoiser, scale: float, null_cond: Tensor | int) -> Denoiser:
+def _null_and_cond(null_cond: Any, cond: Any) -> Any:
+    """[null, cond] concatenated along the batch: tensors, or dicts of tensors key by key."""
+    if isinstance(cond, Tensor):
+        return torch.cat((_null_batch(null_cond, cond), cond))
+    if not isinstance(null_cond, Mapping) or set(null_cond) != set(cond):
+        got = sorted(null_cond) if isinstance(null_cond, Mapping) else type(null_cond).__name__
+        raise ValueError(
+            f"a dict cond needs null_cond as a dict of the same keys {sorted(cond)}, got {got}"
+        )
+    joint = {}
+    for key, value in cond.items():
+        if not isinstance(value, Tensor):
+            raise TypeError(f"cond[{key!r}] must be a tensor, got {type(value).__name__}")
+        try:
+            null = _null_batch(null_cond[key], value)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"null_cond[{key!r}]: {error}") from None
+        joint[key] = torch.cat((null, value))
+    return joint
+
+
+def classifier_free_guidance(
+    model: Denoiser, scale: float, null_cond: Tensor | int | Mapping[str, Tensor]
+) -> Denoiser:
     """A denoiser returning pred_u + ``scale`` (pred_c − pred_u) from ONE batched call of
     ``model`` on (x_t twice, t twice, [null, cond]) (the official ``p_sample_ddim``'s order).
 
-    ``cond`` must be a tensor: class indices (b,) (then ``null_cond`` may be the null class as an
+    ``cond`` is a tensor: class indices (b,) (then ``null_cond`` may be the null class as an
     int) or embeddings (b, l, d) (then ``null_cond`` is e.g. the empty prompt's embedding,
-    (1, l, d) or (b, l, d)). s = 1 still evaluates both halves (call the model directly for the
-    plain conditional model) and returns pred_c up to rounding.
+    (1, l, d) or (b, l, d)); or a dict of batch-first tensors, e.g. SD3's
+    ``{"context": (b, L, d), "pooled": (b, p)}``, with ``null_cond`` a dict of the same keys
+    (each one row or a full batch; the empty caption's encoding), concatenated key by key.
+    s = 1 still evaluates both halves (call the model directly for the plain conditional
+    model) and returns pred_c up to rounding.
     """
     if isinstance(scale, bool) or not isinstance(scale, (int, float)):
         raise TypeError(f"scale must be a number, got {type(scale).__name__}")
 
     def guided(x_t: Tensor, t: Tensor, cond: Any) -> Tensor:
-        if not isinstance(cond, Tensor):
+        if not isinstance(cond, (Tensor, Mapping)) or isinstance(cond, Mapping) and not cond:
             raise TypeError(
-                f"classifier-free guidance needs cond as a tensor (class indices or embeddings), "
-                f"got {type(cond).__name__}"
+                f"classifier-free guidance needs cond as a tensor (class indices or embeddings) "
+                f"or a non-empty dict of tensors, got {type(cond).__name__}"
             )
         b = x_t.shape[0]
         check_cond_batch(cond, b)
         if not isinstance(t, Tensor) or t.shape != (b,):
             raise ValueError(f"t must be a (b,) = ({b},) tensor, got {getattr(t, 'shape', t)}")
-        null = _null_batch(null_cond, cond)
-        out = model(torch.cat((x_t, x_t)), torch.cat((t, t)), torch.cat((null, cond)))
+        joint = _null_and_cond(null_cond, cond)
+        out = model(torch.cat((x_t, x_t)), torch.cat((t, t)), joint)
         pred_u, pred_c = out.chunk(2)  # each (b, ...)
         return pred_u + scale * (pred_c - pred_u)
 
