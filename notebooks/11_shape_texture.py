@@ -578,7 +578,7 @@ display(Markdown("\n".join(f"* {b}" for b in bullets)))
 #   the stem's max-pool (64 channels), res2 … res5 after `layer1` … `layer4`.
 # * **Stylized PASCAL VOC.** Build it with the official `generate_stylized_voc/` (AdaIN, five
 #   textures) and put the files (`{texture}_{class}_{image id}.png`) under
-#   `data/stylized_voc/`; `esser_lab.shape_texture.data.stylized_voc_pairs` draws the pairs
+#   `data/stylized_voc/`; `esser_lab.shape_texture.data.iter_stylized_voc_pairs` draws the pairs
 #   from it as the official dataset does, and the next cell then estimates the dimensions of
 #   the ResNet-50 per stage at 513 px, the official default. The folder is not part of this
 #   book and is absent from the run that built this page.
@@ -594,12 +594,13 @@ print(f"ResNet-50 (paper()): {sum(p.numel() for p in resnet.parameters()) / 1e6:
       f"parameters; pooled widths per stage {paper.feature_dims}")  # fmt: skip
 svoc = (repository_root() or Path.cwd()) / "data/stylized_voc"
 if svoc.is_dir():
-    from esser_lab.shape_texture.data import stylized_voc_pairs
+    from esser_lab.shape_texture.data import iter_stylized_voc_pairs
     from esser_lab.shape_texture.pretrained import resnet50
 
     backbone = resnet50(profile.pretrained).to(profile.device)
-    voc_pairs = stylized_voc_pairs(svoc, 2000, 513, generator=data(0))
-    for d in dims_per_stage(backbone, voc_pairs):
+    # 2,000 pairs at 513 px are 12.6 GB as float32: read 32 pairs at a time, keep pooled features
+    voc_pairs = iter_stylized_voc_pairs(svoc, 2000, 513, generator=data(0), chunk=32)
+    for d in dims_per_stage(backbone, voc_pairs, batch_size=32):
         print(f"{d.stage}: shape {d.shape}, texture {d.texture}, residual {d.dims[2]} of {d.width}")
 else:
     print(f"{svoc.relative_to(svoc.parents[1])} is absent: the ResNet-50 is not measured.")

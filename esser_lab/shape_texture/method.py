@@ -18,6 +18,7 @@ from :func:`esser_lab.iin.method.estimate_factor_dims`, in float64 as NumPy comp
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -104,12 +105,30 @@ def pooled_features(model: ShapeTextureNet, images: Tensor, batch_size: int = 51
     return [torch.cat(stage) for stage in zip(*chunks, strict=True)]
 
 
-def dims_per_stage(model: ShapeTextureNet, pairs: CuePairs) -> list[StageDims]:
-    """(S2)–(S3) at every stage of ``model`` for ``pairs`` (``res1`` first)."""
-    features_a = pooled_features(model, pairs.a.image)
-    features_b = pooled_features(model, pairs.b.image)
+def dims_per_stage(
+    model: ShapeTextureNet, pairs: CuePairs | Iterable[CuePairs], batch_size: int = 512
+) -> list[StageDims]:
+    """(S2)–(S3) at every stage of ``model`` for ``pairs`` (``res1`` first).
+
+    ``pairs`` is one :class:`CuePairs` or an iterable of them (e.g.
+    :func:`esser_lab.shape_texture.data.iter_stylized_voc_pairs`), read one chunk at a time so
+    that only the pooled features are kept; ``batch_size`` images go through the network at once.
+    """
+    chunks = [pairs] if isinstance(pairs, CuePairs) else pairs
+    parts_a: list[list[Tensor]] = []
+    parts_b: list[list[Tensor]] = []
+    factors = []
+    for chunk in chunks:
+        parts_a.append(pooled_features(model, chunk.a.image, batch_size))
+        parts_b.append(pooled_features(model, chunk.b.image, batch_size))
+        factors.append(chunk.factor)
+    if not factors:
+        raise ValueError("dims_per_stage needs at least one pair")
+    features_a = [torch.cat(stage) for stage in zip(*parts_a, strict=True)]
+    features_b = [torch.cat(stage) for stage in zip(*parts_b, strict=True)]
+    factor = torch.cat(factors)
     result = []
     for name, z_a, z_b in zip(model.config.stage_names, features_a, features_b, strict=True):
-        estimate = shape_texture_dims(z_a, z_b, pairs.factor)
+        estimate = shape_texture_dims(z_a, z_b, factor)
         result.append(StageDims(name, estimate.scores, estimate.dims))  # type: ignore[arg-type]
     return result

@@ -8,7 +8,11 @@ from PIL import Image
 
 from esser_lab.cards import Card
 from esser_lab.shape_texture.claims import RegimeResult, early_fraction, file_claims
-from esser_lab.shape_texture.data import stylized_voc_pairs
+from esser_lab.shape_texture.data import (
+    concat_pairs,
+    iter_stylized_voc_pairs,
+    stylized_voc_pairs,
+)
 from esser_lab.shape_texture.method import StageDims
 from esser_lab.shape_texture.pretrained import resnet50
 from esser_lab.shape_texture.readout import (
@@ -113,6 +117,16 @@ def test_stylized_voc_folder(tmp_path):
     same = pairs.factor == 0
     assert torch.allclose(pairs.a.image[same, 1], pairs.b.image[same, 1])
     assert not torch.allclose(pairs.a.image[same, 0], pairs.b.image[same, 0])
+    # read a chunk at a time: the same pairs in the same order, at most `chunk` at once
+    chunks = list(
+        iter_stylized_voc_pairs(tmp_path, 6, 8, generator=torch.Generator().manual_seed(0), chunk=4)
+    )
+    assert [len(c.factor) for c in chunks] == [4, 2]
+    joined = concat_pairs(chunks)
+    assert torch.equal(joined.a.image, pairs.a.image) and torch.equal(joined.b.image, pairs.b.image)
+    assert torch.equal(joined.factor, pairs.factor)
+    with pytest.raises(ValueError, match="chunk"):
+        next(iter_stylized_voc_pairs(tmp_path, 2, 8, generator=torch.Generator(), chunk=0))
     with pytest.raises(FileNotFoundError, match="generate_stylized_voc"):
         stylized_voc_pairs(tmp_path / "absent", 2, 8, generator=torch.Generator())
     (tmp_path / "bad.png").write_bytes(b"")

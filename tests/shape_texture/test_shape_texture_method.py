@@ -3,6 +3,8 @@ formula, a loss that falls, determinism, errors, checkpoint round trip."""
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import numpy as np
 import pytest
 import torch
@@ -127,6 +129,19 @@ def test_dims_per_stage_covers_every_stage():
     assert [d.stage for d in dims] == ["res1", "res2", "res3", "res4", "res5"]
     assert [d.width for d in dims] == list(model.config.feature_dims)
     assert all(0 <= d.shape_fraction <= 1 for d in dims)
+
+    # the same pairs in chunks, through small batches: the same estimate
+    def part(r, s):
+        return type(r)(**{f.name: getattr(r, f.name)[s] for f in fields(r)})
+
+    halves = [
+        cc.CuePairs(part(pairs.a, s), part(pairs.b, s), pairs.factor[s])
+        for s in (slice(0, 40), slice(40, 64))
+    ]
+    chunked = dims_per_stage(model, iter(halves), batch_size=16)
+    assert [(d.shape, d.texture) for d in chunked] == [(d.shape, d.texture) for d in dims]
+    with pytest.raises(ValueError, match="at least one pair"):
+        dims_per_stage(model, iter([]))
 
 
 @pytest.mark.slow_paper
