@@ -231,6 +231,45 @@ class Formulation:
         c_skip, c_out, c_in = _edm_preconditioning(sigma, x)
         return c_skip * x + c_out * _call(model, c_in * x, t.float(), cond)
 
+    # ------------------------------------------------------------- conversions
+    def denoised(self, pred: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+        """x̂₀ from the network output ``pred`` at (z_t = ``x_t``, ``t`` (b,)): rf
+        x̂₀ = z_t − t v̂; VP paths through :func:`~esser_lab.diffusion.to_eps_and_x0`; EDM
+        D = c_skip z_t + c_out F (``x_t`` the unscaled z_t, ``pred`` F at c_in z_t)."""
+        if self.path == "rf":
+            return x_t - expand_like(t, x_t) * pred
+        if self.path == "edm":
+            c_skip, c_out, _ = _edm_preconditioning(_edm_sigma(t, *self.edm), x_t)
+            return c_skip * x_t + c_out * pred
+        alpha_bar, _ = self._alpha_bar(t)
+        return to_eps_and_x0(pred, x_t, alpha_bar, self.output)[1]  # type: ignore[arg-type]
+
+    def velocity(self, pred: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+        """dz_t/dt = a'_t x̂₀ + b'_t ε̂ (SD3 Eq. 3 with the network's x̂₀ and ε̂ = (z_t − a_t x̂₀)/b_t)
+        at ``t`` (b,) in (0, 1); rf's output is the velocity itself. a'_t, b'_t in closed form
+        (cos, edm) or by central differences of LDM's table, dt = 1/T (linear)."""
+        if self.path == "rf":
+            return pred
+        x0 = self.denoised(pred, x_t, t)
+        a, b = path_coefficients(self, t)
+        eps = (x_t - expand_like(a, x_t) * x0) / expand_like(b, x_t)
+        t64 = t.double()
+        if self.path == "cos":
+            da, db = -math.pi / 2 * b, math.pi / 2 * a
+        elif self.path == "edm":
+            inv = torch.erfinv(2 * t64 - 1)  # σ' = σ P_s √(2π) exp(erfinv(2t − 1)²)
+            da, db = (
+                torch.zeros_like(a),
+                b * self.edm[1] * math.sqrt(2 * math.pi) * inv.pow(2).exp(),
+            )
+        else:
+            roots = _ldm_schedule().alphas_cumprod.sqrt()
+            slope = torch.gradient(roots, spacing=1.0 / _ldm_schedule().T)[0]
+            n = time_to_index(t64, _ldm_schedule().T).cpu()
+            da = slope[n].to(t.device)
+            db = -a * da / b  # b = √(1 − a²)
+        return expand_like(da, x_t) * x0 + expand_like(db, x_t) * eps
+
 
 def _call(model: Denoiser, x: Tensor, t: Tensor, cond: Any) -> Tensor:
     pred = model(x, t.to(torch.float32), cond)

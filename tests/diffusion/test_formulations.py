@@ -143,6 +143,61 @@ def test_linear_weights_make_the_plain_eps_and_v_mse():
     assert abs(-0.5 * w_v * slope * float(schedule.alphas_cumprod[n]) - 1) < 1e-9
 
 
+@pytest.mark.parametrize(
+    ("name", "factor"),
+    [("rf", 1.0), ("v/cos", 2 / math.pi), ("edm(-1.20,1.20)", 8.0), ("edm(0.00,0.60)", 8.0)],
+)
+@pytest.mark.parametrize(("levels", "k"), [(3, 1), (1, 1), (4, 4)])  # t = 1/4, 1/2, 4/5
+@torch.no_grad()
+def test_mse_loss_is_eq_10_with_the_papers_weight(name, factor, levels, k):
+    """Each loss at fixed t equals factor · (−½ w_t λ'_t) ‖ε̂ − ε‖² (SD3 Eq. 10) for ANY network:
+    exactly the paper's w for rf, 2/π of it for v/cos, 8 (= 1/(2·0.5²)) for edm."""
+    f = formulation(name)
+    net = torch.nn.Linear(3, 2).double()
+    model = lambda x, t, c: net(torch.cat((x.double(), t.double()[:, None]), 1)).float()  # noqa: E731
+    x0 = _data(64)
+    loss = f.stratified_loss(model, x0, levels=levels, generator=torch.Generator().manual_seed(9))
+    g = torch.Generator().manual_seed(9)  # the same draws: one noise per level, k-th is ours
+    for _ in range(k):
+        noise = torch.randn(x0.shape, generator=g)
+    t0 = k / (levels + 1)
+    t = torch.full((64,), t0)
+    a, b = (c[:, None].float() for c in path_coefficients(f, t))
+    z = a * x0 + b * noise
+    scale = 1 / (b**2 + EDM_SIGMA_DATA**2).sqrt() if f.path == "edm" else torch.ones_like(b)
+    eps_hat = (z - a * f.denoised(model(scale * z, t, None), z, t)) / b
+    h = 1e-5
+    lam = [torch.log(p[0] ** 2 / p[1] ** 2) for p in (path_coefficients(f, t + s) for s in (h, -h))]
+    dlam = (lam[0] - lam[1]) / (2 * h)
+    w = loss_weight(f, t.double())
+    expected = factor * (-0.5 * w * dlam * (eps_hat - noise).double().pow(2).mean(1)).mean()
+    assert math.isclose(float(loss[k - 1]), float(expected), rel_tol=2e-3)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_denoised_and_velocity_at_the_exact_optimum(name):
+    """The conversions turn the exact output into E[x₀ | z] and E[dz/dt | z] = a' E[x₀|z] +
+    b' E[ε|z] (a', b' by central differences of the path)."""
+    f = formulation(name)
+    g = torch.Generator().manual_seed(11)
+    t = torch.rand(32, generator=g) * 0.6 + 0.2
+    x0 = _data(32, seed=12)
+    noise = torch.randn(32, 2, generator=g)
+    a, b = (c[:, None] for c in path_coefficients(f, t))
+    z = (a * x0 + b * noise).float()
+    var = a**2 * STD**2 + b**2
+    post_x0 = MEAN + a * STD**2 / var * (z - a * MEAN)
+    post_eps = b / var * (z - a * MEAN)
+    scale = 1 / (b**2 + EDM_SIGMA_DATA**2).sqrt() if f.path == "edm" else torch.ones_like(b)
+    pred = exact_model(f)((scale * z).float(), t, None)
+    torch.testing.assert_close(f.denoised(pred, z, t).double(), post_x0, atol=2e-4, rtol=1e-4)
+    h = 1e-4 if f.path != "linear" else 1e-3
+    hi, lo = path_coefficients(f, t.double() + h), path_coefficients(f, t.double() - h)
+    da, db = ((p - m)[:, None] / (2 * h) for p, m in zip(hi, lo, strict=True))
+    expected = da * post_x0 + db * post_eps
+    torch.testing.assert_close(f.velocity(pred, z, t).double(), expected, atol=2e-3, rtol=2e-3)
+
+
 # ---------------------------------------------------------------------------- path and shift
 def test_shift_moves_rf_log_snr_by_minus_two_log_alpha():
     t = torch.linspace(0.01, 0.99, 99, dtype=torch.float64)
