@@ -290,6 +290,21 @@ def _latent_diffusion(preset: str):  # noqa: ANN202
     }
 
 
+def _mmdit(preset: str):  # noqa: ANN202
+    from esser_lab.diffusion.formulations import formulation
+    from esser_lab.sd3.data import CONTEXT_LENGTH, VOCAB
+    from esser_lab.sd3.model import MMDiT, MMDiTConfig
+    from esser_lab.sd3.text import ToyTextEncoder
+    from esser_lab.sd3.training import LitMMDiT
+
+    config = _preset(MMDiTConfig, preset)  # full: SD3-medium (2 B), 16-channel latents
+    side, batch = {"tiny": (8, 16), "small": (16, 32), "full": (32, 4)}[preset]  # 256 px at full
+    encoder = ToyTextEncoder(config.context_dim, config.adm_in)  # stands in for CLIP + T5
+    system = LitMMDiT(MMDiT(config), formulation("rf/lognorm(0.00,1.00)"), encoder)
+    latent = torch.randn(batch, config.in_channels, side, side)
+    return system, {"latent": latent, "tokens": torch.randint(len(VOCAB), (batch, CONTEXT_LENGTH))}
+
+
 def _shape_texture(preset: str):  # noqa: ANN202
     from esser_lab.shape_texture.model import ShapeTextureConfig, ShapeTextureNet
     from esser_lab.shape_texture.training import LitShapeTexture
@@ -353,6 +368,7 @@ SYSTEMS: dict[str, Callable[[str], tuple[Any, dict]]] = {
     "LitVQGAN": _vqgan,
     "LitGANAutoencoder": _kl_autoencoder,
     "LitLatentDiffusion": _latent_diffusion,
+    "LitMMDiT": _mmdit,
     "LitTamingTransformer": _taming_transformer,
     "LitImageBART": _imagebart,
     "LitCodeGPT": _code_gpt,

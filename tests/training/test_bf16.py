@@ -190,6 +190,20 @@ def _latent_diffusion():
     return LitLatentDiffusion(ldm), batch
 
 
+def _mmdit():
+    from esser_lab.diffusion.formulations import formulation
+    from esser_lab.sd3.data import captioned_batch
+    from esser_lab.sd3.model import MMDiT, MMDiTConfig
+    from esser_lab.sd3.text import ToyTextEncoder
+    from esser_lab.sd3.training import LitMMDiT
+
+    tokens = captioned_batch(B, 16, generator=torch.Generator().manual_seed(0)).tokens
+    model = MMDiT(MMDiTConfig.tiny())
+    rf = formulation("rf/lognorm(0.00,1.00)")
+    system = LitMMDiT(model, rf, ToyTextEncoder(32, 32), learning_rate=1e-3, warmup_steps=0)
+    return system, {"latent": torch.randn(B, 4, 8, 8), "tokens": tokens}
+
+
 def _shape_texture():
     from esser_lab.shape_texture.model import ShapeTextureConfig, ShapeTextureNet
     from esser_lab.shape_texture.training import LitShapeTexture
@@ -250,6 +264,7 @@ SYSTEMS: dict[str, Callable] = {
     "LitVQGAN": _vqgan,
     "LitGANAutoencoder": _kl_autoencoder,
     "LitLatentDiffusion": _latent_diffusion,
+    "LitMMDiT": _mmdit,
     "LitTamingTransformer": _taming_transformer,
     "LitImageBART": _imagebart,
     "LitCodeGPT": _code_gpt,
@@ -553,6 +568,7 @@ HISTORY_KEYS = {  # notebooks/*.py and the tests: the keys read from each system
     "LitDenseAutoencoder": {"loss", "rec", "nll", "kl"},
     "LitRegressionBaseline": {"loss"},
     "LitLatentDiffusion": {"step", "loss"},
+    "LitMMDiT": {"step", "loss"},
     "LitGeoTransformer": {"step", "loss"},
     "LitExplicitBaseline": {"step", "loss"},
 }

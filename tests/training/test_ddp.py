@@ -254,6 +254,25 @@ def _latent_diffusion():
     return LitLatentDiffusion(ldm), _batches(make)
 
 
+def _mmdit():
+    from esser_lab.diffusion.formulations import formulation
+    from esser_lab.sd3.data import captioned_batch
+    from esser_lab.sd3.model import MMDiT, MMDiTConfig
+    from esser_lab.sd3.text import ToyTextEncoder
+    from esser_lab.sd3.training import LitMMDiT
+
+    model = MMDiT(MMDiTConfig.tiny())
+    rf = formulation("rf/lognorm(0.00,1.00)")
+    system = LitMMDiT(model, rf, ToyTextEncoder(32, 32), learning_rate=1e-3, warmup_steps=2)
+
+    def make(n: int, seed: int) -> dict:
+        g = torch.Generator().manual_seed(seed)
+        tokens = captioned_batch(n, 16, generator=g).tokens
+        return {"latent": torch.randn(n, 4, 8, 8, generator=g), "tokens": tokens}
+
+    return system, _batches(make)
+
+
 def _shape_texture():
     from esser_lab.data.cue_conflict import sample
     from esser_lab.shape_texture.model import ShapeTextureConfig, ShapeTextureNet
@@ -325,6 +344,7 @@ SYSTEMS: dict[str, Callable] = {
     "LitVQGAN": _vqgan,
     "LitGANAutoencoder": _kl_autoencoder,
     "LitLatentDiffusion": _latent_diffusion,
+    "LitMMDiT": _mmdit,
     "LitTamingTransformer": _taming_transformer,
     "LitImageBART": _imagebart,
     "LitCodeGPT": _code_gpt,
@@ -347,6 +367,7 @@ NOT_EQUIVALENT = {
     "LitVQGAN": "adaptive λ from each rank's gradient norms; BatchNorm in the discriminator",
     "LitGANAutoencoder": "as LitVQGAN, and the posterior sample (noise per process)",
     "LitLatentDiffusion": "noise: steps, ε, label dropout and the posterior sample per process",
+    "LitMMDiT": "noise: the times, ε and the caption dropout are drawn per process",
     "LitImageBART": "noise: the forward chain and the scales are drawn per process",
     "LitDenseAutoencoder": "noise: the posterior sample (no coupling otherwise)",
     "LitShapeTexture": "BatchNorm (batch statistics) in every residual block",

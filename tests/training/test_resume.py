@@ -225,6 +225,29 @@ def _latent_diffusion():
     return LitLatentDiffusion(ldm), make
 
 
+def _mmdit():
+    from esser_lab.diffusion.formulations import formulation
+    from esser_lab.sd3.data import captioned_batch
+    from esser_lab.sd3.model import MMDiT, MMDiTConfig
+    from esser_lab.sd3.text import ToyTextEncoder
+    from esser_lab.sd3.training import LitMMDiT
+
+    # SD3's rectified flow: logit-normal t, noise and caption dropout from the system's own
+    # generator, the warm-up schedule's state and the EMA
+    model = MMDiT(MMDiTConfig.tiny())
+    encoder = ToyTextEncoder(32, 32)
+
+    def make(n: int) -> dict:
+        g = torch.Generator().manual_seed(7)
+        tokens = captioned_batch(n, 16, generator=g).tokens
+        return {"latent": torch.randn(n, 4, 8, 8, generator=g), "tokens": tokens}
+
+    rf = formulation("rf/lognorm(0.00,1.00)")
+    system = LitMMDiT(model, rf, encoder, learning_rate=1e-3, warmup_steps=3,
+                      caption_dropout=0.5, use_ema=True)  # fmt: skip
+    return system, make
+
+
 def _shape_texture():
     from esser_lab.data.cue_conflict import sample
     from esser_lab.shape_texture.model import ShapeTextureConfig, ShapeTextureNet
@@ -302,6 +325,7 @@ SYSTEMS: dict[str, Callable] = {
     "LitVQGAN": _vqgan,
     "LitGANAutoencoder": _kl_autoencoder,
     "LitLatentDiffusion": _latent_diffusion,
+    "LitMMDiT": _mmdit,
     "LitTamingTransformer": _taming_transformer,
     "LitImageBART": _imagebart,
     "LitCodeGPT": _code_gpt,
