@@ -181,7 +181,9 @@ class Formulation:
         ``shift`` = α); linear → :func:`~esser_lab.diffusion.ddim_sample` (η = 0, the official
         "uniform" spacing); v/cos → DDIM η = 0 on t = 1, 1 − 1/steps, …, 0; edm → Euler in σ on
         Karras' grid (σ_max = 80 … σ_min = 0.002, ρ = 7, then σ = 0) from σ_max · ``noise``.
-        ``shift`` ≠ 1 is defined for rf only (elsewhere an error)."""
+        ``shift`` ≠ 1 is defined for rf only (elsewhere an error). For linear, a ``steps`` that
+        does not divide 1000 gives the official range's count of calls (6 → 7; see
+        :func:`~esser_lab.diffusion.ddim_timesteps`)."""
         if not isinstance(noise, Tensor) or not noise.is_floating_point() or noise.dim() < 1:
             raise TypeError("noise must be a floating tensor (b, ...)")
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
