@@ -6,6 +6,7 @@ installs it into the environment)::
     python bench/peers.py                 # every comparison, results into bench/results/peers.csv
     python bench/peers.py --repeats 10
     python bench/peers.py --only unet ddim kl --match tiny    # some comparisons, some configs
+    python bench/peers.py --only mmdit                        # chapter 17's rows
 
 Torch runs with one thread (``--threads``): on a shared 2-core machine two threads contend and
 the timings scatter. Each comparison alternates ours and the peer step by step, swapping which
@@ -43,6 +44,15 @@ before timing (max |ours − peer| ≤ 1e-4 · max |peer|; a mismatch stops the 
   decode, L1 + 1e-6 · KL, backward; at ``AutoencoderKLConfig.tiny(4)`` and the KL-f8 widths on
   64×64 images.
 
+Stable Diffusion 3 (chapter 17): ``esser_lab.sd3.MMDiT`` against ``diffusers.SD3Transformer2DModel``
+configured the same (:func:`diffusers_sd3`), our weights under diffusers' names
+(``esser_lab.sd3.checkpoint.mmdit_to_diffusers``: q, k, v split, the two (shift, scale)
+modulations swapped), the adaLN-Zero layers given random weights first; outputs and the patch
+embedding's gradients checked equal (max |ours − peer| ≤ 1e-4 · max |peer|) before timing. A
+training step = forward and backward of the MSE to a random target, at the chapter's
+``MMDiTConfig.tiny()`` and at SD3.5-medium's width (1536, 24 heads, QK-norm, ``attn2`` in block
+0) at depth 2 on a 16×16 latent.
+
 Rows of ``bench/results/peers.csv``: ``model, peer, config, ours_s, peer_s, ratio, date, torch,
 peer_version, threads, ours_iqr_s, peer_iqr_s, repeats, load`` with ``ratio = peer_s / ours_s``
 (above 1: ours is faster). A row is replaced when the same (model, peer, config) is measured
@@ -74,6 +84,8 @@ from esser_lab.ldm.diffusers_layout import autoencoder_to_diffusers, unet_to_dif
 from esser_lab.ldm.model import LDMConfig  # noqa: E402
 from esser_lab.nn.first_stage import AutoencoderKL, AutoencoderKLConfig  # noqa: E402
 from esser_lab.nn.unet import UNetConfig, UNetModel  # noqa: E402
+from esser_lab.sd3.checkpoint import mmdit_to_diffusers  # noqa: E402
+from esser_lab.sd3.model import MMDiT, MMDiTConfig  # noqa: E402
 from esser_lab.taming.model import VQGANConfig, VQModel  # noqa: E402
 
 
@@ -551,6 +563,116 @@ KL_CONFIGS = {
 }
 
 
+# Stable Diffusion 3: the MMDiT against diffusers' SD3Transformer2DModel
+
+
+def diffusers_sd3(config: MMDiTConfig):
+    """A ``diffusers.SD3Transformer2DModel`` with the blocks of our :class:`MMDiT` (``config``)."""
+    if config.backbone != "mmdit" or config.mlp_ratio != 4.0:
+        raise ValueError(
+            "diffusers' SD3Transformer2DModel is the MMDiT with a 4x MLP; got backbone="
+            f"{config.backbone!r}, mlp_ratio={config.mlp_ratio}"
+        )
+    from diffusers import SD3Transformer2DModel
+
+    return SD3Transformer2DModel(
+        sample_size=config.pos_embed_max_size * config.patch_size // 2,
+        patch_size=config.patch_size,
+        in_channels=config.in_channels,
+        out_channels=config.in_channels,
+        num_layers=config.depth,
+        attention_head_dim=config.width // config.heads,
+        num_attention_heads=config.heads,
+        joint_attention_dim=config.context_dim,
+        caption_projection_dim=config.width,
+        pooled_projection_dim=config.adm_in,
+        pos_embed_max_size=config.pos_embed_max_size,
+        qk_norm="rms_norm" if config.qk_norm else None,
+        dual_attention_layers=config.x_block_self_attn_layers,
+    )
+
+
+MMDIT_RTOL = 1e-4  # float32, two attention kernels and summation orders
+
+
+def time_mmdit(
+    name: str, config: MMDiTConfig, side: int, batch: int, tokens: int, repeats: int
+) -> dict:
+    """One training step, forward + backward of the MSE to a random target, of each MMDiT."""
+    import diffusers
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    ours = MMDiT(config)
+    _nonzero_init(ours, 1)  # adaLN-Zero: the modulations and the final linear
+    peer = diffusers_sd3(config)
+    peer.load_state_dict(mmdit_to_diffusers(ours.state_dict()), strict=True)
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(batch, config.in_channels, side, side, generator=generator)
+    t = torch.rand(batch, generator=generator)
+    cond = {
+        "context": torch.randn(batch, tokens, config.context_dim, generator=generator),
+        "pooled": torch.randn(batch, config.adm_in, generator=generator),
+    }
+    target = torch.randn(x.shape, generator=generator)
+
+    def step_ours() -> torch.Tensor:
+        out = ours(x, t, cond)
+        F.mse_loss(out, target).backward()
+        return out
+
+    def step_peer() -> torch.Tensor:
+        out = peer(
+            hidden_states=x,
+            encoder_hidden_states=cond["context"],
+            pooled_projections=cond["pooled"],
+            timestep=1000 * t,  # the official timestep = 1000·sigma, as MMDiT embeds it
+        ).sample
+        F.mse_loss(out, target).backward()
+        return out
+
+    _check_close(name, "outputs", step_ours().detach(), step_peer().detach(), MMDIT_RTOL)
+    grad_ours, grad_peer = ours.x_embedder.proj.weight.grad, peer.pos_embed.proj.weight.grad
+    _check_close(name, "patch-embedding gradients", grad_ours, grad_peer, MMDIT_RTOL)
+    zero = (lambda: ours.zero_grad(set_to_none=True), lambda: peer.zero_grad(set_to_none=True))
+    row = alternate(name, step_ours, step_peer, repeats, before=zero)
+    return {
+        "model": "SD3 MMDiT training step (fwd+bwd, MSE)",
+        "peer": "diffusers.SD3Transformer2DModel",
+        "config": name,
+        **row,
+        "peer_version": diffusers.__version__,
+    }
+
+
+MMDIT_CONFIGS = {
+    # name: (config, latent side, batch, text tokens)
+    # chapter 17's denoiser (depth 2, width 32, 2 heads) on 8×8×4 latents of 16-px sprites,
+    # 12 caption tokens, the chapter's batch of 64
+    "chapter 17 (MMDiTConfig.tiny()), 8x8x4 latent, 12 tokens, batch 64": (
+        MMDiTConfig.tiny(),
+        8,
+        64,
+        12,
+    ),
+    # SD3.5-medium's width (1536, 24 heads, QK-norm; attn2 in block 0) at depth 2, 16 channels,
+    # a 16×16 latent (128-px image), 77 tokens of 4096, batch 1
+    "SD3.5-medium width, depth 2, 16x16x16 latent, 77 tokens, batch 1": (
+        replace(
+            MMDiTConfig.sd35_medium(),
+            depth=2,
+            hidden=1536,
+            num_heads=24,
+            x_block_self_attn_layers=(0,),
+            pos_embed_max_size=96,
+        ),
+        16,
+        1,
+        77,
+    ),
+}
+
+
 def record(rows: list[dict], path: Path = RESULTS) -> None:
     existing = []
     if path.exists():
@@ -601,6 +723,7 @@ GROUPS = {
     "unet": (UNET_CONFIGS, time_unet),
     "ddim": (DDIM_CONFIGS, time_ddim),
     "kl": (KL_CONFIGS, time_autoencoder_kl),
+    "mmdit": (MMDIT_CONFIGS, time_mmdit),
 }
 
 

@@ -18,6 +18,8 @@ from esser_lab.ldm.diffusers_layout import (
 )
 from esser_lab.nn.first_stage import AutoencoderKL, AutoencoderKLConfig
 from esser_lab.nn.unet import UNetConfig, UNetModel
+from esser_lab.sd3.checkpoint import mmdit_to_diffusers
+from esser_lab.sd3.model import MMDiT, MMDiTConfig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,6 +51,30 @@ DIFFUSERS_VAE = {
     "tiny": (148, "81d1a3bc189d7f330b30da42e2e335cdcc97e9571e81530efbfa0ab13097c91a"),
     "kl_f8": (248, "600696bc94ffc80f250f7a2b836e289ff191e5f194ce89f9aa389cfc8ef4a0ab"),
 }
+
+
+# diffusers 0.42.1's SD3Transformer2DModel as bench/peers.py configures it (diffusers_sd3) for
+# the chapter's tiny MMDiT and the released presets, measured by instantiating it on meta
+DIFFUSERS_SD3 = {
+    "tiny": (67, "6abfaa1cf93e76fc010548803ee4718c69a5f3d0d949b2889779e3d73298d57f"),
+    "sd3_medium": (683, "8dd0c1790d84325bbe0b2b6d85cf908333f4a1c1e227196551f6e8cca0d19188"),
+    "sd35_medium": (909, "e57998fb698f8edcd517f7234dc51aac5a48c2f7b9b860e416a8e33511270d62"),
+    "sd35_large": (1227, "ca8d0663f3e99f59fa5fca922d3f62c19820be9b6add48401929410faa334b7b"),
+}
+
+
+@pytest.mark.parametrize("preset", sorted(DIFFUSERS_SD3))
+def test_mmdit_maps_onto_diffusers_sd3_names_and_shapes(peers, preset: str) -> None:
+    with torch.device("meta"):
+        state = MMDiT(getattr(MMDiTConfig, preset)()).state_dict()
+    mapped = mmdit_to_diffusers(state)
+    assert (len(mapped), listing_digest(mapped)) == DIFFUSERS_SD3[preset]
+
+
+def test_diffusers_sd3_refuses_other_backbones(peers) -> None:
+    with pytest.raises(ValueError, match="backbone='crossdit'"):
+        peers.diffusers_sd3(replace(MMDiTConfig.tiny(), backbone="crossdit"))
+    assert "chapter 17" in next(iter(peers.MMDIT_CONFIGS))
 
 
 @pytest.mark.parametrize("preset", sorted(DIFFUSERS_UNET))
