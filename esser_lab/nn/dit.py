@@ -51,6 +51,7 @@ __all__ = [
     "TimestepEmbedder",
     "VectorEmbedder",
     "joint_attention",
+    "logit_stats",
     "modulate",
     "sincos_pos_embed_2d",
     "unpatchify",
@@ -144,7 +145,8 @@ class AttentionStats:
     entropy: float
 
 
-def _logit_stats(q: Tensor, k: Tensor, heads: int) -> AttentionStats:
+def logit_stats(q: Tensor, k: Tensor, heads: int) -> AttentionStats:
+    """:class:`AttentionStats` of q, k (b, l, nh·hd) each, from an explicit q·kᵀ/√hd."""
     q, k = (rearrange(x, "b l (nh hd) -> b nh l hd", nh=heads) for x in (q, k))
     logits = torch.einsum("bhqd,bhkd->bhqk", q.float(), k.float()) / math.sqrt(q.shape[-1])
     logp = logits.log_softmax(dim=-1)
@@ -301,7 +303,7 @@ class JointBlock(nn.Module):
         x_qkv, x_state = self.x_block.pre_attention(x, c)
         if self.record_stats:
             q, k = (torch.cat([context_qkv[i], x_qkv[i]], dim=1) for i in (0, 1))
-            self.last_stats = _logit_stats(q, k, heads)
+            self.last_stats = logit_stats(q, k, heads)
         context_y, x_y = joint_attention(context_qkv, x_qkv[:3], heads)
         x_y2 = attention(*x_qkv[3:], heads=heads) if self.x_block.self_attn2 else None
         x = self.x_block.post_attention(x_y, x_state, x_y2)

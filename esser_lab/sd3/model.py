@@ -42,7 +42,7 @@ from esser_lab.nn.dit import (
     PatchEmbed,
     TimestepEmbedder,
     VectorEmbedder,
-    _logit_stats,
+    logit_stats,
     modulate,
     sincos_pos_embed_2d,
     unpatchify,
@@ -183,7 +183,7 @@ class CrossDiTBlock(nn.Module):
     def forward(self, context: Tensor, x: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
         qkv, state = self.block.pre_attention(x, c)
         if self.record_stats:
-            self.last_stats = _logit_stats(qkv[0], qkv[1], self.heads)
+            self.last_stats = logit_stats(qkv[0], qkv[1], self.heads)
         y = attention(*qkv, heads=self.heads)
         x, gate_msa, shift_mlp, scale_mlp, gate_mlp = state
         x = x + gate_msa[:, None] * self.block.attn.post_attention(y)
@@ -205,7 +205,7 @@ class _ConcatBlock(DismantledBlock):
         tokens = torch.cat([context, x], dim=1)
         qkv, state = self.pre_attention(tokens, c)
         if self.record_stats:
-            self.last_stats = _logit_stats(qkv[0], qkv[1], self.attn.heads)
+            self.last_stats = logit_stats(qkv[0], qkv[1], self.attn.heads)
         out = self.post_attention(attention(*qkv, heads=self.attn.heads), state)
         lc = context.shape[1]
         return out[:, :lc], out[:, lc:]

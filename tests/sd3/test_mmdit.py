@@ -239,3 +239,32 @@ def test_bad_inputs():
         model(x, t, {**cond, "context": cond["context"][..., :5]})
     with pytest.raises(ValueError, match=r"t must be a \(2,\) tensor"):
         model(x, t[:1], cond)
+
+
+def test_crossdit_reads_the_context_only_through_cross_attention():
+    cfg = replace(MMDiTConfig.tiny(), backbone="crossdit")
+    model = MMDiT(cfg)
+    randomise(model)
+    keys = model.state_dict()
+    assert "blocks.0.cross_kv.weight" in keys and not any("context_block" in k for k in keys)
+    x, t, cond = inputs(cfg)
+    _, _, other = inputs(cfg, seed=1)
+    mixed = {"context": other["context"], "pooled": cond["pooled"]}
+    assert (model(x, t, mixed) - model(x, t, cond)).abs().max() > 1e-3
+    for block in model.blocks:
+        torch.nn.init.zeros_(block.cross_proj.weight)
+        torch.nn.init.zeros_(block.cross_proj.bias)
+    torch.testing.assert_close(model(x, t, mixed), model(x, t, cond), rtol=0, atol=0)
+
+
+def test_dit_concat_runs_one_weight_set_over_both_token_kinds():
+    cfg = replace(MMDiTConfig.tiny(), backbone="dit")
+    model = MMDiT(cfg)
+    randomise(model)
+    block = model.blocks[0]
+    assert not any("context" in k for k, _ in block.named_parameters())
+    g = torch.Generator().manual_seed(3)
+    context, tokens, c = (torch.randn(2, n, cfg.width, generator=g) for n in (3, 5, 1))
+    out_context, out_tokens = block(context, tokens, c[:, 0])
+    together = block.forward(context[:, :0], torch.cat([context, tokens], 1), c[:, 0])[1]
+    torch.testing.assert_close(torch.cat([out_context, out_tokens], 1), together)
