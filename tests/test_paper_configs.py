@@ -55,6 +55,7 @@ from esser_lab.part_discovery.model import Critic, PartDiscovery, PartDiscoveryC
 from esser_lab.part_discovery.training import LitPartDiscovery
 from esser_lab.rodi.model import MIEstimator, RoDi, RoDiConfig
 from esser_lab.rodi.training import LitRoDi
+from esser_lab.sd3.first_stage import sd3_vae_config
 from esser_lab.sd3.model import MMDiT, MMDiTConfig
 from esser_lab.shape_texture.model import ShapeTextureConfig, ShapeTextureNet
 from esser_lab.style_transfer.model import CURRICULUM, StyleTransferConfig, StyleTransferModel
@@ -213,6 +214,12 @@ SYSTEMS: dict[str, tuple[Callable[[], nn.Module], dict[str, int]]] = {
     "geofree_impl_nodepth": (
         lambda: _lit_geofree(),
         {"model": 437_277_696 + 1_024 + 76_073_859},
+    ),
+    # SD3's 16-channel VAE: official sd3_impls.SDVAE (Stability-AI/sd3.5 fbf8f48) built on meta,
+    # 83,819,683 = encoder 34,274,208 + decoder 49,545,475 (no quant convs)
+    "sd3_vae": (
+        lambda: AutoencoderKL(sd3_vae_config()),
+        {"encoder": 34_274_208, "decoder": 49_545_475},
     ),
     # torchvision's ResNet-50 (the official dim_estimation/models/resnet.py's): 25,557,032
     "shape_texture": (
@@ -666,6 +673,17 @@ def test_released_mmdit_builds_on_meta_with_the_official_counts_and_keys(name: s
     digest = hashlib.sha256(listing.encode()).hexdigest()
     assert (len(state), count(model), digest) == MMDITS[name]
     assert MMDiTConfig.paper() == MMDiTConfig.sd3_medium()
+
+
+def test_sd3_vae_has_the_official_keys() -> None:
+    """Tensors and the sha256 of the sorted "key (shape)" lines of the official ``SDVAE``
+    (Stability-AI/sd3.5 fbf8f48, built on meta): the released ``first_stage_model.*`` load."""
+    with torch.device("meta"):
+        state = AutoencoderKL(sd3_vae_config()).state_dict()
+    listing = "\n".join(f"{k} {tuple(v.shape)}" for k, v in sorted(state.items()))
+    digest = hashlib.sha256(listing.encode()).hexdigest()
+    assert len(state) == 244
+    assert digest == "2e1457955756ca07cf52cef4ec72664fe8bad0800f63f83dbadec7350dfa33a4"
 
 
 @torch.no_grad()

@@ -159,6 +159,9 @@ class AutoencoderKLConfig:
 
     ddconfig: DDConfig = DDConfig()
     embed_dim: int = 4
+    #: the 1×1 ``quant_conv``/``post_quant_conv`` around the latent (LDM, SD 1/2, SDXL); SD3's
+    #: 16-channel VAE has none (``embed_dim`` must then equal ``z_channels``)
+    use_quant_conv: bool = True
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -167,6 +170,11 @@ class AutoencoderKLConfig:
             raise ValueError(
                 "AutoencoderKL needs ddconfig.double_z=True (the encoder outputs mean and "
                 "log-variance), got double_z=False"
+            )
+        if not self.use_quant_conv and self.embed_dim != self.ddconfig.z_channels:
+            raise ValueError(
+                "without quant_conv the latent is the encoder's output: embed_dim must equal "
+                f"ddconfig.z_channels={self.ddconfig.z_channels}, got embed_dim={self.embed_dim}"
             )
 
     @property
@@ -281,7 +289,8 @@ class AutoencoderKL(nn.Module):
     → ``post_quant_conv`` 1×1 (embed_dim → z_channels) → ``decoder``. The state dict holds
     ``encoder.*``, ``decoder.*``, ``quant_conv.*``, ``post_quant_conv.*``: the released
     ``kl-f*`` checkpoints (less ``loss.*``) and Stable Diffusion's ``first_stage_model.*`` load
-    strictly.
+    strictly. With ``config.use_quant_conv=False`` (SD3's VAE) both 1×1 convolutions are
+    identities and hold no weights.
     """
 
     def __init__(self, config: AutoencoderKLConfig) -> None:
@@ -292,8 +301,11 @@ class AutoencoderKL(nn.Module):
         dd = config.ddconfig
         self.encoder = encoder_from(dd)
         self.decoder = decoder_from(dd)
-        self.quant_conv = nn.Conv2d(2 * dd.z_channels, 2 * config.embed_dim, 1)
-        self.post_quant_conv = nn.Conv2d(config.embed_dim, dd.z_channels, 1)
+        if config.use_quant_conv:
+            self.quant_conv = nn.Conv2d(2 * dd.z_channels, 2 * config.embed_dim, 1)
+            self.post_quant_conv = nn.Conv2d(config.embed_dim, dd.z_channels, 1)
+        else:  # SD3: the encoder's moments are the posterior's, z goes straight to the decoder
+            self.quant_conv, self.post_quant_conv = nn.Identity(), nn.Identity()
 
     @property
     def factor(self) -> int:
