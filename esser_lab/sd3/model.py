@@ -328,16 +328,20 @@ class MMDiT(nn.Module):
             )
 
     def forward(self, x: Tensor, t: Tensor, cond: Mapping[str, Tensor]) -> Tensor:
-        """Velocity (b, c, h, w) at x_t (b, c, h, w), t (b,) in [0, 1], cond {context, pooled}."""
+        """Velocity (b, c, h, w) at x_t (b, c, h, w), t (b,) in [0, 1], cond {context, pooled}.
+
+        The inputs are cast to the weights' dtype (a float16 / bfloat16 model takes float32
+        inputs, as the official ``apply_model``) and the velocity returned in x's dtype."""
         self._check(x, t, cond)
         p = self.config.patch_size
         h, w = x.shape[2] // p, x.shape[3] // p
-        tokens = self.x_embedder(x) + self.cropped_pos_embed(h, w)  # (b, h·w, d)
-        c = self.t_embedder(1000 * t) + self.y_embedder(cond["pooled"])  # (b, d)
-        context = self.context_embedder(cond["context"])  # (b, L, d)
+        dtype = self.x_embedder.proj.weight.dtype
+        tokens = self.x_embedder(x.to(dtype)) + self.cropped_pos_embed(h, w)  # (b, h·w, d)
+        c = self.t_embedder(1000 * t) + self.y_embedder(cond["pooled"].to(dtype))  # (b, d)
+        context = self.context_embedder(cond["context"].to(dtype))  # (b, L, d)
         for block in self.layers:
             context, tokens = block(context, tokens, c)
-        return unpatchify(self.final_layer(tokens, c), h, w, p)
+        return unpatchify(self.final_layer(tokens, c), h, w, p).to(x.dtype)
 
     @torch.no_grad()
     def attention_logits_stats(

@@ -95,6 +95,10 @@ def test_fp16_file_with_and_without_prefix(tmp_path, prefix):
         assert parts.note == ""
     half = load_mmdit(path, dtype=None)
     assert half.pos_embed.dtype == torch.float16
+    bf16 = half.to(torch.bfloat16)  # float32 inputs, float32 velocity, as the official apply_model
+    out = run(bf16)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, run(reference), rtol=0.1, atol=0.1)
 
 
 def test_missing_and_unexpected_keys_are_named(tmp_path):
