@@ -254,6 +254,17 @@ LAYOUTS = (
         "(if that raised this, the file holds another configuration than config)",
     ),
     _Layout(
+        "diffusers SD3 transformer (transformer_blocks., time_text_embed., pos_embed.proj.)",
+        _any("time_text_embed.", "pos_embed.proj."),  # a SpatialTransformer has transformer_blocks.
+        "convert it with esser_lab.sd3.checkpoint.mmdit_from_diffusers(state_dict), then "
+        "load_mmdit",
+    ),
+    _Layout(
+        "official SD3 MMDiT (mmditx.py: x_embedder., joint_blocks., final_layer.)",
+        _any("joint_blocks.", "x_embedder."),
+        "",
+    ),
+    _Layout(
         "original CompVis UNet (input_blocks., middle_block., output_blocks., time_embed.)",
         _any("input_blocks.", "middle_block.", "output_blocks."),
         "",

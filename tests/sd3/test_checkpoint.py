@@ -16,7 +16,7 @@ from esser_lab.sd3.checkpoint import (
     split_sd3_checkpoint,
 )
 from esser_lab.sd3.model import MMDiT, MMDiTConfig
-from esser_lab.weights import WeightsError
+from esser_lab.weights import WeightsError, describe_layout, load_weights
 
 # width 64·depth, depth heads: the official rule, so the config is read off the shapes alone
 OFFICIAL_LIKE = replace(
@@ -169,3 +169,13 @@ def test_diffusers_names_split_qkv_and_swap_shift_scale():
     assert set(back) == set(state) and all(torch.equal(back[n], t) for n, t in state.items())
     with pytest.raises(WeightsError, match="no diffusers name"):
         mmdit_to_diffusers({"joint_blocks.0.x_block.oops.weight": torch.zeros(1)})
+
+
+def test_the_generic_loader_names_both_sd3_layouts():
+    ours = random_model(OFFICIAL_LIKE).state_dict()
+    theirs = mmdit_to_diffusers(ours)
+    assert describe_layout(ours).startswith("official SD3 MMDiT")
+    with pytest.raises(
+        WeightsError, match=r"diffusers SD3 transformer.*official SD3 MMDiT.*mmdit_from_diffusers"
+    ):
+        load_weights(MMDiT(OFFICIAL_LIKE), theirs, what="MMDiT")
