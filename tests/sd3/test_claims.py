@@ -25,6 +25,11 @@ from esser_lab.sd3.claims import (
 )
 
 
+def S(fid: float, accuracy: float, seconds: float = 1.0) -> SampleScores:  # noqa: N802
+    """Scores whose attribute accuracy is the caption accuracy (what the claims compare)."""
+    return SampleScores(fid, accuracy, seconds, attributes=accuracy)
+
+
 def _card() -> Card:
     return Card("17_sd3", "tiny", 0, 0.0, seeds_file=None)
 
@@ -33,7 +38,7 @@ def _runs(ours_fid=(20.0, 10.0), eps_fid=(40.0, 12.0), rf_fid=(30.0, 11.0), accu
     """fid pairs are (5 steps, 25 steps)."""
 
     def run(fids, acc):
-        return {5: SampleScores(fids[0], acc, 1.0), 25: SampleScores(fids[1], acc + 0.1, 2.0)}
+        return {5: S(fids[0], acc, 1.0), 25: S(fids[1], acc + 0.1, 2.0)}
 
     return {OURS: run(ours_fid, accuracy), "rf": run(rf_fid, 0.3), "eps/linear": run(eps_fid, 0.2)}
 
@@ -75,13 +80,13 @@ def test_formulation_claims_name_what_is_missing():
 
 def test_backbone_shift_qk_and_sanity_claims():
     card = _card()
-    mmdit = BackboneRun("mmdit", 1000, 0.50, SampleScores(10.0, 0.4, 1.0))
-    cross = BackboneRun("crossdit", 990, 0.55, SampleScores(11.0, 0.3, 1.0))
+    mmdit = BackboneRun("mmdit", 1000, 0.50, S(10.0, 0.4, 1.0))
+    cross = BackboneRun("crossdit", 990, 0.55, S(11.0, 0.3, 1.0))
     file_backbone_claims(card, mmdit, cross, train_steps=10, steps=25)
     assert card["mmdit-vs-crossdit-accuracy"].holds and card["mmdit-vs-crossdit-val-loss"].holds
     assert "0.99×" in card["mmdit-vs-crossdit-val-loss"].baseline
     file_shift_claims(
-        card, {16: 3.0, 4096: 48.0}, SampleScores(9.0, 0.4, 1.0), SampleScores(10.0, 0.4, 1.0),
+        card, {16: 3.0, 4096: 48.0}, S(9.0, 0.4, 1.0), S(10.0, 0.4, 1.0),
         alpha=3.0, steps=5,
     )  # fmt: skip
     assert card["shift-grows-with-pixels"].our_value == 48.0
@@ -95,11 +100,11 @@ def test_backbone_shift_qk_and_sanity_claims():
     )
     with pytest.raises(ValueError, match="with_norm"):
         file_qk_norm_claims(_card(), off, on, learning_rate=1e-2)
-    file_sanity(card, SampleScores(10.0, 0.4, 1.0), SampleScores(20.0, 0.05, 1.0))
+    file_sanity(card, S(10.0, 0.4, 1.0), S(20.0, 0.05, 1.0))
     assert card["captions-used"].kind == "sanity" and card["captions-used"].holds
     flat = _card()
     file_shift_claims(
-        flat, {16: 4.0, 4096: 4.0}, SampleScores(11.0, 0.4, 1.0), SampleScores(10.0, 0.4, 1.0),
+        flat, {16: 4.0, 4096: 4.0}, S(11.0, 0.4, 1.0), S(10.0, 0.4, 1.0),
         alpha=3.0, steps=5,
     )  # fmt: skip
     assert (
@@ -110,9 +115,9 @@ def test_backbone_shift_qk_and_sanity_claims():
 
 
 def test_relative_drop_and_loss_spike_by_hand():
-    assert relative_drop(SampleScores(15.0, 0, 0), SampleScores(10.0, 0, 0)) == pytest.approx(0.5)
+    assert relative_drop(S(15.0, 0, 0), S(10.0, 0, 0)) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="must be > 0"):
-        relative_drop(SampleScores(1.0, 0, 0), SampleScores(0.0, 0, 0))
+        relative_drop(S(1.0, 0, 0), S(0.0, 0, 0))
     losses = [1.0] * 30
     assert loss_spike(losses, window=5) == pytest.approx(1.0)
     losses[20] = 7.0  # 7 / median(1, 1, 1, 1, 1)
@@ -134,7 +139,7 @@ def test_score_samples_checks_labels_and_is_zero_for_the_reference_itself():
     scores = score_samples(data.image, data.labels, AttributeClassifier(16), data.image,
                            FeatureNet(), 3.0)  # fmt: skip
     assert scores.fid == pytest.approx(0.0, abs=1e-3)
-    assert 0.0 <= scores.accuracy <= 1.0 and scores.seconds == 3.0
+    assert 0.0 <= scores.accuracy <= scores.attributes <= 1.0 and scores.seconds == 3.0
     short = {k: v[:5] for k, v in data.labels.items()}
     with pytest.raises(ValueError, match="one label per image"):
         score_samples(data.image, short, AttributeClassifier(16), data.image, FeatureNet(), 1.0)
