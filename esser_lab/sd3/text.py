@@ -297,7 +297,9 @@ def drop_captions(
     if not 0.0 <= probability <= 1.0:
         raise ValueError(f"probability must lie in [0, 1], got {probability}")
     groups = TOY_GROUPS if groups is None else groups
-    b = cond["context"].shape[0] if "context" in cond else None
+    if not cond:
+        raise ValueError("cond is empty; expected {'context': ..., 'pooled': ...}")
+    b = next(iter(cond.values())).shape[0]
     out = {name: value.clone() for name, value in cond.items()}
     for encoder, share in groups.items():
         keep = torch.rand(b, generator=generator, device=generator.device) >= probability
