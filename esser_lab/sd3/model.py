@@ -93,10 +93,11 @@ class MMDiTConfig:
                 "(the 2-D sin-cos table)"
             )
         layers = tuple(self.x_block_self_attn_layers)
-        if any(not 0 <= i < self.depth - 1 for i in layers):
+        if any(not 0 <= i < self.depth for i in layers):
             raise ValueError(
-                f"x_block_self_attn_layers {layers} must lie in 0..{self.depth - 2} "
-                f"(depth {self.depth}; the last block's context stream is pre-only)"
+                f"x_block_self_attn_layers {layers} must lie in 0..{self.depth - 1} "
+                f"(depth {self.depth}); the last block may carry one too (only its context "
+                "stream is pre-only, as the official JointBlock builds it)"
             )
         if layers and self.backbone != "mmdit":
             raise ValueError(

@@ -217,7 +217,18 @@ def test_bad_config():
     with pytest.raises(ValueError, match="unknown MMDiTConfig field"):
         MMDiTConfig.from_dict({"dept": 3})
     with pytest.raises(ValueError, match="x_block_self_attn_layers"):
-        replace(MMDiTConfig.tiny(), x_block_self_attn_layers=(1,))  # the last block is pre-only
+        replace(MMDiTConfig.tiny(), x_block_self_attn_layers=(2,))  # depth 2: blocks 0 and 1
+    # the last block's image stream is not pre-only: attn2 there is legal, as in the official code
+    last = MMDiT(replace(MMDiTConfig.tiny(), x_block_self_attn_layers=(1,)))
+    keys = last.state_dict().keys()
+    assert "joint_blocks.1.x_block.attn2.qkv.weight" in keys
+    assert "joint_blocks.1.context_block.attn.proj.weight" not in keys
+    x = torch.randn(2, last.config.in_channels, 4, 4)
+    cond = {
+        "context": torch.randn(2, 3, last.config.context_dim),
+        "pooled": torch.randn(2, last.config.adm_in),
+    }
+    assert last(x, torch.rand(2), cond).shape == x.shape
     with pytest.raises(ValueError, match="backbone"):
         replace(MMDiTConfig.tiny(), backbone="unet")
     with pytest.raises(ValueError, match="divisible"):
