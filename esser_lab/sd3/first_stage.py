@@ -55,6 +55,9 @@ STEPS, BATCH_SIZE, LEARNING_RATE = 1200, 16, 2e-3
 #: LDM's KL weight (``kl_weight: 1e-6`` on the summed KL, against the summed L1 per image)
 KL_WEIGHT = 1e-6
 STATISTICS_IMAGES = 4096  # images whose latents give the shift and scale
+#: the file's one metadata entry, a JSON object: safetensors writes several entries in a random
+#: order (a hash map), which would change the file's bytes from one re-make to the next
+METADATA_KEY = "esser_lab"
 
 
 @dataclass(frozen=True)
@@ -190,16 +193,14 @@ def load_toy_first_stage(path: str | Path = WEIGHTS) -> AutoencoderKL:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: re-make it with `{COMMAND}`")
-    metadata = read_metadata(path)
+    metadata = json.loads(read_metadata(path).get(METADATA_KEY, "{}"))
     missing = [key for key in ("config", "latent_shift", "latent_scale") if key not in metadata]
     if missing:
         raise ValueError(f"{path} lacks the metadata {missing}; re-make it with `{COMMAND}`")
-    config = AutoencoderKLConfig.from_dict(json.loads(metadata["config"]))
+    config = AutoencoderKLConfig.from_dict(metadata["config"])
     model = AutoencoderKL(config)
     load_weights(model, path, what="chapter 17's toy autoencoder")
-    model.latent_format = LatentFormat(
-        shift=float(metadata["latent_shift"]), scale=float(metadata["latent_scale"])
-    )
+    model.latent_format = LatentFormat(metadata["latent_shift"], metadata["latent_scale"])
     return model.eval().requires_grad_(False)
 
 
@@ -257,11 +258,11 @@ if __name__ == "__main__":
     seconds = time.perf_counter() - start
     metadata = {
         "made_by": COMMAND,
-        "config": json.dumps(dataclasses.asdict(trained.config)),
-        "latent_shift": repr(found.shift),
-        "latent_scale": repr(found.scale),
+        "config": dataclasses.asdict(trained.config),
+        "latent_shift": found.shift,
+        "latent_scale": found.scale,
     }
-    save_weights(trained, WEIGHTS, metadata)
+    save_weights(trained, WEIGHTS, {METADATA_KEY: json.dumps(metadata, sort_keys=True)})
     _record(WEIGHTS, seconds)
     held_out = captioned_batch(1024, 16, generator=torch.Generator().manual_seed(12345)).image
     print(
