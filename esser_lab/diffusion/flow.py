@@ -6,7 +6,8 @@ x_t = (1 − t) x₀ + t ε (Sec. 3, "Rectified Flow"), in the package's time
 convention: t = 1 is pure noise, t = 0 data. The network predicts the velocity
 v = dx_t/dt = ε − x₀ (conditional flow matching), and sampling integrates dx/dt = v(x, t) from
 t = 1 down to t = 0. Training times are drawn from a logit-normal density (Sec. 3.1) and, at
-higher resolutions, shifted towards the noise (Sec. 5.3.2).
+higher resolutions, shifted towards the noise (Sec. 5.3.2; ``Formulation.loss(shift=...)`` in
+:mod:`esser_lab.diffusion.formulations`, :func:`shift_time` here).
 """
 
 from __future__ import annotations
@@ -80,15 +81,37 @@ def shift_time(t: float | Tensor, shift: float) -> float | Tensor:
     return shift * t / (1 + (shift - 1) * t)
 
 
-def time_grid(steps: int, t_from: float = 1.0, t_to: float = 0.0, shift: float = 1.0) -> Tensor:
-    """``steps`` + 1 times (float64) from ``t_from`` to ``t_to``: uniform, then
-    :func:`shift_time`'d (the endpoints 0 and 1 stay where they are)."""
+def time_grid(
+    steps: int,
+    t_from: float = 1.0,
+    t_to: float = 0.0,
+    shift: float = 1.0,
+    grid: str = "uniform",
+) -> Tensor:
+    """``steps`` + 1 times (float64) from ``t_from`` to ``t_to``.
+
+    ``grid="uniform"``: a uniform grid, then :func:`shift_time`'d (the endpoints stay).
+    ``grid="sd3"``: the official reference sampler's grid (``sd3_impls.py`` ``get_sigmas`` over
+    ``ModelSamplingDiscreteFlow``, the same as diffusers' ``FlowMatchEulerDiscreteScheduler``):
+    ``steps`` times uniform between ``t_from`` and the smallest training time shift(1/1000),
+    each shifted (the last one is thus shifted twice: ≈ 0.001 at α = 1, ≈ 0.009 at α = 3), then
+    0; the last of the ``steps`` updates is a jump from that small t to the data, so the grid
+    spends one fewer step on the path than ``"uniform"`` (5 steps at α = 1: 1, .75, .50, .25,
+    .001, 0). Needs ``t_from = 1`` and ``t_to = 0``.
+    """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int ≥ 1, got {steps!r}")
     if not (0.0 <= t_to <= 1.0 and 0.0 <= t_from <= 1.0) or t_from == t_to:
         raise ValueError(f"need t_from ≠ t_to, both in [0, 1], got t_from={t_from}, t_to={t_to}")
-    grid = torch.linspace(t_from, t_to, steps + 1, dtype=torch.float64)
-    return shift_time(grid, shift)
+    if grid == "uniform":
+        return shift_time(torch.linspace(t_from, t_to, steps + 1, dtype=torch.float64), shift)
+    if grid != "sd3":
+        raise ValueError(f"grid must be 'uniform' or 'sd3', got {grid!r}")
+    if (t_from, t_to) != (1.0, 0.0):
+        raise ValueError(f"the sd3 grid runs from t = 1 to 0, got t_from={t_from}, t_to={t_to}")
+    t_min = shift_time(1.0 / 1000, shift)
+    times = shift_time(torch.linspace(1.0, t_min, steps, dtype=torch.float64), shift)
+    return torch.cat((times, times.new_zeros(1)))
 
 
 def _velocity(model: Denoiser, x: Tensor, t: float, cond: Any) -> Tensor:
@@ -117,13 +140,15 @@ def euler_solve(
     t_from: float = 1.0,
     t_to: float = 0.0,
     shift: float = 1.0,
+    grid: str = "uniform",
 ) -> Tensor:
     """Explicit Euler on dx/dt = v(x, t) from x(t_from) = ``noise`` to t_to over
-    :func:`time_grid`: x ← x + (t_{i+1} − t_i) v(x, t_i). ``steps`` model calls."""
+    :func:`time_grid` (``grid``: "uniform" or the official "sd3"):
+    x ← x + (t_{i+1} − t_i) v(x, t_i). ``steps`` model calls."""
     _check_start(noise, cond)
-    grid = time_grid(steps, t_from, t_to, shift).tolist()
+    times = time_grid(steps, t_from, t_to, shift, grid).tolist()
     x = noise
-    for t_now, t_next in zip(grid[:-1], grid[1:], strict=True):
+    for t_now, t_next in zip(times[:-1], times[1:], strict=True):
         x = x + (t_next - t_now) * _velocity(model, x, t_now, cond)
     return x
 
@@ -137,15 +162,16 @@ def heun_solve(
     t_from: float = 1.0,
     t_to: float = 0.0,
     shift: float = 1.0,
+    grid: str = "uniform",
 ) -> Tensor:
     """Heun's method (explicit trapezoid, 2nd order) on the same grid as :func:`euler_solve`:
     an Euler predictor x̃ = x + h v(x, t_i), then x ← x + h/2 (v(x, t_i) + v(x̃, t_{i+1})).
     2 × ``steps`` model calls. The velocity of the straight path is finite at t = 0, so the
     corrector runs on the last step too (EDM's variant skips it at σ = 0)."""
     _check_start(noise, cond)
-    grid = time_grid(steps, t_from, t_to, shift).tolist()
+    times = time_grid(steps, t_from, t_to, shift, grid).tolist()
     x = noise
-    for t_now, t_next in zip(grid[:-1], grid[1:], strict=True):
+    for t_now, t_next in zip(times[:-1], times[1:], strict=True):
         h = t_next - t_now
         v_now = _velocity(model, x, t_now, cond)
         v_next = _velocity(model, x + h * v_now, t_next, cond)

@@ -37,7 +37,7 @@ from torch import Tensor
 
 from esser_lab.diffusion import densities as dens
 from esser_lab.diffusion.densities import TimeDensity
-from esser_lab.diffusion.flow import euler_solve, rf_sample, rf_target
+from esser_lab.diffusion.flow import euler_solve, rf_sample, rf_target, shift_time
 from esser_lab.diffusion.gaussian import q_sample, to_eps_and_x0, training_target
 from esser_lab.diffusion.protocol import (
     Denoiser,
@@ -100,17 +100,24 @@ class Formulation:
         x0: Tensor,
         cond: Any = None,
         generator: torch.Generator | None = None,
+        shift: float = 1.0,
     ) -> Tensor:
         """The training loss (0-dim): t from the formulation's density (rf), uniform over the
         1000 indices (linear), or U(0, 1) (cos, edm); ε ~ N(0, I); the mean squared error of the
-        network's output against its target, averaged over every element."""
+        network's output against its target, averaged over every element.
+
+        ``shift`` (rf only): the drawn t is moved by :func:`~esser_lab.diffusion.shift_time`
+        before use, as SD3 trains at high resolution (Sec. 5.3.2: α = 3.0 at 1024², for training
+        and sampling); 1 leaves the density as it is."""
         _check_data(x0, cond)
+        if shift != 1.0 and self.path != "rf":
+            raise ValueError(f"shift applies to the rf formulations only, not {self.name!r}")
         b = x0.shape[0]
         if self.path == "linear":
             n = placement.randint(_ldm_schedule().T, (b,), generator=generator, device=x0.device)
             t = index_to_time(n, _ldm_schedule().T)
         elif self.path == "rf":
-            t = self.density.sample(b, generator, x0.device)
+            t = shift_time(self.density.sample(b, generator, x0.device), shift)
         else:
             t = dens.uniform().sample(b, generator, x0.device)
         noise = placement.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
@@ -175,12 +182,18 @@ class Formulation:
         steps: int,
         cond: Any = None,
         shift: float = 1.0,
+        grid: str = "sd3",
     ) -> Tensor:
         """x₀ from ``noise`` (b, ...) ~ N(0, I) with ``steps`` model calls, deterministically:
         rf → :func:`~esser_lab.diffusion.euler_solve` on the SD3-shifted grid (Sec. 5.3.2,
-        ``shift`` = α); linear → :func:`~esser_lab.diffusion.ddim_sample` (η = 0, the official
-        "uniform" spacing); v/cos → DDIM η = 0 on t = 1, 1 − 1/steps, …, 0; edm → Euler in σ on
-        Karras' grid (σ_max = 80 … σ_min = 0.002, ρ = 7, then σ = 0) from σ_max · ``noise``.
+        ``shift`` = α), by default the official reference sampler's grid (``grid="sd3"``: its
+        last call jumps from t ≈ 0.001 to the data; ``"uniform"``: every call on the path; see
+        :func:`~esser_lab.diffusion.time_grid`). The released models' own defaults are DPM++(2M)
+        (SD3-medium, SD3.5-medium/large; ``sd3_infer.py``) and Euler for SD3.5-large-turbo; the
+        book samples every rf model with Euler; linear → :func:`~esser_lab.diffusion.ddim_sample`
+        (η = 0, the official "uniform" spacing); v/cos → DDIM η = 0 on t = 1, 1 − 1/steps, …, 0;
+        edm → Euler in σ on Karras' grid (σ_max = 80 … σ_min = 0.002, ρ = 7, then σ = 0) from
+        σ_max · ``noise``.
         ``shift`` ≠ 1 is defined for rf only (elsewhere an error). For linear, a ``steps`` that
         does not divide 1000 gives the official range's count of calls (6 → 7; see
         :func:`~esser_lab.diffusion.ddim_timesteps`)."""
@@ -189,7 +202,7 @@ class Formulation:
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps must be an int ≥ 1, got {steps!r}")
         if self.path == "rf":
-            return euler_solve(model, noise, steps, cond, shift=shift)
+            return euler_solve(model, noise, steps, cond, shift=shift, grid=grid)
         if shift != 1.0:
             raise ValueError(f"shift applies to the rf formulations only, not {self.name!r}")
         check_cond_batch(cond, noise.shape[0])

@@ -70,6 +70,37 @@ def test_time_grid():
         time_grid(0)
 
 
+def test_sd3_grid_is_the_official_reference_samplers():
+    # sd3_impls.ModelSamplingDiscreteFlow: sigma(ts) = shift(ts / 1000), training times
+    # ts = 1..1000; get_sigmas: linspace(ts(sigma_max), ts(sigma_min), steps) -> sigma, then 0
+    for alpha in (1.0, 3.0):
+
+        def sigma(ts, alpha=alpha):
+            u = ts / 1000
+            return alpha * u / (1 + (alpha - 1) * u)
+
+        ts_max, ts_min = 1000 * sigma(1000.0), 1000 * sigma(1.0)
+        official = [sigma(ts_max + (ts_min - ts_max) * i / 4) for i in range(5)] + [0.0]
+        ours = time_grid(5, shift=alpha, grid="sd3").tolist()
+        assert ours == pytest.approx(official, abs=1e-12)
+    assert time_grid(5, grid="sd3").tolist() == pytest.approx(
+        [1.0, 0.75025, 0.5005, 0.25075, 0.001, 0.0]
+    )
+    assert time_grid(5, shift=3.0, grid="sd3")[-2] == pytest.approx(0.00893, abs=1e-5)
+    with pytest.raises(ValueError, match="grid must be"):
+        time_grid(5, grid="karras")
+    with pytest.raises(ValueError, match="from t = 1 to 0"):
+        time_grid(5, t_from=0.5, grid="sd3")
+    seen = []
+
+    def model(x, t, cond):
+        seen.append(float(t[0]))
+        return torch.zeros_like(x)
+
+    euler_solve(model, torch.zeros(2, 3), 5, shift=3.0, grid="sd3")
+    assert seen == pytest.approx(time_grid(5, shift=3.0, grid="sd3")[:-1].tolist())
+
+
 def test_solvers_call_the_model_on_the_grid():
     seen = []
 

@@ -317,3 +317,35 @@ def test_name_spellings_and_errors():
         formulation("eps/linear").sample(
             exact_model(formulation("eps/linear")), MEAN[None], 10, shift=3.0
         )
+
+
+def test_rf_training_shift_moves_the_drawn_times():
+    seen = []
+
+    def model(x, t, cond):
+        seen.append(t.clone())
+        return torch.zeros_like(x)
+
+    f = formulation("rf/lognorm(0.00,1.00)")
+    x0 = torch.zeros(4096, 1)
+    f.loss(model, x0, generator=torch.Generator().manual_seed(0))
+    f.loss(model, x0, generator=torch.Generator().manual_seed(0), shift=3.0)
+    plain, shifted = seen
+    assert torch.allclose(shifted, 3 * plain / (1 + 2 * plain), atol=1e-6)
+    assert shifted.median() > 0.7 > plain.median()  # α = 3 moves the median 0.5 to 0.75
+    with pytest.raises(ValueError, match="rf formulations only"):
+        formulation("eps/linear").loss(model, x0, shift=3.0)
+
+
+def test_rf_sampler_uses_the_official_grid_by_default():
+    seen = []
+
+    def model(x, t, cond):
+        seen.append(float(t[0]))
+        return torch.zeros_like(x)
+
+    formulation("rf").sample(model, torch.zeros(2, 3), 5)
+    assert seen == pytest.approx([1.0, 0.75025, 0.5005, 0.25075, 0.001])
+    seen.clear()
+    formulation("rf").sample(model, torch.zeros(2, 3), 5, grid="uniform")
+    assert seen == pytest.approx([1.0, 0.8, 0.6, 0.4, 0.2])
