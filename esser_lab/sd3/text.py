@@ -180,23 +180,45 @@ def _require_transformers():
 class SD3TextEncoders:
     """SD3's three frozen text encoders through ``transformers``, assembled as the official code.
 
-    ``folder``: a local copy of the diffusers layout of an SD3 model (the sub-folders
-    ``tokenizer``/``text_encoder`` = CLIP-L, ``tokenizer_2``/``text_encoder_2`` = OpenCLIP bigG,
-    ``tokenizer_3``/``text_encoder_3`` = T5-XXL), fetched by the user; nothing is downloaded
-    (``local_files_only``). As the official ``sd3_infer.py``/``other_impls.py``: both CLIPs give
-    their *penultimate* layer without the final LayerNorm, 77 tokens (CLIP-L padded with its
-    end token, CLIP-G with id 0); pooled = CLIP-L's final-LayerNorm end-of-text feature
-    *unprojected* (``return_projected_pooled=False``) ‖ CLIP-G's projected one; T5 = the last
-    layer, at least 77 tokens (padded with 0). Differences: prompts longer than 77 CLIP tokens are
-    truncated (official: encoded in chunks of 77 and concatenated); diffusers' pipeline uses the
-    projected pooled vector for CLIP-L too.
+    A local copy of the diffusers layout of an SD3 model (the sub-folders ``tokenizer`` /
+    ``text_encoder`` = CLIP-L, ``tokenizer_2`` / ``text_encoder_2`` = OpenCLIP bigG,
+    ``tokenizer_3`` / ``text_encoder_3`` = T5-XXL), fetched by the user, is read by
+    :meth:`from_folder`; nothing is downloaded (``local_files_only``).
+
+    As the official ``sd3_infer.py`` / ``other_impls.py``: both CLIPs give their *penultimate*
+    layer without the final LayerNorm, 77 tokens (CLIP-L padded with its end token, CLIP-G with
+    id 0); pooled = CLIP-L's end-of-text feature after the final LayerNorm, *unprojected*
+    (``return_projected_pooled=False``) ‖ CLIP-G's projected one; T5 = its last layer, at least
+    77 tokens (padded with 0), no attention mask. Differences: prompts longer than 77 CLIP tokens
+    are truncated (official: encoded in chunks of 77 and concatenated); diffusers' pipeline uses
+    the projected pooled vector for CLIP-L too.
     """
 
     context_dim, pooled_dim = T5_WIDTH, CLIP_L_WIDTH + CLIP_G_WIDTH
 
     def __init__(
-        self, folder: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+        self,
+        tokenizers: Sequence[object],
+        encoders: Sequence[nn.Module],
+        device: str | torch.device = "cpu",
     ) -> None:
+        """Built ``transformers`` objects, in the order CLIP-L, CLIP-G, T5: tokenizers (callables
+        as ``CLIPTokenizer`` / ``T5TokenizerFast``) and ``CLIPTextModelWithProjection`` ×2 +
+        ``T5EncoderModel``. :meth:`from_folder` builds them from a local diffusers folder."""
+        if len(tokenizers) != 3 or len(encoders) != 3:
+            raise ValueError(
+                "SD3TextEncoders takes three tokenizers and three encoders (CLIP-L, CLIP-G, T5), "
+                f"got {len(tokenizers)} and {len(encoders)}"
+            )
+        self.device = torch.device(device)
+        self.tokenizers = list(tokenizers)
+        self.encoders = [e.to(self.device).eval().requires_grad_(False) for e in encoders]
+
+    @classmethod
+    def from_folder(
+        cls, folder: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+    ) -> SD3TextEncoders:
+        """From a local copy of an SD3 model's diffusers folder (never downloads)."""
         transformers = _require_transformers()
         from pathlib import Path
 
@@ -207,21 +229,20 @@ class SD3TextEncoders:
                 "layout (tokenizer, text_encoder, ..._2, ..._3); esser_lab never downloads it"
             )
         load = {"local_files_only": True}
-        self.tokenizers = [
+        tokenizers = [
             transformers.CLIPTokenizer.from_pretrained(root / "tokenizer", **load),
             transformers.CLIPTokenizer.from_pretrained(root / "tokenizer_2", **load),
             transformers.T5TokenizerFast.from_pretrained(root / "tokenizer_3", **load),
         ]
         clip = transformers.CLIPTextModelWithProjection
-        self.encoders = [
+        encoders = [
             clip.from_pretrained(root / "text_encoder", torch_dtype=dtype, **load),
             clip.from_pretrained(root / "text_encoder_2", torch_dtype=dtype, **load),
             transformers.T5EncoderModel.from_pretrained(
                 root / "text_encoder_3", torch_dtype=dtype, **load
             ),
         ]
-        self.encoders = [e.to(device).eval().requires_grad_(False) for e in self.encoders]
-        self.device = torch.device(device)
+        return cls(tokenizers, encoders, device)
 
     def _clip(self, index: int, captions: list[str], pad: int) -> tuple[Tensor, Tensor]:
         tokenizer, model = self.tokenizers[index], self.encoders[index]

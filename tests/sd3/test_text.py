@@ -124,4 +124,62 @@ def test_bad_inputs_are_named():
 )
 def test_sd3_encoders_say_how_to_install_transformers():
     with pytest.raises(ImportError, match="pip install transformers"):
-        SD3TextEncoders("/nonexistent")
+        SD3TextEncoders.from_folder("/nonexistent")
+
+
+class _Tokenizer:
+    """Words → ids as a CLIP (start, words, end) or T5 (words, end) tokenizer would return."""
+
+    def __init__(self, clip: bool) -> None:
+        self.clip, self.eos_token_id = clip, 99
+
+    def __call__(self, captions, truncation=False, max_length=None, padding=None, **kwargs):
+        rows = [[10 + len(w) for w in c.split()] for c in captions]
+        rows = [[98, *r, 99] if self.clip else [*r, 99] for r in rows]
+        if max_length is not None:
+            rows = [r[: max_length - 1] + [99] if len(r) > max_length else r for r in rows]
+        if kwargs.get("return_tensors") == "pt":
+            width = max(map(len, rows))
+            return {"input_ids": torch.tensor([r + [0] * (width - len(r)) for r in rows])}
+        return {"input_ids": rows}
+
+
+def test_sd3_encoders_read_the_official_layers_of_tiny_random_models():
+    """Real ``transformers`` classes at SD3's widths, one layer each (runs where installed)."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+
+    def clip(width):
+        config = transformers.CLIPTextConfig(
+            vocab_size=100, hidden_size=width, intermediate_size=32, num_hidden_layers=2,
+            num_attention_heads=2, projection_dim=width, max_position_embeddings=77,
+            eos_token_id=99, bos_token_id=98, pad_token_id=0,
+        )  # fmt: skip
+        return transformers.CLIPTextModelWithProjection(config)
+
+    t5 = transformers.T5EncoderModel(
+        transformers.T5Config(
+            vocab_size=100, d_model=4096, d_kv=8, d_ff=16, num_layers=1, num_heads=2
+        )
+    )
+    clip_l, clip_g = clip(768), clip(1280)
+    tokenizers = [_Tokenizer(True), _Tokenizer(True), _Tokenizer(False)]
+    encoders = SD3TextEncoders(tokenizers, [clip_l, clip_g, t5])
+    assert isinstance(encoders, TextEncoder)
+    cond = encoders.encode(["a red circle", "a blue square left of a green star"])
+    assert cond["context"].shape == (2, 154, 4096) and cond["pooled"].shape == (2, 2048)
+    ids = torch.tensor([98, 11, 13, 16, 99])  # "a red circle"
+    l_ids = torch.cat([ids, torch.full((72,), 99)])[None]  # CLIP-L pads with its end token
+    g_ids = torch.cat([ids, torch.zeros(72, dtype=torch.long)])[None]  # CLIP-G with 0
+    with torch.no_grad():
+        out_l = clip_l(l_ids, output_hidden_states=True)
+        out_g = clip_g(g_ids, output_hidden_states=True)
+        out_t5 = t5(torch.cat([ids[1:], torch.zeros(73, dtype=torch.long)])[None])
+    context, pooled = cond["context"][:1], cond["pooled"][:1]
+    torch.testing.assert_close(context[:, :77, :768], out_l.hidden_states[-2])  # penultimate
+    torch.testing.assert_close(context[:, :77, 768:2048], out_g.hidden_states[-2])
+    torch.testing.assert_close(pooled[:, :768], out_l.last_hidden_state[:, 4])  # unprojected
+    torch.testing.assert_close(pooled[:, 768:], out_g.text_embeds)  # projected
+    torch.testing.assert_close(context[:, 77:], out_t5.last_hidden_state)
+    null = null_condition(encoders, 3)
+    assert null["context"].shape == (3, 154, 4096)
