@@ -44,6 +44,7 @@ __all__ = [
     "encode_latents",
     "load_sd3_vae",
     "load_toy_first_stage",
+    "psnr",
     "sd3_vae_config",
     "toy_first_stage_config",
     "train_toy_first_stage",
@@ -133,7 +134,9 @@ def load_sd3_vae(
     its ``first_stage_model.*`` tensors are read), a standalone ``sd3_vae.safetensors`` (bare
     ``encoder.*``/``decoder.*``), or a state dict. Strict: a missing or extra key, a shape that
     differs, or the diffusers layout (``vae/diffusion_pytorch_model.safetensors``) is an error
-    naming the keys. ``config``: :func:`sd3_vae_config` when None (another one for tests).
+    naming the keys (that layout reads with
+    ``esser_lab.ldm.diffusers_layout.load_diffusers_autoencoder(path, sd3_vae_config())``).
+    ``config``: :func:`sd3_vae_config` when None (another one for tests).
     """
     from esser_lab.ldm.checkpoint import FIRST_STAGE_PREFIX, load_first_stage
 

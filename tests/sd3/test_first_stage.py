@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from esser_lab.ldm.diffusers_layout import autoencoder_to_diffusers, load_diffusers_autoencoder
 from esser_lab.nn.first_stage import AutoencoderKL, AutoencoderKLConfig
 from esser_lab.sd3.data import captioned_batch
 from esser_lab.sd3.first_stage import (
@@ -65,6 +66,13 @@ def test_loader_reads_the_vae_of_a_single_file(tmp_path):
         load_sd3_vae(broken, config=config)
     with pytest.raises(WeightsError):
         load_sd3_vae(tmp_path / "missing.safetensors", config=config)
+    diffusers = autoencoder_to_diffusers(reference.state_dict(), levels=2)
+    with pytest.raises(WeightsError, match="diffusers"):
+        load_sd3_vae(save_weights(diffusers, tmp_path / "vae_diffusers.safetensors"), config=config)
+    assert torch.equal(  # where that layout goes
+        load_diffusers_autoencoder(diffusers, config).encoder.conv_in.weight,
+        reference.encoder.conv_in.weight,
+    )
 
 
 def test_latent_normalisation_round_trip():
