@@ -188,10 +188,10 @@ class SD3TextEncoders:
     As the official ``sd3_infer.py`` / ``other_impls.py``: both CLIPs give their *penultimate*
     layer without the final LayerNorm, 77 tokens (CLIP-L padded with its end token, CLIP-G with
     id 0); pooled = CLIP-L's end-of-text feature after the final LayerNorm, *unprojected*
-    (``return_projected_pooled=False``) ‖ CLIP-G's projected one; T5 = its last layer, at least
-    77 tokens (padded with 0), no attention mask. Differences: prompts longer than 77 CLIP tokens
-    are truncated (official: encoded in chunks of 77 and concatenated); diffusers' pipeline uses
-    the projected pooled vector for CLIP-L too.
+    (``return_projected_pooled=False``) ‖ CLIP-G's projected one; T5 = its last layer, 77 tokens
+    (padded with 0), no attention mask. Differences: prompts longer than 77 tokens are truncated
+    for all three encoders (official: encoded in chunks of 77 and concatenated); diffusers'
+    pipeline uses the projected pooled vector for CLIP-L too.
     """
 
     context_dim, pooled_dim = T5_WIDTH, CLIP_L_WIDTH + CLIP_G_WIDTH
@@ -260,14 +260,19 @@ class SD3TextEncoders:
 
     @torch.no_grad()
     def encode(self, text: Sequence[str]) -> dict[str, Tensor]:
-        """Captions → ``{"context": (b, 154+, 4096), "pooled": (b, 2048)}``."""
+        """Captions → ``{"context": (b, 154, 4096), "pooled": (b, 2048)}`` (every encoder reads
+        77 tokens; longer prompts are truncated)."""
         if isinstance(text, str) or isinstance(text, Tensor):
             raise TypeError("SD3TextEncoders.encode takes a list of caption strings")
         captions = list(text)
         clip_l = self._clip(0, captions, pad=self.tokenizers[0].eos_token_id)
         clip_g = self._clip(1, captions, pad=0)
-        ids = self.tokenizers[2](captions, padding="longest", return_tensors="pt")["input_ids"]
-        ids = nn.functional.pad(ids, (0, max(0, SD3_TOKENS - ids.shape[1])))  # pad id 0
+        # 77 tokens per caption whatever else is in the batch (no attention mask: padding to the
+        # batch's longest would change a caption's features with its neighbours), pad id 0
+        ids = self.tokenizers[2](
+            captions, padding="max_length", max_length=SD3_TOKENS, truncation=True,
+            return_tensors="pt",
+        )["input_ids"]  # fmt: skip
         t5 = self.encoders[2](ids.to(self.device)).last_hidden_state.float()
         return assemble_sd3_condition(clip_l, clip_g, t5)
 

@@ -139,7 +139,7 @@ class _Tokenizer:
         if max_length is not None:
             rows = [r[: max_length - 1] + [99] if len(r) > max_length else r for r in rows]
         if kwargs.get("return_tensors") == "pt":
-            width = max(map(len, rows))
+            width = max_length if padding == "max_length" else max(map(len, rows))
             return {"input_ids": torch.tensor([r + [0] * (width - len(r)) for r in rows])}
         return {"input_ids": rows}
 
@@ -183,3 +183,8 @@ def test_sd3_encoders_read_the_official_layers_of_tiny_random_models():
     torch.testing.assert_close(context[:, 77:], out_t5.last_hidden_state)
     null = null_condition(encoders, 3)
     assert null["context"].shape == (3, 154, 4096)
+    # a caption's features do not depend on its neighbours (no mask: padding is fixed at 77)
+    long = " ".join(["star"] * 100)
+    alone, beside = encoders.encode(["a red circle"]), encoders.encode(["a red circle", long])
+    torch.testing.assert_close(alone["context"][0], beside["context"][0])
+    assert beside["context"].shape == (2, 154, 4096)  # the long one is truncated to 77
