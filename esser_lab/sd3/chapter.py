@@ -157,14 +157,15 @@ def sampling_explorer(
     captions: Sequence[str],
     *,
     scale: int = 6,
+    steps: int = 10,
     max_steps: int = 50,
 ):
-    """Controls: caption, sampling steps, shift α, guidance scale, noise seed; four samples of
-    the chosen caption drawn live."""
+    """Controls: caption, sampling steps (``steps`` at first), shift α, guidance scale, noise
+    seed; four samples of the chosen caption drawn live."""
     import ipywidgets as widgets
 
     caption = widgets.Dropdown(options=list(captions), value=captions[0], description="caption")
-    steps = widgets.IntSlider(10, 1, max_steps, description="steps")
+    steps = widgets.IntSlider(steps, 1, max_steps, description="steps")
     shift = widgets.FloatLogSlider(1.0, base=2, min=-1, max=3, step=0.5, description="shift α")
     guidance = widgets.FloatSlider(3.0, min=0.0, max=8.0, step=0.5, description="guidance s")
     seed = widgets.IntSlider(0, 0, 99, description="noise seed")

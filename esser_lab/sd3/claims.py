@@ -211,8 +211,11 @@ def file_formulation_claims(
     guidance: float = 1.0,
 ) -> None:
     """Files rf/lognorm(0.00,1.00) against ``rf`` and ``eps/linear`` (``runs``: formulation name →
-    sampling steps → scores), in FID-style and caption accuracy at ``few`` and ``many`` steps,
-    and the relative FID-style loss from ``many`` to ``few`` steps against eps/linear."""
+    sampling steps → scores), in FID-style and attribute accuracy at ``few`` and ``many`` steps
+    (keys end in ``-few`` / ``-many``: the same claims whatever a capped smoke run samples
+    with), and the relative FID-style loss from ``many`` to ``few`` steps against eps/linear."""
+    if not few < many:
+        raise ValueError(f"few must be fewer steps than many, got {few} and {many}")
     _check_runs(runs, (OURS, "rf", "eps/linear"), (few, many))
     same = f"trained the same way ({train_steps} steps, same batch, learning rate, data, seed)"
     for base, short in (("rf", "rf"), ("eps/linear", "eps")):
@@ -239,7 +242,7 @@ def file_formulation_claims(
                     UNVERIFIED, "lower",
                 )  # fmt: skip
             card.add(
-                f"lognorm-vs-{short}-fid-{steps}",
+                f"lognorm-vs-{short}-fid-{'many' if steps == many else 'few'}",
                 f"rectified flow with logit-normal(0, 1) timesteps gives better samples than "
                 f"{base} at {steps} sampling steps",
                 metric=f"FID-style of decoded samples vs held-out images, {steps} steps, "
@@ -252,7 +255,7 @@ def file_formulation_claims(
                 paper=fid_pair,
             )
             card.add(
-                f"lognorm-vs-{short}-accuracy-{steps}",
+                f"lognorm-vs-{short}-accuracy-{'many' if steps == many else 'few'}",
                 f"rectified flow with logit-normal(0, 1) timesteps follows the captions better "
                 f"than {base} at {steps} sampling steps",
                 metric=f"attribute accuracy of samples, {steps} steps, guidance {guidance:g}",
