@@ -211,8 +211,9 @@ display(Code(inspect.getsource(JointBlock.forward), language="python"))
 # toy text encoder (seeded token embeddings and positions standing in for CLIP and T5; its
 # pooled vector stands in for CLIP's). Training differences the toy needs, all stated (the
 # table has this run's values): a larger learning rate and a shorter warm-up than the paper's
-# 1e-4 and 1,000 steps, far fewer steps, and caption dropout of 10 % (the paper drops each of
-# its three text encoders with 46.4 %).
+# 1e-4 and 1,000 steps, far fewer steps, and caption dropout of 10 % (the paper zeroes each of
+# its three text encoders' outputs independently with 46.4 %, about 10 % of the steps with
+# none left).
 
 # %%
 from esser_lab.config import config_rows
@@ -268,10 +269,12 @@ fig = show_grid([list(test.image[:8]), list(reconstruction)], row_titles=["x", "
 # ## Training: one recipe for every model
 #
 # `LitMMDiT` (`esser_lab.sd3.training`) encodes the captions with the frozen text encoder,
-# replaces a tenth of them by the empty caption (so one network learns the conditional and the
-# unconditional model that classifier-free guidance mixes), and takes an AdamW step on
-# `formulation.loss`. Every model below gets the same steps, batch, learning rate, data order
-# and initial weights (the same seed); only the formulation, or the backbone, differs.
+# sets the encoding of a tenth of them to zero, as the paper does (so one network learns the
+# conditional and the unconditional model that classifier-free guidance mixes; at sampling the
+# unconditional input is the empty caption's encoding, as in the official sampler), and takes
+# an AdamW step on `formulation.loss`. Every model below gets the same steps, batch, learning
+# rate, data order and initial weights (the same seed); only the formulation, or the backbone,
+# differs.
 
 # %%
 from esser_lab.data.modules import batch_loader
@@ -404,7 +407,7 @@ fig = samples_figure(
 # DiT with one weight set, UViT and MMDiT. Here CrossDiT gets the width that matches MMDiT's
 # parameter count (`matched_config`) and the same training; both are scored on their samples
 # and on the paper's validation loss: the loss at 8 equidistant times from 0 to 1 (t = 1
-# excluded), averaged, on held-out latents (Sec. 5.1).
+# excluded), averaged, on held-out latents (Sec. 5.3.3).
 
 # %%
 ours_name = "rf/lognorm(0.00,1.00)"
@@ -573,8 +576,8 @@ fig = sampling_figure(
 # settings (rf/lognorm(0.00,1.00) 1.54, eps/linear 2.88, uniform rf 5.67; at 5 sampling steps
 # 1.25, 4.25 and 6.50); Table 2 gives their 25-step ImageNet FID (45.78, 48.42 and 49.70) and
 # CLIP score (0.250, 0.245, 0.247); Fig. 4 compares the backbones, Sec. 5.3.2 the shift and
-# Fig. 5 QK-norm. These numbers could not be checked against the paper's text offline and are
-# marked *unverified*. Ours are toy sprites and a few hundred steps: only directions compare.
+# Fig. 5 QK-norm (curves, no numbers). The table numbers were checked against the paper's
+# text. Ours are toy sprites and a few hundred steps: only directions compare.
 # `esser_lab.sd3.claims` files each claim against the paper's own comparison, trained the same
 # way; the unconditional samples are a sanity row only.
 

@@ -2,15 +2,19 @@
 
 Esser et al., *Scaling Rectified Flow Transformers for High-Resolution Image Synthesis*
 (ICML 2024, arXiv 2403.03206). Each batch: the caption tokens go through the frozen text
-encoder (``{"context", "pooled"}``, the MMDiT's condition), a random fraction of the captions is
-replaced by the empty caption's condition (caption dropout, which trains the one network for
-classifier-free guidance; the paper drops each of its three encoders independently with
-46.4 %, Sec. 5.2.1 — the toy has one encoder and drops it whole), and one AdamW step is taken on
-the formulation's loss (``formulation.loss``: rectified flow with its timestep density, or
-eps/linear, ...; the loss itself lives in :mod:`esser_lab.diffusion.formulations`).
+encoder (``{"context", "pooled"}``, the MMDiT's condition), the encoders' outputs of a random
+fraction of the captions are set to zero (caption dropout, which trains the one network for
+classifier-free guidance; the paper zeroes each of its three encoders independently with
+46.4 %, Appendix B.3, :func:`esser_lab.sd3.text.drop_captions` — the toy has one encoder), and
+one AdamW step is taken on the formulation's loss (``formulation.loss``: rectified flow with
+its timestep density, or eps/linear, ...; the loss lives in
+:mod:`esser_lab.diffusion.formulations`).
 
-The optimiser is the paper's (Sec. 5.1: AdamW, learning rate 1e-4 with a linear warm-up of
-1,000 steps; Sec. 5.3.3: ε = 1e-15 for the mixed-precision runs of the QK-norm study).
+The optimiser is the paper's (Appendix B.3: AdamW, learning rate 1e-4 with a linear warm-up of
+1,000 steps; Sec. 5.3.2: ε = 1e-15 with QK-norm for stable bf16-mixed training). Sampling
+with guidance uses the empty caption's condition as the unconditional input, as the official
+``sd3_infer`` does.
+
 ``autocast_dtype=torch.bfloat16`` runs the forward pass in bf16 autocast whatever the trainer's
 precision, which is what the chapter's QK-norm comparison needs on the CPU. ``use_ema`` keeps an
 exponential moving average of the denoiser (the paper evaluates EMA and non-EMA weights).
@@ -27,45 +31,13 @@ import contextlib
 import torch
 from torch import Tensor, nn
 
+from esser_lab.sd3.text import drop_captions, null_condition
 from esser_lab.training.ema import EMA
 from esser_lab.training.history import History
 from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now
 
-__all__ = ["LitMMDiT", "drop_to_empty_caption"]
-
-
-def drop_to_empty_caption(
-    cond: dict[str, Tensor],
-    null: dict[str, Tensor],
-    p: float,
-    generator: torch.Generator | None = None,
-) -> dict[str, Tensor]:
-    """``cond`` with each sample's rows replaced by ``null``'s (one row or a full batch) with
-    probability ``p``, the same draw for every key (the caption is dropped whole).
-
-    ``null`` is the empty caption's condition (:func:`esser_lab.sd3.text.null_condition`), the
-    very input guidance gives the network at sampling time (official ``sd3_infer``), so the
-    unconditional model is trained on what it is later asked. (Stability's released training
-    code for earlier models zeroes the encoders' outputs instead,
-    :func:`esser_lab.sd3.text.drop_captions`; SD3's own training code is not released.)"""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"caption dropout must be a probability in [0, 1], got {p!r}")
-    if set(cond) != set(null):
-        raise ValueError(f"cond and null need the same keys, got {sorted(cond)} and {sorted(null)}")
-    b = next(iter(cond.values())).shape[0]
-    drop = torch.rand(b, generator=generator) < p  # on the CPU generator, then moved
-    out = {}
-    for key, value in cond.items():
-        empty = null[key].to(value.device, value.dtype)
-        if empty.shape[0] not in (1, b) or empty.shape[1:] != value.shape[1:]:
-            raise ValueError(
-                f"null[{key!r}] must be one row or a batch of cond's shape {tuple(value.shape)}, "
-                f"got {tuple(empty.shape)}"
-            )
-        mask = drop.to(value.device).view(b, *([1] * (value.dim() - 1)))
-        out[key] = torch.where(mask, empty.expand_as(value), value)
-    return out
+__all__ = ["LitMMDiT"]
 
 
 class LitMMDiT(ResumableModule):
@@ -73,9 +45,10 @@ class LitMMDiT(ResumableModule):
     ``formulation.loss`` on latents conditioned through the frozen ``text_encoder``.
 
     ``learning_rate``, ``eps``: AdamW's (paper: 1e-4 and 1e-15); ``warmup_steps``: linear
-    warm-up of the learning rate (paper: 1,000); ``caption_dropout``: probability of the empty
-    caption (paper: 46.4 % per encoder); ``autocast_dtype``: e.g. ``torch.bfloat16`` for a bf16
-    autocast forward pass; ``history`` keeps the loss of every step (lazily read tensors).
+    warm-up of the learning rate (paper: 1,000); ``caption_dropout``: probability that a
+    caption's encoding is zeroed (paper: 46.4 % per encoder); ``autocast_dtype``: e.g.
+    ``torch.bfloat16`` for a bf16 autocast forward pass; ``history`` keeps the loss of every
+    step (lazily read tensors).
     """
 
     resume_attributes = ("history",)
@@ -144,9 +117,7 @@ class LitMMDiT(ResumableModule):
 
     @torch.no_grad()
     def null_condition(self, batch: int) -> dict[str, Tensor]:
-        """The empty caption's condition, ``batch`` rows."""
-        from esser_lab.sd3.text import null_condition
-
+        """The empty caption's condition, ``batch`` rows (guidance's unconditional input)."""
         return null_condition(self.text_encoder, batch)
 
     def _latents(self, batch: dict[str, Tensor]) -> Tensor:
@@ -172,9 +143,7 @@ class LitMMDiT(ResumableModule):
         z0 = self._latents(batch).detach()
         cond = self.condition(batch["tokens"])
         if self.caption_dropout > 0:
-            cond = drop_to_empty_caption(
-                cond, self.null_condition(1), self.caption_dropout, self.generator
-            )
+            cond = drop_captions(cond, self.caption_dropout, self.generator)
         autocast = (
             torch.autocast(z0.device.type, dtype=self.autocast_dtype)
             if self.autocast_dtype is not None

@@ -8,7 +8,7 @@ import torch
 from esser_lab.diffusion.formulations import formulation
 from esser_lab.sd3.model import MMDiT, MMDiTConfig
 from esser_lab.sd3.text import ToyTextEncoder, null_condition
-from esser_lab.sd3.training import LitMMDiT, drop_to_empty_caption
+from esser_lab.sd3.training import LitMMDiT
 
 
 def _system(**options) -> LitMMDiT:
@@ -58,22 +58,29 @@ def test_optimiser_is_the_papers_adamw_with_warm_up():
     assert group["lr"] == pytest.approx(1e-4)
 
 
-def test_caption_dropout_uses_the_empty_caption():
+def test_caption_dropout_zeroes_the_encoding_as_the_paper():
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x, t, cond):  # noqa: ANN001, ANN201
+            seen.append({k: v.clone() for k, v in cond.items()})
+            return x * self.weight
+
     encoder = ToyTextEncoder(32, 32)
-    cond = encoder.encode(["a red circle", "a blue square", "a green heart"])
-    null = null_condition(encoder, 1)
-    kept = drop_to_empty_caption(cond, null, 0.0, torch.Generator().manual_seed(0))
-    assert all(torch.equal(kept[k], cond[k]) for k in cond)
-    dropped = drop_to_empty_caption(cond, null, 1.0, torch.Generator().manual_seed(0))
-    assert all(torch.equal(dropped[k], null[k].expand_as(cond[k])) for k in cond)
-    some = drop_to_empty_caption(cond, null, 0.5, torch.Generator().manual_seed(3))
-    rows = [torch.equal(some["context"][i], null["context"][0]) for i in range(3)]
-    pooled = [torch.equal(some["pooled"][i], null["pooled"][0]) for i in range(3)]
-    assert rows == pooled  # one draw per sample for both keys
-    with pytest.raises(ValueError, match="probability"):
-        drop_to_empty_caption(cond, null, 1.5)
-    with pytest.raises(ValueError, match="same keys"):
-        drop_to_empty_caption(cond, {"context": null["context"]}, 0.5)
+    rf = formulation("rf")
+    batch = _batch(6)
+    always = LitMMDiT(Probe(), rf, encoder, caption_dropout=1.0)
+    always.training_step(batch, 0)
+    assert all(float(v.abs().max()) == 0.0 for v in seen[-1].values())
+    never = LitMMDiT(Probe(), rf, encoder, caption_dropout=0.0)
+    never.training_step(batch, 0)
+    expected = encoder.encode(batch["tokens"])
+    assert all(torch.equal(seen[-1][k], expected[k]) for k in expected)
+    assert torch.equal(never.null_condition(2)["pooled"], null_condition(encoder, 2)["pooled"])
 
 
 def test_bf16_autocast_step_is_finite_and_ema_follows():
