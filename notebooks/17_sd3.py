@@ -851,8 +851,9 @@ for label, solve, steps in (("Euler", euler_solve, calls), ("Heun", heun_solve, 
 # %% [markdown]
 # ```{admonition} Solution 2
 # :class: dropdown
-# Both put most of their mass in the middle; the mode density's heavy tails keep more samples
-# near the ends (at s = 1.29), the logit-normal's tails fall off faster. Measured:
+# Both favour the middle over uniform t. The mode density (s = 1.29) is the more peaked of the
+# two and still keeps heavier tails near t = 1; the logit-normal's mass falls off smoothly
+# towards both ends. Measured (uniform rf for reference):
 # ```
 
 # %% tags=["hide-input"]
