@@ -31,7 +31,7 @@ from torch import Tensor
 from esser_lab.cards import Card
 from esser_lab.geofree.model import CAMERA_KEYS, GeoTransformer
 
-__all__ = ["SourceUse", "conditional_nll", "file_source_use", "source_use_nll"]
+__all__ = ["SourceUse", "conditional_nll", "file_source_use", "shared_codes", "source_use_nll"]
 
 
 @dataclass(frozen=True)
@@ -165,6 +165,25 @@ def source_use_nll(
         other_camera=conditional_nll(model, source_codes, target_codes, other_camera, batch_size),
         vocab_size=model.config.vocab_size,
     )
+
+
+def shared_codes(source_codes: Tensor, target_codes: Tensor) -> float:
+    """The fraction of target codes (b, N) that occur anywhere among the same pair's source codes.
+
+    What a transformer could copy from its source, wherever it lands: a code absent from the
+    source must be synthesised (a disoccluded region, or content shifted by a fraction of a
+    code's patch, which a VQGAN encodes with other codes).
+    """
+    if source_codes.shape != target_codes.shape or source_codes.dim() != 2:
+        raise ValueError(
+            "source_codes and target_codes must be code indices of one shape (b, N), got "
+            f"{tuple(source_codes.shape)} and {tuple(target_codes.shape)}"
+        )
+    if not source_codes.numel():
+        raise ValueError("no codes: need at least one pair")
+    # (b, N target, N source): does target code i equal any source code j of the same pair
+    hits = (target_codes[:, :, None] == source_codes[:, None, :]).any(-1)
+    return float(hits.float().mean())
 
 
 def file_source_use(card: Card, use: SourceUse) -> None:

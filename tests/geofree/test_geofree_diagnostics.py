@@ -9,6 +9,7 @@ from esser_lab.geofree.diagnostics import (
     SourceUse,
     conditional_nll,
     file_source_use,
+    shared_codes,
     source_use_nll,
 )
 from esser_lab.geofree.method import geofree_loss
@@ -108,3 +109,14 @@ def test_describe_and_card_rows(tmp_path):
     assert [c.holds for c in card2.claims] == [False, False]
     with pytest.raises(TypeError, match="SourceUse"):
         file_source_use(card, (3.9, 4.3))
+
+
+def test_shared_codes_counts_target_codes_found_anywhere_in_their_own_source():
+    source = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
+    target = torch.tensor([[4, 3, 9, 9], [1, 2, 3, 5]])  # 2 of 4; 1 of 4 (1, 2, 3 are pair 0's)
+    assert shared_codes(source, target) == pytest.approx(3 / 8)
+    assert shared_codes(source, source.flip(1)) == 1.0
+    with pytest.raises(ValueError, match="one shape"):
+        shared_codes(source, target[:, :3])
+    with pytest.raises(ValueError, match="at least one pair"):
+        shared_codes(source[:0], target[:0])
