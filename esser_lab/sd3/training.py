@@ -45,8 +45,12 @@ class LitMMDiT(ResumableModule):
     ``formulation.loss`` on latents conditioned through the frozen ``text_encoder``.
 
     ``learning_rate``, ``eps``: AdamW's (paper: 1e-4 and 1e-15); ``warmup_steps``: linear
-    warm-up of the learning rate (paper: 1,000); ``caption_dropout``: probability that a
-    caption's encoding is zeroed (paper: 46.4 % per encoder); ``autocast_dtype``: e.g.
+    warm-up of the learning rate (paper: 1,000); ``caption_dropout``: probability that each
+    encoder's share of a caption's encoding is zeroed, independently per group of
+    ``caption_groups`` (None = the toy's one encoder, :data:`~esser_lab.sd3.text.TOY_GROUPS`:
+    the default 0.1 then makes about the paper's share of fully unconditional samples;
+    with SD3's three encoders, ``caption_groups=SD3_GROUPS``, pass the paper's 0.464 per
+    encoder: 0.464³ ≈ 10 % of the captions lose all three); ``autocast_dtype``: e.g.
     ``torch.bfloat16`` for a bf16 autocast forward pass; ``history`` keeps the loss of every
     step (lazily read tensors).
     """
@@ -66,7 +70,8 @@ class LitMMDiT(ResumableModule):
         betas: tuple[float, float] = (0.9, 0.999),
         weight_decay: float = 0.0,
         warmup_steps: int = 1000,
-        caption_dropout: float = 0.464,
+        caption_dropout: float = 0.1,
+        caption_groups: dict | None = None,
         use_ema: bool = False,
         ema_decay: float = 0.9999,
         autocast_dtype: torch.dtype | None = None,
@@ -103,6 +108,7 @@ class LitMMDiT(ResumableModule):
         self.weight_decay = float(weight_decay)
         self.warmup_steps = warmup_steps
         self.caption_dropout = float(caption_dropout)
+        self.caption_groups = caption_groups
         self.autocast_dtype = autocast_dtype
         self.model_ema = EMA(model, decay=ema_decay) if use_ema else None
         self.history = History()
@@ -143,7 +149,7 @@ class LitMMDiT(ResumableModule):
         z0 = self._latents(batch).detach()
         cond = self.condition(batch["tokens"])
         if self.caption_dropout > 0:
-            cond = drop_captions(cond, self.caption_dropout, self.generator)
+            cond = drop_captions(cond, self.caption_dropout, self.generator, self.caption_groups)
         autocast = (
             torch.autocast(z0.device.type, dtype=self.autocast_dtype)
             if self.autocast_dtype is not None
