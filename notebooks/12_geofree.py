@@ -462,6 +462,34 @@ print("depth probe R² by layer (input, then after each block):",
 print("the same on box patches only:", ", ".join(f"{r:.3f}" for r in probe.box_layers))
 print(f"sample variance per code: disoccluded {variance[0]:.4f}, visible {variance[1]:.4f}")
 
+# %% [markdown]
+# **Does the transformer read what it is given?** A likelihood check of the mechanism
+# (`esser_lab.geofree.diagnostics.source_use_nll`): on the held-out pairs, the negative
+# log-likelihood (G2) of the true target codes given the pair's own source and camera, given
+# another scene's source (the camera kept), and given another pair's camera (the source kept).
+# What an input is worth is how much swapping it costs, in nats per target code.
+
+# %%
+from esser_lab.geofree.diagnostics import shared_codes, source_use_nll
+
+test_codes = [encode(model, test.source), encode(model, test.target)]
+source_use = source_use_nll(model, *test_codes, estimated_camera(test))
+least_moved = test.motion <= test.motion.quantile(0.1)  # the tenth that moved least
+copyable = {  # the share of target codes found anywhere in their own source
+    "all": shared_codes(*test_codes),
+    "small": shared_codes(*(c[least_moved] for c in test_codes)),
+}
+print(
+    f"NLL of the true target codes (nats per code): own source and camera {source_use.true:.4f},"
+    f" another scene's source {source_use.other_source:.4f}, another pair's camera "
+    f"{source_use.other_camera:.4f}, uniform guess {source_use.uniform:.4f}"
+)
+print(
+    f"target codes found anywhere in their own source: {copyable['all']:.0%} of all, "
+    f"{copyable['small']:.0%} of the tenth of pairs that moved least (|t| ≤ "
+    f"{float(test.motion[least_moved].max()):.2f})"
+)
+
 # %%
 import matplotlib.pyplot as plt
 
@@ -486,9 +514,11 @@ fig.tight_layout()
 # %%
 from esser_lab.cards import Card
 from esser_lab.geofree.claims import file_claims
+from esser_lab.geofree.diagnostics import file_source_use
 
 card = Card("12_geofree", profile.name, profile.seed, chapter_start)
 file_claims(card, scores["implicit"], scores["explicit"], total, probe, variance, controls)
+file_source_use(card, source_use)  # two sanity rows: the mechanism check above
 path = card.write()
 display(Markdown(card.markdown()))
 for c in card.claims:
@@ -602,6 +632,40 @@ for c in card.claims:  # the longer bench run (claims_long.csv), where recorded
     if c.key in bullets and card.long_run(c.key) is not None:
         bullets[c.key] += f" With {long_steps:,} steps instead: "
         bullets[c.key] += card.long_phrase(c.key) + "."
+
+
+def why_it_loses() -> str:
+    """Generated: the likelihood check, and how it bears on the view scores."""
+    text = "**Why the transformer loses here.** " + source_use.describe()
+    few = copyable["all"] < 0.5  # most target codes cannot be copied from anywhere
+    text += (
+        f"{' And little can be copied: only' if few else ''} {copyable['all']:.0%} of a target "
+        f"view's codes occur anywhere among its own source's codes ({copyable['small']:.0%} in "
+        "the tenth of pairs whose camera moved least)"
+    )
+    if few:
+        text += (
+            ", because content shifted by a fraction of a code's patch is encoded with other "
+            "codes; the transformer must learn, in code space, how every patch looks moved by "
+            "every camera, where the explicit baseline moves pixels by a formula"
+        )
+    text += "."
+    implicit, copied = scores["implicit"].psim_large, controls["source"].psim_large
+    if implicit > copied:
+        text += (
+            f" Its samples of large motions are farther from the true views than the source "
+            f"copied ({implicit:.3g} against {copied:.3g}), as a model that cannot place the "
+            "source's content would be."
+        )
+    for key in ("source-use", "camera-use"):
+        if card.across_seeds(key) is not None:
+            text += f" `{key}` across seeds: {card.seeds_phrase(key)}."
+        if card.long_run(key) is not None:
+            text += f" `{key}`: {card.long_phrase(key)}."
+    return text
+
+
+bullets["why"] = why_it_loses()
 bullets = list(bullets.values())
 unsettled, failed = [], []
 for c in card.claims:

@@ -9,6 +9,7 @@ Beside it, the explicit baseline that warps the source with an estimated depth a
 * :mod:`~esser_lab.geofree.method`: scale normalisation, loss and sampling (G1)–(G3);
 * :mod:`~esser_lab.geofree.warp` and :mod:`~esser_lab.geofree.baseline`: the explicit baseline;
 * :mod:`~esser_lab.geofree.training`: the Lightning systems; :mod:`~esser_lab.geofree.claims`;
+* :mod:`~esser_lab.geofree.diagnostics`: does the transformer read its source and camera (NLL);
 * :mod:`~esser_lab.geofree.first_stage`: the shipped tiny VQGAN;
   :mod:`~esser_lab.geofree.checkpoint`: the released checkpoints.
 """

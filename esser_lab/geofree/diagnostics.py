@@ -72,20 +72,21 @@ class SourceUse:
         )
         if self.camera_gain <= 0.1 * max(self.source_gain, 0.0):
             camera = (
-                f"but barely the camera ({self.camera_gain:.3f} nats per code, less than a tenth "
+                f"but barely the camera ({self.camera_gain:.4f} nats per code, less than a tenth "
                 "of what the source gives): without the camera it cannot know where the source's "
-                "content lands in the target view, so each sample places it as some motion "
-                "seen in training would"
+                "content lands in the target view, so a sample can only place that content as "
+                "if for any of the camera motions seen in training"
             )
         else:
-            camera = f"and the camera ({self.camera_gain:.3f} nats per code)"
+            camera = f"and the camera ({self.camera_gain:.4f} nats per code)"
         return (
-            f"The held-out negative log-likelihood of the true target codes is {self.true:.3f} "
-            f"nats per code given the pair's own source and camera, {self.other_source:.3f} given "
-            f"another scene's source and {self.other_camera:.3f} given another pair's camera (a "
-            f"uniform guess over the {self.vocab_size} codes: {self.uniform:.3f}); {source} "
-            f"({self.source_gain:.3f} nats per code) {camera}. A sample drawn from these "
-            f"conditionals chooses among about {self.perplexity:.0f} codes at every position."
+            f"The held-out negative log-likelihood of the true target codes is {self.true:.4f} "
+            f"nats per code given the pair's own source and camera, {self.other_source:.4f} "
+            f"given another scene's source and {self.other_camera:.4f} given another pair's "
+            f"camera (a uniform guess over the {self.vocab_size} codes: {self.uniform:.4f}); "
+            f"{source} ({self.source_gain:.4f} nats per code) {camera}. A sample drawn from "
+            f"these conditionals chooses among about {self.perplexity:.0f} codes at every "
+            "position (the perplexity)."
         )
 
 

@@ -93,9 +93,11 @@ def test_bad_inputs_are_named(model, pairs):
 def test_describe_and_card_rows(tmp_path):
     blind = SourceUse(true=3.9, other_source=4.3, other_camera=3.901, vocab_size=128)
     text = blind.describe()
-    assert "3.900" in text and "4.300" in text and "3.901" in text and "4.852" in text
-    assert "barely the camera" in text and "0.400 nats" in text and "about 49 codes" in text
-    assert "and the camera (0.200" in SourceUse(3.9, 4.3, 4.1, 128).describe()
+    assert "3.9000" in text and "4.3000" in text and "3.9010" in text and "4.8520" in text
+    assert "barely the camera (0.0010 nats" in text and "(0.4000 nats" in text
+    assert "about 49 codes" in text
+    assert "and the camera (0.2000" in SourceUse(3.9, 4.3, 4.1, 128).describe()
+    assert "does not read its source" in SourceUse(3.9, 3.8, 3.9, 128).describe()
     card = Card("12_geofree", "tiny", 0, 0.0, seeds_file=tmp_path / "none.csv")
     file_source_use(card, blind)
     rows = {c.key: c for c in card.claims}
