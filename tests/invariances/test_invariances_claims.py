@@ -25,9 +25,18 @@ def card(tmp_path, invariant: dict, biased: dict) -> Card:
 
 
 def test_files_every_claim_and_they_hold(tmp_path):
-    filed = card(tmp_path, scores(), scores(**{"colour spread": 0.1}))
+    filed = card(tmp_path, scores(), scores(**{"colour spread": 0.1, "colour R² v": 0.1}))
     assert tuple(c.key for c in filed.claims) == KEYS
-    assert all(c.holds and c.kind == "claim" for c in filed.claims)
+    assert all(c.holds for c in filed.claims)
+    kinds = {c.key: c.kind for c in filed.claims}
+    assert kinds == {
+        "colour-r2": "claim",
+        "colour-r2-phi": "sanity",
+        "position-r2": "sanity",
+        "consistency": "claim",
+        "colour-bias": "claim",
+    }
+    assert filed["colour-r2"].baseline_value == pytest.approx(0.1)  # the twin's v
     assert filed["colour-bias"].baseline_value == pytest.approx(0.1)
     assert filed["consistency"].margin == pytest.approx(0.45)
 
@@ -35,14 +44,16 @@ def test_files_every_claim_and_they_hold(tmp_path):
 @pytest.mark.parametrize(
     ("key", "invariant", "biased"),
     [
-        ("colour-r2", {"colour R² phi": 0.9}, {}),
+        ("colour-r2", {}, {"colour R² v": 0.9}),
+        ("colour-r2-phi", {"colour R² phi": 0.9}, {}),
         ("position-r2", {"position R² v": 0.0}, {}),
         ("consistency", {"swap keeps a": 0.8}, {}),
         ("colour-bias", {}, {"colour spread": 0.9}),
     ],
 )
 def test_a_baseline_that_wins_makes_the_claim_fail(tmp_path, key, invariant, biased):
-    filed = card(tmp_path, scores(**invariant), scores(**{"colour spread": 0.1, **biased}))
+    twin = {"colour spread": 0.1, "colour R² v": 0.1, **biased}
+    filed = card(tmp_path, scores(**invariant), scores(**twin))
     assert not filed[key].holds
     assert all(c.holds for c in filed.claims if c.key != key)
 
