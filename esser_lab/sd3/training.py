@@ -11,13 +11,15 @@ its timestep density, or eps/linear, ...; the loss lives in
 :mod:`esser_lab.diffusion.formulations`).
 
 The optimiser is the paper's (Appendix B.3: AdamW, learning rate 1e-4 with a linear warm-up of
-1,000 steps; Sec. 5.3.2: ε = 1e-15 with QK-norm for stable bf16-mixed training). Sampling
-with guidance uses the empty caption's condition as the unconditional input, as the official
-``sd3_infer`` does.
+1,000 steps; Sec. 5.3.2: ε = 1e-15 with QK-norm for stable bf16-mixed training); weight decay
+defaults to 0. For guidance, :meth:`LitMMDiT.null_condition` gives the empty caption's encoding,
+what the official ``sd3_infer`` samples with; chapter 17 guides the toy with the zeroed encoding
+caption dropout trains with instead (the toy never sees the empty caption's encoding).
 
 ``autocast_dtype=torch.bfloat16`` runs the forward pass in bf16 autocast whatever the trainer's
 precision, which is what the chapter's QK-norm comparison needs on the CPU. ``use_ema`` keeps an
-exponential moving average of the denoiser (the paper evaluates EMA and non-EMA weights).
+exponential moving average of the denoiser (the paper evaluates EMA and non-EMA weights); it is
+off by default and chapter 17 trains without it (``ema_weights()`` is then a no-op).
 
 Batches are dicts: ``"latent"`` (b, c, h, w), latents already normalised, or ``"image"``
 (b, 3, H, W) in [−1, 1] with a ``first_stage`` given (encoded with the SD3 normalisation,

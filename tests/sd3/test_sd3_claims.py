@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from esser_lab.sd3.claims import (
     file_qk_norm_claims,
     file_sanity,
     file_shift_claims,
+    log_slope,
     loss_spike,
     relative_drop,
     sample_latents,
@@ -87,33 +89,39 @@ def test_backbone_shift_qk_and_sanity_claims():
     file_backbone_claims(card, mmdit, cross, train_steps=10, steps=25)
     assert card["mmdit-vs-crossdit-accuracy"].holds and card["mmdit-vs-crossdit-val-loss"].holds
     assert "0.99×" in card["mmdit-vs-crossdit-val-loss"].baseline
-    file_shift_claims(
-        card, {16: 3.0, 4096: 48.0}, S(9.0, 0.4, 1.0), S(10.0, 0.4, 1.0),
-        alpha=3.0, steps=5,
-    )  # fmt: skip
-    assert card["shift-grows-with-pixels"].our_value == 48.0
-    assert card["shift-grows-with-pixels"].baseline_value == 3.0
-    assert card["shift-grows-with-pixels"].holds and card["shifted-sampling-few-steps"].holds
-    on = StabilityRun(True, max_logit=3.0, entropy=2.0, spike=1.2, final_loss=0.5)
-    off = StabilityRun(False, max_logit=30.0, entropy=0.1, spike=5.0, final_loss=0.9)
+    file_shift_claims(card, {16: 3.0, 64: 6.0, 4096: 48.0})  # α = 0.75·√n: slope 0.5
+    assert card["shift-grows-with-pixels"].our_value == pytest.approx(0.5)
+    assert card["shift-grows-with-pixels"].baseline_value == 0.0
+    assert card["shift-grows-with-pixels"].holds
+    assert "shifted-sampling-few-steps" not in [c.key for c in card.claims]
+    on = StabilityRun(True, max_logit=3.0, entropy=2.0, spike=1.2, final_loss=0.5, start_logit=2.0)
+    off = StabilityRun(False, max_logit=30.0, entropy=0.1, spike=5.0, final_loss=0.9,
+                       start_logit=1.5)  # fmt: skip
     file_qk_norm_claims(card, on, off, learning_rate=1e-2)
-    assert all(
-        card[k].holds for k in ("qk-norm-max-logit", "qk-norm-entropy", "qk-norm-loss-spike")
-    )
+    assert card["qk-norm-logit-growth"].our_value == pytest.approx(1.5)
+    assert card["qk-norm-logit-growth"].baseline_value == pytest.approx(20.0)
+    keys = ("qk-norm-logit-growth", "qk-norm-entropy", "qk-norm-loss-spike", "qk-norm-final-loss")
+    assert all(card[k].holds and card[k].kind == "claim" for k in keys)
+    assert card["qk-norm-max-logit"].kind == "sanity"  # bounded by construction with QK-norm
+    # the same end logits but a network that started higher without QK-norm: no growth claim
+    flat_start = replace(off, start_logit=40.0)
+    grown = _card()
+    file_qk_norm_claims(grown, on, flat_start, learning_rate=1e-2)
+    assert not grown["qk-norm-logit-growth"].holds and grown["qk-norm-max-logit"].holds
+    with pytest.raises(ValueError, match="start_logit"):
+        _ = replace(on, start_logit=float("nan")).logit_growth
     with pytest.raises(ValueError, match="with_norm"):
         file_qk_norm_claims(_card(), off, on, learning_rate=1e-2)
     file_sanity(card, S(10.0, 0.4, 1.0), S(20.0, 0.05, 1.0))
     assert card["captions-used"].kind == "sanity" and card["captions-used"].holds
     flat = _card()
-    file_shift_claims(
-        flat, {16: 4.0, 4096: 4.0}, S(11.0, 0.4, 1.0), S(10.0, 0.4, 1.0),
-        alpha=3.0, steps=5,
-    )  # fmt: skip
-    assert (
-        not flat["shift-grows-with-pixels"].holds and not flat["shifted-sampling-few-steps"].holds
-    )
+    file_shift_claims(flat, {16: 4.0, 4096: 4.0})
+    assert flat["shift-grows-with-pixels"].our_value == 0.0
+    assert not flat["shift-grows-with-pixels"].holds
     with pytest.raises(ValueError, match="two pixel counts"):
-        file_shift_claims(_card(), {16: 3.0}, on, off, alpha=3.0, steps=5)  # type: ignore[arg-type]
+        file_shift_claims(_card(), {16: 3.0})
+    with pytest.raises(ValueError, match="must be > 0"):
+        log_slope({16: 3.0, 64: 0.0})
 
 
 def test_relative_drop_and_loss_spike_by_hand():
@@ -147,7 +155,7 @@ def test_score_samples_checks_labels_and_is_zero_for_the_reference_itself():
         score_samples(data.image, short, AttributeClassifier(16), data.image, FeatureNet(), 1.0)
 
 
-def test_sample_latents_is_seeded_and_guidance_needs_the_empty_caption():
+def test_sample_latents_is_seeded_and_guidance_needs_the_unconditional_input():
     from esser_lab.diffusion.formulations import formulation
     from esser_lab.sd3.model import MMDiT, MMDiTConfig
     from esser_lab.sd3.text import ToyTextEncoder, null_condition
@@ -161,7 +169,7 @@ def test_sample_latents_is_seeded_and_guidance_needs_the_empty_caption():
     b = sample_latents(model, rf, cond, None, (4, 8, 8), steps=3, seed=1)
     c = sample_latents(model, rf, cond, None, (4, 8, 8), steps=3, seed=2)
     assert a.shape == (2, 4, 8, 8) and torch.equal(a, b) and not torch.equal(a, c)
-    with pytest.raises(ValueError, match="empty caption"):
+    with pytest.raises(ValueError, match="unconditional"):
         sample_latents(model, rf, cond, None, (4, 8, 8), steps=3, guidance=3.0)
     guided = sample_latents(
         model, rf, cond, null_condition(encoder, 1), (4, 8, 8), steps=3, guidance=1.0, seed=1
