@@ -358,7 +358,7 @@ def file_shift_claims(card: Card, best_alpha: Mapping[int, float]) -> None:
         raise ValueError(f"the shift sweep needs at least two pixel counts, got {dict(best_alpha)}")
     small, large = min(best_alpha), max(best_alpha)
     card.add(
-        "shift-grows-with-pixels",
+        "shift-alpha-exponent",
         "the best timestep shift α grows with the number of pixels, as a power of it "
         "(Eq. 23: α = √(m/n), exponent 0.5)",
         metric=f"log–log slope of the best α of the exact posterior's Euler sampler against "

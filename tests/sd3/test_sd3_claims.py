@@ -90,9 +90,9 @@ def test_backbone_shift_qk_and_sanity_claims():
     assert card["mmdit-vs-crossdit-accuracy"].holds and card["mmdit-vs-crossdit-val-loss"].holds
     assert "0.99×" in card["mmdit-vs-crossdit-val-loss"].baseline
     file_shift_claims(card, {16: 3.0, 64: 6.0, 4096: 48.0})  # α = 0.75·√n: slope 0.5
-    assert card["shift-grows-with-pixels"].our_value == pytest.approx(0.5)
-    assert card["shift-grows-with-pixels"].baseline_value == 0.0
-    assert card["shift-grows-with-pixels"].holds
+    assert card["shift-alpha-exponent"].our_value == pytest.approx(0.5)
+    assert card["shift-alpha-exponent"].baseline_value == 0.0
+    assert card["shift-alpha-exponent"].holds
     assert "shifted-sampling-few-steps" not in [c.key for c in card.claims]
     on = StabilityRun(True, max_logit=3.0, entropy=2.0, spike=1.2, final_loss=0.5, start_logit=2.0)
     off = StabilityRun(False, max_logit=30.0, entropy=0.1, spike=5.0, final_loss=0.9,
@@ -116,8 +116,8 @@ def test_backbone_shift_qk_and_sanity_claims():
     assert card["captions-used"].kind == "sanity" and card["captions-used"].holds
     flat = _card()
     file_shift_claims(flat, {16: 4.0, 4096: 4.0})
-    assert flat["shift-grows-with-pixels"].our_value == 0.0
-    assert not flat["shift-grows-with-pixels"].holds
+    assert flat["shift-alpha-exponent"].our_value == 0.0
+    assert not flat["shift-alpha-exponent"].holds
     with pytest.raises(ValueError, match="two pixel counts"):
         file_shift_claims(_card(), {16: 3.0})
     with pytest.raises(ValueError, match="must be > 0"):
