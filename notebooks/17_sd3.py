@@ -456,11 +456,17 @@ backbones = {
     "CrossDiT": BackboneRun("crossdit", parameters(cross), validation_loss(cross),
                             scored(*draw(cross, many))),
 }  # fmt: skip
+# an extra comparison, not a claim: CrossDiT at MMDiT's width (fewer parameters), loss only
+print("crossdit at MMDiT's width:")
+narrow = train_model(ours_name, replace(config, backbone="crossdit"), train_steps, learning_rate)
 rows = ["| backbone | parameters | validation loss ↓ | FID-style ↓ | attributes ↑ | caption ↑ |",
         "|---|---|---|---|---|---|"]  # fmt: skip
 for label, run in backbones.items():
     rows.append(f"| {label} | {run.parameters:,} | {run.val_loss:.4f} | {run.scores.fid:.2f} | "
                 f"{run.scores.attributes:.2f} | {run.scores.accuracy:.2f} |")  # fmt: skip
+narrow_loss = validation_loss(narrow)
+rows.append(f"| CrossDiT at MMDiT's width {config.width} (not sampled) | {parameters(narrow):,} | "
+            f"{narrow_loss:.4f} | – | – | – |")  # fmt: skip
 display(Markdown("\n".join(rows)))
 # generated from the two configurations: what "matched parameters" means at this size
 display(Markdown(
@@ -471,9 +477,13 @@ display(Markdown(
     f"And of MMDiT's {config.depth} blocks the last one's text stream is pre-only (it feeds the "
     f"attention, its output is dropped), so at depth {config.depth} only {config.depth - 1} of "
     f"its {config.depth} blocks update the text tokens the image attends to. "
-    + ("A validation loss that favours CrossDiT here is the toy's size speaking as much as the "
-       "architecture." if backbones["CrossDiT"].val_loss < backbones["MMDiT"].val_loss else
+    + ("A validation loss that favours CrossDiT here may be the toy's size speaking as much as "
+       "the architecture." if backbones["CrossDiT"].val_loss < backbones["MMDiT"].val_loss else
        "MMDiT reaches the lower validation loss all the same.")
+    + f" At MMDiT's width ({parameters(narrow):,} parameters) CrossDiT's validation loss is "
+    f"{narrow_loss:.4f} against MMDiT's {backbones['MMDiT'].val_loss:.4f}: "
+    + ("still lower, so the width alone does not explain it." if narrow_loss
+       < backbones["MMDiT"].val_loss else "higher, so the matched CrossDiT's edge is its width.")
 ))  # fmt: skip
 
 # %% [markdown]
