@@ -177,7 +177,7 @@ def sampling_explorer(
         picture.value = png_strip(list(images.clamp(-1, 1).cpu()), scale)
         note.value = (
             f"four samples of “{caption.value}”: {steps.value} Euler steps, α = {shift.value:g}, "
-            f"s = {guidance.value:g} (s = 1: the conditional model; s = 0: the empty caption)"
+            f"s = {guidance.value:g} (s = 1: the conditional model; s = 0: the unconditional model)"
         )
 
     for control in (caption, steps, shift, guidance, seed):
