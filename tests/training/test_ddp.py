@@ -319,7 +319,8 @@ def _geo_transformer():
     from esser_lab.taming.model import VQModel
 
     model = GeoTransformer(GeoFreeConfig.tiny(), VQModel(first_stage_config("tiny")))
-    return LitGeoTransformer(model, total_steps=10), _batches(_view_pairs)
+    # noise-free (see the module doc): exact depth for α, as the depth error is drawn per process
+    return LitGeoTransformer(model, total_steps=10, depth_error=None), _batches(_view_pairs)
 
 
 def _explicit_baseline():
