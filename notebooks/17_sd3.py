@@ -816,11 +816,15 @@ display(Markdown("\n".join(f"* {b}" for b in bullets)))
 #   layout expected. The weights are gated: accept Stability AI's licence on Hugging Face
 #   (`stabilityai/stable-diffusion-3-medium`) and put the file at
 #   `data/checkpoints/sd3/sd3_medium.safetensors`; the next cell then samples it with
-#   diffusers' settings for SD3-medium (Euler, shift 3.0, 28 steps), without guidance and with
-#   an all-zero prompt encoding. The official `sd3_infer` configures sd3_medium with
-#   DPM-Solver++(2M), shift 1.0, 50 steps and guidance 5 (its comment says the public models
-#   use shift 3.0). The file is not part of this book and is absent from
-#   the run that built this page.
+#   diffusers' settings for SD3-medium (Euler, shift 3.0, 28 steps;
+#   `esser_lab.sd3.method.sample_released`, tested on tiny files in the official layout) and
+#   decodes with the file's VAE. With the diffusers folder of the same model (its three text
+#   encoders and tokenizers) at `data/checkpoints/sd3/stable-diffusion-3-medium-diffusers` and
+#   `transformers` installed, it encodes a prompt and guides with scale 5; without them it
+#   samples an all-zero prompt encoding, unguided. The official `sd3_infer` configures
+#   sd3_medium with DPM-Solver++(2M), shift 1.0, 50 steps and guidance 5 (its comment says the
+#   public models use shift 3.0). The file is not part of this book and is absent from the run
+#   that built this page.
 
 # %%
 from pathlib import Path
@@ -837,17 +841,27 @@ for label, module in released.items():
     print(f"{label}: {sum(p.numel() for p in module.parameters()) / 1e9:.2f} B parameters, "
           f"{len(module.state_dict())} tensors")  # fmt: skip
 
-official = (repository_root() or Path.cwd()) / "data/checkpoints/sd3/sd3_medium.safetensors"
+root = repository_root() or Path.cwd()
+official = root / "data/checkpoints/sd3/sd3_medium.safetensors"
+encoders_folder = root / "data/checkpoints/sd3/stable-diffusion-3-medium-diffusers"
 if official.is_file():
-    from esser_lab.sd3.checkpoint import load_mmdit
+    from esser_lab.sd3.method import sample_released
 
-    mmdit = load_mmdit(official).to(profile.device).eval()  # strict; config from the shapes
-    # an all-zero prompt encoding (the real one needs the three text encoders): shapes only
-    cond = {"context": torch.zeros(1, 154, 4096, device=profile.device),
-            "pooled": torch.zeros(1, 2048, device=profile.device)}  # fmt: skip
-    noise = torch.randn(1, 16, 128, 128, generator=torch.Generator().manual_seed(0))
-    z = formulation("rf").sample(mmdit, noise.to(profile.device), 28, cond=cond, shift=3.0)
-    print("sampled a 1024² latent:", tuple(z.shape))
+    prompt = "a red circle left of a blue square, studio photo"
+    if encoders_folder.is_dir():  # the three text encoders (transformers, an optional extra)
+        from esser_lab.sd3.text import SD3TextEncoders, null_condition
+
+        encoders = SD3TextEncoders.from_folder(encoders_folder)
+        cond, null, scale = encoders.encode([prompt]), null_condition(encoders, 1), 5.0
+    else:  # no text encoders: an all-zero prompt encoding, no guidance
+        cond, null, scale, prompt = None, None, 1.0, "(no prompt)"
+    z, released_images = sample_released(
+        official, cond=cond, null_cond=null, guidance=scale, steps=28, shift=3.0,
+        size=1024, device=profile.device,
+    )  # fmt: skip
+    print(f"sampled a 1024² latent {tuple(z.shape)} for {prompt!r}")
+    if released_images is not None:
+        fig = show_grid([list(released_images.cpu())], row_titles=["SD3-medium"])
 else:
     print(f"{official.relative_to(official.parents[3])} is absent: the official SD3 is not loaded.")
 
