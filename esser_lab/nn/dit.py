@@ -47,6 +47,7 @@ __all__ = [
     "JointBlock",
     "Mlp",
     "PatchEmbed",
+    "RMSNorm",
     "SelfAttention",
     "TimestepEmbedder",
     "VectorEmbedder",
@@ -154,6 +155,17 @@ def logit_stats(q: Tensor, k: Tensor, heads: int) -> AttentionStats:
     return AttentionStats(max_logit=logits.max().item(), entropy=entropy.item())
 
 
+class RMSNorm(nn.RMSNorm):
+    """``nn.RMSNorm`` computed in the input's dtype with the weight cast to it, as the official
+    ``mmditx.RMSNorm`` (x · rsqrt(mean(x²) + eps) · weight). Under bf16 autocast torch's own
+    module meets a bf16 input and a float32 weight, warns and falls back to this arithmetic."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        eps = 1e-6 if self.eps is None else self.eps
+        y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+        return y * self.weight.to(x.dtype)
+
+
 class SelfAttention(nn.Module):
     """Fused ``qkv`` projection, optional RMSNorm ``ln_q``/``ln_k`` per head, output ``proj``.
 
@@ -170,8 +182,8 @@ class SelfAttention(nn.Module):
         self.head_dim = hidden // heads
         self.qkv = nn.Linear(hidden, 3 * hidden)
         self.proj = None if pre_only else nn.Linear(hidden, hidden)
-        self.ln_q = nn.RMSNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
-        self.ln_k = nn.RMSNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
+        self.ln_q = RMSNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
+        self.ln_k = RMSNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
 
     def pre_attention(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """q, k, v (b, l, nh·hd) each, q and k normalised per head when QK-norm is on."""

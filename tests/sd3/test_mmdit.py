@@ -321,3 +321,24 @@ def test_output_equals_the_official_mmditx_on_pinned_numbers():
     assert picks == pytest.approx(
         [-0.540804555962432, -0.09094358579613672, -0.3853724228690316], abs=1e-12
     )
+
+
+def test_qk_rmsnorm_is_torchs_in_float32_and_quiet_under_bf16_autocast():
+    import warnings
+
+    from esser_lab.nn.dit import RMSNorm
+
+    ours, theirs = RMSNorm(16, eps=1e-6), torch.nn.RMSNorm(16, eps=1e-6)
+    with torch.no_grad():
+        ours.weight.uniform_(0.5, 1.5)
+        theirs.weight.copy_(ours.weight)
+    x = torch.randn(3, 5, 2, 16)
+    torch.testing.assert_close(ours(x), theirs(x))
+    model = MMDiT(replace(MMDiTConfig.tiny(), qk_norm=True))
+    x = torch.randn(2, 4, 4, 4)
+    cond = {"context": torch.randn(2, 3, 32), "pooled": torch.randn(2, 32)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's RMSNorm warned on a bf16 input, float weight
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(x, torch.rand(2), cond)
+    assert out.shape == x.shape and torch.isfinite(out).all()
