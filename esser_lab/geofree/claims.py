@@ -47,6 +47,7 @@ from esser_lab.cards import Card, PaperPair
 from esser_lab.data.scenes import WALL_DEPTH
 from esser_lab.metrics import fid_style
 from esser_lab.metrics.fid import SIZE, FeatureNet
+from esser_lab.metrics.transfer import psnr
 
 __all__ = [
     "CONTROLS",
@@ -69,20 +70,6 @@ __all__ = [
 UNVERIFIED = "unverified"
 LARGE_MOTION = 0.6  # |t| above which a pair counts as a large camera motion (world units)
 SAMPLES_PER_PAIR = 4
-
-
-def psnr(prediction: Tensor, target: Tensor, mask: Tensor | None = None) -> float:
-    """PSNR (dB) of images in [−1, 1] over all pixels, or over ``mask`` (b, 1, H, W) bool."""
-    if prediction.shape != target.shape:
-        raise ValueError(f"shapes differ: {tuple(prediction.shape)} vs {tuple(target.shape)}")
-    error = (prediction.clamp(-1, 1) - target).pow(2).mean(1, keepdim=True)  # (b, 1, H, W)
-    if mask is not None:
-        if mask.shape != error.shape:
-            raise ValueError(f"mask must be {tuple(error.shape)}, got {tuple(mask.shape)}")
-        if not bool(mask.any()):
-            raise ValueError("the mask selects no pixel")
-        error = error[mask]
-    return float(10 * torch.log10(4.0 / error.mean()))
 
 
 def composite(prediction: Tensor, target: Tensor, disoccluded: Tensor) -> Tensor:

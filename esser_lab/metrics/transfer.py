@@ -1,8 +1,10 @@
-"""Errors of generated images against procedural ground truth (shape/appearance chapters)."""
+"""Errors of generated images against procedural ground truth (shape/appearance chapters), and
+the pooled PSNR of reconstructions and predictions (chapters 12 and 17)."""
 
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 
 def part_colour_error(
@@ -61,3 +63,17 @@ def ssim(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
         data_range=1.0,
         reduction="none",
     )
+
+
+def psnr(prediction: Tensor, target: Tensor, mask: Tensor | None = None) -> float:
+    """PSNR (dB) of images in [−1, 1] over all pixels, or over ``mask`` (b, 1, H, W) bool."""
+    if prediction.shape != target.shape:
+        raise ValueError(f"shapes differ: {tuple(prediction.shape)} vs {tuple(target.shape)}")
+    error = (prediction.clamp(-1, 1) - target).pow(2).mean(1, keepdim=True)  # (b, 1, H, W)
+    if mask is not None:
+        if mask.shape != error.shape:
+            raise ValueError(f"mask must be {tuple(error.shape)}, got {tuple(mask.shape)}")
+        if not bool(mask.any()):
+            raise ValueError("the mask selects no pixel")
+        error = error[mask]
+    return float(10 * torch.log10(4.0 / error.mean()))

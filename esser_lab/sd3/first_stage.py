@@ -209,10 +209,11 @@ def load_toy_first_stage(path: str | Path = WEIGHTS) -> AutoencoderKL:
 
 def psnr(ae: AutoencoderKL, images: Tensor) -> float:
     """Reconstruction PSNR (dB) of images in [−1, 1] through the posterior mean."""
+    from esser_lab.metrics.transfer import psnr as pooled_psnr
+
     with torch.no_grad():
-        x_hat = ae.decode_latent(ae.encode_latent(images, sample=False)).clamp(-1, 1)
-    mse = (x_hat - images).pow(2).mean().item()
-    return 10 * torch.log10(torch.tensor(4.0 / mse)).item()
+        x_hat = ae.decode_latent(ae.encode_latent(images, sample=False))
+    return pooled_psnr(x_hat, images)
 
 
 def _record(path: Path, seconds: float) -> None:
