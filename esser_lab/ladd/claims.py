@@ -1,0 +1,263 @@
+"""Chapter 18's claims (LADD, Sauer et al., SIGGRAPH Asia 2024; arXiv 2403.12015).
+
+What the chapter measures and against what, in one place. Every student is trained the same way
+(the same teacher, steps, batch, learning rates, data order and seed); only the setting named in
+the claim differs:
+
+* **few steps** (Sec. 4, SD3-Turbo: 4 unguided steps against its 50-step guided teacher): the
+  student at 1 and 4 steps against the *teacher at the same steps* (guided as for the synthetic
+  data, so it spends twice the calls): the FID-style score of decoded samples against held-out
+  real images, the FID-style distance to the many-step guided teacher's samples ("how close to
+  the teacher"), and attribute accuracy of the captions; wall time per sample is a sanity row;
+* **the noise level t̂ of the discriminator** (Sec. 3.2: high-noise t̂ for global structure):
+  students trained with t̂ ~ logit-normal(1, 1) against logit-normal(−1, 1): the low-frequency
+  error (RMS difference of 4×4 average-pooled decoded samples from the many-step teacher's sample
+  for the same noise and caption: the layout) and the high-frequency energy ratio (energy of
+  the image minus its pooled version, samples over held-out real images: the detail);
+* **synthetic data** (Sec. 3.3): the student trained on the teacher's guided samples against the
+  same student trained on the real training latents: FID-style and attribute accuracy.
+
+The teacher at many steps against itself at one step is a sanity row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from esser_lab.cards import Card
+from esser_lab.sd3.claims import SampleScores
+
+__all__ = [
+    "LADDScores",
+    "file_data_claims",
+    "file_few_step_claims",
+    "file_noise_level_claims",
+    "high_frequency_ratio",
+    "low_frequency_error",
+    "scores_of",
+]
+
+
+@dataclass(frozen=True)
+class LADDScores:
+    """A set of samples, scored: chapter 17's :class:`SampleScores` plus the distance to the
+    many-step teacher's samples (FID-style ↓), the low-frequency error (↓) and the
+    high-frequency energy ratio against real images (1: as much detail as the data)."""
+
+    scores: SampleScores
+    to_teacher: float
+    low_frequency: float
+    high_frequency: float
+    seconds_per_sample: float
+
+
+def _check_images(images: Tensor, name: str) -> None:
+    if not isinstance(images, Tensor) or images.dim() != 4 or not images.is_floating_point():
+        got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"{name} must be a float tensor (b, c, h, w), got {got}")
+
+
+def low_frequency_error(images: Tensor, reference: Tensor, grid: int = 4) -> float:
+    """RMS difference of ``images`` and ``reference`` (paired, same shape) after average pooling
+    to ``grid``×``grid``: what differs in the layout, the fine detail averaged away."""
+    _check_images(images, "images")
+    _check_images(reference, "reference")
+    if images.shape != reference.shape:
+        raise ValueError(
+            f"images and reference are paired: one shape, got {tuple(images.shape)} and "
+            f"{tuple(reference.shape)}"
+        )
+    if images.shape[-1] % grid or images.shape[-2] % grid:
+        raise ValueError(f"grid {grid} must divide the image size {tuple(images.shape[-2:])}")
+    pooled = F.adaptive_avg_pool2d(images.float(), grid)
+    pooled_ref = F.adaptive_avg_pool2d(reference.float(), grid)
+    return float((pooled - pooled_ref).pow(2).mean().sqrt())
+
+
+def _high_energy(images: Tensor, grid: int) -> Tensor:
+    low = F.adaptive_avg_pool2d(images.float(), grid)
+    up = F.interpolate(low, size=images.shape[-2:], mode="nearest")
+    return (images.float() - up).pow(2).flatten(1).sum(1).mean()
+
+
+def high_frequency_ratio(images: Tensor, reference: Tensor, grid: int = 4) -> float:
+    """Mean energy of ``images`` minus their ``grid``×``grid`` pooled version, over the same of
+    ``reference`` (unpaired): below 1 the samples are smoother than the reference."""
+    _check_images(images, "images")
+    _check_images(reference, "reference")
+    if images.shape[1:] != reference.shape[1:]:
+        raise ValueError(
+            f"images {tuple(images.shape[1:])} and reference {tuple(reference.shape[1:])} must "
+            "have one image shape"
+        )
+    energy = _high_energy(reference, grid)
+    if not energy > 0:
+        raise ValueError("the reference has no high-frequency energy to compare with")
+    return float(_high_energy(images, grid) / energy)
+
+
+def _need(runs: Mapping[str, LADDScores], names: tuple[str, ...]) -> None:
+    missing = [name for name in names if name not in runs]
+    if missing:
+        raise ValueError(f"the claims need runs {missing}, have {sorted(runs)}")
+
+
+def file_few_step_claims(
+    card: Card,
+    runs: Mapping[str, LADDScores],
+    *,
+    steps: tuple[int, ...],
+    many: int,
+    train_steps: int,
+) -> None:
+    """Student against the teacher at the same few steps; runs keyed ``"student@k"``,
+    ``"teacher@k"`` for k in ``steps`` and ``"teacher@{many}"``."""
+    _need(runs, (*(f"{w}@{k}" for w in ("student", "teacher") for k in steps), f"teacher@{many}"))
+    same = (
+        f"the teacher with the same {{k}} Euler steps, guided (twice the calls); the student is "
+        f"its copy after {train_steps} LADD steps"
+    )
+    why = (
+        "the paper's comparison: a few-step sampler of the same model (SD3-Turbo's 4 steps "
+        "against SD3 with few steps, Sec. 4); what distillation adds"
+    )
+    for k in steps:
+        student, teacher = runs[f"student@{k}"], runs[f"teacher@{k}"]
+        card.add(
+            f"student-vs-teacher-fid-{k}",
+            f"A {k}-step LADD student samples better than its teacher with {k} steps",
+            metric=f"FID-style ↓ of {k}-step samples against held-out real images",
+            ours=student.scores.fid,
+            baseline=same.format(k=k),
+            baseline_value=teacher.scores.fid,
+            why=why,
+            better="lower",
+        )
+        card.add(
+            f"student-closer-to-teacher-{k}",
+            f"A {k}-step student is closer to the {many}-step guided teacher than the teacher "
+            f"with {k} steps is",
+            metric=f"FID-style ↓ against the teacher's {many}-step guided samples",
+            ours=student.to_teacher,
+            baseline=same.format(k=k),
+            baseline_value=teacher.to_teacher,
+            why="the paper's claim: the student matches its many-step teacher (Sec. 4)",
+            better="lower",
+        )
+        card.add(
+            f"student-vs-teacher-attributes-{k}",
+            f"A {k}-step student follows the captions better than its teacher with {k} steps",
+            metric=f"attribute accuracy ↑ of {k}-step samples (classifier on real images)",
+            ours=student.scores.attributes,
+            baseline=same.format(k=k),
+            baseline_value=teacher.scores.attributes,
+            why=why,
+            better="higher",
+        )
+    k = max(steps)
+    card.add(
+        "student-time-per-sample",
+        f"The {k}-step student is faster than the {many}-step guided teacher",
+        metric="wall seconds per sample (sampling and decoding)",
+        ours=runs[f"student@{k}"].seconds_per_sample,
+        baseline=f"the teacher with {many} guided Euler steps",
+        baseline_value=runs[f"teacher@{many}"].seconds_per_sample,
+        why="fewer calls and no guidance: a sanity row (the calls are counted, not measured)",
+        better="lower",
+        kind="sanity",
+        timed=True,
+    )
+    card.add(
+        "teacher-many-vs-one",
+        f"The teacher with {many} steps samples better than with 1",
+        metric="FID-style ↓ against held-out real images",
+        ours=runs[f"teacher@{many}"].scores.fid,
+        baseline="the same teacher with 1 guided Euler step",
+        baseline_value=runs["teacher@1"].scores.fid,
+        why="sanity: the teacher's few-step samples are the blur distillation removes",
+        better="lower",
+        kind="sanity",
+    )
+
+
+def file_noise_level_claims(
+    card: Card, high: LADDScores, low: LADDScores, *, steps: int, high_label: str, low_label: str
+) -> None:
+    """High-noise against low-noise t̂ (Sec. 3.2): layout against detail, at ``steps``."""
+    card.add(
+        "t-hat-high-noise-layout",
+        "Re-noising to high noise levels (t̂) makes the discriminator judge global structure",
+        metric=f"low-frequency error ↓ of {steps}-step samples (4×4 pooled, RMS vs the teacher's)",
+        ours=high.low_frequency,
+        baseline=f"the same student with t̂ ~ {low_label} (low noise)",
+        baseline_value=low.low_frequency,
+        why=f"the paper's t̂ ablation (Sec. 3.2): ours is t̂ ~ {high_label}",
+        better="lower",
+    )
+    card.add(
+        "t-hat-low-noise-detail",
+        "Re-noising to low noise levels (t̂) gives feedback on detail",
+        metric=f"high-frequency energy ratio ↑ of {steps}-step samples against real images",
+        ours=low.high_frequency,
+        baseline=f"the same student with t̂ ~ {high_label} (high noise)",
+        baseline_value=high.high_frequency,
+        why="the other side of the same trade-off (Sec. 3.2)",
+        better="higher",
+    )
+
+
+def file_data_claims(card: Card, synthetic: LADDScores, real: LADDScores, *, steps: int) -> None:
+    """The teacher's synthetic latents against the real training latents as LADD's data."""
+    why = "the paper's data ablation (Sec. 3.3): the same student and loss, only the data differ"
+    card.add(
+        "synthetic-vs-real-fid",
+        "Training the student on the teacher's synthetic data beats real data",
+        metric=f"FID-style ↓ of {steps}-step samples against held-out real images",
+        ours=synthetic.scores.fid,
+        baseline="the same student trained on the real training latents",
+        baseline_value=real.scores.fid,
+        why=why,
+        better="lower",
+    )
+    card.add(
+        "synthetic-vs-real-attributes",
+        "Synthetic data gives better caption alignment than real data",
+        metric=f"attribute accuracy ↑ of {steps}-step samples",
+        ours=synthetic.scores.attributes,
+        baseline="the same student trained on the real training latents",
+        baseline_value=real.scores.attributes,
+        why=why,
+        better="higher",
+    )
+
+
+def scores_of(
+    images: Tensor,
+    labels: Mapping[str, Tensor],
+    *,
+    classifier: torch.nn.Module,
+    real: Tensor,
+    teacher_images: Tensor,
+    feature_net: torch.nn.Module,
+    seconds: float,
+) -> LADDScores:
+    """Score decoded ``images`` (b, 3, h, w) in [−1, 1] for their caption ``labels`` against the
+    held-out ``real`` images and the many-step teacher's ``teacher_images`` (same noise and
+    captions, paired)."""
+    from esser_lab.metrics import fid_style
+    from esser_lab.sd3.claims import score_samples
+
+    images = images.detach().float().cpu().clamp(-1, 1)
+    base = score_samples(images, labels, classifier, real, feature_net, seconds)
+    return LADDScores(
+        scores=base,
+        to_teacher=fid_style(images, teacher_images.float().cpu(), feature_net),
+        low_frequency=low_frequency_error(images, teacher_images),
+        high_frequency=high_frequency_ratio(images, real),
+        seconds_per_sample=seconds / images.shape[0],
+    )

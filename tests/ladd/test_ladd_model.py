@@ -1,0 +1,109 @@
+"""LADD's discriminator: features at the chosen blocks, head shapes, the frozen teacher, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from esser_lab.ladd.model import (
+    BatchNormLocal,
+    DiscriminatorHead,
+    LADDConfig,
+    LADDDiscriminator,
+    token_features,
+)
+from esser_lab.sd3.model import MMDiT, MMDiTConfig
+
+
+def _teacher(depth: int = 3) -> MMDiT:
+    torch.manual_seed(0)
+    from dataclasses import replace
+
+    model = MMDiT(replace(MMDiTConfig.tiny(), depth=depth))
+    for p in model.parameters():  # adaLN-Zero leaves blocks inert: make them do something
+        p.data.add_(0.05 * torch.randn_like(p))
+    return model.eval().requires_grad_(False)
+
+
+def _inputs(b: int = 8):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(b, 4, 8, 8, generator=g)
+    t = torch.rand(b, generator=g)
+    cond = {
+        "context": torch.randn(b, 12, 32, generator=g),
+        "pooled": torch.randn(b, 32, generator=g),
+    }
+    return x, t, cond
+
+
+def test_token_features_are_the_blocks_outputs_on_the_grid():
+    teacher = _teacher()
+    x, t, cond = _inputs()
+    features, c = token_features(teacher, x, t, cond, (0, 2))
+    assert [tuple(f.shape) for f in features] == [(8, 32, 4, 4)] * 2
+    assert c.shape == (8, 32)
+    # by hand: the forward of MMDiT, block by block
+    tokens = teacher.x_embedder(x) + teacher.cropped_pos_embed(4, 4)
+    vec = teacher.t_embedder(1000 * t) + teacher.y_embedder(cond["pooled"])
+    context = teacher.context_embedder(cond["context"])
+    outs = []
+    for block in teacher.layers:
+        context, tokens = block(context, tokens, vec)
+        outs.append(tokens)
+    # token l = row · w + column of the 4×4 patch grid
+    assert torch.allclose(features[0][:, :, 1, 2], outs[0][:, 1 * 4 + 2], atol=1e-6)
+    assert torch.allclose(features[1].flatten(2).transpose(1, 2), outs[2], atol=1e-6)
+    assert not torch.allclose(features[0], features[1])
+    with pytest.raises(ValueError, match="blocks must be indices in 0..2"):
+        token_features(teacher, x, t, cond, (3,))
+
+
+def test_head_shapes_and_projection_conditioning():
+    torch.manual_seed(0)
+    head = DiscriminatorHead(32, 16, cmap_dim=8)
+    features = torch.randn(8, 32, 4, 4)
+    c = torch.randn(8, 16)
+    logits = head(features, c)
+    assert logits.shape == (8,)
+    assert not torch.allclose(head(features, torch.randn(8, 16)), logits)  # the condition acts
+    with pytest.raises(ValueError, match=r"features must be \(b, 32, h, w\)"):
+        head(torch.randn(8, 16, 4, 4), c)
+    with pytest.raises(ValueError, match=r"c must be \(8, 16\)"):
+        head(features, torch.randn(8, 15))
+
+
+def test_batch_norm_local_normalises_each_group():
+    norm = BatchNormLocal(3, virtual_batch=4)
+    x = 5 + 3 * torch.randn(8, 3, 4, 4)
+    y = norm(x).view(2, 4, 3, 16)
+    assert torch.allclose(y.mean(dim=(1, 3)), torch.zeros(2, 3), atol=1e-5)
+    assert torch.allclose(y.var(dim=(1, 3), unbiased=False), torch.ones(2, 3), atol=1e-3)
+
+
+def test_discriminator_sums_its_heads_and_keeps_the_teacher_frozen():
+    teacher = _teacher()
+    disc = LADDDiscriminator(teacher, LADDConfig.tiny())
+    assert len(disc.heads) == 3 and disc.blocks == (0, 1, 2)
+    assert not any(p.requires_grad for p in disc.teacher.parameters())
+    disc.train()
+    assert not disc.teacher.training
+    x, t, cond = _inputs()
+    features, c = token_features(teacher, x, t, cond, disc.blocks)
+    by_hand = sum(head(f, c) for head, f in zip(disc.heads, features, strict=True))
+    assert torch.allclose(disc(x, t, cond), by_hand, atol=1e-5)
+    chosen = LADDDiscriminator(_teacher(), LADDConfig(head_blocks=(1,)))
+    assert chosen.blocks == (1,) and len(chosen.heads) == 1
+    with pytest.raises(ValueError, match="head_blocks"):
+        LADDDiscriminator(_teacher(), LADDConfig(head_blocks=(5,)))
+    with pytest.raises(TypeError, match="MMDiT"):
+        LADDDiscriminator(torch.nn.Linear(2, 2), LADDConfig())
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="student_steps"):
+        LADDConfig(student_steps=0)
+    with pytest.raises(ValueError, match="head_kernel"):
+        LADDConfig(head_kernel=2)
+    with pytest.raises(TypeError):
+        LADDConfig(disc_mean="high")
+    assert LADDConfig.paper().student_steps == 4 and LADDConfig.paper().disc_mean > 0

@@ -1,0 +1,94 @@
+"""``LitLADD``: the student gets gradient through the frozen teacher; the teacher never changes;
+a 2-step training run; same seed, same student; bad input named."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from esser_lab.ladd.method import generator_hinge, renoise, student_denoise
+from esser_lab.ladd.model import LADDConfig
+from esser_lab.ladd.training import LitLADD, fit_ladd
+from esser_lab.scale import profile
+from esser_lab.sd3.data import captioned_batch
+from esser_lab.sd3.model import MMDiT, MMDiTConfig
+from esser_lab.sd3.text import ToyTextEncoder
+
+
+def _teacher() -> MMDiT:
+    torch.manual_seed(0)
+    model = MMDiT(MMDiTConfig.tiny())
+    for p in model.parameters():  # adaLN-Zero leaves an untrained net inert: perturb it
+        p.data.add_(0.05 * torch.randn_like(p))
+    return model.eval().requires_grad_(False)
+
+
+def _data(n: int = 16):
+    tokens = captioned_batch(n, 16, generator=torch.Generator().manual_seed(0)).tokens
+    latents = torch.randn(n, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    return latents, tokens
+
+
+def test_the_student_receives_gradient_through_the_discriminator():
+    teacher = _teacher()
+    encoder = ToyTextEncoder(32, 32)
+    system = LitLADD(teacher, encoder, LADDConfig.tiny())
+    latents, tokens = _data(8)
+    cond = encoder.encode(tokens)
+    g = torch.Generator().manual_seed(0)
+    x0_hat, _ = student_denoise(system.student, latents, cond, system.times, g)
+    fake, t_hat = renoise(x0_hat, 1.0, 1.0, g)
+    generator_hinge(system.discriminator(fake, t_hat, cond)).backward()
+    grads = [p.grad for p in system.student.parameters()]
+    assert all(grad is not None for grad in grads)
+    assert sum(float(grad.abs().sum()) for grad in grads) > 0
+    assert all(p.grad is None for p in system.discriminator.teacher.parameters())
+    # under no_grad the same loss carries no gradient at all: the pitfall the test guards against
+    with torch.no_grad():
+        dead = system.discriminator(fake.detach(), t_hat, cond)
+    assert not dead.requires_grad
+
+
+def test_a_two_step_run_trains_the_student_and_leaves_the_teacher():
+    teacher = _teacher()
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    latents, tokens = _data()
+    config = replace(LADDConfig.tiny(), virtual_batch=4)
+    system = fit_ladd(teacher, ToyTextEncoder(32, 32), config, latents, tokens, profile("tiny"),
+                      steps=2, batch_size=8, seed=0)  # fmt: skip
+    assert system.global_step == 2 and len(system.history) == 2
+    assert {"loss_g", "loss_d", "real_logit", "fake_logit"} <= set(system.history[0])
+    for key, value in system.discriminator.teacher.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    for key, value in teacher.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    moved = [k for k, v in system.student.state_dict().items() if not torch.equal(v, before[k])]
+    assert moved, "the student did not change"
+    again = fit_ladd(teacher, ToyTextEncoder(32, 32), config, latents, tokens, profile("tiny"),
+                     steps=2, batch_size=8, seed=0)  # fmt: skip
+    for key, value in system.student.state_dict().items():
+        assert torch.equal(value, again.student.state_dict()[key]), key
+    other = fit_ladd(teacher, ToyTextEncoder(32, 32), config, latents, tokens, profile("tiny"),
+                     steps=2, batch_size=8, seed=1)  # fmt: skip
+    assert not all(
+        torch.equal(v, other.student.state_dict()[k])
+        for k, v in system.student.state_dict().items()
+    )
+
+
+def test_bad_input_is_named():
+    teacher = _teacher()
+    encoder = ToyTextEncoder(32, 32)
+    with pytest.raises(TypeError, match="teacher must be an MMDiT"):
+        LitLADD(torch.nn.Linear(2, 2), encoder, LADDConfig.tiny())
+    with pytest.raises(TypeError, match="LADDConfig"):
+        LitLADD(teacher, encoder, {"student_steps": 4})
+    system = LitLADD(teacher, encoder, LADDConfig.tiny())
+    with pytest.raises(KeyError, match="'latent' and 'tokens'"):
+        system.training_step({"image": torch.zeros(2, 3, 16, 16)}, 0)
+    latents, tokens = _data(8)
+    with pytest.raises(ValueError, match="one caption per latent"):
+        fit_ladd(teacher, encoder, LADDConfig.tiny(), latents, tokens[:4], profile("tiny"),
+                 steps=1, batch_size=4)  # fmt: skip
