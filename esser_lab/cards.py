@@ -414,9 +414,13 @@ class Card:
                     )
         return ""
 
-    def long_run(self, key: str) -> SeedVerdict | None:
-        """The verdict of claim ``key`` in the longer bench runs (``claims_long.csv``), if any."""
-        self[key]
+    def long_run(self, key: str, *, long_only: bool = False) -> SeedVerdict | None:
+        """The verdict of claim ``key`` in the longer bench runs (``claims_long.csv``), if any.
+
+        ``key`` must be on this card (a typo raises), unless ``long_only``: a claim that only
+        the long budget measures (quoted by the minute's page from the file)."""
+        if not long_only:
+            self[key]
         path = self.long_file
         if path is None:
             root = repository_root()
@@ -426,8 +430,8 @@ class Card:
         verdicts = seed_verdicts(read_seed_rows(path), MIN_LONG_SEEDS)
         return verdicts.get((self.chapter, key, self.scale))
 
-    def long_phrase(self, key: str) -> str:
-        verdict = self.long_run(key)
+    def long_phrase(self, key: str, *, long_only: bool = False) -> str:
+        verdict = self.long_run(key, long_only=long_only)
         if verdict is None:
             return "no longer run recorded (bench/results/claims_long.csv)"
         return f"at the long budget, {verdict.describe()}"

@@ -402,3 +402,11 @@ def test_long_runs_need_three_seeds_and_reach_the_text(tmp_path: Path) -> None:
     assert text.startswith("not reproduced: held in 1 of 5 seeds")
     assert "at the long budget, reproduced: held in 3 of 3 seeds" in text
     assert "at the long budget, reproduced" in card.markdown()
+    # a claim only the long budget measures: quoted by name, typos on the card still raise
+    with pytest.raises(KeyError, match="long-shape"):
+        card.long_run("long-shape")
+    assert "no longer run recorded" in card.long_phrase("long-shape", long_only=True)
+    card.long_file = seeds_csv(tmp_path / "claims_long.csv", [0.1, -0.2, 0.3], key="long-shape")
+    assert card.long_phrase("long-shape", long_only=True).startswith(
+        "at the long budget, not settled: held in 2 of 3 seeds"
+    )

@@ -103,32 +103,37 @@ def shift_figure(
     best_alpha: Mapping[int, float],
     error: Mapping[int, Sequence[float]] | None = None,
     alphas: Sequence[float] = (),
+    *,
+    what: str = "pixels n",
+    label: str = "best α (exact posterior)",
+    error_label: str = "per-pixel W2² to the data",
 ):
     """The best shift α against the number of pixels (log–log) with the √(n/n₀) law through the
     first point; with ``error`` (per n, the error at each of ``alphas``) a second panel of the
-    error curves."""
+    error curves. ``what``, ``label``, ``error_label``: the axis and legend texts (the trained
+    models' sweep: latent tokens, FID-style)."""
     import matplotlib.pyplot as plt
 
     pixels = sorted(best_alpha)
     panels = 2 if error else 1
     fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3), squeeze=False)
     ax = axes[0][0]
-    ax.plot(pixels, [best_alpha[n] for n in pixels], "o-", label="best α (exact posterior)")
+    ax.plot(pixels, [best_alpha[n] for n in pixels], "o-", label=label)
     n0 = pixels[0]
     ax.plot(pixels, [best_alpha[n0] * (n / n0) ** 0.5 for n in pixels], "--", label="∝ √n")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("pixels n")
+    ax.set_xlabel(what)
     ax.set_ylabel("best α")
     ax.legend(fontsize=7)
     if error:
         ax = axes[0][1]
         for n in pixels:
-            ax.plot(alphas, error[n], label=f"n = {n}")
+            ax.plot(alphas, error[n], label=f"{what.split()[-1]} = {n}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("shift α")
-        ax.set_ylabel("per-pixel W2² to the data")
+        ax.set_ylabel(error_label)
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

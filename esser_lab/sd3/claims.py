@@ -27,6 +27,7 @@ Chance-like references (unconditional samples judged against the captions) are s
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,12 +40,14 @@ from esser_lab.metrics import fid_style
 
 __all__ = [
     "BackboneRun",
+    "best_on_grid",
     "SampleScores",
     "StabilityRun",
     "file_backbone_claims",
     "file_formulation_claims",
     "file_qk_norm_claims",
     "file_shift_claims",
+    "file_trained_shift_claim",
     "loss_spike",
     "relative_drop",
     "file_sanity",
@@ -80,7 +83,7 @@ class SampleScores:
 class BackboneRun:
     """One backbone trained with the chapter's formulation: its size and scores."""
 
-    name: str  # "mmdit", "crossdit"
+    name: str  # "mmdit", "crossdit", "dit"
     parameters: int
     val_loss: float  # the stratified validation loss, Sec. 5.3.3 (mean over the levels)
     scores: SampleScores
@@ -313,13 +316,25 @@ def file_formulation_claims(
     )
 
 
+#: the backbones MMDiT is compared with (SD3 Fig. 4): label, how they read the text
+BACKBONES = {
+    "crossdit": ("CrossDiT", "a cross-attention DiT"),
+    "dit": ("DiT (concat)", "a DiT that runs text and image tokens through one weight set"),
+}
+
+
 def file_backbone_claims(
-    card: Card, mmdit: BackboneRun, crossdit: BackboneRun, *, train_steps: int, steps: int
+    card: Card, mmdit: BackboneRun, other: BackboneRun, *, train_steps: int, steps: int
 ) -> None:
-    """Files MMDiT against CrossDiT at matched parameters (caption accuracy, validation loss)."""
-    ratio = crossdit.parameters / mmdit.parameters
+    """Files MMDiT against ``other`` (``"crossdit"`` or ``"dit"``, the concatenating DiT) at
+    matched parameters: attribute accuracy of samples and validation loss, keys
+    ``mmdit-vs-<other.name>-accuracy`` / ``-val-loss``."""
+    if other.name not in BACKBONES:
+        raise ValueError(f"other must be one of {sorted(BACKBONES)}, got {other.name!r}")
+    label, description = BACKBONES[other.name]
+    ratio = other.parameters / mmdit.parameters
     baseline = (
-        f"CrossDiT at matched parameters ({ratio:.2f}× MMDiT's), same formulation, "
+        f"{label} at matched parameters ({ratio:.2f}× MMDiT's), same formulation, "
         f"{train_steps} steps"
     )
     why = "the paper's Fig. 4: the text-to-image backbones compared at equal size"
@@ -327,24 +342,24 @@ def file_backbone_claims(
         None, None, "validation loss, CLIP score, FID over training (curves only)", "Fig. 4"
     )
     card.add(
-        "mmdit-vs-crossdit-accuracy",
-        "MMDiT (two weight streams, joint attention) follows the captions better than a "
-        "cross-attention DiT of the same size",
+        f"mmdit-vs-{other.name}-accuracy",
+        "MMDiT (two weight streams, joint attention) follows the captions better than "
+        f"{description} of the same size",
         metric=f"attribute accuracy of samples, {steps} steps",
         ours=mmdit.scores.attributes,
         baseline=baseline,
-        baseline_value=crossdit.scores.attributes,
+        baseline_value=other.scores.attributes,
         why=why,
         better="higher",
         paper=fig4,
     )
     card.add(
-        "mmdit-vs-crossdit-val-loss",
-        "MMDiT reaches a lower validation loss than a cross-attention DiT of the same size",
+        f"mmdit-vs-{other.name}-val-loss",
+        f"MMDiT reaches a lower validation loss than {description} of the same size",
         metric="stratified validation loss (Sec. 5.3.3: 8 equidistant t, t = 1 excluded), held-out",
         ours=mmdit.val_loss,
         baseline=baseline,
-        baseline_value=crossdit.val_loss,
+        baseline_value=other.val_loss,
         why=why,
         better="lower",
         paper=fig4,
@@ -368,6 +383,48 @@ def file_shift_claims(card: Card, best_alpha: Mapping[int, float]) -> None:
         baseline_value=0.0,
         why="the paper's Sec. 5.3.2: the same noise destroys less of a larger image, so "
         "sampling at a higher resolution needs more time near the noise",
+        better="higher",
+        paper=PaperPair(0.5, 0.0, "exponent of α = √(m/n)", "Sec. 5.3.2, Eq. 23"),
+    )
+
+
+def best_on_grid(scores: Mapping[float, float]) -> float:
+    """The key of the lowest score (the first of equals: the smaller shift)."""
+    if not scores:
+        raise ValueError("best_on_grid needs at least one (α, score) pair")
+    bad = {k: v for k, v in scores.items() if not math.isfinite(v)}
+    if bad:
+        raise ValueError(f"scores must be finite, got {bad}")
+    return min(sorted(scores), key=lambda alpha: scores[alpha])
+
+
+def file_trained_shift_claim(
+    card: Card,
+    sweeps: Mapping[int, Mapping[float, float]],
+    *,
+    steps: int,
+    fine_tune_steps: int,
+) -> None:
+    """Files the shift on trained models: ``sweeps[tokens][α]`` = the FID-style score of
+    ``steps``-step Euler samples on the grid shifted by α, for the model trained at the lower
+    resolution and for its fine-tuned copy at the higher one (keys: latent tokens per image).
+    The claim is the log–log slope of the best α against the tokens (> 0: it grows)."""
+    if len(sweeps) != 2:
+        raise ValueError(f"need sweeps at exactly two resolutions, got {sorted(sweeps)}")
+    best = {n: best_on_grid(scores) for n, scores in sweeps.items()}
+    low, high = min(best), max(best)
+    card.add(
+        "shift-trained-exponent",
+        "a model fine-tuned at a higher resolution samples best with a larger timestep shift α "
+        "than at its pre-training resolution (Eq. 23: α = √(m/n))",
+        metric=f"log–log slope of the best α (lowest FID-style score, {steps} Euler steps) "
+        f"against the latent tokens, {low} (pre-trained) to {high} (fine-tuned "
+        f"{fine_tune_steps} steps)",
+        ours=log_slope(best),
+        baseline="no growth with the resolution (slope 0)",
+        baseline_value=0.0,
+        why="the paper's Sec. 5.3.2: it pre-trains at 256² and shifts its schedule to fine-tune "
+        "and sample at 1024²; ties on the α grid count as no growth",
         better="higher",
         paper=PaperPair(0.5, 0.0, "exponent of α = √(m/n)", "Sec. 5.3.2, Eq. 23"),
     )

@@ -89,6 +89,12 @@ def test_backbone_shift_qk_and_sanity_claims():
     file_backbone_claims(card, mmdit, cross, train_steps=10, steps=25)
     assert card["mmdit-vs-crossdit-accuracy"].holds and card["mmdit-vs-crossdit-val-loss"].holds
     assert "0.99×" in card["mmdit-vs-crossdit-val-loss"].baseline
+    concat = BackboneRun("dit", 1010, 0.45, S(12.0, 0.5, 1.0))  # better loss and accuracy
+    file_backbone_claims(card, mmdit, concat, train_steps=10, steps=25)
+    assert not card["mmdit-vs-dit-val-loss"].holds and not card["mmdit-vs-dit-accuracy"].holds
+    assert "DiT (concat)" in card["mmdit-vs-dit-accuracy"].baseline
+    with pytest.raises(ValueError, match="crossdit"):
+        file_backbone_claims(card, mmdit, replace(concat, name="uvit"), train_steps=1, steps=1)
     file_shift_claims(card, {16: 3.0, 64: 6.0, 4096: 48.0})  # α = 0.75·√n: slope 0.5
     assert card["shift-alpha-exponent"].our_value == pytest.approx(0.5)
     assert card["shift-alpha-exponent"].baseline_value == 0.0
@@ -175,3 +181,22 @@ def test_sample_latents_is_seeded_and_guidance_needs_the_unconditional_input():
         model, rf, cond, null_condition(encoder, 1), (4, 8, 8), steps=3, guidance=1.0, seed=1
     )
     assert torch.equal(guided, a)  # s = 1 is the conditional model itself
+
+
+def test_trained_shift_claim_is_the_slope_of_the_best_alpha_and_ties_fail():
+    from esser_lab.sd3.claims import best_on_grid, file_trained_shift_claim
+
+    assert best_on_grid({1.0: 3.0, 4.0: 2.0, 8.0: 2.0, 16.0: 5.0}) == 4.0  # first of equals
+    with pytest.raises(ValueError, match="finite"):
+        best_on_grid({1.0: float("nan")})
+    grows = {16: {1.0: 9.0, 4.0: 5.0, 16.0: 7.0}, 64: {1.0: 9.0, 4.0: 6.0, 16.0: 4.0}}
+    card = _card()
+    file_trained_shift_claim(card, grows, steps=5, fine_tune_steps=100)
+    claim = card["shift-trained-exponent"]
+    assert claim.holds and claim.our_value == pytest.approx(1.0)  # 4 -> 16 over 16 -> 64 tokens
+    tie = {16: {1.0: 9.0, 4.0: 5.0}, 64: {1.0: 9.0, 4.0: 5.0}}
+    card = _card()
+    file_trained_shift_claim(card, tie, steps=5, fine_tune_steps=100)
+    assert not card["shift-trained-exponent"].holds
+    with pytest.raises(ValueError, match="two resolutions"):
+        file_trained_shift_claim(_card(), {16: {1.0: 1.0}}, steps=5, fine_tune_steps=1)
