@@ -12,7 +12,8 @@ Neither fact can be read from one half alone: a denoiser that treats tokens inde
 keep the shapes equal, and features that are a sum over tokens cannot tell "same colour" from
 "different colour" with a linear read-out (for four colours, equality is not a sum of a function
 of the left colour and a function of the right one). The shape rule is what the chapter checks
-in generated samples (:func:`judge_shapes`: the best-matching template per half); the colour
+in generated samples (:func:`judge_shapes`: the best-matching template per half, when it matches
+well); the colour
 relation is the label of its linear probe.
 """
 
@@ -82,10 +83,11 @@ def relation_batch(n: int, generator: torch.Generator | None = None) -> Relation
     return RelationBatch(images, shape, left, right)
 
 
-def judge_shapes(images: Tensor) -> tuple[Tensor, Tensor]:
+def judge_shapes(images: Tensor, min_iou: float = 0.6) -> tuple[Tensor, Tensor]:
     """The glyph of each half, (n,) and (n,), by the best template match: the foreground
     (any channel above 0) of the half is compared with every glyph at every position, and the
-    glyph with the highest intersection-over-union wins."""
+    glyph with the highest intersection-over-union wins; −1 where no glyph reaches ``min_iou``
+    (a blob or an empty half is no glyph)."""
     if images.dim() != 4 or tuple(images.shape[1:]) != (3, SIZE, SIZE):
         raise ValueError(f"images must be (n, 3, {SIZE}, {SIZE}), got {tuple(images.shape)}")
     foreground = (images.amax(dim=1) > 0).float()  # (n, 16, 16)
@@ -98,5 +100,6 @@ def judge_shapes(images: Tensor) -> tuple[Tensor, Tensor]:
         outside = half.sum((1, 2))[:, None, None, None] - inter  # foreground the glyph misses
         union = masks.sum((1, 2)) + outside
         iou = (inter / union).flatten(1, 2).amax(dim=1)  # (n, glyphs)
-        results.append(iou.argmax(dim=1))
+        best, glyph = iou.max(dim=1)
+        results.append(torch.where(best >= min_iou, glyph, -1))
     return results[0], results[1]

@@ -36,3 +36,11 @@ def test_judge_recovers_the_glyphs_and_detects_a_broken_rule() -> None:
         judge_shapes(torch.zeros(2, 3, 8, 8))
     with pytest.raises(ValueError, match="n must be"):
         relation_batch(0)
+
+
+def test_judge_refuses_blobs() -> None:
+    blob = torch.full((1, 3, 16, 16), -1.0)
+    blob[:, 0, 2:10, 1:7] = 1.0  # a filled 8×6 rectangle in each half
+    blob[:, 0, 2:10, 9:15] = 1.0
+    left, right = judge_shapes(blob)
+    assert left.item() == -1 and right.item() == -1
