@@ -214,7 +214,8 @@ from esser_lab.selfflow.method import SelfFlowMethod
 from esser_lab.selfflow.training import LitSelfFlow
 from esser_lab.training.trainer import make_trainer
 
-train_steps = profile.pick(tiny=150, small=20_000, full=100_000, long=3000)
+long_steps = 1500  # the tiny budget of the longer bench run (ESSER_LAB_BUDGET=long)
+train_steps = profile.pick(tiny=150, small=20_000, full=100_000, long=long_steps)
 batch_size = 4 if profile.capped else profile.pick(tiny=64, small=128, full=256)
 learning_rate = profile.pick(tiny=1e-3, small=3e-4, full=1e-4)
 student_layer = max(1, round(0.3 * config.depth))
@@ -386,6 +387,26 @@ bullets = [
         fails="Self-Flow trained for {ours} s against {baseline} s for vanilla.",
     ),
 ]
+probes = [r.best_probe for r in results.values()]
+rules = [r.samples.rule for r in results.values()]
+bullets.append(
+    f"**What {profile.steps(train_steps):,} steps show.** The three arms' best class probes lie "
+    f"within {max(probes) - min(probes):.3f} of one another (chance 0.25), and at most "
+    f"{100 * max(rules):.1f} % of any arm's samples show two clear glyphs of one shape: "
+    + (
+        "the networks have not yet learned to draw the glyphs, so a minute cannot separate the "
+        "arms; the verdicts above are noise until the seeds and the longer run say otherwise."
+        if max(rules) < 0.2
+        else "the arms draw glyphs, and the comparison above is between trained models."
+    )
+)
+longer = [f"`{c.key}`: {card.long_phrase(c.key)}" for c in card.claims
+          if c.kind == "claim" and card.long_run(c.key) is not None]  # fmt: skip
+bullets.append(
+    "**The longer bench run** (the same cells at "
+    f"{long_steps:,} steps, "
+    "`claims_long.csv`): " + ("; ".join(longer) + "." if longer else "none recorded yet.")
+)
 display(Markdown("\n".join(f"* {b}" for b in bullets)))
 
 # %% [markdown]
