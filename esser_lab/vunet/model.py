@@ -175,8 +175,17 @@ class VUNetConfig:
         )
 
     def without_appearance(self) -> VUNetConfig:
-        """The baseline: the same shape U-Net without appearance latent (pix2pix-style)."""
+        """The same shape U-Net without appearance latent (pix2pix-style: sees ŷ only)."""
         return replace(self, num_latent_scales=0)
+
+    def paired_baseline(self) -> VUNetConfig:
+        """PG2's generator in this U-Net (Ma et al. 2017, stage 1: a U-Net on the condition
+        image concatenated with the target pose): no appearance latent, its input
+        ``[ŷ of the target, the source image]`` on the channels; trained on pairs of one figure
+        in two poses (:class:`~esser_lab.vunet.training.LitVUNet` with ``paired=True``)."""
+        return replace(
+            self, num_latent_scales=0, shape_channels=self.shape_channels + self.image_channels
+        )
 
 
 @dataclass

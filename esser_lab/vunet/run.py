@@ -1,13 +1,15 @@
 """Chapter 1's training for ``python -m esser_lab vunet fit`` (see :mod:`esser_lab.cli`).
 
-``--stage vunet`` trains :class:`LitVUNet` on procedural figures; ``--stage baseline`` the same
-U-Net without its appearance latent (the chapter's pix2pix-style baseline). With the VGG19
+``--stage vunet`` trains :class:`LitVUNet` on procedural figures; ``--stage baseline`` the
+chapter's baseline, PG2's generator in the same U-Net (``VUNetConfig.paired_baseline``), trained
+on pairs of one figure in two poses. With the VGG19
 likelihood (small/full) the VGG19 weights are read from ``data/checkpoints/vgg19/vgg19.pth``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 
 from esser_lab.cli import Plan, Run, Stage, vgg19_feature_loss
 from esser_lab.vunet.model import VUNetConfig
@@ -35,7 +37,7 @@ def _data(preset: str) -> FiguresData:
     return FiguresData({"tiny": 4096, "small": 50_000, "full": 200_000}[preset])
 
 
-def _build(config: VUNetConfig, data: FiguresData, run: Run) -> Plan:
+def _build(config: VUNetConfig, data: FiguresData, run: Run, paired: bool = False) -> Plan:
     from esser_lab.data.modules import FiguresDataModule
     from esser_lab.vunet import figure_boxes
     from esser_lab.vunet.training import LitVUNet
@@ -50,7 +52,7 @@ def _build(config: VUNetConfig, data: FiguresData, run: Run) -> Plan:
     )
     perceptual = vgg19_feature_loss(run, seed=run.seed) if config.likelihood == "vgg19" else None
     return Plan(
-        LitVUNet(config, figure_boxes(), perceptual),
+        LitVUNet(config, figure_boxes(), perceptual, paired=paired),
         config.total_steps,
         datamodule=datamodule,
         progress_keys=("loss", "likelihood", "kl"),
@@ -61,9 +63,9 @@ def _build(config: VUNetConfig, data: FiguresData, run: Run) -> Plan:
 STAGES = {
     "vunet": Stage("the VUNet", vunet_config, _data, _build),
     "baseline": Stage(
-        "the same U-Net without the appearance latent",
-        lambda preset: vunet_config(preset).without_appearance(),
+        "PG2's generator in the same U-Net, trained on pairs",
+        lambda preset: vunet_config(preset).paired_baseline(),
         _data,
-        _build,
+        partial(_build, paired=True),
     ),
 }

@@ -1,4 +1,5 @@
-"""``LitVUNet``: the Lightning system that trains a VUNet (or its no-latent baseline)."""
+"""``LitVUNet``: the Lightning system that trains a VUNet (or its baselines without latent:
+the shape-only U-Net, and PG2's generator on pairs with ``paired=True``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import asdict
 import torch
 from torch import nn
 
+from esser_lab.data import figures
 from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now
 from esser_lab.vunet.layers import WNConv2d, data_dependent_init
@@ -29,15 +31,26 @@ class LitVUNet(ResumableModule):
     """
 
     def __init__(
-        self, config: VUNetConfig, boxes: list[PartBox], perceptual: nn.Module | None = None
+        self,
+        config: VUNetConfig,
+        boxes: list[PartBox],
+        perceptual: nn.Module | None = None,
+        *,
+        paired: bool = False,
     ) -> None:
         super().__init__()
         if len(boxes) != config.num_boxes:
             raise ValueError(
                 f"config.num_boxes={config.num_boxes} but {len(boxes)} part boxes given"
             )
-        self.save_hyperparameters({"config": asdict(config)})
+        if paired and config.num_latent_scales:
+            raise ValueError(
+                "paired=True trains PG2's generator: a config from VUNetConfig.paired_baseline() "
+                f"(no appearance latent), got num_latent_scales={config.num_latent_scales}"
+            )
+        self.save_hyperparameters({"config": asdict(config), "paired": paired})
         self.config = config
+        self.paired = paired
         self.boxes = list(boxes)
         self.model = VUNet(config)
         self.perceptual = perceptual
@@ -54,15 +67,31 @@ class LitVUNet(ResumableModule):
             batch["image"], batch["keypoints"], self.boxes, self.config.crop_size
         )
 
+    def shape_input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The U-Net's input: ŷ; for the paired baseline ``[ŷ, source]``, the source being the
+        same figure (its colours, background and texture) in the pose of the batch's next
+        figure, rendered on the fly: PG2's supervision, a pair of one person in two poses."""
+        if not self.paired:
+            return batch["stickman"]
+        missing = {"keypoints", "colours", "background", "texture"} - set(batch)
+        if missing:
+            raise ValueError(f"paired training needs figure batches with {sorted(missing)}")
+        appearance = figures.Appearance(batch["colours"], batch["background"], batch["texture"])
+        source = figures.render(
+            batch["keypoints"].roll(1, 0), appearance, batch["image"].shape[-1]
+        ).image
+        return torch.cat([batch["stickman"], source], dim=1)
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         crops = self.crops(batch)
+        shape = self.shape_input(batch)
         if not self._init_checked:  # read the flags once per process (a host sync on a GPU)
             if not self.initialised:
                 with torch.no_grad(), data_dependent_init(self.model):
-                    self.model(batch["stickman"], crops)
+                    self.model(shape, crops)
             self._init_checked = True
         terms = vunet_loss(
-            self.model, batch["image"], batch["stickman"], crops, self.global_step, self.perceptual
+            self.model, batch["image"], shape, crops, self.global_step, self.perceptual
         )
         if log_now(self):
             self.log_dict(
@@ -81,7 +110,7 @@ class LitVUNet(ResumableModule):
         terms = vunet_loss(
             self.model,
             batch["image"],
-            batch["stickman"],
+            self.shape_input(batch),
             self.crops(batch),
             self.global_step,
             self.perceptual,

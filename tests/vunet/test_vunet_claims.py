@@ -63,3 +63,34 @@ def test_the_metric_names_the_test_set_size():
     card = file_claims(Card("01_vunet", "small", 0, 0.0), vunet, baseline, 0.3, num_test=256)
     assert "256 held-out figures" in card["transfer-colour"].metric
     assert "256 held-out figures" in card["transfer-ssim"].metric
+
+
+def test_paired_baseline_reads_the_source_image_and_trains_on_pairs():
+    from esser_lab.vunet.claims import paired_transfer_scores
+    from esser_lab.vunet.training import LitVUNet
+
+    config = VUNetConfig.tiny()
+    paired = config.paired_baseline()
+    assert paired.num_latent_scales == 0
+    assert paired.shape_channels == config.shape_channels + config.image_channels
+    test = figures.sample(8, config.image_size, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    model = VUNet(paired).eval()
+    pose_of = torch.roll(torch.arange(8), -1)
+    scores = paired_transfer_scores(model, test, pose_of)
+    assert 0 <= scores.transfer <= 1 and -1 <= scores.ssim <= 1
+    with pytest.raises(ValueError, match="shape_channels must be"):
+        paired_transfer_scores(VUNet(config.without_appearance()), test, pose_of)
+    # the training input: [ŷ, the same figure in the next figure's pose]
+    system = LitVUNet(paired, figure_boxes(), paired=True)
+    batch = test.to_dict()
+    shape = system.shape_input(batch)
+    assert shape.shape == (8, paired.shape_channels, config.image_size, config.image_size)
+    truth = figures.render(test.keypoints.roll(1, 0), test.appearance, config.image_size)
+    torch.testing.assert_close(shape[:, config.shape_channels :], truth.image)
+    torch.testing.assert_close(shape[:, : config.shape_channels], test.stickman)
+    assert not torch.equal(truth.image, test.image)  # another pose, not a copy
+    loss = system.training_step(batch, 0)
+    assert torch.isfinite(loss)
+    with pytest.raises(ValueError, match="paired_baseline"):
+        LitVUNet(config, figure_boxes(), paired=True)
