@@ -214,7 +214,7 @@ from esser_lab.selfflow.method import SelfFlowMethod
 from esser_lab.selfflow.training import LitSelfFlow
 from esser_lab.training.trainer import make_trainer
 
-long_steps = 1500  # the tiny budget of the longer bench run (ESSER_LAB_BUDGET=long)
+long_steps = 1000  # the tiny budget of the longer bench run (ESSER_LAB_BUDGET=long)
 train_steps = profile.pick(tiny=150, small=20_000, full=100_000, long=long_steps)
 batch_size = 4 if profile.capped else profile.pick(tiny=64, small=128, full=256)
 learning_rate = profile.pick(tiny=1e-3, small=3e-4, full=1e-4)
