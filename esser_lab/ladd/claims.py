@@ -119,7 +119,7 @@ def file_few_step_claims(
     ``"teacher@k"`` for k in ``steps`` and ``"teacher@{many}"``."""
     _need(runs, (*(f"{w}@{k}" for w in ("student", "teacher") for k in steps), f"teacher@{many}"))
     same = (
-        f"the teacher with the same {{k}} Euler steps, guided (twice the calls); the student is "
+        "the teacher with the same {k} Euler {steps}, guided (twice the calls); the student is "
         f"its copy after {train_steps} LADD steps"
     )
     why = (
@@ -128,12 +128,13 @@ def file_few_step_claims(
     )
     for k in steps:
         student, teacher = runs[f"student@{k}"], runs[f"teacher@{k}"]
+        word = "step" if k == 1 else "steps"
         card.add(
             f"student-vs-teacher-fid-{k}",
-            f"A {k}-step LADD student samples better than its teacher with {k} steps",
+            f"A {k}-step LADD student samples better than its teacher with {k} {word}",
             metric=f"FID-style ↓ of {k}-step samples against held-out real images",
             ours=student.scores.fid,
-            baseline=same.format(k=k),
+            baseline=same.format(k=k, steps=word),
             baseline_value=teacher.scores.fid,
             why=why,
             better="lower",
@@ -141,20 +142,20 @@ def file_few_step_claims(
         card.add(
             f"student-closer-to-teacher-{k}",
             f"A {k}-step student is closer to the {many}-step guided teacher than the teacher "
-            f"with {k} steps is",
+            f"with {k} {word} is",
             metric=f"FID-style ↓ against the teacher's {many}-step guided samples",
             ours=student.to_teacher,
-            baseline=same.format(k=k),
+            baseline=same.format(k=k, steps=word),
             baseline_value=teacher.to_teacher,
             why="the paper's claim: the student matches its many-step teacher (Sec. 4)",
             better="lower",
         )
         card.add(
             f"student-vs-teacher-attributes-{k}",
-            f"A {k}-step student follows the captions better than its teacher with {k} steps",
+            f"A {k}-step student follows the captions better than its teacher with {k} {word}",
             metric=f"attribute accuracy ↑ of {k}-step samples (classifier on real images)",
             ours=student.scores.attributes,
-            baseline=same.format(k=k),
+            baseline=same.format(k=k, steps=word),
             baseline_value=teacher.scores.attributes,
             why=why,
             better="higher",

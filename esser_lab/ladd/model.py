@@ -99,7 +99,7 @@ class LADDConfig:
     @classmethod
     def tiny(cls) -> LADDConfig:
         """The toy: the training resolution of the teacher (shift 1), larger learning rates."""
-        return replace(cls(), shift=1.0, lr_student=1e-4, lr_disc=1e-3)
+        return replace(cls(), shift=1.0, lr_student=1e-4, lr_disc=2e-3)
 
 
 class BatchNormLocal(nn.Module):
