@@ -10,6 +10,7 @@ from esser_lab.iin.data import (
     FACTORS,
     FactorPairs,
     factor_pairs,
+    factor_values,
     plain_sprites,
     rerender,
 )
@@ -17,12 +18,14 @@ from esser_lab.iin.method import (
     FactorDims,
     estimate_factor_dims,
     factor_nll_loss,
+    linear_factor_basis,
     linear_probe,
     linear_r2,
     nll_loss,
     probe_gap,
     swap_coordinates,
     swap_factor,
+    swap_subspace,
 )
 from esser_lab.iin.model import FactorTransformer, IINConfig
 
@@ -36,6 +39,8 @@ __all__ = [
     "estimate_factor_dims",
     "factor_nll_loss",
     "factor_pairs",
+    "factor_values",
+    "linear_factor_basis",
     "linear_probe",
     "linear_r2",
     "nll_loss",
@@ -44,4 +49,5 @@ __all__ = [
     "rerender",
     "swap_coordinates",
     "swap_factor",
+    "swap_subspace",
 ]

@@ -30,6 +30,17 @@ FACTORS = ("colour", "position")  # the named factors, in the order of T(z)'s ch
 BACKGROUND = (-0.5, -0.5, -0.5)  # dark grey, see plain_sprites
 
 
+def factor_values(batch: sprites.Sprites, factor: str) -> Tensor:
+    """A named factor's true values as numbers ``(b, m)`` for a linear read-out of the first
+    object: ``"colour"`` its RGB in [-1, 1] (b, 3), ``"position"`` its centre (x, y) (b, 2)."""
+    if factor == "colour":
+        table = torch.tensor(list(sprites.COLOURS.values()), device=batch.colour.device)
+        return table[batch.colour[:, 0]]
+    if factor == "position":
+        return batch.position[:, 0]
+    raise ValueError(f"factor must be one of {FACTORS}, got {factor!r}")
+
+
 def plain_sprites(n: int, size: int, *, generator: torch.Generator) -> sprites.Sprites:
     """``n`` one-object sprites with random shape, colour, position, scale, rotation; plain texture.
 

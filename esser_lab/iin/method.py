@@ -28,6 +28,8 @@ from esser_lab.iin.model import FactorTransformer
 from esser_lab.nn.flows import nll_loss
 
 __all__ = [
+    "linear_factor_basis",
+    "swap_subspace",
     "FactorDims",
     "estimate_factor_dims",
     "factor_nll_loss",
@@ -147,6 +149,42 @@ def swap_coordinates(z: Tensor, z_source: Tensor, index: slice | Tensor) -> Tens
     edited = z.clone()
     edited[:, index] = z_source[:, index]
     return edited
+
+
+def linear_factor_basis(z: Tensor, targets: Tensor, ridge: float = 1e-2) -> Tensor:
+    """An orthonormal basis ``(d, m)`` of where a *linear* read-out of ``targets`` ``(n, m)``
+    (a factor's values, e.g. RGB colour or (x, y) position) looks in the codes ``z`` ``(n, d)``:
+    the column space of the ridge regression's weights (centred, standardised codes; ``ridge``
+    relative to the codes' scale). With :func:`swap_subspace` it is the strongest edit without
+    an interpretation network: a linear concept direction fitted with the true factor values."""
+    if z.dim() != 2 or targets.dim() != 2 or len(z) != len(targets):
+        raise ValueError(
+            f"need z (n, d) and targets (n, m) of the same n, got {tuple(z.shape)} and "
+            f"{tuple(targets.shape)}"
+        )
+    if not ridge > 0:
+        raise ValueError(f"ridge must be > 0, got {ridge}")
+    x = (z - z.mean(0)).double()
+    y = (targets - targets.mean(0)).double()
+    gram = x.T @ x / len(x)
+    weight = torch.linalg.solve(
+        gram + ridge * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype),
+        x.T @ y / len(x),
+    )  # (d, m)
+    basis, _ = torch.linalg.qr(weight)  # orthonormal columns spanning the weights
+    return basis.to(z.dtype)
+
+
+def swap_subspace(z: Tensor, z_source: Tensor, basis: Tensor) -> Tensor:
+    """Replace the component of ``z`` in the span of ``basis`` (d, m; orthonormal columns) by
+    that of ``z_source``, keeping the rest: ``z + (z_source − z) B Bᵀ``."""
+    if z.shape != z_source.shape:
+        raise ValueError(
+            f"z and z_source differ in shape: {tuple(z.shape)} vs {tuple(z_source.shape)}"
+        )
+    if basis.dim() != 2 or basis.shape[0] != z.shape[-1]:
+        raise ValueError(f"basis must be ({z.shape[-1]}, m), got {tuple(basis.shape)}")
+    return z + (z_source - z) @ basis @ basis.T
 
 
 def linear_probe(

@@ -53,10 +53,10 @@ def test_centroid_shift_measures_how_far_an_object_moved():
 def measured(position_iin=1.2, position_raw=2.5, displacement=0.6, recon_error=0.9, nll=(0.4, 1.3)):
     edits = {
         ("colour", "IIN"): {"colour": 0.2, "position": 1.0},
-        ("colour", "raw z"): {"colour": 0.45, "position": 0.9},
+        ("colour", "linear z"): {"colour": 0.45, "position": 0.9},
         ("colour", "no edit"): {"colour": 0.47, "position": recon_error},
         ("position", "IIN"): {"colour": 0.1, "position": position_iin},
-        ("position", "raw z"): {"colour": 0.1, "position": position_raw},
+        ("position", "linear z"): {"colour": 0.1, "position": position_raw},
     }
     return dict(
         probe_gap={"IIN": 0.6, "raw": -0.4},
@@ -97,3 +97,26 @@ def test_file_claims_names_what_is_missing():
     values["nll"] = {"IIN": 0.4}
     with pytest.raises(KeyError, match="Gaussian"):
         file_claims(card(), **values)
+
+
+def test_the_linear_baseline_edits_exactly_the_fitted_subspace():
+    from esser_lab.iin import linear_factor_basis, swap_subspace
+
+    g = torch.Generator().manual_seed(0)
+    n, d = 512, 6
+    factor = torch.randn(n, 2, generator=g)
+    mixing = torch.linalg.qr(torch.randn(d, d, generator=g))[0]  # an orthogonal map
+    z = torch.cat([factor, torch.randn(n, d - 2, generator=g)], 1) @ mixing.T
+    basis = linear_factor_basis(z, factor)
+    assert basis.shape == (d, 2)
+    torch.testing.assert_close(basis.T @ basis, torch.eye(2), atol=1e-5, rtol=0)
+    # z holds the factor linearly: swapping the subspace transplants the factor, keeps the rest
+    donor = torch.roll(torch.arange(n), 1)
+    edited = swap_subspace(z, z[donor], basis) @ mixing  # back to (factor, rest) coordinates
+    torch.testing.assert_close(edited[:, :2], factor[donor], atol=0.05, rtol=0)
+    rest = (z @ mixing)[:, 2:]
+    torch.testing.assert_close(edited[:, 2:], rest, atol=0.05, rtol=0)
+    with pytest.raises(ValueError, match="same n"):
+        linear_factor_basis(z, factor[:3])
+    with pytest.raises(ValueError, match="basis must be"):
+        swap_subspace(z, z, basis[:3])
