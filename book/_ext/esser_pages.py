@@ -61,8 +61,8 @@ LINEAGE = (
     (2022, 15, "Keyframe propagation", None),
     (2023, 16, "Gen-1: structure and content-guided video", None),
     (2024, 17, "Rectified-flow transformers (SD3)", "17_sd3"),
-    (2024, 18, "Latent adversarial diffusion distillation", None),
-    (2026, 19, "Self-Flow", None),
+    (2024, 18, "Latent adversarial diffusion distillation", "18_ladd"),
+    (2026, 19, "Self-Flow", "19_self_flow"),
 )
 
 
