@@ -75,10 +75,18 @@ def dts_explorer(images: Tensor, patch_size: int, *, scale: int = 6):
     return widgets.VBox([widgets.HBox([t, s]), widgets.HBox([ratio, seed]), student, teacher, note])
 
 
-def probe_figure(tables: Mapping[str, Mapping[tuple[int, float], float]]):
-    """Linear-probe accuracy per block, one colour per arm, one line style per probe time."""
+def probe_figure(
+    tables: Mapping[str, Mapping[tuple[int, float], float]],
+    *,
+    chance: float,
+    label: str = "the class",
+):
+    """Linear-probe accuracy per block, one colour per arm, one line style per probe time;
+    ``label`` names what the probe reads, ``chance`` its chance level (a grey line)."""
     import matplotlib.pyplot as plt
 
+    if not 0.0 < chance < 1.0:
+        raise ValueError(f"chance is a probe's chance accuracy in (0, 1), got {chance}")
     fig, ax = plt.subplots(figsize=(6.5, 3))
     styles = ("-", "--", ":", "-.")
     for colour, (name, table) in enumerate(tables.items()):
@@ -87,10 +95,10 @@ def probe_figure(tables: Mapping[str, Mapping[tuple[int, float], float]]):
             layers = sorted(k for k, tt in table if tt == t)
             ax.plot(layers, [table[(k, t)] for k in layers], style, color=f"C{colour}",
                     marker="o", ms=3, label=f"{name}, t = {t:g}")  # fmt: skip
-    ax.axhline(0.5, color="grey", lw=0.8)
+    ax.axhline(chance, color="grey", lw=0.8)
     ax.set_xlabel("block")
-    ax.set_ylabel("probe accuracy (same colour?)")
-    ax.set_title("linear probe of mean-pooled block features (chance 0.5)", fontsize=9)
+    ax.set_ylabel(f"probe accuracy ({label})")
+    ax.set_title(f"linear probe of mean-pooled block features (chance {chance:g})", fontsize=9)
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     return fig

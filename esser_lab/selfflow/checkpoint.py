@@ -6,28 +6,39 @@ Face hub, ``Hila/Self-Flow``) is a plain PyTorch state dict of ``SelfFlowPerToke
 ``module.`` prefix (the official ``load_model`` accepts all of these; so does :func:`read_state`).
 It is read with ``torch.load(weights_only=True)`` or from a safetensors file.
 
-**Time convention.** The release's ``forward(x, timesteps, vector)`` is SiT's: its time runs
-from 0 (noise) to 1 (data), x_t = t·x₀ + (1 − t)·ε, and the flow it integrates is dx/dt = x₀ − ε.
-Internally it feeds ``1 − timesteps`` to the network and returns the *negated* output. The
-network inside therefore already speaks the book's convention (t = 1 noise, velocity ε − x₀), and
-our :class:`SelfFlowDiT` is exactly that inner network:
+**Time convention** (checked in ``src/model.py`` and ``src/sampling.py`` of the release). The
+weights are those of the release's inner network ``_forward``, which takes **SiT time** (s = 0
+noise, s = 1 data, x_s = s·x₀ + (1 − s)·ε) and predicts the SiT velocity **x₀ − ε**: the
+release's sampler (``denoise_loop`` with ``reverse=True``) calls ``forward`` at 1 − s and negates
+the result, and ``forward`` itself feeds 1 − t to ``_forward`` and negates, so the sampler
+integrates exactly ``_forward(x, s)`` from s ≈ 0 (noise) to 1 (data) along SiT's linear path.
+The release's public ``forward`` is the one in the book's convention (t = 1 noise, ε − x₀):
 
-    release.forward(x, t_SiT, y) = − SelfFlowDiT(x, 1 − t_SiT, y)        (on patchified x)
+    forward(x, t) = −_forward(x, 1 − t),    −forward(x, 1 − s) = _forward(x, s).
 
-so the weights load unchanged; :func:`release_forward` is the release's call written with ours.
-The ``learn_sigma`` half of the output channels is discarded as the release does.
+:func:`load_selfflow` therefore returns a model with ``SelfFlowConfig.release_time`` set, whose
+``model(x, t, y)`` is the release's ``forward``: book time in, ε − x₀ out, ready for the book's
+samplers (``esser_lab.diffusion.flow.euler_solve`` from t = 1 to 0). :func:`sit_velocity` gives
+the inner network's answer at SiT time. The ``learn_sigma`` half of the output channels is
+discarded as the release does.
+
+**Loading.** Keys, shapes and layout are checked strictly and named in the error, with one
+exception that follows the official ``load_model`` (``strict=False``): the fixed sin-cos table
+``pos_embed`` is not learned, so a file that lacks it gets it recomputed.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from esser_lab.nn.dit import sincos_pos_embed_2d
 from esser_lab.selfflow.model import SelfFlowConfig, SelfFlowDiT
 
-__all__ = ["EXPECTED_LAYOUT", "load_selfflow", "read_state", "release_forward"]
+__all__ = ["EXPECTED_LAYOUT", "load_selfflow", "read_state", "sit_velocity"]
 
 EXPECTED_LAYOUT = (
     "the Self-Flow release layout (black-forest-labs/Self-Flow SelfFlowPerTokenDiT: "
@@ -85,13 +96,20 @@ def load_selfflow(
     source: str | Path | dict[str, Tensor], config: SelfFlowConfig | None = None
 ) -> SelfFlowDiT:
     """A :class:`SelfFlowDiT` (``config``; default :meth:`SelfFlowConfig.paper`) holding the
-    released weights, loaded strictly: missing and unexpected keys and wrong shapes are named."""
+    released weights, with ``release_time`` set so that it answers in the book's convention (the
+    module docstring). Loaded strictly: missing and unexpected keys and wrong shapes are named;
+    only a missing ``pos_embed`` (fixed, not learned) is recomputed, as the official loader's
+    ``strict=False`` allows."""
     state = read_state(source)
     _check_layout(state)
     config = SelfFlowConfig.paper() if config is None else config
+    config = replace(config, release_time=True)
     with torch.device("meta"):
         model = SelfFlowDiT(config)
     own = model.state_dict()
+    if "pos_embed" not in state:
+        table = sincos_pos_embed_2d(config.hidden, config.grid)[None]
+        state = {**state, "pos_embed": table.to(own["pos_embed"].dtype)}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
@@ -110,8 +128,10 @@ def load_selfflow(
     return model.eval()
 
 
-def release_forward(
-    model: SelfFlowDiT, x: Tensor, t_sit: Tensor, y: Tensor | None = None
+def sit_velocity(
+    model: SelfFlowDiT, x: Tensor, s: Tensor | float, y: Tensor | None = None
 ) -> Tensor:
-    """What the release's ``forward`` returns, in image layout: −model(x, 1 − t_SiT, y)."""
-    return -model(x, 1 - t_sit, y)
+    """The release's inner network at **SiT time** s (1 = data): the velocity x₀ − ε that the
+    release's sampler integrates from s ≈ 0 to 1, i.e. −model(x, 1 − s, y) for a model in the
+    book's convention (:func:`load_selfflow` returns one)."""
+    return -model(x, 1 - s, y)

@@ -23,6 +23,11 @@ matching (exactly chapter 17's rectified-flow loss with logit-normal times);
 ``self_distill=False`` is DTS alone (the counter-paper's "noise augmentation", Jiang et al.,
 arXiv 2607.02508); ``attention_separation=True`` forbids attention between the two noise groups
 in the student (that paper's Attention-Separation ablation).
+
+Deviations from the release, whose training code is not published: the time density is
+logit-normal(0, 1) (the SiT/REPA default is uniform; the paper's density is not stated), and
+:func:`token_mask` puts exactly round(ratio · tokens) tokens in M (the release says "25 % mask
+ratio" without saying whether that is a per-token coin or an exact count).
 """
 
 from __future__ import annotations

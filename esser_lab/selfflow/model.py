@@ -15,11 +15,15 @@ adaLN_modulation.1}``, ``final_layer.{linear, adaLN_modulation.1}`` and ``projec
 linear2}`` (the self-distillation head ``SimpleHead``: Linear(D, 2D) → SiLU → Linear(2D, D)).
 
 Conventions. Time is the book's (chapter 17): t = 0 data, t = 1 noise, x_t = (1 − t)x₀ + tε, and
-the network predicts the velocity ε − x₀. This is what the release's *inner* network computes:
-its ``forward`` receives SiT's time (1 = data), feeds 1 − t to the network and returns the
-negated output; the loader documents the mapping. The final layer emits (p, q, c) per patch with
-c = 2C when ``learn_sigma``; the release reorders to (c, p, q) and keeps the first C channels (the
-sigma half is unused by the flow), as :meth:`SelfFlowDiT.forward` does.
+:meth:`SelfFlowDiT.forward` returns the velocity ε − x₀. Our own trained models are this network
+as it stands. The release's *inner* network (``_forward``, whose weights we load) speaks SiT's
+convention instead: it takes SiT time (1 = data) and returns x₀ − ε; its public ``forward`` maps
+book time t to SiT time 1 − t and negates the output. A model loaded from the release therefore
+has ``SelfFlowConfig.release_time`` set (by :func:`~esser_lab.selfflow.checkpoint.load_selfflow`):
+its blocks then run at 1 − t and the output is negated, so that it too answers in the book's
+convention (block features are returned as the blocks computed them). The final layer emits
+(p, q, c) per patch with c = 2C when ``learn_sigma``; the release reorders to (c, p, q) and keeps
+the first C channels (the sigma half is unused by the flow), as :meth:`SelfFlowDiT.forward` does.
 
 Speed: a per-token adaLN costs a (tokens × D × 6D) matmul per block. Within a batch there are
 only a few distinct (time, class) pairs (two per image under dual-timestep scheduling), so the
@@ -45,7 +49,11 @@ __all__ = ["SelfFlowConfig", "SelfFlowDiT", "SimpleHead", "count_parameters", "p
 @dataclass(frozen=True)
 class SelfFlowConfig:
     """Sizes of :class:`SelfFlowDiT`. ``num_classes = 0``: an unconditional model (no
-    ``y_embedder``); the release has 1001 rows (1000 ImageNet classes + the null class)."""
+    ``y_embedder``); the release has 1001 rows (1000 ImageNet classes + the null class).
+
+    ``release_time``: the blocks hold the release's weights, which take SiT time (1 = data) and
+    predict x₀ − ε; :meth:`SelfFlowDiT.forward` then evaluates them at 1 − t and negates, as the
+    release's ``forward`` does (set by the loader; off for the models the book trains)."""
 
     input_size: int = 32
     patch_size: int = 2
@@ -56,6 +64,7 @@ class SelfFlowConfig:
     mlp_ratio: float = 4.0
     num_classes: int = 1001
     learn_sigma: bool = True
+    release_time: bool = False
 
     def __post_init__(self) -> None:
         sizes = ("input_size", "patch_size", "in_channels", "hidden", "depth", "heads")
@@ -185,7 +194,8 @@ class PerTokenFinalLayer(nn.Module):
 
 
 class SelfFlowDiT(nn.Module):
-    """The per-token-timestep DiT; ``forward(x, t, y)`` returns the velocity ε − x₀.
+    """The per-token-timestep DiT; ``forward(x, t, y)`` returns the velocity ε − x₀ at book
+    time t (0 data, 1 noise), also when it holds the release's weights (``release_time``).
 
     ``return_features``: block numbers (1-based, as the release's ``return_features=8``) whose
     output tokens (b, l, d) are returned too, in a dict; ``projector`` is applied by the caller
@@ -270,12 +280,16 @@ class SelfFlowDiT(nn.Module):
         return_features: Sequence[int] = (),
         mask: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, dict[int, Tensor]]:
-        """Velocity (b, C, H, W) of x (b, C, H, W) at times t: (b,) or per token (b, l).
+        """Velocity ε − x₀ (b, C, H, W) of x (b, C, H, W) at book times t: (b,) or per token
+        (b, l). With ``release_time`` the blocks see SiT time 1 − t and the output is negated
+        (the release's ``forward``: v_book(x, t) = −inner(x, 1 − t)).
 
         ``mask``: a boolean attention mask (b, 1, l, l) (the Attention-Separation ablation).
         """
         t = self._check(x, t, y)
         config = self.config
+        if config.release_time:
+            t = 1 - t
         for layer in return_features:
             if not 1 <= layer <= config.depth:
                 raise ValueError(f"return_features are blocks 1..{config.depth}, got {layer}")
@@ -290,6 +304,8 @@ class SelfFlowDiT(nn.Module):
         g, p = config.grid, config.patch_size
         out = rearrange(out, "b (h w) (p q c) -> b c (h p) (w q)", h=g, w=g, p=p, q=p)
         out = out[:, : config.in_channels]  # learn_sigma: the sigma half is discarded
+        if config.release_time:
+            out = -out  # the inner network's x₀ − ε, turned into the book's ε − x₀
         return (out, features) if return_features else out
 
     def project(self, h: Tensor) -> Tensor:

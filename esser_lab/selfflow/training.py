@@ -6,6 +6,12 @@ pick the arm. The EMA teacher (``teacher``, frozen, outside the optimiser) is cr
 arm, so all arms hold the same modules, but it only runs, and only changes, under
 ``self_distill``. The release trains with AdamW and gradient clipping at 1 (README); the
 learning rate and warm-up are the caller's.
+
+Deviation: only unconditional models train here (``num_classes = 0``, the book's toy; the
+paper's probing protocol keeps labels out of the model). The release's class-conditional training
+(labels dropped to the null class 1000 for guidance) has no path in this package:
+:meth:`SelfFlowConfig.paper`'s 1001 classes serve loading the released weights only, and a
+conditional model is refused with an error saying so.
 """
 
 from __future__ import annotations
@@ -51,6 +57,13 @@ class LitSelfFlow(ResumableModule):
         super().__init__()
         if not isinstance(model, SelfFlowDiT):
             raise TypeError(f"model must be a SelfFlowDiT, got {type(model).__name__}")
+        if model.config.num_classes:
+            raise ValueError(
+                f"LitSelfFlow trains unconditional models only (num_classes=0), got num_classes="
+                f"{model.config.num_classes}: the class-conditional path of the release (label "
+                "dropout to the null class) is not implemented; SelfFlowConfig.paper() is for "
+                "loading the released weights (esser_lab.selfflow.checkpoint.load_selfflow)"
+            )
         depth = model.config.depth
         if method.self_distill and max(method.student_layer, method.teacher_layer) > depth:
             raise ValueError(

@@ -11,12 +11,13 @@ import torch
 from esser_lab.cards import Card
 from esser_lab.data.relations import relation_batch
 from esser_lab.diffusion.flow import rf_sample
-from esser_lab.selfflow.chapter import mixed_views
+from esser_lab.selfflow.chapter import mixed_views, probe_figure
 from esser_lab.selfflow.claims import (
     ArmResult,
     SampleScores,
     alignment_curve,
     file_selfflow_claims,
+    plateau_change,
     probe_table,
     sample_scores,
 )
@@ -85,3 +86,41 @@ def test_mixed_views_teacher_is_homogeneous_at_tau_min() -> None:
     differs = (mixed != clean).flatten(2).any(1).float().mean(1)  # share of changed pixels
     # the 75 % of the patches at t = 0.8 (a few pixels clamp to ±1 in both views)
     assert (differs <= 0.75).all() and (differs > 0.7).all()
+
+
+def _plateau_card(cosines: list[float]) -> Card:
+    arms = {
+        "vanilla": _arm(0.5, 0.2, 9.0, [math.nan] * len(cosines)),
+        "dts": _arm(0.6, 0.3, 8.0),
+        "selfflow": _arm(0.7, 0.4, 7.0, cosines),
+    }
+    card = Card("19_self_flow", "tiny", 0, 0.0, seeds_file=None)
+    file_selfflow_claims(card, arms, steps=len(cosines))
+    return card
+
+
+def test_plateau_fails_when_the_cosine_falls_back() -> None:
+    rise = [min(i / 50, 1.0) for i in range(100)]  # rises to 1 by step 50, then flat
+    assert _plateau_card(rise)["alignment-plateaus"].holds
+    fall = rise[:50] + [1.0 - 0.5 * (i / 50) for i in range(50)]  # rises, then loses half of it
+    card = _plateau_card(fall)
+    assert not card["alignment-plateaus"].holds  # the 2nd-half rise is smaller, but it fell
+    assert card["alignment-plateaus"].our_value > card["alignment-plateaus"].baseline_value
+    sag = rise[:50] + [1.0 - 0.02 * (i / 50) for i in range(50)]  # a sag within 10 %
+    assert _plateau_card(sag)["alignment-plateaus"].holds
+    # the number itself: a rise is kept, a fall is weighted 10x
+    assert plateau_change(1.0, 0.3) == 0.3 and plateau_change(1.0, -0.05) == pytest.approx(0.5)
+
+
+def test_probe_figure_draws_the_chance_it_is_given() -> None:
+    import matplotlib.pyplot as plt
+
+    table = {(1, 0.5): 0.4, (2, 0.5): 0.6}
+    fig = probe_figure({"a": table}, chance=0.25, label="the class, 4 ways")
+    ax = fig.axes[0]
+    chance_lines = [line for line in ax.lines if list(line.get_ydata()) == [0.25, 0.25]]
+    assert len(chance_lines) == 1 and "chance 0.25" in ax.get_title()
+    assert "the class, 4 ways" in ax.get_ylabel()
+    plt.close(fig)
+    with pytest.raises(ValueError, match="chance"):
+        probe_figure({"a": table}, chance=1.5)

@@ -165,6 +165,8 @@ def test_bad_settings_are_named() -> None:
         SelfFlowMethod(dts=False, attention_separation=True)
     with pytest.raises(ValueError, match="teacher_layer"):
         LitSelfFlow(SelfFlowDiT(CONFIG), SelfFlowMethod())  # blocks 8/20 of a 4-block model
+    with pytest.raises(ValueError, match="unconditional models only.*num_classes=5"):
+        LitSelfFlow(SelfFlowDiT(replace(CONFIG, num_classes=5)), METHOD)
     with pytest.raises(ValueError, match="per-token times"):
         noise_tokens(torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16), torch.zeros(1, 9), 4)
     assert isinstance(draw_times(2, 16, METHOD), DualTimes)

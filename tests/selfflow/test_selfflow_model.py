@@ -116,3 +116,15 @@ def test_attention_mask_blocks_information() -> None:
     tokens1, tokens2 = patchify(v1, 4), patchify(v2, 4)
     torch.testing.assert_close(tokens1[:, :4], tokens2[:, :4])  # group 1 sees nothing of it
     assert not torch.allclose(tokens1[:, 4:8], tokens2[:, 4:8])
+
+
+def test_release_time_mirrors_time_and_negates_only_the_velocity() -> None:
+    model = _trained_like()
+    released = SelfFlowDiT(replace(SMALL, release_time=True))
+    released.load_state_dict(model.state_dict())
+    x, t = torch.randn(2, 3, 16, 16), torch.tensor([0.2, 0.9])
+    v, feats = released(x, t, return_features=[2])
+    inner, inner_feats = model(x, 1 - t, return_features=[2])
+    torch.testing.assert_close(v, -inner)
+    torch.testing.assert_close(feats[2], inner_feats[2])  # features as the blocks computed them
+    assert not torch.allclose(v, -model(x, t))
