@@ -136,6 +136,12 @@ fig = show_grid(
 # level, some mostly the noisier one, and every token's marginal time stays $p(t)$. At sampling
 # time every token has the same time: the model is sampled as a vanilla flow.
 #
+# Two choices here are ours, because the release publishes inference code only. The density
+# $p(t)$ is the logit-normal with mean 0 and scale 1 of chapter 17; SiT and REPA, the code
+# Self-Flow builds on, draw $t$ uniformly, and the paper does not say which density it used.
+# And $M$ holds *exactly* a quarter of the tokens (rounded), where the release only names the
+# ratio: a coin per token with that probability would be an equally faithful reading.
+#
 # **Self-distillation.** The teacher $\bar\theta$, an EMA of $\theta$, sees the homogeneous view
 # at $\tau_{\min} = \min(t, s)$, the cleaner of the two levels. With $h^{(l)}$ the tokens after
 # block $l$, the student's shallow block $l_s$ (8 of 28 in the release) through a projector
@@ -181,7 +187,10 @@ fig = views_figure(probe_test.image[:6], [(0.8, 0.2), (0.3, 0.9)], 0.25, patch)
 # multiply the cost of the adaLN layers by the number of tokens; within a batch there are only
 # two distinct times per image, so `SelfFlowDiT` computes it once per distinct (time, class)
 # and gathers it per token (the same numbers). The toy is unconditional (no class labels reach
-# the model, as the paper's probing protocol asks).
+# the model, as the paper's probing protocol asks). The book has no class-conditional training
+# path: the release's label table with its extra null class (for classifier-free guidance) is
+# there to load the released weights, and `LitSelfFlow` refuses a conditional model with an
+# error that says so.
 
 # %%
 from esser_lab.selfflow.model import SelfFlowConfig, SelfFlowDiT, count_parameters
@@ -290,7 +299,11 @@ display(Markdown("\n".join(rows)))
 # %%
 from esser_lab.selfflow.chapter import alignment_figure, probe_figure
 
-fig = probe_figure({name: r.probe for name, r in results.items()})
+fig = probe_figure(
+    {name: r.probe for name, r in results.items()},
+    chance=1 / len(GLYPHS),
+    label=f"the class, {len(GLYPHS)} ways",
+)
 
 # %%
 fig = show_grid(
@@ -298,7 +311,7 @@ fig = show_grid(
 )
 
 # %%
-from esser_lab.selfflow.claims import alignment_curve
+from esser_lab.selfflow.claims import PLATEAU_FALL, alignment_curve, half_rises
 
 fig = alignment_figure({"Self-Flow": alignment_curve(results["selfflow"].cosines)})
 
@@ -324,6 +337,7 @@ assert all(math.isfinite(c.our_value) and math.isfinite(c.baseline_value) for c 
 
 # %%
 ours = results["selfflow"]
+first_rise, second_rise = half_rises(alignment_curve([c for c in ours.cosines if math.isfinite(c)]))
 bullets = [
     "**Features.** "
     + card.text(
@@ -375,9 +389,14 @@ bullets = [
     + card.text(
         "alignment-plateaus",
         holds="The student–teacher cosine rises by {baseline} over the first half of training "
-        "and by {ours} over the second: fast, then flat, as the maintainers describe.",
+        "and changes by {second:+.4f} over the second: fast, then flat, as the maintainers "
+        "describe.",
         fails="The student–teacher cosine rises by {baseline} over the first half of training "
-        "and by {ours} over the second: it has not flattened at this budget.",
+        "and changes by {second:+.4f} over the second: no plateau at this budget (a plateau "
+        "here means a smaller second-half rise and no fall of more than {fall:g} % of the "
+        "first).",
+        second=second_rise,
+        fall=100 * PLATEAU_FALL,
     ),
     "**Cost.** "
     + card.text(
@@ -436,14 +455,23 @@ display(Markdown("\n".join(f"* {b}" for b in bullets)))
 #   `selfflow_imagenet256.pt` (Hugging Face `Hila/Self-Flow`, Apache-2.0) with
 #   `torch.load(weights_only=True)`, strictly, naming missing or unexpected keys and wrong shapes;
 #   a file in the DiT/SiT layout (a convolutional patch embedding) or a diffusers export is
-#   refused with a message naming the layout expected. The release runs SiT's time (0 noise,
-#   1 data): its `forward` feeds $1 - t$ to the network and returns the negated output, so the
-#   network inside already speaks this book's convention and loads unchanged (tested against
-#   the release's forward written out from its equations). Put the file at
-#   `data/checkpoints/selfflow/selfflow_imagenet256.pt`; the next cell then samples four classes
-#   with Euler (the release uses 250 SDE steps) and decodes with the SD-VAE when `diffusers`
-#   is installed. The file is not part of this book and was absent from the run that built
-#   this page.
+#   refused with a message naming the layout expected. The one exception follows the official
+#   loader, which is lenient: the fixed sin-cos position table is recomputed if the file lacks it.
+# * **Its time runs the other way.** The stored network speaks SiT's convention: it takes SiT's
+#   time (0 noise, 1 data) and predicts $x_0 - \varepsilon$, and the release's sampler integrates
+#   it from noise to data. The release's public `forward` wraps it into this book's convention:
+#   it evaluates the network at $1 - t$ and negates the result. The loader sets
+#   `SelfFlowConfig.release_time`, which makes our model do the same, so the loaded model is
+#   called like every flow model of the book (time 1 = noise, velocity
+#   $\varepsilon - x_0$); `sit_velocity` gives the stored network's own answer. Both are tested
+#   against the release's `forward` and sampler written out from their equations, with an exact
+#   case in which one Euler step of ours lands where the release's sampler steps.
+# * **Sampling it.** Put the file at `data/checkpoints/selfflow/selfflow_imagenet256.pt`; the
+#   next cell then draws latents for four ImageNet classes with our deterministic Euler sampler
+#   (the release's reported numbers use 250 steps of an SDE sampler, with classifier-free
+#   guidance optional) and prints their shape and spread. It does not decode them: turning the
+#   4×32×32 latents into images needs the SD-VAE decoder, which the book does not ship. The
+#   file is not part of this book and was absent from the run that built this page.
 
 # %%
 from pathlib import Path
@@ -460,10 +488,11 @@ if official.is_file():
     released = load_selfflow(official).to(profile.device)
     labels = torch.tensor([207, 360, 387, 974], device=profile.device)  # ImageNet classes
     noise = torch.randn(4, 4, 32, 32, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
+    with torch.no_grad():  # book convention (release_time): Euler from t = 1 (noise) to 0
         latents = euler_solve(lambda x, t, y: released(x, t, y), noise.to(profile.device), 50,
                               labels)  # fmt: skip
-    print("sampled latents", tuple(latents.shape), f"std {latents.std().item():.3f}")
+    print("sampled latents (not decoded)", tuple(latents.shape),
+          f"std {latents.std().item():.3f}")  # fmt: skip
 else:
     print(f"no file at {official.relative_to(root)}: the full-scale sampling is not run here")
 
