@@ -11,12 +11,17 @@ No official code; the equations are labelled (L1)–(L4) here:
 * (L2) re-noising: fake x̂₀ and real x₀ are both noised to t̂ ~ logit-normal(m, s) (Sec. 3.2:
   shifted towards high noise, m > 0), x_t̂ = (1 − t̂) x + t̂ ε̂;
 * (L3) the hinge loss of the discriminator D (:class:`~esser_lab.ladd.model.LADDDiscriminator`):
-  L_D = E relu(1 − D(real)) + E relu(1 + D(fake));
+  L_D = E relu(1 − D(real)) + E relu(1 + D(fake)), the mean over samples, heads and tokens (D
+  gives one logit per token of every head, as StyleGAN-T's and ADD's discriminators);
 * (L4) the student's adversarial loss L_G = −E D(fake); no distillation loss (Sec. 3.3: with
   synthetic data the adversarial loss alone suffices).
 
-At inference the student takes n Euler steps on its grid (:func:`sample_student`): each step
-is x ← x + (t_{i+1} − t_i) v, i.e. x̂₀ re-noised along the predicted direction.
+At inference the student takes n Euler steps on its grid (:func:`sample_student`, with the
+training ``shift`` so that it visits exactly the times it was trained at): each step is
+x ← x + (t_{i+1} − t_i) v, i.e. x̂₀ re-noised along the *predicted* noise. Deviations (ours,
+stated): ADD re-noises x̂₀ with fresh noise between steps, this sampler is deterministic; the
+training times are drawn uniformly from the grid, where LADD and SANA-Sprint give t = 1 extra
+weight (SANA-Sprint: ``largest_timestep_prob`` 0.5).
 Time: t = 1 noise, t = 0 data.
 """
 
@@ -102,10 +107,22 @@ class LADDLosses:
 
 @torch.no_grad()
 def sample_student(
-    student: nn.Module, noise: Tensor, cond: Mapping[str, Tensor], steps: int, shift: float = 1.0
+    student: nn.Module,
+    noise: Tensor,
+    cond: Mapping[str, Tensor] | None,
+    steps: int,
+    *,
+    shift: float,
 ) -> Tensor:
-    """x₀ in ``steps`` unguided student calls: Euler on the student's grid (every call on the
-    path, :func:`student_timesteps` then 0); 1 step is x̂₀ = ε − v(ε, 1, c)."""
+    """x₀ in ``steps`` unguided student calls: Euler on the student's grid (every call at a time
+    of :func:`student_timesteps` with the same ``shift`` as training, then 0); 1 step is
+    x̂₀ = ε − v(ε, 1, c). ``noise`` and ``cond`` are moved to the student's device (a module
+    with parameters; a plain function keeps them where they are)."""
+    parameter = next(iter(student.parameters()), None) if isinstance(student, nn.Module) else None
+    if parameter is not None:
+        noise = noise.to(parameter.device)
+        if cond is not None:
+            cond = {k: v.to(parameter.device) for k, v in cond.items()}
     return euler_solve(student, noise, steps, cond, shift=shift, grid="uniform")
 
 

@@ -13,7 +13,14 @@ Latent Adversarial Diffusion Distillation* (SIGGRAPH Asia 2024; arXiv 2403.12015
   projection onto the condition), conditioned on the noise level and the pooled text. Our choice:
   the condition vector is the frozen teacher's own adaLN input c = t_emb(1000·t̂) + y_emb(pooled),
   which already embeds both; the paper names the inputs, not how they enter;
-* the logits of a head are averaged over the grid and the heads' logits summed: ``D(x) (b,)``.
+* every head gives one logit per token (grid position) and the heads' logits are concatenated,
+  ``D(x) (b, heads · h · w)``, so that the hinge loss is taken per token and head and then
+  averaged, as StyleGAN-T's and ADD's losses.
+
+Deviations from StyleGAN-T's head (ours, stated): its residual convolution runs over a 1-D
+token sequence with circular padding, ours over the 2-D patch grid with zero padding; its local
+batch norm groups ``ceil(b / 8)`` consecutive samples, ours groups 8 consecutive samples when 8
+divides the batch and the whole batch otherwise.
 
 The teacher is frozen with ``requires_grad_(False)`` and is **never** run under ``no_grad`` on the
 fake branch: the generator's gradient flows through its (frozen) layers into the student.
@@ -49,7 +56,8 @@ class LADDConfig:
     reading where the paper gives no number.
 
     ``student_steps``: the student's fixed timesteps, the uniform grid 1, 1 − 1/n, … shifted by
-    ``shift`` (SD3.5-large-turbo samples with 4 Euler steps, shift 3, ``sd3_infer.py``);
+    ``shift`` (the paper gives no shift: 3 is SD3.5-Large-Turbo's inference setting, 4 Euler
+    steps, in the official ``sd3_infer.py``; the student trains and samples on the same grid);
     ``disc_mean``, ``disc_std``: the logit-normal of the re-noising t̂ [recall: m = 1, s = 1];
     ``head_blocks``: the teacher blocks whose image tokens feed a head (None: every block);
     ``head_kernel``: the residual conv's kernel (StyleGAN-T: 9 over 1-D tokens; 3 on a 2-D grid);
@@ -89,7 +97,8 @@ class LADDConfig:
 
     @classmethod
     def paper(cls) -> LADDConfig:
-        """SD3-Turbo as the paper describes it (4 steps, high-noise t̂, no guidance)."""
+        """SD3-Turbo's stated choices (4 steps, high-noise t̂, no guidance, hinge loss) with
+        SD3.5-Large-Turbo's inference shift 3; the learning rates and β are ours."""
         return cls()
 
     @classmethod
@@ -130,10 +139,11 @@ def _block(channels: int, kernel: int, virtual_batch: int) -> nn.Sequential:
 
 
 class DiscriminatorHead(nn.Module):
-    """One head: ``(b, d, h, w)`` features and a ``(b, cond_dim)`` condition → ``(b,)`` logits.
+    """One head: ``(b, d, h, w)`` features and a ``(b, cond_dim)`` condition → ``(b, h·w)``
+    logits, one per grid position.
 
     h = Conv₁(x); h = (h + block(h)) / √2; logits = ⟨Conv_cls(h), W c⟩ / √cmap_dim per grid
-    position (projection conditioning), averaged over the grid."""
+    position (projection conditioning, StyleGAN-T's ``DiscHead``)."""
 
     def __init__(
         self,
@@ -163,7 +173,8 @@ class DiscriminatorHead(nn.Module):
         h = (h + self.residual(h)) / math.sqrt(2)
         out = self.cls(h)  # (b, cmap, h, w)
         cmap = self.cmapper(c)[:, :, None, None]  # (b, cmap, 1, 1)
-        return (out * cmap).sum(1).mean(dim=(1, 2)) / math.sqrt(self.cmap_dim)
+        logits = (out * cmap).sum(1) / math.sqrt(self.cmap_dim)  # (b, h, w)
+        return rearrange(logits, "b h w -> b (h w)")
 
 
 def token_features(
@@ -171,7 +182,9 @@ def token_features(
 ) -> tuple[list[Tensor], Tensor]:
     """The image tokens after each block in ``blocks`` as 2-D maps ``(b, d, h, w)`` (patch grid),
     and the adaLN vector c ``(b, d)``: :meth:`MMDiT.forward` stopped after the last block asked
-    for (the final layer is not run). Gradients flow to ``x`` when it needs them."""
+    for (the final layer is not run). The inputs are cast to the teacher's dtype as in
+    :meth:`MMDiT.forward` (a bfloat16 teacher takes float32 latents); the features keep the
+    teacher's dtype. Gradients flow to ``x`` when it needs them."""
     if teacher.config.backbone != "mmdit":
         raise ValueError(f"the teacher must be an MMDiT, got backbone {teacher.config.backbone!r}")
     depth = teacher.config.depth
@@ -180,9 +193,10 @@ def token_features(
     teacher._check(x, t, cond)
     p = teacher.config.patch_size
     h, w = x.shape[2] // p, x.shape[3] // p
-    tokens = teacher.x_embedder(x) + teacher.cropped_pos_embed(h, w)  # (b, h·w, d)
-    c = teacher.t_embedder(1000 * t) + teacher.y_embedder(cond["pooled"])  # (b, d)
-    context = teacher.context_embedder(cond["context"])  # (b, L, d)
+    dtype = teacher.x_embedder.proj.weight.dtype
+    tokens = teacher.x_embedder(x.to(dtype)) + teacher.cropped_pos_embed(h, w)  # (b, h·w, d)
+    c = teacher.t_embedder(1000 * t) + teacher.y_embedder(cond["pooled"].to(dtype))  # (b, d)
+    context = teacher.context_embedder(cond["context"].to(dtype))  # (b, L, d)
     wanted, features = set(blocks), {}
     for index, block in enumerate(teacher.layers[: max(blocks) + 1]):
         context, tokens = block(context, tokens, c)
@@ -192,7 +206,8 @@ def token_features(
 
 
 class LADDDiscriminator(nn.Module):
-    """D(x, t̂, c) = Σ_heads head_k(teacher features after block k at (x, t̂, c), c_vec).
+    """D(x, t̂, c) = [head_k(teacher features after block k at (x, t̂, c), c_vec)]_k, the heads'
+    per-token logits concatenated: ``(b, heads · h · w)``, float32 (the heads' dtype).
 
     ``teacher`` is frozen here (``requires_grad_(False)``, eval mode); only the heads train."""
 
@@ -222,6 +237,8 @@ class LADDDiscriminator(nn.Module):
         return self
 
     def forward(self, x_t: Tensor, t: Tensor, cond: Mapping[str, Tensor]) -> Tensor:
-        """Logits ``(b,)`` for latents already noised to ``t`` (b,)."""
+        """Per-token logits ``(b, heads · h · w)`` for latents already noised to ``t`` (b,)."""
         features, c = token_features(self.teacher, x_t, t, cond, self.blocks)
-        return sum(head(f, c) for head, f in zip(self.heads, features, strict=True))
+        dtype = self.heads[0].cmapper.weight.dtype
+        pairs = zip(self.heads, features, strict=True)
+        return torch.cat([head(f.to(dtype), c.to(dtype)) for head, f in pairs], dim=1)

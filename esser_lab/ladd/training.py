@@ -8,7 +8,10 @@ and their caption tokens takes
 1. a student step: x̂₀ from the student at one of its timesteps (L1), re-noised to t̂ (L2),
    scored by the discriminator whose frozen teacher stays in the graph, L_G = −E D(fake) (L4);
 2. a discriminator step on the heads only: real x₀ and the detached x̂₀, each re-noised to its
-   own t̂, hinge loss (L3).
+   own t̂, hinge loss (L3) on every head's per-token logits.
+
+The student's training time is drawn uniformly from its grid (LADD and SANA-Sprint give t = 1
+extra weight; ours, stated).
 
 Adam for both with β = (0, 0.99) (StyleGAN-T's and our 2-D toy's; the paper gives no optimiser
 settings): β₁ = 0 keeps no momentum across the two players' alternating updates.
@@ -131,7 +134,8 @@ def fit_ladd(
     seed: int = 0,
 ) -> LitLADD:
     """Train one student from ``seed`` for ``steps`` student steps on ``latents`` (n, c, h, w)
-    with their caption ``tokens`` (n, L), shuffled by ``seed``; returned in eval mode with the
+    with their caption ``tokens`` (n, L), shuffled by ``seed``; returned in eval mode on the
+    device it trained on (``scale.device``: Lightning's teardown leaves it on the CPU) with the
     wall seconds of training in ``.seconds``."""
     import time
 
@@ -154,4 +158,4 @@ def fit_ladd(
     )
     trainer.fit(system, loader)
     system.seconds = time.perf_counter() - start
-    return system.eval()
+    return system.to(scale.device).eval()

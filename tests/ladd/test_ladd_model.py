@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from einops import rearrange
 
 from esser_lab.ladd.model import (
     BatchNormLocal,
@@ -36,23 +37,18 @@ def _inputs(b: int = 8):
     return x, t, cond
 
 
-def test_token_features_are_the_blocks_outputs_on_the_grid():
+def test_token_features_of_the_last_block_give_the_teachers_output():
+    from esser_lab.nn.dit import unpatchify
+
     teacher = _teacher()
     x, t, cond = _inputs()
     features, c = token_features(teacher, x, t, cond, (0, 2))
     assert [tuple(f.shape) for f in features] == [(8, 32, 4, 4)] * 2
     assert c.shape == (8, 32)
-    # by hand: the forward of MMDiT, block by block
-    tokens = teacher.x_embedder(x) + teacher.cropped_pos_embed(4, 4)
-    vec = teacher.t_embedder(1000 * t) + teacher.y_embedder(cond["pooled"])
-    context = teacher.context_embedder(cond["context"])
-    outs = []
-    for block in teacher.layers:
-        context, tokens = block(context, tokens, vec)
-        outs.append(tokens)
-    # token l = row · w + column of the 4×4 patch grid
-    assert torch.allclose(features[0][:, :, 1, 2], outs[0][:, 1 * 4 + 2], atol=1e-6)
-    assert torch.allclose(features[1].flatten(2).transpose(1, 2), outs[2], atol=1e-6)
+    # the final layer on the last block's tokens (grid back to the token order) is the teacher
+    tokens = rearrange(features[1], "b d h w -> b (h w) d")
+    v = unpatchify(teacher.final_layer(tokens, c), 4, 4, teacher.config.patch_size)
+    assert torch.allclose(v, teacher(x, t, cond), atol=1e-5)
     assert not torch.allclose(features[0], features[1])
     with pytest.raises(ValueError, match="blocks must be indices in 0..2"):
         token_features(teacher, x, t, cond, (3,))
@@ -64,7 +60,7 @@ def test_head_shapes_and_projection_conditioning():
     features = torch.randn(8, 32, 4, 4)
     c = torch.randn(8, 16)
     logits = head(features, c)
-    assert logits.shape == (8,)
+    assert logits.shape == (8, 16)  # one logit per grid position: the hinge is per token
     assert not torch.allclose(head(features, torch.randn(8, 16)), logits)  # the condition acts
     with pytest.raises(ValueError, match=r"features must be \(b, 32, h, w\)"):
         head(torch.randn(8, 16, 4, 4), c)
@@ -89,8 +85,10 @@ def test_discriminator_sums_its_heads_and_keeps_the_teacher_frozen():
     assert not disc.teacher.training
     x, t, cond = _inputs()
     features, c = token_features(teacher, x, t, cond, disc.blocks)
-    by_hand = sum(head(f, c) for head, f in zip(disc.heads, features, strict=True))
-    assert torch.allclose(disc(x, t, cond), by_hand, atol=1e-5)
+    logits = disc(x, t, cond)
+    assert logits.shape == (8, 3 * 16)  # three heads of 4×4 tokens, concatenated
+    for k, (head, f) in enumerate(zip(disc.heads, features, strict=True)):
+        assert torch.allclose(logits[:, 16 * k : 16 * (k + 1)], head(f, c), atol=1e-5)
     chosen = LADDDiscriminator(_teacher(), LADDConfig(head_blocks=(1,)))
     assert chosen.blocks == (1,) and len(chosen.heads) == 1
     with pytest.raises(ValueError, match="head_blocks"):
@@ -107,3 +105,13 @@ def test_config_errors():
     with pytest.raises(TypeError):
         LADDConfig(disc_mean="high")
     assert LADDConfig.paper().student_steps == 4 and LADDConfig.paper().disc_mean > 0
+
+
+def test_a_bfloat16_teacher_takes_float32_latents():
+    teacher = _teacher().to(torch.bfloat16)
+    x, t, cond = _inputs()
+    features, c = token_features(teacher, x, t, cond, (1,))
+    assert features[0].dtype == torch.bfloat16 and c.dtype == torch.bfloat16
+    disc = LADDDiscriminator(teacher, LADDConfig(head_blocks=(1,)))
+    logits = disc(x, t, cond)
+    assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
