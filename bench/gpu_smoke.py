@@ -354,6 +354,42 @@ def _explicit_baseline(preset: str):  # noqa: ANN202
     return system, _geofree_batch(preset, config.batch_size)
 
 
+def _ladd(preset: str):  # noqa: ANN202
+    from esser_lab.ladd.model import LADDConfig
+    from esser_lab.ladd.training import LitLADD
+    from esser_lab.sd3.data import CONTEXT_LENGTH, VOCAB
+    from esser_lab.sd3.model import MMDiT, MMDiTConfig
+    from esser_lab.sd3.text import ToyTextEncoder
+
+    # full: SD3-medium as teacher and student (the paper distils SD3's 8 B MMDiT), 256 px latents
+    config = _preset(MMDiTConfig, preset)
+    side, batch = {"tiny": (8, 16), "small": (16, 32), "full": (32, 2)}[preset]
+    encoder = ToyTextEncoder(config.context_dim, config.adm_in)
+    system = LitLADD(MMDiT(config), encoder, _preset(LADDConfig, preset))
+    latent = torch.randn(batch, config.in_channels, side, side)
+    return system, {"latent": latent, "tokens": torch.randint(len(VOCAB), (batch, CONTEXT_LENGTH))}
+
+
+def _self_flow(preset: str):  # noqa: ANN202
+    from dataclasses import replace
+
+    from esser_lab.selfflow.method import SelfFlowMethod
+    from esser_lab.selfflow.model import SelfFlowConfig, SelfFlowDiT
+    from esser_lab.selfflow.training import LitSelfFlow
+
+    # full: SiT-XL/2 on 4x32x32 latents, trained unconditionally (our training path has no labels)
+    if preset == "full":
+        config = replace(SelfFlowConfig.paper(), num_classes=0, learn_sigma=False)
+        method, batch = SelfFlowMethod.paper(), 32
+    else:
+        config = SelfFlowConfig.tiny()
+        method = replace(SelfFlowMethod.paper(), student_layer=2, teacher_layer=4)
+        batch = {"tiny": 16, "small": 64}[preset]
+    size, channels = config.input_size, config.in_channels
+    system = LitSelfFlow(SelfFlowDiT(config), method)
+    return system, {"image": torch.rand(batch, channels, size, size) * 2 - 1}
+
+
 SYSTEMS: dict[str, Callable[[str], tuple[Any, dict]]] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -376,6 +412,8 @@ SYSTEMS: dict[str, Callable[[str], tuple[Any, dict]]] = {
     "LitShapeTexture": _shape_texture,
     "LitGeoTransformer": _geo_transformer,
     "LitExplicitBaseline": _explicit_baseline,
+    "LitLADD": _ladd,
+    "LitSelfFlow": _self_flow,
 }
 
 

@@ -250,6 +250,29 @@ def _explicit_baseline():
     return LitExplicitBaseline(ExplicitBaseline(width=8), 1e-3, 2, 10), _view_pairs()
 
 
+def _ladd():
+    from esser_lab.ladd.model import LADDConfig
+    from esser_lab.ladd.training import LitLADD
+    from esser_lab.sd3.data import captioned_batch
+    from esser_lab.sd3.model import MMDiT, MMDiTConfig
+    from esser_lab.sd3.text import ToyTextEncoder
+
+    tokens = captioned_batch(B, 16, generator=torch.Generator().manual_seed(0)).tokens
+    system = LitLADD(MMDiT(MMDiTConfig.tiny()), ToyTextEncoder(32, 32), LADDConfig.tiny())
+    return system, {"latent": torch.randn(B, 4, 8, 8), "tokens": tokens}
+
+
+def _self_flow():
+    from esser_lab.selfflow.method import SelfFlowMethod
+    from esser_lab.selfflow.model import SelfFlowConfig, SelfFlowDiT
+    from esser_lab.selfflow.training import LitSelfFlow
+
+    model = SelfFlowDiT(replace(SelfFlowConfig.tiny(), depth=2, hidden=32, heads=2))
+    method = replace(SelfFlowMethod.paper(), student_layer=1, teacher_layer=2, ema_decay=0.9)
+    system = LitSelfFlow(model, method, learning_rate=1e-3)
+    return system, {"image": torch.rand(B, 3, 16, 16) * 2 - 1}
+
+
 SYSTEMS: dict[str, Callable] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -272,6 +295,8 @@ SYSTEMS: dict[str, Callable] = {
     "LitShapeTexture": _shape_texture,
     "LitGeoTransformer": _geo_transformer,
     "LitExplicitBaseline": _explicit_baseline,
+    "LitLADD": _ladd,
+    "LitSelfFlow": _self_flow,
 }
 
 

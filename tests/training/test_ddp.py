@@ -331,6 +331,38 @@ def _explicit_baseline():
     return system, _batches(_view_pairs)
 
 
+def _ladd():
+    from esser_lab.ladd.model import LADDConfig
+    from esser_lab.ladd.training import LitLADD
+    from esser_lab.sd3.data import captioned_batch
+    from esser_lab.sd3.model import MMDiT, MMDiTConfig
+    from esser_lab.sd3.text import ToyTextEncoder
+
+    system = LitLADD(MMDiT(MMDiTConfig.tiny()), ToyTextEncoder(32, 32), LADDConfig.tiny())
+
+    def make(n: int, seed: int) -> dict:
+        g = torch.Generator().manual_seed(seed)
+        tokens = captioned_batch(n, 16, generator=g).tokens
+        return {"latent": torch.randn(n, 4, 8, 8, generator=g), "tokens": tokens}
+
+    return system, _batches(make)
+
+
+def _self_flow():
+    from esser_lab.selfflow.method import SelfFlowMethod
+    from esser_lab.selfflow.model import SelfFlowConfig, SelfFlowDiT
+    from esser_lab.selfflow.training import LitSelfFlow
+
+    model = SelfFlowDiT(replace(SelfFlowConfig.tiny(), depth=2, hidden=32, heads=2))
+    method = replace(SelfFlowMethod.paper(), student_layer=1, teacher_layer=2, ema_decay=0.9)
+
+    def make(n: int, seed: int) -> dict:
+        g = torch.Generator().manual_seed(seed)
+        return {"image": torch.rand(n, 3, 16, 16, generator=g) * 2 - 1}
+
+    return LitSelfFlow(model, method, learning_rate=1e-3), _batches(make)
+
+
 SYSTEMS: dict[str, Callable] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -353,6 +385,8 @@ SYSTEMS: dict[str, Callable] = {
     "LitShapeTexture": _shape_texture,
     "LitGeoTransformer": _geo_transformer,
     "LitExplicitBaseline": _explicit_baseline,
+    "LitLADD": _ladd,
+    "LitSelfFlow": _self_flow,
 }
 
 #: Systems for which two ranks of B are not one process of 2B, and why (book/how_to_run.md lists
@@ -369,6 +403,9 @@ NOT_EQUIVALENT = {
     "LitGANAutoencoder": "as LitVQGAN, and the posterior sample (noise per process)",
     "LitLatentDiffusion": "noise: steps, ε, label dropout and the posterior sample per process",
     "LitMMDiT": "noise: the times, ε and the caption dropout are drawn per process",
+    "LitLADD": "noise: the student's times, the re-noising t̂ and ε per process; the heads' local "
+    "batch norm (batch statistics)",
+    "LitSelfFlow": "noise: the two times, the token mask and ε are drawn per process",
     "LitImageBART": "noise: the forward chain and the scales are drawn per process",
     "LitDenseAutoencoder": "noise: the posterior sample (no coupling otherwise)",
     "LitShapeTexture": "BatchNorm (batch statistics) in every residual block",

@@ -311,6 +311,43 @@ def _explicit_baseline():
     return LitExplicitBaseline(ExplicitBaseline(width=8), 1e-3, 2, 10), make
 
 
+def _ladd():
+    from esser_lab.ladd.model import LADDConfig
+    from esser_lab.ladd.training import LitLADD
+    from esser_lab.sd3.data import captioned_batch
+    from esser_lab.sd3.model import MMDiT, MMDiTConfig
+    from esser_lab.sd3.text import ToyTextEncoder
+
+    # the student's times, the re-noising t̂ and its noise from the system's own generator, the
+    # student's and the heads' Adam states (two optimisers, manual optimisation)
+    system = LitLADD(MMDiT(MMDiTConfig.tiny()), ToyTextEncoder(32, 32), LADDConfig.tiny())
+
+    def make(n: int) -> dict:
+        g = torch.Generator().manual_seed(7)
+        tokens = captioned_batch(n, 16, generator=g).tokens
+        return {"latent": torch.randn(n, 4, 8, 8, generator=g), "tokens": tokens}
+
+    return system, make
+
+
+def _self_flow():
+    from esser_lab.selfflow.method import SelfFlowMethod
+    from esser_lab.selfflow.model import SelfFlowConfig, SelfFlowDiT
+    from esser_lab.selfflow.training import LitSelfFlow
+
+    # dual timesteps, the token mask and the noise from the system's own generator, the EMA
+    # teacher's weights
+    model = SelfFlowDiT(replace(SelfFlowConfig.tiny(), depth=2, hidden=32, heads=2))
+    method = replace(SelfFlowMethod.paper(), student_layer=1, teacher_layer=2, ema_decay=0.9)
+    system = LitSelfFlow(model, method, learning_rate=1e-3)
+
+    def make(n: int) -> dict:
+        g = torch.Generator().manual_seed(7)
+        return {"image": torch.rand(n, 3, 16, 16, generator=g) * 2 - 1}
+
+    return system, make
+
+
 SYSTEMS: dict[str, Callable] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -333,6 +370,8 @@ SYSTEMS: dict[str, Callable] = {
     "LitShapeTexture": _shape_texture,
     "LitGeoTransformer": _geo_transformer,
     "LitExplicitBaseline": _explicit_baseline,
+    "LitLADD": _ladd,
+    "LitSelfFlow": _self_flow,
 }
 
 
