@@ -316,7 +316,7 @@ from esser_lab.selfflow.claims import PLATEAU_FALL, alignment_curve, half_rises
 fig = alignment_figure({"Self-Flow": alignment_curve(results["selfflow"].cosines)})
 
 # %% [markdown]
-# ## The reproduction card
+# ## Measuring the claims
 
 # %%
 from esser_lab.cards import Card

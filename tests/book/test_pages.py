@@ -119,3 +119,9 @@ def test_bibliography_labels_are_unique_across_the_book(tmp_path):
     got = {key: next(labels.format_labels([entries[key]])) for key in entries}
     assert got == {"esser2020iin": "ERO20b", "esser2020biases": "ERO20a", "ho2020ddpm": "HJA20"}
     assert find_plugin("pybtex.style.formatting", "esser")().label_style is not None
+
+
+def test_every_chapter_has_a_measuring_section():
+    """The summary's overview grid links each chapter to its "Measuring the claim(s)" section."""
+    for chapter in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py")):
+        assert esser_pages.measuring_anchor(chapter), f"{chapter.name}: no '## Measuring' section"
