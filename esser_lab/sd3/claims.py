@@ -27,7 +27,6 @@ Chance-like references (unconditional samples judged against the captions) are s
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,12 @@ from torch import Tensor
 
 from esser_lab.cards import Card, PaperPair
 from esser_lab.metrics import fid_style
+from esser_lab.sd3.shift import (  # the shift claims live with the shift; re-exported here
+    best_on_grid,
+    file_shift_claims,
+    file_trained_shift_claim,
+    log_slope,
+)
 
 __all__ = [
     "BackboneRun",
@@ -197,20 +202,6 @@ def loss_spike(losses: Sequence[float], window: int = 20) -> float:
     return float((values[window:] / before.clamp(min=1e-12)).max())
 
 
-def log_slope(values: Mapping[int, float]) -> float:
-    """The least-squares slope of log(value) against log(key): the exponent of a power law
-    (0.5 for α = √(m/n), Eq. 23)."""
-    if len(values) < 2:
-        raise ValueError(f"a slope needs at least two points, got {dict(values)}")
-    bad = {k: v for k, v in values.items() if not (k > 0 and v > 0)}
-    if bad:
-        raise ValueError(f"keys and values must be > 0 for a log–log slope, got {bad}")
-    x = torch.tensor([float(k) for k in values], dtype=torch.float64).log()
-    y = torch.tensor([float(v) for v in values.values()], dtype=torch.float64).log()
-    x = x - x.mean()
-    return float((x * (y - y.mean())).sum() / (x * x).sum())
-
-
 def timed(function, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
     """``(function(*args, **kwargs), seconds)``."""
     start = time.perf_counter()
@@ -363,70 +354,6 @@ def file_backbone_claims(
         why=why,
         better="lower",
         paper=fig4,
-    )
-
-
-def file_shift_claims(card: Card, best_alpha: Mapping[int, float]) -> None:
-    """Files the resolution shift: the log–log slope of the analytic sweep's best α against the
-    number of pixels (Eq. 23's √(m/n) law predicts 0.5; 0 is no growth, the criterion)."""
-    if len(best_alpha) < 2:
-        raise ValueError(f"the shift sweep needs at least two pixel counts, got {dict(best_alpha)}")
-    small, large = min(best_alpha), max(best_alpha)
-    card.add(
-        "shift-alpha-exponent",
-        "the best timestep shift α grows with the number of pixels, as a power of it "
-        "(Eq. 23: α = √(m/n), exponent 0.5)",
-        metric=f"log–log slope of the best α of the exact posterior's Euler sampler against "
-        f"the pixels, {small} to {large}",
-        ours=log_slope(best_alpha),
-        baseline="no growth with the pixels (slope 0)",
-        baseline_value=0.0,
-        why="the paper's Sec. 5.3.2: the same noise destroys less of a larger image, so "
-        "sampling at a higher resolution needs more time near the noise",
-        better="higher",
-        paper=PaperPair(0.5, 0.0, "exponent of α = √(m/n)", "Sec. 5.3.2, Eq. 23"),
-    )
-
-
-def best_on_grid(scores: Mapping[float, float]) -> float:
-    """The key of the lowest score (the first of equals: the smaller shift)."""
-    if not scores:
-        raise ValueError("best_on_grid needs at least one (α, score) pair")
-    bad = {k: v for k, v in scores.items() if not math.isfinite(v)}
-    if bad:
-        raise ValueError(f"scores must be finite, got {bad}")
-    return min(sorted(scores), key=lambda alpha: scores[alpha])
-
-
-def file_trained_shift_claim(
-    card: Card,
-    sweeps: Mapping[int, Mapping[float, float]],
-    *,
-    steps: int,
-    fine_tune_steps: int,
-) -> None:
-    """Files the shift on trained models: ``sweeps[tokens][α]`` = the FID-style score of
-    ``steps``-step Euler samples on the grid shifted by α, for the model trained at the lower
-    resolution and for its fine-tuned copy at the higher one (keys: latent tokens per image).
-    The claim is the log–log slope of the best α against the tokens (> 0: it grows)."""
-    if len(sweeps) != 2:
-        raise ValueError(f"need sweeps at exactly two resolutions, got {sorted(sweeps)}")
-    best = {n: best_on_grid(scores) for n, scores in sweeps.items()}
-    low, high = min(best), max(best)
-    card.add(
-        "shift-trained-exponent",
-        "a model fine-tuned at a higher resolution samples best with a larger timestep shift α "
-        "than at its pre-training resolution (Eq. 23: α = √(m/n))",
-        metric=f"log–log slope of the best α (lowest FID-style score, {steps} Euler steps) "
-        f"against the latent tokens, {low} (pre-trained) to {high} (fine-tuned "
-        f"{fine_tune_steps} steps)",
-        ours=log_slope(best),
-        baseline="no growth with the resolution (slope 0)",
-        baseline_value=0.0,
-        why="the paper's Sec. 5.3.2: it pre-trains at 256² and shifts its schedule to fine-tune "
-        "and sample at 1024²; ties on the α grid count as no growth",
-        better="higher",
-        paper=PaperPair(0.5, 0.0, "exponent of α = √(m/n)", "Sec. 5.3.2, Eq. 23"),
     )
 
 
