@@ -50,6 +50,7 @@ SETTINGS = (
     "ESSER_LAB_PRETRAINED",
 )
 CELL_TIMEOUT_S = 600  # as execute.timeout in _config.yml
+KERNEL_STARTS = 3  # tries to start a chapter's kernel before giving up
 
 
 def read_chapter(path: Path):
@@ -126,17 +127,26 @@ def run_one(path: Path, executed: Path) -> int:
     from nbclient.exceptions import CellExecutionError
 
     notebook = read_chapter(path)
-    client = NotebookClient(
-        notebook,
-        timeout=CELL_TIMEOUT_S,
-        kernel_name=notebook.metadata.get("kernelspec", {}).get("name", "python3"),
-        resources={"metadata": {"path": str(path.parent)}},
-    )
-    try:
-        client.execute()
-    except CellExecutionError as error:
-        print(f"\n{path.name}: a cell failed\n{error}", file=sys.stderr)
-        return 1
+    for attempt in range(1, KERNEL_STARTS + 1):
+        client = NotebookClient(
+            notebook,
+            timeout=CELL_TIMEOUT_S,
+            kernel_name=notebook.metadata.get("kernelspec", {}).get("name", "python3"),
+            resources={"metadata": {"path": str(path.parent)}},
+        )
+        try:
+            client.execute()
+            break
+        except CellExecutionError as error:
+            print(f"\n{path.name}: a cell failed\n{error}", file=sys.stderr)
+            return 1
+        except RuntimeError as error:
+            # Two kernels starting at once can pick the same free TCP port; the loser dies before
+            # it answers (ipykernel: "Address already in use"). Nothing ran yet, so start again.
+            if client.code_cells_executed or attempt == KERNEL_STARTS:
+                raise
+            print(f"{path.name}: the kernel did not start ({error}); starting another", flush=True)
+            notebook = read_chapter(path)
     executed.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, executed)
     return 0

@@ -92,3 +92,33 @@ def test_the_stamp_resolves_unset_settings(monkeypatch):
     monkeypatch.delenv("ESSER_LAB_SCALE")
     monkeypatch.setattr("esser_lab.scale._gpu_available", lambda: False)
     assert execute.stamp() == explicit  # unset scale on a CPU is tiny
+
+
+def test_a_kernel_that_dies_at_start_is_started_again_but_a_dead_run_is_not(tmp_path, monkeypatch):
+    import nbclient
+
+    real, starts = nbclient.NotebookClient, []
+
+    class Flaky(real):  # the first kernel loses the port race, as in CI's parallel starts
+        def execute(self, **kwargs):
+            starts.append(1)
+            if len(starts) == 1:
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            return super().execute(**kwargs)
+
+    monkeypatch.setattr(nbclient, "NotebookClient", Flaky)
+    chapter, out = write(tmp_path / "97_flaky.py"), tmp_path / "out" / "97_flaky.ipynb"
+    assert execute.run_one(chapter, out) == 0 and len(starts) == 2
+    assert "42" in out.read_text()
+
+    class DiesMidway(real):  # a kernel that dies after cells ran is a real failure: no second try
+        def execute(self, **kwargs):
+            starts.append(1)
+            self.code_cells_executed = 2
+            raise RuntimeError("Kernel died")
+
+    monkeypatch.setattr(nbclient, "NotebookClient", DiesMidway)
+    starts.clear()
+    with pytest.raises(RuntimeError, match="Kernel died"):
+        execute.run_one(chapter, tmp_path / "out2.ipynb")
+    assert len(starts) == 1
