@@ -9,6 +9,8 @@
   disocclusion masks (view synthesis);
 * :mod:`esser_lab.data.cue_conflict`: shapes filled with textures, shape and texture known,
   with masks, per-pixel class maps and factor pairs (shape vs texture);
+* :mod:`esser_lab.data.video`: textured objects moving over a panned background, with exact depth,
+  masks, motion and flow between any two frames (the video chapters);
 * :mod:`esser_lab.data.modules`: LightningDataModules over all of the above.
 
 Importing this package is cheap: every name below is imported on first use, and Lightning only
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from esser_lab.data.scenes import ViewPairs
     from esser_lab.data.sprites import Sprites
 
-_SUBMODULES = ("art", "cue_conflict", "digits", "figures", "folder", "modules", "scenes", "sprites")
+_SUBMODULES = ("art", "cue_conflict", "digits", "figures", "folder", "modules", "scenes", "sprites", "video")
 _NAMES = {
     "CueConflict": "cue_conflict",
     "Appearance": "figures",
