@@ -38,7 +38,17 @@ if TYPE_CHECKING:
     from esser_lab.data.scenes import ViewPairs
     from esser_lab.data.sprites import Sprites
 
-_SUBMODULES = ("art", "cue_conflict", "digits", "figures", "folder", "modules", "scenes", "sprites", "video")
+_SUBMODULES = (
+    "art",
+    "cue_conflict",
+    "digits",
+    "figures",
+    "folder",
+    "modules",
+    "scenes",
+    "sprites",
+    "video",
+)
 _NAMES = {
     "CueConflict": "cue_conflict",
     "Appearance": "figures",
