@@ -211,7 +211,7 @@ browser-test: $(STAMP) ## check the built site in headless Chromium (after make 
 COLAB_OUT := _build/colab
 
 .PHONY: colab publish-colab colab-bootstrap
-colab: $(STAMP) ## every chapter in _toc.yml as a Colab notebook (installing esser_lab at HEAD): _build/colab/notebooks/NN_name.ipynb
+colab: $(STAMP) ## every chapter in _toc.yml as a Colab notebook (installing esser_lab at HEAD): _build/colab/notebooks/NN_name.ipynb, and its student edition (solutions removed) in _build/colab/student/
 	$(VPY) book/_ext/colab.py build --out $(COLAB_OUT)
 
 # Commits with git plumbing only: the checkout's HEAD, index and working tree stay as they are.

@@ -6,18 +6,21 @@ Colab opens only ``.ipynb`` files; the chapters are jupytext percent ``.py`` fil
   ``_toc.yml`` into ``_build/colab/notebooks/NN_name.ipynb`` (as ``jupytext --to ipynb`` does;
   no outputs, a python3 kernelspec, cell ids that do not change from one run to the next), with
   the bootstrap cell pinned to the checkout's commit (``git rev-parse HEAD``; outside a git
-  checkout it stays unpinned and installs the repository's default branch).
+  checkout it stays unpinned and installs the repository's default branch), and beside it the
+  chapter's *student edition*, ``_build/colab/student/NN_name.ipynb``: the same notebook with the
+  exercises' solutions replaced by a cell for the student (``student_edition.py``).
 * ``make publish-colab`` (``python book/_ext/colab.py publish``) commits those files to the local
-  branch ``colab``, at ``notebooks/NN_name.ipynb``, on top of the branch's previous tip. It uses
-  git plumbing only (``hash-object``, a temporary index, ``write-tree``, ``commit-tree``,
-  ``update-ref``), so the checkout's HEAD, index and working tree stay as they are. It refuses
-  notebooks whose pin is not HEAD (built before HEAD moved). Pushing HEAD's branch and then this
-  one (``git push origin main colab``) is the maintainer's deploy step.
+  branch ``colab``, at ``notebooks/NN_name.ipynb`` and ``student/NN_name.ipynb``, on top of the
+  branch's previous tip. It uses git plumbing only (``hash-object``, a temporary index,
+  ``write-tree``, ``commit-tree``, ``update-ref``), so the checkout's HEAD, index and working
+  tree stay as they are. It refuses notebooks whose pin is not HEAD (built before HEAD moved).
+  Pushing HEAD's branch and then this one (``git push origin main colab``) is the maintainer's
+  deploy step.
 * Loaded by Sphinx (``sphinx: local_extensions: {colab: book/_ext}`` in ``_config.yml``), it puts
   an "Open in Colab" link, ``<a class="esser-colab-badge">``, under the title of every page built
-  from ``notebooks/NN_name.py``. The link points at that chapter's notebook on the branch
-  (:func:`colab_url`). Badge and logo are plain HTML, CSS and inline SVG: nothing is fetched when
-  the page is viewed.
+  from ``notebooks/NN_name.py``, and a second one, "Open in Colab — student version". The links
+  point at that chapter's notebooks on the branch (:func:`colab_url`). Badge and logo are plain
+  HTML, CSS and inline SVG: nothing is fetched when the page is viewed.
 * Every chapter's first code cell is the Colab bootstrap (:func:`bootstrap_source`). On Colab it
   installs ``esser_lab`` at the commit the notebook was published from (the chapter's source
   names no commit; :func:`build` writes it into the notebook, see :func:`bootstrap_source`) and
@@ -49,9 +52,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+if str(Path(__file__).resolve().parent) not in sys.path:  # book/_ext is not a package
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from student_edition import student_notebook  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = Path("_build") / "colab"
 BADGE_CLASS = "esser-colab-badge"
+STUDENT_DIR = "student"  # the student edition's folder, under the output and on the branch
 COLAB_GITHUB = "https://colab.research.google.com/github"
 # A chapter's Sphinx docname: notebooks/NN_name (its source is notebooks/NN_name.py).
 CHAPTER_DOCNAME = re.compile(r"notebooks/(\d{2}_[A-Za-z0-9_-]+)")
@@ -138,13 +146,16 @@ def read_coordinates(root: Path = ROOT) -> Coordinates:
     return parse_coordinates(config.get("repository") or {})
 
 
-def colab_url(coordinates: Coordinates, docname: str) -> str:
-    """The Colab link of a chapter, from its docname (``notebooks/NN_name``) or file name."""
+def colab_url(coordinates: Coordinates, docname: str, *, student: bool = False) -> str:
+    """The Colab link of a chapter, from its docname (``notebooks/NN_name``) or file name;
+    ``student``: its student edition (``student/NN_name.ipynb`` on the branch)."""
     docname = str(docname).removesuffix(".py").removesuffix(".ipynb")
-    if CHAPTER_DOCNAME.fullmatch(docname) is None:
+    match = CHAPTER_DOCNAME.fullmatch(docname)
+    if match is None:
         raise ValueError(f"not a chapter (notebooks/NN_name): {docname!r}")
     c = coordinates
-    return f"{COLAB_GITHUB}/{c.owner}/{c.name}/blob/{c.branch}/{docname}.ipynb"
+    path = f"{STUDENT_DIR}/{match[1]}" if student else docname
+    return f"{COLAB_GITHUB}/{c.owner}/{c.name}/blob/{c.branch}/{path}.ipynb"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,7 +347,9 @@ def colab_notebook(path: Path, root: Path = ROOT, commit: str | None = None):
 
 
 def build(root: Path = ROOT, out: Path | None = None, *, pin: bool = True) -> list[Path]:
-    """Write ``<out>/notebooks/NN_name.ipynb`` for every chapter in ``_toc.yml``; return them.
+    """Write ``<out>/notebooks/NN_name.ipynb`` for every chapter in ``_toc.yml``, and its student
+    edition (solutions removed, ``student_edition.py``) as ``<out>/student/NN_name.ipynb``;
+    return the full edition's paths.
 
     ``out`` defaults to ``<root>/_build/colab``; ``<out>/notebooks`` is emptied first, so it holds
     exactly the chapters of the table of contents. With ``pin`` the bootstrap cells install
@@ -351,18 +364,21 @@ def build(root: Path = ROOT, out: Path | None = None, *, pin: bool = True) -> li
     if not chapters:
         raise ColabError("_toc.yml lists no chapter (notebooks/NN_name with a .py file)")
     check_bootstraps(root)
-    target = out / "notebooks"
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
+    target, students = out / "notebooks", out / STUDENT_DIR
+    for folder in (target, students):
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
     commit = head_commit(root) if pin else None
     written = []
     for docname in chapters:
         notebook = colab_notebook(root / f"{docname}.py", root, commit)
-        path = target / f"{Path(docname).name}.ipynb"
-        text = nbformat.writes(notebook)
-        path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-        written.append(path)
+        name = f"{Path(docname).name}.ipynb"
+        student = student_notebook(notebook, where=f"{docname}.py")
+        for folder, edition in ((target, notebook), (students, student)):
+            text = nbformat.writes(edition)
+            (folder / name).write_text(text if text.endswith("\n") else text + "\n", "utf-8")
+        written.append(target / name)
     return written
 
 
@@ -387,6 +403,8 @@ BRANCH_README = """\
 This branch holds the book's chapters as `.ipynb` files for Google Colab, generated from the
 jupytext sources in `notebooks/*.py` on the main branch by `make publish-colab`. Do not edit it
 by hand: change the `.py` chapter on main and publish again. Each commit names its source commit.
+`notebooks/` holds the full chapters; `student/` the student edition of each (the exercises'
+solutions replaced by a cell for the student's own code).
 """
 
 
@@ -434,11 +452,13 @@ def publish(
 
     chapters = [Path(d).name for d in toc_chapters(root)]
     files = {p.stem: p for p in sorted((out / "notebooks").glob("*.ipynb"))}
-    if sorted(files) != sorted(chapters) or not chapters:
-        raise ColabError(
-            f"{out / 'notebooks'} holds {sorted(files)}, _toc.yml lists {sorted(chapters)}: "
-            "run `make colab` first"
-        )
+    student_files = {p.stem: p for p in sorted((out / STUDENT_DIR).glob("*.ipynb"))}
+    for folder, found in (("notebooks", files), (STUDENT_DIR, student_files)):
+        if sorted(found) != sorted(chapters) or not chapters:
+            raise ColabError(
+                f"{out / folder} holds {sorted(found)}, _toc.yml lists {sorted(chapters)}: "
+                "run `make colab` first"
+            )
 
     # Never move a branch that is checked out somewhere (its work tree would silently go stale).
     for line in _git(repo, "worktree", "list", "--porcelain").splitlines():
@@ -447,7 +467,7 @@ def publish(
 
     head = _git(repo, "rev-parse", "HEAD")
     source_branch = _git_maybe(repo, "symbolic-ref", "--short", "-q", "HEAD") or "detached HEAD"
-    for path in files.values():
+    for path in [*files.values(), *student_files.values()]:
         pin = bootstrap_pin(nbformat.read(path, as_version=4))
         if pin != head:
             raise ColabError(
@@ -474,6 +494,9 @@ def publish(
         entries = {"README.md": _git(repo, "hash-object", "-w", "--stdin", input=BRANCH_README)}
         for stem, path in files.items():
             entries[f"notebooks/{stem}.ipynb"] = _git(repo, "hash-object", "-w", "--", str(path))
+        for stem, path in student_files.items():
+            blob = _git(repo, "hash-object", "-w", "--", str(path))
+            entries[f"{STUDENT_DIR}/{stem}.ipynb"] = blob
         for name, blob in entries.items():
             _git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{name}", env=env)
         tree = _git(repo, "write-tree", env=env)
@@ -487,6 +510,7 @@ def publish(
         f"Generated by `make publish-colab` from commit {head}{state}; they install esser-lab "
         f"{package_version(root)} at that commit.\n"
         + "".join(f"notebooks/{stem}.ipynb\n" for stem in files)
+        + "".join(f"{STUDENT_DIR}/{stem}.ipynb\n" for stem in student_files)
     )
     parents = ["-p", tip] if tip is not None else []
     commit = _git(repo, "commit-tree", tree, *parents, "-F", "-", input=message)
@@ -514,13 +538,23 @@ _LOGO = (
 )
 
 
-def badge_html(url: str) -> str:
-    """The badge: a link with the class ``esser-colab-badge``, an inline logo and text."""
-    return (
-        f'<p class="esser-colab"><a class="{BADGE_CLASS}" href="{html.escape(url, quote=True)}" '
-        'target="_blank" rel="noopener" title="Open this chapter as a notebook in Google Colab">'
-        f'{_LOGO}<span class="esser-colab-badge-text">Open in Colab</span></a></p>'
-    )
+def badge_html(url: str, student_url: str | None = None) -> str:
+    """The badge: a link with the class ``esser-colab-badge``, an inline logo and text; with
+    ``student_url`` a second one to the student edition."""
+    links = [
+        f'<a class="{BADGE_CLASS}" href="{html.escape(url, quote=True)}" target="_blank" '
+        'rel="noopener" title="Open this chapter as a notebook in Google Colab">'
+        f'{_LOGO}<span class="esser-colab-badge-text">Open in Colab</span></a>'
+    ]
+    if student_url is not None:
+        links.append(
+            f'<a class="{BADGE_CLASS} esser-colab-student" '
+            f'href="{html.escape(student_url, quote=True)}" target="_blank" rel="noopener" '
+            'title="The same chapter with the exercises\' solutions removed, for students">'
+            f'{_LOGO}<span class="esser-colab-badge-text">Open in Colab — student version'
+            "</span></a>"
+        )
+    return f'<p class="esser-colab">{" ".join(links)}</p>'
 
 
 def _book_root(app) -> Path:
@@ -535,8 +569,9 @@ def _add_badge(app, doctree, docname: str) -> None:
         return
     from docutils import nodes
 
-    url = colab_url(read_coordinates(_book_root(app)), docname)
-    badge = nodes.raw("", badge_html(url), format="html")
+    coordinates = read_coordinates(_book_root(app))
+    url, student = colab_url(coordinates, docname), colab_url(coordinates, docname, student=True)
+    badge = nodes.raw("", badge_html(url, student), format="html")
     section = next(iter(doctree.findall(nodes.section)), None)
     if section is not None and len(section) and isinstance(section[0], nodes.title):
         section.insert(1, badge)  # right under the chapter's title
@@ -567,7 +602,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="book/_ext/colab.py", description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, default=ROOT, help="the book's root (_config.yml)")
     commands = parser.add_subparsers(dest="command", required=True)
-    build_cmd = commands.add_parser("build", help="write <out>/notebooks/NN_name.ipynb")
+    build_cmd = commands.add_parser(
+        "build", help="write <out>/notebooks/NN_name.ipynb and <out>/student/NN_name.ipynb"
+    )
     build_cmd.add_argument("--out", type=Path, default=None, help="default: _build/colab")
     publish_cmd = commands.add_parser("publish", help="commit them to the local colab branch")
     publish_cmd.add_argument("--out", type=Path, default=None, help="default: _build/colab")
@@ -579,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "build":
             for path in build(root, args.out):
-                print(f"colab: {os.path.relpath(path)}")
+                print(f"colab: {os.path.relpath(path)} (and its student edition)")
             commit = head_commit(root)
             print(
                 f"colab: the notebooks install esser-lab at commit {commit} (HEAD)"

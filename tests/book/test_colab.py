@@ -380,8 +380,25 @@ HEADER = """\
 """
 
 
+EXERCISES = """
+# %% [markdown]
+# ## Exercises
+#
+# 1. Double it.
+
+# %% [markdown]
+# ```{admonition} Solution 1
+# :class: dropdown
+# Twice x:
+# ```
+
+# %% tags=["hide-input"]
+print(2 * x)
+"""
+
+
 def _chapter(title: str, body: str = "x = 1") -> str:
-    return HEADER + f"\n# %% [markdown]\n# # {title}\n#\n# Text.\n\n# %%\n{body}\n"
+    return HEADER + f"\n# %% [markdown]\n# # {title}\n#\n# Text.\n\n# %%\n{body}\n" + EXERCISES
 
 
 def _make_book(root: Path, version: str = "0.1.0") -> None:
@@ -485,7 +502,7 @@ def test_write_bootstrap_inserts_then_updates(tmp_path: Path) -> None:
     assert colab.write_bootstrap(path, root)
     notebook = jupytext.read(path)
     assert colab.bootstrap_problem(notebook, root) is None
-    assert [c.source for c in notebook.cells[2:]] == ["y = 2", "z = 3"]
+    assert [c.source for c in notebook.cells[2:4]] == ["y = 2", "z = 3"]
     assert notebook.cells[1].metadata["tags"] == ["hide-input"]
     assert '"esser-lab @ git+https://github.com/probe-org/probe-book"' in notebook.cells[1].source
     assert not colab.write_bootstrap(path, root)  # already up to date
@@ -500,7 +517,7 @@ def test_write_bootstrap_inserts_then_updates(tmp_path: Path) -> None:
     notebook = jupytext.read(path)
     assert colab.bootstrap_problem(notebook, root) is None
     assert '"einops>=0.9,<1"' in notebook.cells[1].source
-    assert [c.source for c in notebook.cells[2:]] == ["y = 2", "z = 3"]
+    assert [c.source for c in notebook.cells[2:4]] == ["y = 2", "z = 3"]
     assert sum(colab.BOOTSTRAP_GUARD in c.source for c in notebook.cells) == 1
 
 
@@ -532,12 +549,19 @@ def test_publish_creates_then_advances_the_branch(book_repo: Path) -> None:
         "notebooks/01_first.ipynb",
         "notebooks/02_second.ipynb",
         "notebooks/03_third.ipynb",
+        "student/01_first.ipynb",
+        "student/02_second.ipynb",
+        "student/03_third.ipynb",
     ]
     for stem in ("01_first", "02_second", "03_third"):
         blob = _git(root, "show", f"colab:notebooks/{stem}.ipynb")
         assert blob == (out / "notebooks" / f"{stem}.ipynb").read_text().strip()
         # the published notebook installs the package at the commit it was published from
         assert f"esser-lab @ git+https://github.com/probe-org/probe-book@{head}" in blob
+        student = _git(root, "show", f"colab:student/{stem}.ipynb")
+        assert student == (out / "student" / f"{stem}.ipynb").read_text().strip()
+        assert "2 * x" in blob and "2 * x" not in student and "Exercise 1: your code" in student
+        assert f"probe-book@{head}" in student
     assert _git(root, "log", "--format=%P", "-1", first) == ""  # the branch's first commit
     message = _git(root, "log", "--format=%B", "-1", first)
     assert f"main@{head[:12]}" in message and head in message and "0.1.0" in message

@@ -66,12 +66,14 @@ PAGES = [f"{chapter}.html" for chapter in CHAPTERS] + [
 ]
 
 
-def expected_colab_url(chapter: str) -> str:
-    """``https://colab.research.google.com/github/<owner>/<name>/blob/colab/notebooks/NN.ipynb``."""
+def expected_colab_url(chapter: str, student: bool = False) -> str:
+    """``https://colab.research.google.com/github/<owner>/<name>/blob/colab/notebooks/NN.ipynb``
+    (``student``: ``.../blob/colab/student/NN.ipynb``)."""
     repository = _config()["repository"]
     owner, name = urlsplit(repository["url"]).path.strip("/").removesuffix(".git").split("/")[:2]
     branch = repository.get("colab_branch", "colab")
-    return f"{COLAB_GITHUB}/{owner}/{name}/blob/{branch}/{chapter}.ipynb"
+    path = chapter.replace("notebooks/", "student/", 1) if student else chapter
+    return f"{COLAB_GITHUB}/{owner}/{name}/blob/{branch}/{path}.ipynb"
 
 
 def _describe(page) -> str:
@@ -129,9 +131,9 @@ def test_chapter_widgets(site, chapter: str):
 def test_chapter_colab_badge(site, chapter: str):
     page = site.load(f"{chapter}.html")
     hrefs = page.facts["colabHrefs"]
-    expected = expected_colab_url(chapter)
+    expected = {expected_colab_url(chapter), expected_colab_url(chapter, student=True)}
     assert hrefs, f"{page.url}: no a.esser-colab-badge"
-    assert set(hrefs) == {expected}, f"{page.url}: Colab badge links {hrefs}, not {expected}"
+    assert set(hrefs) == expected, f"{page.url}: Colab badge links {hrefs}, not {expected}"
 
 
 def test_chapter_has_no_error_output(site, chapter: str):
