@@ -74,6 +74,8 @@ def check_close(
         return number
     tolerance = atol + rtol * abs(expected)
     if abs(number - expected) <= tolerance:
+        if not rtol and not atol:
+            return Verdict(True, f"{what} is exact.")
         within = f"within {rtol:.0%}" if rtol else f"within {atol:g}"
         return Verdict(True, f"{what} agrees ({within}).")
     low = number < expected
