@@ -1,7 +1,29 @@
 # ---
 # jupyter:
+#   esser_lab:
+#     goals:
+#     - Explain why a latent trained to reconstruct an image from its shape estimate
+#       ends up carrying the appearance, with no pairs of poses.
+#     - Derive the VUNet's evidence lower bound with a learned prior, unit-variance
+#       Gaussians and a KL weight that ramps up during training.
+#     - Measure appearance transfer against the exact ground truth and compare the VUNet
+#       with a generator trained on pairs.
+#     key_figure: 'Appearance transfer by the VUNet on held-out figures: each row keeps
+#       the appearance of the figure on the left, each column takes the pose of the
+#       stickman on top.'
+#     lab: Train a Variational U-Net on single images of procedural articulated figures
+#       and a PG2-style generator on pairs of poses; transfer appearance onto new poses
+#       and score part colours and SSIM against the exact rendering.
+#     prerequisites:
+#       chapters: []
+#       maths:
+#       - variational inference (ELBO, KL divergence)
+#       - Gaussian likelihoods and squared-error losses
+#       - convolutional networks and the U-Net's skip connections
+#     week: 1
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: esser_lab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -257,7 +279,7 @@ fig = show_grid(
 # figure on the left, each column takes the pose of the figure on top. Below it, the exact
 # ground truth rendered from (pose of $y$, appearance of $x$).
 
-# %%
+# %% tags=["key-figure"]
 n_app, n_pose = 5, 6
 app_idx, pose_idx = torch.arange(n_app), torch.arange(n_app, n_app + n_pose)
 ii, jj = torch.meshgrid(app_idx, pose_idx, indexing="ij")

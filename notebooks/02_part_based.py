@@ -1,7 +1,31 @@
 # ---
 # jupyter:
+#   esser_lab:
+#     goals:
+#     - Explain how equivariance to spatial warps and invariance to colour changes separate
+#       shape from appearance without keypoint labels.
+#     - Derive the part maps' means and covariances and the losses that tie them across
+#       two transformed views of one image.
+#     - Measure the learned landmarks by regressing true keypoints from the part means,
+#       against the same model trained without equivariance.
+#     key_figure: Part maps found without labels on held-out figures, one colour per
+#       part, for the full model, the ablation without equivariance and an untrained
+#       encoder.
+#     lab: Train the part-based model on unlabelled articulated figures and the same
+#       model without its equivariance terms; regress the true keypoints linearly from
+#       the learned part means and score shape and appearance swaps against the exact
+#       rendering.
+#     prerequisites:
+#       chapters:
+#       - 1
+#       maths:
+#       - distributions over pixels (means and covariances)
+#       - equivariance and invariance under transformations
+#       - linear (ridge) regression
+#     week: 2
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: esser_lab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -252,7 +276,7 @@ untrained = PartBased(config).eval().to(profile.device)
 # Each colour is one part map (scaled to its own peak) over held-out figures. Below, the part
 # means (coloured dots) beside the true keypoints (white crosses), which the model never saw.
 
-# %%
+# %% tags=["key-figure"]
 from esser_lab.viz.parts import part_map_rgb, show_part_means
 
 num_test = profile.count(tiny=512, small=512, full=512)  # held-out figures

@@ -1,7 +1,30 @@
 # ---
 # jupyter:
+#   esser_lab:
+#     goals:
+#     - 'Explain the fix-point idea: re-encoding a stylisation must give back the style
+#       it was painted with and nothing of the photo.'
+#     - Implement the fix-point triplet and disentanglement losses beside the adversarial
+#       objective of a style-transfer network.
+#     - Measure the deception rate of an independent artist classifier and the preservation
+#       of content, with and without the fix-point losses.
+#     key_figure: Held-out photos (rows) stylised by the model trained with the fix-point
+#       losses, in the style read from one painting of each artist (top row).
+#     lab: Train the content and style network on digits and procedurally painted artworks,
+#       with and without its two style fix-point losses; measure how often an independent
+#       artist classifier is deceived by the stylisations and whether a digit classifier
+#       still reads their content.
+#     prerequisites:
+#       chapters:
+#       - 1
+#       maths:
+#       - conditional normalisation (a scale and an offset predicted from a code)
+#       - triplet and adversarial losses
+#       - fixed points of a map
+#     week: 2
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: esser_lab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -274,7 +297,7 @@ for name, value in expert_scores.items():
 # Held-out photos (rows) in the style of one painting by each artist (columns); the style
 # vector is read from the painting in the top row.
 
-# %%
+# %% tags=["key-figure"]
 from esser_lab.style_transfer import interpolate_styles, stylise
 
 donor_styles = torch.arange(art.NUM_STYLES)

@@ -1,7 +1,31 @@
 # ---
 # jupyter:
+#   esser_lab:
+#     goals:
+#     - Explain the shortcut by which a pose code that sees the target image also carries
+#       its appearance, and why an adversarial critic alone can be fooled.
+#     - 'Derive RoDi''s objective: a mutual-information constraint through an augmented
+#       Lagrangian, and a KL weight raised when an independent critic detects a leak.'
+#     - Measure transfers against the exact ground truth for RoDi, a fixed-weight constrained
+#       model, an autoencoder and a VAE.
+#     key_figure: 'What the pose code carries on its own: held-out figures decoded from
+#       the pose code alone by the auxiliary decoder of each model; a code free of appearance
+#       gives the silhouette without the figure''s colours.'
+#     lab: Train RoDi, a model with the mutual-information constraint but a fixed KL
+#       weight, a plain autoencoder and a VAE on pairs of figures that share an appearance;
+#       swap pose and appearance and score the transfers, and how much appearance the
+#       pose code leaks, against the exact rendering.
+#     prerequisites:
+#       chapters:
+#       - 1
+#       maths:
+#       - variational autoencoders (ELBO, weighted KL term)
+#       - mutual information and its estimation with a classifier
+#       - constrained optimisation (augmented Lagrangian, dual updates)
+#     week: 3
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: esser_lab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -350,7 +374,7 @@ fig = swap_figure(grid_truth, "ground truth")
 # from a detached $\pi$ alone. If $\pi$ held only the pose, $D_\pi$ could paint the silhouette but
 # not the colours.
 
-# %%
+# %% tags=["key-figure"]
 with torch.no_grad():
     aux_rows = [list(x.image[:8])]
     for model in models.values():
