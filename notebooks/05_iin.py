@@ -1,7 +1,28 @@
 # ---
 # jupyter:
+#   esser_lab:
+#     goals:
+#     - Explain why an invertible map of a latent code loses nothing and how an edit
+#       of one factor maps back through the frozen decoder.
+#     - Derive the IIN's objective from pairs that share one factor (a correlated Gaussian
+#       on the shared factor, independent ones on the rest).
+#     - Measure a colour edit against a linear (ridge-regression) edit of the same code.
+#     key_figure: 'Colour edits of held-out sprites: the donor''s colour swapped in
+#       through the IIN, through a linear edit and through raw code coordinates, beside
+#       the exact re-rendering.'
+#     lab: Train a dense autoencoder and an IIN on sprite pairs; edit colour and position
+#       and score the edits against their exact ground truth and against a linear edit.
+#     prerequisites:
+#       chapters:
+#       - 1
+#       maths:
+#       - normalising flows (change of variables, log-determinants)
+#       - Gaussian log-likelihoods
+#       - linear probes (ridge and logistic regression)
+#     week: 4
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: esser_lab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -337,7 +358,7 @@ fig.tight_layout()
 # factor occupies in $v$, is shown too. Below, the colour edit: each row a target, each column a
 # colour donor; then the exact ground truth, `rerender(x, colour=colour of y)`.
 
-# %%
+# %% tags=["key-figure"]
 from esser_lab.iin import (
     factor_values,
     linear_factor_basis,

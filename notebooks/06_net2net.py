@@ -1,7 +1,31 @@
 # ---
 # jupyter:
+#   esser_lab:
+#     goals:
+#     - Explain how a conditional invertible network translates between two frozen experts
+#       and why its residual carries what the caption leaves open.
+#     - Derive the conditional maximum-likelihood objective and the shift that edits
+#       a caption while keeping the residual.
+#     - Compare text-to-image samples of Net2Net with a conditional Gaussian and a regression
+#       translator, against real sprites of each caption.
+#     key_figure: 'Text-to-image samples, one caption per row: Net2Net with fresh residuals,
+#       then two samples of the conditional Gaussian and the regression''s single output.'
+#     lab: Train a sprite autoencoder and take a word-embedding text expert, both then
+#       frozen, and a conditional INN that translates caption codes into image codes,
+#       beside a regression and a conditional-Gaussian translator; score samples against
+#       real sprites of each caption and their variety, and recolour sprites by editing
+#       the caption.
+#     prerequisites:
+#       chapters:
+#       - 5
+#       maths:
+#       - normalising flows (change of variables)
+#       - conditional densities and maximum likelihood
+#       - text embeddings
+#     week: 4
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: esser_lab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -284,7 +308,7 @@ fig.tight_layout()
 # rotation, like the data; the regression can only draw one "average" sprite per caption. The
 # measurements below say how well each does it.
 
-# %%
+# %% tags=["key-figure"]
 colour_names, shape_names = list(sprites.COLOURS), list(sprites.SHAPES)
 prompts = ["a red circle", "a blue square", "a green triangle", "a yellow star", "an orange heart"]
 prompts += ["a white cross"]

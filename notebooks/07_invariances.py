@@ -1,7 +1,33 @@
 # ---
 # jupyter:
+#   esser_lab:
+#     goals:
+#     - Explain how a conditional INN splits an autoencoder's code into what a network's
+#       representation sees and a residual that holds its invariances.
+#     - Implement sampling and swapping of invariances by inverting the flow with the
+#       representation held fixed.
+#     - Measure with probes and re-classification that the residual carries the nuisances,
+#       and show which factor a classifier trained on biased data relies on.
+#     key_figure: 'Samples of the invariances of the invariant classifier''s logits:
+#       each held-out sprite, its reconstruction and decodings with fresh residuals;
+#       what varies along a row is what the logits ignore.'
+#     lab: Train a shape classifier on random colours and a twin on colour-biased data,
+#       a frozen autoencoder, and one conditional INN per classifier on its logits;
+#       sample the invariances, probe colour and position from the residual and from
+#       the logits, and check that samples keep the prediction.
+#     prerequisites:
+#       chapters:
+#       - 3
+#       - 5
+#       - 6
+#       maths:
+#       - normalising flows (change of variables)
+#       - statistical independence
+#       - linear probes (ridge regression)
+#     week: 5
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: esser_lab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -282,7 +308,7 @@ fig.tight_layout()
 # $D(t(v' \mid \Phi(x)))$ with fresh $v'$ (I3). What changes along a row is what $\Phi$ does
 # not see.
 
-# %%
+# %% tags=["key-figure"]
 from esser_lab.invariances import explain
 
 num_samples, show = 8, 6

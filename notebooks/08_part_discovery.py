@@ -1,7 +1,31 @@
 # ---
 # jupyter:
+#   esser_lab:
+#     goals:
+#     - Explain why painting an appearance looked up in another view through a hard
+#       part mask forces the mask to follow the object's parts.
+#     - Implement the one-hot part mask with a straight-through gradient and the per-part
+#       pooling of the other view's appearance.
+#     - Measure the discovered parts by matched IoU with the true part masks, compared
+#       with colour k-means segments.
+#     key_figure: Held-out figures, the parts the model discovered without labels (one
+#       arbitrary colour per part) and the true body parts.
+#     lab: Train the part-discovery model on pairs of figures that share an appearance;
+#       segment held-out figures into discovered parts and score them against the true
+#       part masks after matching, against a colour k-means segmentation.
+#     prerequisites:
+#       chapters:
+#       - 1
+#       - 2
+#       - 4
+#       maths:
+#       - softmax and straight-through gradient estimators
+#       - variational inference (KL divergence to a prior)
+#       - bipartite (Hungarian) matching and intersection over union
+#     week: 5
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: esser_lab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -228,7 +252,7 @@ fig.tight_layout()
 # noise) and the true parts. The colours of the discovered parts are arbitrary; what matters is
 # whether one colour keeps to one body part across figures and poses.
 
-# %%
+# %% tags=["key-figure"]
 from esser_lab.part_discovery import colour_kmeans, colour_segments, part_iou
 
 size, K = config.image_size, config.num_parts

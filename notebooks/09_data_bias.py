@@ -1,7 +1,32 @@
 # ---
 # jupyter:
+#   esser_lab:
+#     goals:
+#     - Explain how a flow that makes the latent standard normal within every data set
+#       separates what the data sets share from what is specific to each.
+#     - Implement translation between data sets by inverting the flow under one label
+#       and applying it under another.
+#     - Measure that a translation changes the factors whose distribution differs between
+#       the data sets and keeps the rest, against a re-encoding control.
+#     key_figure: 'Held-out images of data set A, re-encoded under their own label and
+#       translated into data sets B and C: what changes is what the model ties to each
+#       data set.'
+#     lab: Train one autoencoder on the union of three sprite data sets with designed
+#       biases and a conditional INN on its latents given the data-set label; translate
+#       held-out images between data sets and read colour, shape, size and position
+#       back with judges, against re-encoding under the image's own label.
+#     prerequisites:
+#       chapters:
+#       - 5
+#       - 6
+#       maths:
+#       - normalising flows (change of variables)
+#       - conditional maximum likelihood
+#       - comparing distributions (priors over factors)
+#     week: 6
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: esser_lab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -253,7 +278,7 @@ fig.tight_layout()
 # B and into C with (B2). Look for reddening and rounder shapes in the B row, growth in the C
 # row, and positions that stay where they were.
 
-# %%
+# %% tags=["key-figure"]
 num_test = profile.count(tiny=1536, small=4096, full=0)
 test = sample_domains(
     torch.zeros(num_test, dtype=torch.long),
