@@ -1,7 +1,31 @@
 # ---
 # jupyter:
+#   esser_lab:
+#     goals:
+#     - Explain why a perceptually trained discrete autoencoder followed by a transformer
+#       over its codes makes transformers affordable for images.
+#     - Derive the VQGAN loss, with its codebook terms and the adaptive weight of the
+#       adversarial term.
+#     - Compare VQGAN reconstructions with an L1-trained VQ-VAE at two codebook sizes,
+#       and a class-conditional transformer with a unigram model of the codes.
+#     key_figure: 'Held-out sprites and their reconstructions by the VQGANs and the
+#       L1-trained VQ-VAEs at two codebook sizes: the adversarial term keeps the textures.'
+#     lab: Train VQGANs and L1-only VQ-VAEs at two codebook sizes on textured sprites,
+#       then a class-conditional GPT over the codes; compare the reconstructions' sharpness,
+#       FID-style scores and codebook use, and the transformer's held-out likelihood
+#       against a unigram model.
+#     prerequisites:
+#       chapters:
+#       - 5
+#       - 6
+#       maths:
+#       - vector quantisation (nearest codebook entries, straight-through gradients)
+#       - adversarial training (hinge loss)
+#       - autoregressive models and attention
+#     week: 7
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: esser_lab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -398,7 +422,7 @@ rows.append(
 )
 display(Markdown("\n".join(rows)))
 
-# %%
+# %% tags=["key-figure"]
 names = list(models)
 fig = show_grid(
     [list(test.image[:10])] + [list(scores[n].x_hat[:10]) for n in names],

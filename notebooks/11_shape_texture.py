@@ -1,7 +1,30 @@
 # ---
 # jupyter:
+#   esser_lab:
+#     goals:
+#     - Explain how pairs that share only shape or only texture let one count the dimensions
+#       a representation gives each factor.
+#     - Implement the IIN's dimension estimator on the stages of a ResNet classifier.
+#     - Compare shape and texture dimensions per stage and over training for networks
+#       trained with and without a texture shortcut.
+#     key_figure: Share of each stage's feature dimensions given to shape, texture and
+#       the residual, for the network with a texture shortcut and the texture-randomised
+#       one.
+#     lab: Train a small ResNet on cue-conflict sprites where texture predicts the class
+#       and another where texture is randomised; estimate shape and texture dimensions
+#       at every stage and over training, and read segmentation maps from the frozen
+#       features.
+#     prerequisites:
+#       chapters:
+#       - 5
+#       maths:
+#       - covariance and correlation
+#       - residual convolutional networks
+#       - linear read-outs
+#     week: 8
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: esser_lab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -280,7 +303,7 @@ display(Markdown("\n".join(rows)))
 # stage's width (the stages differ in width, so a count alone would favour the wider ones);
 # the white numbers are the shape counts out of $D$.
 
-# %%
+# %% tags=["key-figure"]
 from esser_lab.shape_texture.chapter import dims_figure, dims_over_training_figure
 
 names = {"shortcut": "IN-like (texture predicts the class)", "randomised": "SIN-like"}

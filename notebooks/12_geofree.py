@@ -1,7 +1,32 @@
 # ---
 # jupyter:
+#   esser_lab:
+#     goals:
+#     - Explain how a transformer can synthesise a new view from camera tokens and source
+#       codes without depth, warping or any 3-D prior.
+#     - 'Implement the explicit baseline: a forward warp by estimated depth, then a
+#       network that fills the disoccluded holes.'
+#     - Measure both models by a perceptual distance to the true target view, and probe
+#       depth from the transformer's layers.
+#     key_figure: 'Held-out pairs ordered by camera motion: source, target, the baseline''s
+#       warp with its disoccluded holes and its filled view, and two samples of the
+#       geometry-free transformer.'
+#     lab: Train a VQGAN on a ray-cast toy world, a geometry-free transformer conditioned
+#       on camera tokens and source codes, and a depth-warping baseline with a hole
+#       filler; score new views with a paired perceptual distance, probe depth from
+#       the transformer's layers and test how much it uses the source and the camera.
+#     prerequisites:
+#       chapters:
+#       - 5
+#       - 10
+#       maths:
+#       - camera geometry (rotation, translation, intrinsics, projection)
+#       - autoregressive likelihoods
+#       - depth, occlusion and disocclusion
+#     week: 8
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: esser_lab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -301,7 +326,7 @@ print(
 # Test pairs sorted by how far the camera moved. The explicit model's warp (with its estimated
 # depth) and holes, its filled result, and two samples of the transformer.
 
-# %%
+# %% tags=["key-figure"]
 from esser_lab.geofree.chapter import (
     camera_explorer,
     camera_sweep_figure,

@@ -1,7 +1,29 @@
 # ---
 # jupyter:
+#   esser_lab:
+#     goals:
+#     - Explain why a coarse-to-fine chain of autoregressive transitions gives every
+#       code context from all sides, unlike a raster-order transformer.
+#     - Derive the multinomial forward process, its marginals and the posterior of a
+#       step given the clean codes.
+#     - Measure the completion of masked digits against a GPT in its best raster order.
+#     key_figure: 'Completing the top half of held-out digits from the bottom half:
+#       the original, the kept codes, ImageBART''s completion and the GPT baselines''.'
+#     lab: Train a small VQGAN on handwritten digits, an ImageBART chain of encoder-decoder
+#       transitions over its codes, and a GPT baseline in two raster orders with the
+#       same budget; complete masked digits and score the completions with a digit classifier
+#       and by their agreement with the true codes.
+#     prerequisites:
+#       chapters:
+#       - 10
+#       maths:
+#       - Markov chains and multinomial (discrete) diffusion
+#       - Bayes' rule (the posterior of a diffusion step)
+#       - encoder-decoder transformers
+#     week: 9
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: esser_lab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -426,7 +448,7 @@ display(Markdown(
     "in this run (both on the same device, one batch of held-out digits)."
 ))  # fmt: skip
 
-# %%
+# %% tags=["key-figure"]
 for kind in ("top", "centre"):
     fig = completion_figure(
         imagebart, baselines, first_stage, x_clean[:shown], test_x[:shown], kind, side, seed=0,

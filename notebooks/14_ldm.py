@@ -1,7 +1,31 @@
 # ---
 # jupyter:
+#   esser_lab:
+#     goals:
+#     - Explain why diffusing in a compressed latent space spends capacity on content
+#       rather than on imperceptible detail.
+#     - Implement the latent diffusion objective, the latent scale factor and classifier-free
+#       guidance.
+#     - Compare class-conditional samples of one UNet trained in pixel space and in
+#       latent spaces of different downsampling factors.
+#     key_figure: One class-conditional sample per digit class from the pixel-space
+#       and the latent-space models, with the same noise in each column.
+#     lab: Train KL autoencoders and the same class-conditional UNet in pixel space
+#       and in their latent spaces for the same steps on handwritten digits; score samples
+#       with a classifier and an FID-style score, sweep classifier-free guidance and
+#       test the latent scale factor.
+#     prerequisites:
+#       chapters:
+#       - 10
+#       maths:
+#       - Gaussian diffusion and the noise-prediction objective
+#       - KL-regularised autoencoders
+#       - deterministic sampling (DDIM) as an ODE solver
+#       - cross-attention
+#     week: 9
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: esser_lab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -423,7 +447,7 @@ for factor, row in sweep.items():
 rows.append(f"| real held-out digits | – | – | – | – | – | {real_accuracy:.2f} | – |")
 display(Markdown("\n".join(rows)))
 
-# %%
+# %% tags=["key-figure"]
 fig = show_grid(
     [list(samples[f][::per_class][:10]) for f in ldms],
     row_titles=[f"f = {f}" for f in ldms],
