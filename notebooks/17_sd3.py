@@ -1,7 +1,32 @@
 # ---
 # jupyter:
+#   esser_lab:
+#     goals:
+#     - Explain how one noising path with a per-time loss weighting covers diffusion
+#       and rectified-flow formulations, and why logit-normal times help.
+#     - Implement MMDiT's joint attention over separate text and image weight streams.
+#     - Compare formulations at few and many sampling steps, and MMDiT with a cross-attention
+#       DiT of matched size, on caption adherence and sample quality.
+#     key_figure: Samples of the rectified-flow models (logit-normal and uniform times)
+#       and the noise-prediction model at a few-step and a many-step budget, for the
+#       same held-out captions and noise.
+#     lab: Train the same MMDiT on captioned sprites under three formulations (rectified
+#       flow with logit-normal and with uniform times, noise prediction), then backbones
+#       of matched size; score few- and many-step samples for caption adherence and
+#       an FID-style score, check the resolution shift exactly and QK-norm in bf16.
+#     prerequisites:
+#       chapters:
+#       - 10
+#       - 14
+#       maths:
+#       - rectified flow and flow matching (velocity regression)
+#       - ordinary differential equations (Euler's method)
+#       - attention
+#       - signal-to-noise ratio of a noise schedule
+#     week: 11
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: esser_lab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -415,7 +440,7 @@ rows.append(
 )
 display(Markdown("\n".join(rows)))
 
-# %%
+# %% tags=["key-figure"]
 from esser_lab.sd3.chapter import samples_figure
 
 fig = samples_figure(

@@ -1,7 +1,31 @@
 # ---
 # jupyter:
+#   esser_lab:
+#     goals:
+#     - Explain how dual-timestep scheduling leaves part of an image cleaner than the
+#       rest and rewards inferring the noisy tokens from the clean ones.
+#     - Implement the self-distillation loss in which the student's shallow features
+#       predict an EMA teacher's deeper features at the cleaner noise level.
+#     - Compare vanilla flow matching, dual-timestep scheduling alone and Self-Flow
+#       by linear probes of their features and by the rule their samples keep.
+#     key_figure: Linear-probe accuracy of the class from each block's mean-pooled features,
+#       for the three training arms at a few noise levels, with the chance level.
+#     lab: Train the same per-token DiT on two-glyph images with vanilla flow matching,
+#       dual-timestep scheduling alone and Self-Flow for the same steps; probe each
+#       block's features for the class and the colour relation, and score samples for
+#       the shared-shape rule and an FID-style score.
+#     prerequisites:
+#       chapters:
+#       - 14
+#       - 17
+#       maths:
+#       - flow matching (velocity regression)
+#       - exponential moving averages and self-distillation
+#       - linear probes (logistic regression)
+#     week: 13
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: esser_lab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -296,7 +320,7 @@ for name, r in results.items():
                 f"{r.samples.fid:.2f} | {r.seconds:.1f} |")  # fmt: skip
 display(Markdown("\n".join(rows)))
 
-# %%
+# %% tags=["key-figure"]
 from esser_lab.selfflow.chapter import alignment_figure, probe_figure
 
 fig = probe_figure(
