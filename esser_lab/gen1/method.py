@@ -48,9 +48,11 @@ from esser_lab.diffusion import (
     DiscreteSchedule,
     classifier_free_guidance,
     ddim_sample,
+    eps_to_x0,
     q_sample,
     simple_loss,
     time_to_index,
+    x0_to_eps,
 )
 from esser_lab.diffusion.protocol import Denoiser
 from esser_lab.gen1.model import Gen1UNet
@@ -60,6 +62,7 @@ __all__ = [
     "Gen1Loss",
     "PixelFold",
     "blur_depth",
+    "clip_denoised",
     "gen1_loss",
     "null_content",
     "sample_video",
@@ -214,6 +217,19 @@ def temporal_guidance(video: Denoiser, frame: Denoiser, temporal_scale: float) -
     return guided
 
 
+def clip_denoised(model: Denoiser, schedule: DiscreteSchedule) -> Denoiser:
+    """ε̂ re-derived from x̂₀ clipped to [−1, 1]: the official pixel-space DDPM sampler's
+    ``clip_denoised`` (Ho et al. 2020), valid only where the latents are pixels
+    (:class:`PixelFold`); an SD latent has no such range."""
+
+    def clipped(x_t: Tensor, t: Tensor, cond: Any) -> Tensor:
+        alpha_bar = schedule.alpha_bar(t).to(x_t)
+        eps = model(x_t, t, cond)
+        return x0_to_eps(eps_to_x0(eps, x_t, alpha_bar).clamp(-1, 1), x_t, alpha_bar)
+
+    return clipped
+
+
 @torch.no_grad()
 def sample_video(
     model: Gen1UNet,
@@ -226,10 +242,12 @@ def sample_video(
     temporal_scale: float = 1.0,
     generator: torch.Generator | None = None,
     noise: Tensor | None = None,
+    clip: bool = False,
 ) -> Tensor:
     """DDIM (η = 0, ``steps`` steps) latents (b, f, latent, h, w) for structure ``s`` and
     content ``c``, guided by ω_c = ``content_scale`` and ω_t = ``temporal_scale`` (module
-    docstring). The noise is drawn from ``generator`` unless ``noise`` is given."""
+    docstring). The noise is drawn from ``generator`` unless ``noise`` is given; ``clip``
+    clips x̂₀ to [−1, 1] after the guidance (:func:`clip_denoised`, pixel latents only)."""
     b, f, _, h, w = s.shape
     shape = (b, f, model.config.latent_channels, h, w)
     device = next(model.parameters()).device
@@ -246,5 +264,7 @@ def sample_video(
         return classifier_free_guidance(base, content_scale, null)
 
     guided = temporal_guidance(content_guided(True), content_guided(False), temporal_scale)
+    if clip:
+        guided = clip_denoised(guided, schedule)
     cond = {"structure": s, "content": c}
     return ddim_sample(guided, noise, schedule, steps=steps, cond=cond)
