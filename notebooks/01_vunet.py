@@ -460,6 +460,7 @@ display(Markdown(f"* {colour} {leak}\n* {structure}"))
 # 1. **Where does the appearance live?** The latent has two scales. Measure the KL
 #    $\tfrac12\lVert\mu_q-\mu_p\rVert^2$ per scale on the test figures. Which scale carries more
 #    information, and why would the coarsest scale be enough for flat part colours?
+#    (`check_kl_per_scale(out, kl)` checks the list of KLs, coarsest scale first.)
 # 2. **Who reads $x$?** Both models take the appearance image. Show numerically that each
 #    model's transfer changes when the appearance images are shuffled among the figures, and
 #    compare how much.
@@ -476,13 +477,20 @@ display(Markdown(f"* {colour} {leak}\n* {structure}"))
 # ```
 
 # %% tags=["hide-input"]
+from esser_lab.vunet.exercises import check_kl_per_scale
+
 # the exercises look at a subset of the held-out figures beyond tiny (all 512 at tiny)
 n_ex = profile.count(tiny=512, small=64, full=64)
 with torch.no_grad():
     out = vunet(test.stickman[:n_ex], test_crops[:n_ex], sample=False)
-for _level, (mq, mp) in enumerate(zip(out.posterior_means, out.prior_means, strict=False)):
-    kl = 0.5 * (mq - mp).pow(2).flatten(1).sum(1).mean().item()
-    print(f"latent scale {tuple(mq.shape[-2:])}: KL {kl:.1f} nats")
+# solution begins; students get: kl = None  # your code here: the KL of each scale, coarsest first
+kl = [0.5 * (mq - mp).pow(2).flatten(1).sum(1).mean().item()
+      for mq, mp in zip(out.posterior_means, out.prior_means, strict=True)]  # fmt: skip
+for mq, value in zip(out.posterior_means, kl, strict=True):
+    print(f"latent scale {tuple(mq.shape[-2:])}: KL {value:.1f} nats")
+assert check_kl_per_scale(out, kl), "the checker must accept the solution"
+# solution ends
+print(check_kl_per_scale(out, kl))
 
 # %% [markdown]
 # ```{admonition} Solution 2

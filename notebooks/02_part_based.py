@@ -503,7 +503,8 @@ display(Markdown("\n\n".join(lines)))
 #    the training ones. Double the spline and rotation strength: does the full model still
 #    follow the warp better than the ablation?
 # 2. **Invariance to colour.** Colour-jitter the held-out figures. How far do the part means
-#    move, for each model?
+#    move, for each model? (`check_jitter_shift(model, jittered, encodings[name].mu, shift)`
+#    checks the shift in per cent of the image.)
 # 3. **Which joints are hard?** Break the landmark error of the full model down by keypoint.
 #    Which joints does a linear map from the part means predict worst, and why?
 
@@ -546,6 +547,8 @@ for name, model in models.items():
 # ```
 
 # %% tags=["hide-input"]
+from esser_lab.part_based.exercises import check_jitter_shift
+
 jittered = colour_jitter(
     test.image[:n_ex],
     contrast=config.contrast,
@@ -555,9 +558,14 @@ jittered = colour_jitter(
     generator=torch.Generator().manual_seed(6),
 )
 for name, model in models.items():
+    # solution begins; students get: shift = None  # your code here: how far the means move, in %
     with torch.no_grad():
-        shift = (model.encode(jittered).mu - encodings[name].mu[:n_ex]).norm(dim=-1).mean()
-    print(f"{name}: part means move by {50 * shift:.2f} % of the image under colour jitter")
+        moved = model.encode(jittered).mu - encodings[name].mu[:n_ex]
+    shift = 50 * moved.norm(dim=-1).mean().item()  # the means run over [-1, 1]: 2 wide
+    print(f"{name}: part means move by {shift:.2f} % of the image under colour jitter")
+    assert check_jitter_shift(model, jittered, encodings[name].mu[:n_ex], shift), "must agree"
+    # solution ends
+    print(check_jitter_shift(model, jittered, encodings[name].mu[:n_ex], shift))
 
 # %% [markdown]
 # ```{admonition} Solution 3

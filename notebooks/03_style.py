@@ -466,6 +466,7 @@ display(Markdown("\n\n".join(lines)))
 #    one style re-encode to the same style. On held-out photos, compare
 #    $\lVert E_s(G(x, s_p)) - E_s(G(x', s_p))\rVert$ with $\lVert E_s(G(x, s_p)) - s_p\rVert$:
 #    how often is the FPD triplet satisfied, with and without the fix-point losses?
+#    (`check_fpd_fraction(model, photo_a, photo_b, paintings, fraction)` checks a fraction.)
 # 2. **Does the style code leak content?** Train a linear probe (logistic regression on $s$) to
 #    predict the *digit* of the painting from $E_s(\text{painting})$. Chance is 0.1; what does
 #    the probe reach?
@@ -480,15 +481,22 @@ display(Markdown("\n\n".join(lines)))
 # ```
 
 # %% tags=["hide-input"]
+from esser_lab.style_transfer.exercises import check_fpd_fraction
+
 half = min(256, num_held_out // 2)
 photo_a, photo_b = held_out.photo[:half], held_out.photo[half : 2 * half]
+paintings = evaluation.paintings[:half]
 for name, model in models.items():
+    # solution begins; students get: satisfied = None  # your code here: the fraction of rows
     with torch.no_grad():
-        s_p = model.encode_style(evaluation.paintings[:half])
+        s_p = model.encode_style(paintings)
         back_a = model.encode_style(model(photo_a, s_p))
         back_b = model.encode_style(model(photo_b, s_p))
-    satisfied = ((back_a - back_b).norm(dim=1) < (back_a - s_p).norm(dim=1)).float().mean()
+    satisfied = ((back_a - back_b).norm(dim=1) < (back_a - s_p).norm(dim=1)).float().mean().item()
     print(f"{name}: FPD triplet satisfied in {satisfied:.2f} of rows")
+    assert check_fpd_fraction(model, photo_a, photo_b, paintings, satisfied), "checker must agree"
+    # solution ends
+    print(check_fpd_fraction(model, photo_a, photo_b, paintings, satisfied))
 
 # %% [markdown]
 # ```{admonition} Solution 2
