@@ -642,6 +642,7 @@ del paper_model
 # 3. **How fast can γ move?** With the official $l_\gamma = b_\gamma = 0.01$, iterate (R6) for a
 #    constant gap $\bar I_2 - \bar I_1$ of 0.5 nats and of 0 nats. How many steps does γ need to
 #    go from 0 to 1, and from 1 back to 0? What does that mean for a toy of a few hundred steps?
+#    (`check_gamma_steps(gap, steps)` checks a count.)
 
 # %% [markdown]
 # ```{admonition} Solution 1
@@ -687,12 +688,18 @@ with torch.no_grad():
 # ```
 
 # %% tags=["hide-input"]
+from esser_lab.rodi.exercises import check_gamma_steps
+
 for gap in (0.5, 0.0):
+    # solution begins; students get: steps_taken = None  # your code here: iterate (R6)
     gamma, steps_taken = (0.0, 0) if gap > 0 else (1.0, 0)
     while (gamma < 1.0) if gap > 0 else (gamma > 0.0):
         gamma = gamma_update(gamma, gap, 0.0, l_gamma=0.01, b_gamma=0.01, warm=True)
         steps_taken += 1
     print(f"gap {gap} nats: {steps_taken} steps to go {'0 → 1' if gap > 0 else '1 → 0'}")
+    assert check_gamma_steps(gap, steps_taken), "the checker must accept the solution"
+    # solution ends
+    print(check_gamma_steps(gap, steps_taken))
 print(f"chapter ran in {time.perf_counter() - chapter_start:.1f} s at scale {profile.name}")
 
 # %% [markdown]

@@ -617,7 +617,8 @@ else:
 # ## Exercises
 #
 # 1. **The posterior by hand.** For K = 4, T = 3 (geometric), $x_0 = 2$ and $x_2 = 1$, compute
-#    $q(x_1 \mid x_2, x_0)$ from (M3) and check it with `multinomial_posterior`.
+#    $q(x_1 \mid x_2, x_0)$ from (M3) and check it with `multinomial_posterior`
+#    (`check_posterior_by_hand(probabilities)` checks the four numbers).
 # 2. **The bottom half.** Complete the *bottom* half given the top. Which order should the GPT
 #    get now, and how do the two models compare?
 # 3. **The guide alone.** Run ImageBART's chain on the centre mask *without* writing the kept
@@ -627,17 +628,26 @@ else:
 # %% [markdown]
 # ```{admonition} Solution 1
 # :class: dropdown
-# $\bar\alpha_1 = 2/3$ and $\alpha_2 = 1/2$. The first factor is $(2/3)\mathbb 1_2 + 1/12$, the
-# second $(1/2)\mathbb 1_1 + 1/8$. Their product over the codes (0, 1, 2, 3) is
-# $(1/96, 5/96, 15/96, 1/96)$, so after normalising, $(1, 5, 15, 1)/22$.
+# $\bar\alpha_1 = 2/3$ and $\alpha_2 = 1/2$. The first factor, $q(x_2 \mid x_1)$ as a function
+# of $x_1$, is $(1/2)\mathbb 1_1 + 1/8$; the second, $q(x_1 \mid x_0)$, is
+# $(2/3)\mathbb 1_2 + 1/12$. Over the codes (0, 1, 2, 3) they are (1/8, 5/8, 1/8, 1/8) and
+# (1/12, 1/12, 9/12, 1/12); their product is $(1, 5, 9, 1)/96$, so after normalising,
+# $(1, 5, 9, 1)/16$.
 # ```
 
 # %% tags=["hide-input"]
-by_hand = torch.tensor([1.0, 5.0, 15.0, 1.0]) / 22
+from esser_lab.imagebart.exercises import check_posterior_by_hand
+
+# solution begins; students get: by_hand = None  # your code here: four probabilities, codes 0..3
+by_hand = torch.tensor([1.0, 5.0, 9.0, 1.0]) / 16
 package = multinomial_posterior(
     torch.tensor([1]), torch.tensor([2]), 2, MultinomialSchedule.geometric(3), 4
 )[0]
 print("by hand:", by_hand.numpy().round(4), " package:", package.numpy().round(4))
+assert check_posterior_by_hand(by_hand.tolist()), "the checker must accept the solution"
+by_hand = by_hand.tolist()
+# solution ends
+print(check_posterior_by_hand(by_hand))
 
 # %% [markdown]
 # ```{admonition} Solution 2

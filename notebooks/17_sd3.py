@@ -1045,9 +1045,10 @@ else:
 #    uniform (unshifted) grid and without guidance. Which is better at this budget?
 # 2. **A mode-centred density.** Which training times does `rf/mode(1.29)` favour compared
 #    with the logit-normal? Draw 10,000 times from each and compare the fraction within
-#    0.1 of t = 0.5.
+#    0.1 of t = 0.5. `check_fraction_near_half(name, fraction)` says whether a fraction is right.
 # 3. **The shift by hand.** Show that (S4) shifts the log-SNR of the rectified-flow path by
-#    exactly $-2 \log \alpha$, and check it numerically for α = 3 at a few t.
+#    exactly $-2 \log \alpha$, and check it numerically for α = 3 at a few t
+#    (`check_log_snr_shift(3.0, differences)` checks the differences).
 
 # %% [markdown]
 # ```{admonition} Solution 1
@@ -1082,10 +1083,17 @@ for label, solve, steps in (("Euler", euler_solve, calls), ("Heun", heun_solve, 
 # ```
 
 # %% tags=["hide-input"]
+from esser_lab.sd3.exercises import check_fraction_near_half, check_log_snr_shift
+
 for name in ("rf/lognorm(0.00,1.00)", "rf/mode(1.29)", "rf"):
     t = formulation(name).density.sample(10_000, torch.Generator().manual_seed(0))
-    print(f"{name}: {float(((t - 0.5).abs() < 0.1).float().mean()):.3f} of the times within 0.1 of "
-          f"t = 0.5, {float((t > 0.9).float().mean()):.3f} above 0.9")  # fmt: skip
+    # solution begins; students get: near_half = None  # your code here: the share within 0.1 of 0.5
+    near_half = float(((t - 0.5).abs() < 0.1).float().mean())
+    print(f"{name}: {near_half:.3f} of the times within 0.1 of t = 0.5, "
+          f"{float((t > 0.9).float().mean()):.3f} above 0.9")  # fmt: skip
+    assert check_fraction_near_half(name, near_half), "the checker must accept the solution"
+    # solution ends
+    print(check_fraction_near_half(name, near_half))
 
 # %% [markdown]
 # ```{admonition} Solution 3
@@ -1098,11 +1106,16 @@ for name in ("rf/lognorm(0.00,1.00)", "rf/mode(1.29)", "rf"):
 
 # %% tags=["hide-input"]
 t = torch.tensor([0.1, 0.3, 0.5, 0.9], dtype=torch.float64)
+# solution begins; students get: differences = None  # your code here: λ(t') − λ(t) at each t
 lam = 2 * torch.log((1 - t) / t)
 t_shifted = shift_time(t, 3.0)
 lam_shifted = 2 * torch.log((1 - t_shifted) / t_shifted)
-print("λ(t') − λ(t):", [round(float(x), 6) for x in lam_shifted - lam], "; −2 log 3 =",
+differences = (lam_shifted - lam).tolist()
+print("λ(t') − λ(t):", [round(x, 6) for x in differences], "; −2 log 3 =",
       round(-2 * math.log(3.0), 6))  # fmt: skip
+assert check_log_snr_shift(3.0, differences), "the checker must accept the solution"
+# solution ends
+print(check_log_snr_shift(3.0, differences))
 print(
     f"chapter ran in {time.perf_counter() - chapter_start:.1f} s "
     f"({time.process_time() - cpu_start:.1f} s of CPU) at scale {profile.name}"

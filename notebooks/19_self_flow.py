@@ -62,7 +62,7 @@
 # **In the lineage.** The rectified-flow path, logit-normal training times and the Euler sampler
 # are chapter 17's (`esser_lab.diffusion.flow`); the DiT blocks (attention, MLP, sin-cos
 # positions, timestep embedding) are chapter 17's `esser_lab.nn.dit`, here with per-token adaLN;
-# the linear probe is chapter 6's (`esser_lab.iin.method.linear_probe`); the FID-style score is
+# the linear probe is chapter 5's (`esser_lab.iin.method.linear_probe`); the FID-style score is
 # the book's (`esser_lab.metrics.fid`). New here: the per-token DiT (`esser_lab.selfflow.model`),
 # the objective (`esser_lab.selfflow.method`) and the loader of the released weights
 # (`esser_lab.selfflow.checkpoint`).
@@ -524,13 +524,14 @@ else:
 # ## Exercises
 #
 # 1. **Where is the cleaner view?** In SiT's convention (time 1 = data) which of $t$ and $s$
-#    would the teacher see? Check with `draw_times` that our $\tau_{\min}$ is always at most
-#    both times.
+#    would the teacher see, the smaller or the larger (`check_teacher_time_in_sit("min" or
+#    "max")`)? Check with `draw_times` that our $\tau_{\min}$ is always at most both times.
 # 2. **Attention Separation.** Train the Self-Flow arm once more with
 #    `attention_separation=True` (the two noise groups cannot attend to each other in the
 #    student) and compare its best probe with the arms above.
 # 3. **The mask ratio.** What fraction of tokens does `token_mask` noise to $s$ at ratio 0.25
 #    with 16 tokens, and what happens at a ratio that does not divide the tokens evenly?
+#    (`check_masked_tokens(tokens, ratio, count)` checks a count of tokens per image.)
 
 # %% [markdown]
 # ```{admonition} Solution 1
@@ -540,12 +541,18 @@ else:
 # ```
 
 # %% tags=["hide-input"]
+from esser_lab.selfflow.exercises import check_masked_tokens, check_teacher_time_in_sit
 from esser_lab.selfflow.method import draw_times
 
+# solution begins; students get: teacher_sees = None  # your answer: "min" or "max" of the SiT times
+teacher_sees = "max"
 times = draw_times(10_000, config.tokens, self_flow, torch.Generator().manual_seed(0))
 print("τ_min ≤ t and τ_min ≤ s everywhere:",
       bool((times.tau_min <= times.t).all() and (times.tau_min <= times.s).all()))  # fmt: skip
 print(f"share of images where s is the cleaner level: {(times.s < times.t).float().mean():.3f}")
+assert check_teacher_time_in_sit(teacher_sees), "the checker must accept the solution"
+# solution ends
+print(check_teacher_time_in_sit(teacher_sees))
 
 # %% [markdown]
 # ```{admonition} Solution 2
@@ -575,7 +582,12 @@ print(f"Attention Separation, {short} steps: best probe {max(table.values()):.3f
 from esser_lab.selfflow.method import token_mask
 
 for ratio in (0.25, 0.3):
+    # solution begins; students get: count = None  # your code here: tokens at s per image
     mask = token_mask(1000, config.tokens, ratio, torch.Generator().manual_seed(0))
+    count = int(mask.sum(1)[0])
     print(f"ratio {ratio}: {mask.sum(1).unique().tolist()} tokens per image, share "
           f"{mask.float().mean():.4f}")  # fmt: skip
+    assert check_masked_tokens(config.tokens, ratio, count), "the checker must accept it"
+    # solution ends
+    print(check_masked_tokens(config.tokens, ratio, count))
 print(f"chapter time: {time.perf_counter() - chapter_start:.1f} s")
