@@ -1,0 +1,96 @@
+"""Figures and the explorer of chapter 15 (keyframe propagation); no training here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from torch import Tensor
+
+from esser_lab.keyframe.layers import warp_features
+from esser_lab.keyframe.method import KeyframeSamples
+
+__all__ = ["distance_figure", "fills_figure", "keyframe_explorer", "panel"]
+
+CONDITIONS = {"clean": "clean flow", "one_wrong": "one flow wrong", "all_wrong": "all flows wrong"}
+
+
+def _signed(image: Tensor) -> Tensor:
+    return image * 2 - 1  # [0, 1] → the viz convention [-1, 1]
+
+
+def panel(samples: KeyframeSamples, fills: Mapping[str, Tensor], i: int) -> list[Tensor]:
+    """Row ``i`` as images in [-1, 1]: the target with its hole (grey), the keyframes, the first
+    keyframe warped by its flow, then each arm's fill, then the truth."""
+    m = samples.mask[i]
+    holed = samples.image[i] * (1 - m) + 0.5 * m
+    warped = warp_features(samples.keys[i, :1], samples.flows[i, :1])[0]
+    row = [holed, *samples.keys[i], warped, *(f[i] for f in fills.values()), samples.image[i]]
+    return [_signed(x) for x in row]
+
+
+def fills_figure(
+    samples: Mapping[str, KeyframeSamples],
+    fills: Mapping[str, Mapping[str, Tensor]],
+    index: int,
+):
+    """One example under each flow condition: inputs, the four arms' fills, the truth."""
+    from esser_lab.viz.images import show_grid
+
+    names = list(next(iter(fills.values())))
+    keys = next(iter(samples.values())).keys.shape[1]
+    columns = ["target + hole", *[f"keyframe {k + 1}" for k in range(keys)], "key 1 warped"]
+    columns += [f"fill: {n}" for n in names] + ["truth"]
+    rows = [panel(samples[c], fills[c], index) for c in samples]
+    return show_grid(rows, row_titles=[CONDITIONS.get(c, c) for c in samples],
+                     column_titles=columns, cell=1.0)  # fmt: skip
+
+
+def distance_figure(distances: Mapping[str, Mapping[int, float]]):
+    """Hole PSNR against the frames between the target and its one keyframe, per arm."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.6, 3.0))
+    for name, table in distances.items():
+        ax.plot(list(table), list(table.values()), marker="o", label=name)
+    ax.set_xlabel("frames from the keyframe")
+    ax.set_ylabel("hole PSNR (dB), clean flow")
+    ax.set_xticks(sorted({d for t in distances.values() for d in t}))
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def keyframe_explorer(
+    samples: Mapping[str, KeyframeSamples],
+    fills: Mapping[str, Mapping[str, Tensor]],
+    *,
+    scale: int = 8,
+):
+    """Pick an example and a flow condition: inputs, fills of every arm, truth, drawn live."""
+    import ipywidgets as widgets
+
+    from esser_lab.viz.images import png_strip
+
+    n = len(next(iter(samples.values())))
+    index = widgets.IntSlider(0, 0, n - 1, description="example")
+    condition = widgets.Dropdown(
+        options=[(CONDITIONS.get(c, c), c) for c in samples], description="flow"
+    )
+    picture, note = widgets.Image(format="png"), widgets.HTML()
+    names = list(next(iter(fills.values())))
+
+    def update(*_: object) -> None:
+        s = samples[condition.value]
+        i = index.value
+        picture.value = png_strip(panel(s, fills[condition.value], i), scale)
+        wrong = [k + 1 for k, bad in enumerate(s.corrupted[i].tolist()) if bad]
+        note.value = (
+            f"target frame {int(s.target[i])}, {int(s.distance[i])} frame(s) from the nearest "
+            f"keyframe; wrong flow for keyframe(s) {wrong or 'none'}. Left to right: target with "
+            f"its hole, the keyframes, keyframe 1 warped, the fills of {', '.join(names)}, truth"
+        )
+
+    index.observe(update, names="value")
+    condition.observe(update, names="value")
+    update()
+    return widgets.VBox([widgets.HBox([index, condition]), picture, note])
