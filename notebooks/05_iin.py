@@ -727,6 +727,8 @@ del paper_model
 # 1. **Is ρ learned?** The model (I2) says a shared factor of a pair is correlated with
 #    coefficient ρ = 0.975 and an unshared one not at all. Measure, on fresh test pairs, the
 #    correlation between $v^a_k$ and $v^b_k$ per factor $k$, split by the factor the pair shares.
+#    (`check_pair_correlations(fa, fb, fresh.shared, correlations)` checks the table
+#    `correlations[shared][k]`.)
 # 2. **Estimate again, after $T$.** Run (I3) on $v = T(z)$ instead of $z$. What should the scores
 #    look like if $T$ did its job?
 # 3. **Walk along a factor.** Interpolate the colour factor of one image linearly towards another
@@ -741,19 +743,29 @@ del paper_model
 # ```
 
 # %% tags=["hide-input"]
+from esser_lab.iin.exercises import check_pair_correlations
+
 num_fresh = profile.count(tiny=2048, small=2048, full=2048)
 fresh = factor_pairs(num_fresh, size, generator=torch.Generator().manual_seed(99)).to(device)
 with torch.no_grad():
     fa, _ = T(autoencoder.encode(fresh.first.image).mode())
     fb, _ = T(autoencoder.encode(fresh.second.image).mode())
-for shared, shared_name in enumerate(FACTORS):
+# solution begins; students get: correlations = None  # your code here: [shared factor][factor of v]
+correlations = []
+for shared in range(len(FACTORS)):
     rows_ = fresh.shared == shared
-    correlations = []
+    row = []
     for k in range(len(names)):
         a, b = fa[k][rows_], fb[k][rows_]
         a, b = (a - a.mean(0)) / a.std(0), (b - b.mean(0)) / b.std(0)
-        correlations.append(f"{names[k]} {(a * b).mean().item():.2f}")
-    print(f"pairs sharing {shared_name}: mean correlation per factor: " + ", ".join(correlations))
+        row.append((a * b).mean().item())
+    correlations.append(row)
+for shared_name, row in zip(FACTORS, correlations, strict=True):
+    listed = ", ".join(f"{name} {r:.2f}" for name, r in zip(names, row, strict=True))
+    print(f"pairs sharing {shared_name}: mean correlation per factor: {listed}")
+assert check_pair_correlations(fa, fb, fresh.shared, correlations), "the checker must agree"
+# solution ends
+print(check_pair_correlations(fa, fb, fresh.shared, correlations))
 
 # %% [markdown]
 # ```{admonition} Solution 2

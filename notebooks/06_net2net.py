@@ -682,7 +682,8 @@ del paper_flow
 #    shape. Then take 8 different $v$ under one caption. Which factors change in each case?
 # 3. **Wrong condition.** Invert a sprite's code under a caption with the *wrong shape* and
 #    compare $\tfrac12\|v\|^2$ with the value under the right caption. Why is the NLL a
-#    caption-matching score?
+#    caption-matching score? (`check_half_norm(flow, z_test, condition, half_norm)` checks
+#    ½‖v‖², the mean over the sprites, under one set of captions.)
 
 # %% [markdown]
 # ```{admonition} Solution 1
@@ -743,6 +744,8 @@ fig = show_grid(
 # ```
 
 # %% tags=["hide-input"]
+from esser_lab.net2net.exercises import check_half_norm
+
 wrong_shape = (test.shape + 1) % 6
 wrong = sprites.caption(wrong_shape, test.colour, test.texture, test.position)
 with torch.no_grad():
@@ -750,6 +753,15 @@ with torch.no_grad():
     right_loss, _ = conditional_nll(flow, z_test, net2net.encode_condition(test.caption))
     wrong_loss, _ = conditional_nll(flow, z_test, net2net.encode_condition(wrong))
 print(f"NLL under the right caption {right_loss:.2f}, under a wrong shape word {wrong_loss:.2f}")
+for label, captions in (("right caption", test.caption), ("wrong shape word", wrong)):
+    condition = net2net.encode_condition(captions)
+    # solution begins; students get: half_norm = None  # your code here: ½‖v‖², mean over sprites
+    v = flow(z_test, condition)[0].detach()  # v = τ⁻¹(z_Θ | z_Φ)
+    half_norm = 0.5 * v.pow(2).sum(1).mean().item()
+    print(f"{label}: ½‖v‖² = {half_norm:.2f} (dim v / 2 = {v.shape[1] / 2:.0f})")
+    assert check_half_norm(flow, z_test, condition, half_norm), "the checker must agree"
+    # solution ends
+    print(check_half_norm(flow, z_test, condition, half_norm))
 print(f"chapter ran in {time.perf_counter() - chapter_start:.1f} s at scale {profile.name}")
 
 # %% [markdown]
