@@ -49,7 +49,7 @@ def check_fpd_fraction(
     missing = no_answer(answer)
     if missing is not None:
         return missing
-    return check_close(
+    verdict = check_close(
         answer,
         fpd_fraction(model, photo_a, photo_b, paintings),
         what="the fraction of rows satisfying the triplet",
@@ -60,3 +60,6 @@ def check_fpd_fraction(
         too_high="Compare E_s(G(a, s_p)) with E_s(G(b, s_p)) and with s_p = E_s(painting), "
         "each photo stylised with the same s_p; a fraction of the rows, not a count.",
     )
+    if verdict:
+        return Verdict(True, "the fraction of rows satisfying the triplet is right (to a row).")
+    return verdict
