@@ -141,6 +141,7 @@ def test_scores_and_claims_are_decided_by_the_numbers(clips):
     held = {c.key: c.holds for c in card.claims}
     assert held == {
         "keyframes-help": True,
+        "global-vs-none": True,
         "both-vs-global": True,
         "both-vs-local-corrupt": True,
         "local-sharper": True,
