@@ -581,6 +581,7 @@ del paper_model
 # 2. **Whose colour do the samples wear?** For each sample, find the palette colour nearest to
 #    its foreground colour. How often is it the colour of the input image $x$, for each
 #    classifier? (With 8 colours, chance is about 1/8.)
+#    (`check_colour_kept(samples[name][:n_judge], test.colour[:n_judge, 0], kept)` checks it.)
 # 3. **Swaps against the exact target.** Score the swaps $D(t(v_a \mid \Phi(x_b)))$ of the
 #    invariant classifier against `swap_truth(a, b)` (per-pixel MSE) and compare with two naive
 #    answers: the AE reconstruction of $a$ and that of $b$.
@@ -608,13 +609,19 @@ for name in classifiers:
 # ```
 
 # %% tags=["hide-input"]
+from esser_lab.invariances.exercises import check_colour_kept
+
 palette = palette_rgb(torch.arange(8))  # (8, 3)
-own_colour = test.colour[:n_judge, 0].repeat_interleave(num_samples)
 for name in classifiers:
+    # solution begins; students get: kept = None  # your code here: the share wearing x's colour
+    own_colour = test.colour[:n_judge, 0].repeat_interleave(num_samples)
     sample_colours = foreground_stats(samples[name][:n_judge].flatten(0, 1)).colour
     nearest = torch.cdist(sample_colours, palette).argmin(1)
-    kept = (nearest == own_colour).float().mean()
+    kept = (nearest == own_colour).float().mean().item()
     print(f"{name}: samples wearing the input's colour {kept:.3f}")
+    assert check_colour_kept(samples[name][:n_judge], test.colour[:n_judge, 0], kept), "agree"
+    # solution ends
+    print(check_colour_kept(samples[name][:n_judge], test.colour[:n_judge, 0], kept))
 
 # %% [markdown]
 # ```{admonition} Solution 3

@@ -467,8 +467,10 @@ del paper_system
 #
 # 1. **Which parts are used?** Count how many pixels of the held-out figures each discovered
 #    part claims. Are all $K$ parts in use? What happens to the unused ones in the matching?
+#    (`check_part_usage(ours, K, usage)` checks the list of shares.)
 # 2. **Consistency, one number.** For each true body part, find the discovered part that covers
 #    most of it in each figure. In what fraction of figures is that the globally matched part?
+#    (`check_majority_agreement(ours, true, K, assignment, rates)` checks one fraction per part.)
 # 3. **The straight-through one-hot.** Check that `hard_one_hot` is exactly one-hot in the
 #    forward pass but passes the gradient of the soft probabilities unchanged.
 
@@ -480,8 +482,14 @@ del paper_system
 # ```
 
 # %% tags=["hide-input"]
-usage = torch.bincount(ours.flatten(), minlength=K).float() / ours.numel()
-print("share of pixels per discovered part:", [round(u, 3) for u in usage.tolist()])
+from esser_lab.part_discovery.exercises import check_majority_agreement, check_part_usage
+
+# solution begins; students get: usage = None  # your code here: the share of pixels of each part
+usage = (torch.bincount(ours.flatten(), minlength=K).float() / ours.numel()).tolist()
+print("share of pixels per discovered part:", [round(u, 3) for u in usage])
+assert check_part_usage(ours, K, usage), "the checker must accept the solution"
+# solution ends
+print(check_part_usage(ours, K, usage))
 
 # %% [markdown]
 # ```{admonition} Solution 2
@@ -493,14 +501,18 @@ print("share of pixels per discovered part:", [round(u, 3) for u in usage.tolist
 # %% tags=["hide-input"]
 from esser_lab.part_discovery.method import overlaps
 
+assignment = results["ours"][0].assignment
+# solution begins; students get: rates = None  # your code here: one fraction per body part
 inter, _, _ = overlaps(ours, true, K, 5)  # (b, K, C)
 majority = inter.argmax(1)  # (b, C): the discovered part covering most of each true part
-assignment = results["ours"][0].assignment
 present = test.part_masks.flatten(2).any(2)  # (b, 4)
 agree = (majority[:, 1:] == assignment[1:]) & present
-for c, name in enumerate(figures.PART_NAMES):
-    rate = agree[:, c].float().sum() / present[:, c].float().sum()
+rates = (agree.float().sum(0) / present.float().sum(0)).tolist()
+for name, rate in zip(figures.PART_NAMES, rates, strict=True):
     print(f"{name}: majority part = matched part in {rate:.0%} of figures")
+assert check_majority_agreement(ours, true, K, assignment, rates), "the checker must agree"
+# solution ends
+print(check_majority_agreement(ours, true, K, assignment, rates))
 
 # %% [markdown]
 # ```{admonition} Solution 3

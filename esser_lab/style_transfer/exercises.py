@@ -61,5 +61,5 @@ def check_fpd_fraction(
         "each photo stylised with the same s_p; a fraction of the rows, not a count.",
     )
     if verdict:
-        return Verdict(True, "the fraction of rows satisfying the triplet is right (to a row).")
+        return Verdict(True, "the fraction of rows satisfying the triplet agrees (to a row).")
     return verdict
