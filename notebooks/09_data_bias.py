@@ -509,7 +509,8 @@ del paper_model
 #    B's and A's mean latents to $E(x)$ and decode. Compare the fraction red and the position
 #    error with the cINN's.
 # 2. **Which objects turn red?** Among the A → B translations the colour judge calls red, which
-#    source colours were they?
+#    source colours were they? (`check_red_by_colour(judges.colour, outputs["B"], test.colour,
+#    fractions)` checks the fraction called red per source colour.)
 # 3. **A bias that is not there.** C has A's colour prior. Does A → C leave the fraction red at
 #    the control's level?
 
@@ -549,11 +550,18 @@ print(
 # ```
 
 # %% tags=["hide-input"]
+from esser_lab.data_bias.exercises import check_red_by_colour
+
+# solution begins; students get: fractions = None  # your code here: one fraction per colour
 called_red = predict(judges.colour, outputs["B"]) == RED
 counts = torch.bincount(test.colour[called_red], minlength=len(sprites.COLOURS))
 totals = torch.bincount(test.colour, minlength=len(sprites.COLOURS))
-for name, n, total in zip(sprites.COLOURS, counts.tolist(), totals.tolist(), strict=True):
-    print(f"{name:>8}: {n / max(total, 1):.2f} of them called red after A → B")
+fractions = [n / max(total, 1) for n, total in zip(counts.tolist(), totals.tolist(), strict=True)]
+for name, fraction in zip(sprites.COLOURS, fractions, strict=True):
+    print(f"{name:>8}: {fraction:.2f} of them called red after A → B")
+assert check_red_by_colour(judges.colour, outputs["B"], test.colour, fractions), "must agree"
+# solution ends
+print(check_red_by_colour(judges.colour, outputs["B"], test.colour, fractions))
 
 # %% [markdown]
 # ```{admonition} Solution 3

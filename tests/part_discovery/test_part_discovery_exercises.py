@@ -33,6 +33,7 @@ def test_the_shares_by_hand_and_the_solution_is_accepted():
     assert check_part_usage(pred, K, solution)
     counts = check_part_usage(pred, K, torch.bincount(pred.flatten(), minlength=K).tolist())
     assert not counts and "sum to 1" in str(counts)
+    assert all(f"{share:.3f}"[1:] not in str(counts) for share in shares if share)
     assert not check_part_usage(pred, K, solution[1:])  # the unused part 0 left out
     assert "no answer yet" in str(check_part_usage(pred, K, None))
 
