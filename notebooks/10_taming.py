@@ -890,9 +890,11 @@ else:
 # 1. **Where does β go?** Quantise the $K = 64$ VQGAN's encoder outputs for the test sprites
 #    with both placements of (T3) and compare the gradient norms that reach the encoder output
 #    $\hat z$ and the codebook. Which one moves the encoder more?
+#    (`check_encoder_pull(model.quantize, z_hat, answer)` checks "legacy" or "vq-vae".)
 # 2. **The adaptive weight by hand.** Compute λ of (T7) for the trained $K = 64$ VQGAN on 64 test
 #    sprites, with its own discriminator. How does it compare with the last values logged during
-#    training?
+#    training? (`check_adaptive_weight(model, discriminator, x, config.disc_weight, lam)`
+#    checks λ.)
 # 3. **Temperature.** Sample 128 sprites (16 per colour) without top-k at temperatures 0.5 and 2.
 #    How do the classifier's accuracy and the number of distinct codes per sample change?
 
@@ -905,19 +907,24 @@ else:
 # ```
 
 # %% tags=["hide-input"]
+from esser_lab.taming.exercises import check_adaptive_weight, check_encoder_pull
+
 model = models[f"VQGAN K={large_k}"]
 with torch.no_grad():
     z_hat = model.quant_conv(model.encoder(test.image[:64].to(profile.device)))
+# solution begins; students get: pulls_more = None  # your answer: "legacy" or "vq-vae"
 for legacy in (True, False):
     quantizer = VectorQuantizer(large_k, config.embed_dim, beta=config.beta, legacy=legacy)
     quantizer = quantizer.to(profile.device)  # beside the model's encoder output
     quantizer.embedding.weight.data.copy_(model.quantize.embedding.weight)
     z = z_hat.clone().requires_grad_(True)
     quantizer(z).loss.backward()
-    print(
-        f"legacy={legacy}: ‖∂L/∂ẑ‖ = {z.grad.norm():.2e} · "
-        f"‖∂L/∂codebook‖ = {quantizer.embedding.weight.grad.norm():.2e}"
-    )
+    grads = z.grad.norm(), quantizer.embedding.weight.grad.norm()
+    print(f"legacy={legacy}: ‖∂L/∂ẑ‖ = {grads[0]:.2e} · ‖∂L/∂codebook‖ = {grads[1]:.2e}")
+pulls_more = "legacy"  # the larger ‖∂L/∂ẑ‖ above
+assert check_encoder_pull(model.quantize, z_hat, pulls_more), "the checker must agree"
+# solution ends
+print(check_encoder_pull(model.quantize, z_hat, pulls_more))
 
 # %% [markdown]
 # ```{admonition} Solution 2
@@ -931,17 +938,20 @@ for legacy in (True, False):
 # %% tags=["hide-input"]
 system = systems[f"VQGAN K={large_k}"]
 x = test.image[:64].to(profile.device)
+discriminator = system.discriminator.to(profile.device)
+logged = [h["d_weight"] for h in system.history[-10:]]
+# solution begins; students get: lam = None  # your code here: λ · disc_weight of (T7) on x
 model.last_layer().requires_grad_(True)  # the model was frozen as the GPT's first stage
 x_hat, _ = model(x)
 rec = (x - x_hat).abs().mean()
-g_loss = -system.discriminator.to(profile.device)(x_hat).mean()
-lam = adaptive_weight(rec, g_loss, model.last_layer(), config.disc_weight)
-logged = [h["d_weight"] for h in system.history[-10:]]
-print(
-    f"λ · disc_weight on test sprites: {lam.item():.4f}; "
-    f"last logged: {sum(logged) / len(logged):.4f}"
-)
+g_loss = -discriminator(x_hat).mean()
+lam = adaptive_weight(rec, g_loss, model.last_layer(), config.disc_weight).item()
 model.last_layer().requires_grad_(False)
+print(f"λ · disc_weight on test sprites: {lam:.4f}")
+assert check_adaptive_weight(model, discriminator, x, config.disc_weight, lam), "must agree"
+# solution ends
+print(check_adaptive_weight(model, discriminator, x, config.disc_weight, lam))
+print(f"last logged during training: {sum(logged) / len(logged):.4f}")
 
 # %% [markdown]
 # ```{admonition} Solution 3
