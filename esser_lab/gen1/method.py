@@ -48,10 +48,11 @@ from esser_lab.diffusion import (
     DiscreteSchedule,
     classifier_free_guidance,
     ddim_sample,
-    eps_to_x0,
     q_sample,
     simple_loss,
     time_to_index,
+    to_eps_and_x0,
+    training_target,
     x0_to_eps,
 )
 from esser_lab.diffusion.protocol import Denoiser
@@ -183,7 +184,8 @@ def gen1_loss(
     alpha_bar = schedule.alphas_cumprod.to(z0.device, torch.float32)[n].to(z0.dtype)
     z_t = q_sample(z0, alpha_bar, noise)
     pred = model(z_t, n, s, c)
-    return Gen1Loss(simple_loss(pred, noise), n, images)
+    target = training_target(z0, noise, alpha_bar, model.config.parameterization)
+    return Gen1Loss(simple_loss(pred, target), n, images)
 
 
 def video_denoiser(model: Gen1UNet, T: int, temporal: bool = True) -> Denoiser:
@@ -217,15 +219,18 @@ def temporal_guidance(video: Denoiser, frame: Denoiser, temporal_scale: float) -
     return guided
 
 
-def clip_denoised(model: Denoiser, schedule: DiscreteSchedule) -> Denoiser:
-    """ε̂ re-derived from x̂₀ clipped to [−1, 1]: the official pixel-space DDPM sampler's
-    ``clip_denoised`` (Ho et al. 2020), valid only where the latents are pixels
-    (:class:`PixelFold`); an SD latent has no such range."""
+def clip_denoised(
+    model: Denoiser, schedule: DiscreteSchedule, parameterization: str = "eps"
+) -> Denoiser:
+    """An ε-denoiser whose ε̂ is re-derived from x̂₀ clipped to [−1, 1]: the official
+    pixel-space DDPM sampler's ``clip_denoised`` (Ho et al. 2020), valid only where the latents
+    are pixels (:class:`PixelFold`); an SD latent has no such range. ``model`` predicts
+    ``parameterization`` (ε or v)."""
 
     def clipped(x_t: Tensor, t: Tensor, cond: Any) -> Tensor:
         alpha_bar = schedule.alpha_bar(t).to(x_t)
-        eps = model(x_t, t, cond)
-        return x0_to_eps(eps_to_x0(eps, x_t, alpha_bar).clamp(-1, 1), x_t, alpha_bar)
+        _, x0 = to_eps_and_x0(model(x_t, t, cond), x_t, alpha_bar, parameterization)
+        return x0_to_eps(x0.clamp(-1, 1), x_t, alpha_bar)
 
     return clipped
 
@@ -243,8 +248,9 @@ def sample_video(
     generator: torch.Generator | None = None,
     noise: Tensor | None = None,
     clip: bool = False,
+    eta: float = 0.0,
 ) -> Tensor:
-    """DDIM (η = 0, ``steps`` steps) latents (b, f, latent, h, w) for structure ``s`` and
+    """DDIM (η = ``eta``, ``steps`` steps) latents (b, f, latent, h, w) for structure ``s`` and
     content ``c``, guided by ω_c = ``content_scale`` and ω_t = ``temporal_scale`` (module
     docstring). The noise is drawn from ``generator`` unless ``noise`` is given; ``clip``
     clips x̂₀ to [−1, 1] after the guidance (:func:`clip_denoised`, pixel latents only)."""
@@ -264,7 +270,11 @@ def sample_video(
         return classifier_free_guidance(base, content_scale, null)
 
     guided = temporal_guidance(content_guided(True), content_guided(False), temporal_scale)
+    kind = model.config.parameterization
     if clip:
-        guided = clip_denoised(guided, schedule)
+        guided, kind = clip_denoised(guided, schedule, kind), "eps"
     cond = {"structure": s, "content": c}
-    return ddim_sample(guided, noise, schedule, steps=steps, cond=cond)
+    return ddim_sample(
+        guided, noise, schedule, steps=steps, eta=eta, cond=cond, generator=generator,
+        parameterization=kind,
+    )  # fmt: skip

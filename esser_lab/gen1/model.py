@@ -16,7 +16,8 @@ parameters, the per-frame image model μ_π of the temporal guidance (Sec. 3.4).
 
 Sec. 3.3: the **structure** s (depth, blurred by t_s iterations, on the latent grid) is
 concatenated to z_t along the channels; the **content** c (the CLIP image embedding of one frame,
-a stand-in at tiny size: :mod:`esser_lab.gen1.method`) is one token the UNet cross-attends to.
+a stand-in at tiny size: :mod:`esser_lab.gen1.method`) is a token the UNet cross-attends to
+(beside a zero token, :meth:`Gen1UNet.context`).
 
 Conventions a reader could get wrong:
 
@@ -29,6 +30,7 @@ Conventions a reader could get wrong:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import torch
 from einops import rearrange, repeat
@@ -58,10 +60,11 @@ class Gen1Config:
 
     Defaults (:meth:`paper`): Stable Diffusion's UNet (SD 1.x widths 320·(1, 2, 4, 4), chapter
     14's ``UNetConfig.stable_diffusion_v1``) on 4-channel latents plus one depth channel, the
-    768-d CLIP ViT-L/14 image embedding as the one context token, 8-frame clips. [check] The
-    paper initialises from a latent text-to-image model of the SD family without naming its
-    version in the text we had; SD 1.x is the UNet chapter 14 loads, so its weights can start
-    the spatial layers. ``max_t_s`` = 7 [recall: the paper samples t_s uniformly from 0..7].
+    768-d CLIP ViT-L/14 image embedding as the context token (beside a zero token), 8-frame
+    clips, ε-prediction. [check] The paper initialises from a latent text-to-image model of
+    the SD family without naming its version in the text we had; SD 1.x is the UNet chapter
+    14 loads, so its weights can start the spatial layers. ``max_t_s`` = 7 [recall: the paper
+    samples t_s uniformly from 0..7].
     """
 
     unet: UNetConfig = replace(
@@ -71,6 +74,8 @@ class Gen1Config:
     frames: int = 8
     temporal_kernel: int = 3
     max_t_s: int = 7
+    # ε as the paper (Eq. 6); "v" is the toy's change (chapter 16 says why)
+    parameterization: Literal["eps", "v"] = "eps"
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -313,7 +318,7 @@ class Gen1UNet(nn.Module):
         unet, mc = self.unet, self.config.unet.model_channels
         t_emb = timestep_embedding(repeat(timesteps, "b -> (b f)", f=f), mc)
         emb = unet.time_embed(t_emb.to(unet.time_embed[0].weight.dtype))  # ((b f), 4·mc)
-        context = repeat(content, "b d -> (b f) 1 d", f=f)  # one content token per frame
+        context = repeat(self.context(content), "b l d -> (b f) l d", f=f)
         skips, h = [], x
         for block, temporal_block in zip(unet.input_blocks, self.temporal_input, strict=True):
             h = self._block(block, temporal_block, h, emb, context, f, on)
@@ -324,6 +329,14 @@ class Gen1UNet(nn.Module):
                 block, temporal_block, torch.cat([h, skips.pop()], 1), emb, context, f, on
             )
         return rearrange(unet.out(h), "(b f) c h w -> b f c h w", f=f)
+
+    @staticmethod
+    def context(content: Tensor) -> Tensor:
+        """The cross-attention tokens (b, 2, d) of the content (b, d): the content and an
+        all-zero token. [choice] With one key the softmax is 1 at every position, so the
+        cross-attention adds the same vector everywhere and the next GroupNorm subtracts it
+        again; against a zero key the attention can weigh the content per position."""
+        return torch.stack([content, torch.zeros_like(content)], dim=1)
 
     def temporal_parameters(self) -> list[nn.Parameter]:
         """The parameters the video extension adds (the rest are the image UNet's)."""

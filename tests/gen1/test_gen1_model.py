@@ -43,7 +43,9 @@ def _per_frame_image_model(unet: UNetModel, z, n, s, c):
     """chapter 14's image UNet applied to every frame on its own."""
     f = z.shape[1]
     x = rearrange(torch.cat([z, s], 2), "b f c h w -> (b f) c h w")
-    out = unet(x, repeat(n, "b -> (b f)", f=f), repeat(c, "b d -> (b f) 1 d", f=f))
+    tokens = torch.stack([c, torch.zeros_like(c)], 1)  # the content and the zero token
+    assert torch.equal(tokens, Gen1UNet.context(c))
+    out = unet(x, repeat(n, "b -> (b f)", f=f), repeat(tokens, "b l d -> (b f) l d", f=f))
     return rearrange(out, "(b f) c h w -> b f c h w", f=f)
 
 
