@@ -355,10 +355,12 @@ bullets = [
     + card.text(
         "both-vs-local-corrupt",
         holds="With one keyframe's flow wrong, the two-stream model reaches {ours} dB against "
-        "{baseline} dB for the local stream alone (across seeds: {seeds}): the global estimate "
-        "lets its gate prefer the keyframe whose warp agrees.",
+        "{baseline} dB for the local stream alone (across seeds: {seeds}; {long}): the global "
+        "estimate lets its gate prefer the keyframe whose warp agrees.",
         fails="With one keyframe's flow wrong, the two-stream model reaches {ours} dB, not above "
-        "the local stream alone ({baseline} dB; across seeds: {seeds}).",
+        "the local stream alone ({baseline} dB; across seeds: {seeds}; {long}). Its gate can "
+        "only prefer the right keyframe where the global stream's own estimate of the hole is "
+        "good enough to compare the warps with.",
     ),
     "**Both.** "
     + card.text(

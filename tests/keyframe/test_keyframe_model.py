@@ -133,3 +133,13 @@ def test_bad_inputs_are_named():
         replace(TINY, n_cross=3)
     with pytest.raises(TypeError, match="ngf"):
         replace(TINY, ngf=16.0)
+
+
+@pytest.mark.slow_paper
+def test_paper_config_forward_at_256():
+    """configs/ours.yaml at its training resolution, two keyframes (about 5 s on one core)."""
+    torch.manual_seed(0)
+    model = KeyframeGenerator(KeyframeConfig.paper()).eval()
+    with torch.no_grad():
+        out = model(*_inputs(b=1, f=2, size=256))
+    assert out.shape == (1, 3, 256, 256) and bool(torch.isfinite(out).all())
