@@ -633,8 +633,9 @@ else:
 #
 # 1. **The untrained network.** What does the estimate give for the network before its first
 #    step? Why is the shape score of a random network not zero on these pairs?
-# 2. **How many pairs?** Estimate the last stage's dimensions of the SIN-like network from a
-#    quarter of the pairs, and from the other three quarters. How much do the counts move?
+# 2. **How many pairs?** Estimate the last stage's dimensions of the SIN-like network from the
+#    first quarter of the pairs, and from the other three quarters. How much do the counts move?
+#    (`check_split_dims(z_a, z_b, pairs.factor, counts)` checks the two triples.)
 # 3. **Texture is still there.** A linear probe (chapter 5's `linear_probe`) on the last
 #    stage's pooled features: how well does it tell the *texture* of the test images, for
 #    each network?
@@ -664,14 +665,21 @@ for d in trackers["shortcut"].records[0]:
 # ```
 
 # %% tags=["hide-input"]
+from esser_lab.shape_texture.exercises import check_split_dims
 from esser_lab.shape_texture.method import pooled_features
 
-quarter = num_pairs // 4
 z_a = pooled_features(networks["randomised"], pairs.a.image)[-1]
 z_b = pooled_features(networks["randomised"], pairs.b.image)[-1]
+# solution begins; students get: counts = None  # your code here: [dims of a quarter, of the rest]
+quarter = num_pairs // 4
+counts = []
 for name, part in (("a quarter", slice(0, quarter)), ("three quarters", slice(quarter, None))):
     estimate = shape_texture_dims(z_a[part], z_b[part], pairs.factor[part])
+    counts.append(estimate.dims)
     print(f"{name} of the pairs: shape, texture, residual = {estimate.dims}")
+assert check_split_dims(z_a, z_b, pairs.factor, counts), "the checker must accept the solution"
+# solution ends
+print(check_split_dims(z_a, z_b, pairs.factor, counts))
 
 # %% [markdown]
 # ```{admonition} Solution 3

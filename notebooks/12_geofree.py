@@ -776,7 +776,8 @@ else:
 # 2. **Which camera tokens matter?** Zero the translation tokens (t = 0) for the test pairs and
 #    sample again. How does the transformer's paired distance on large motions change?
 # 3. **Temperature.** Sample the transformer at temperatures 0.5 and 1.0. What happens to the
-#    sample variance of disoccluded and visible codes?
+#    sample variance of disoccluded and visible codes? (`check_sample_variance(drawn,
+#    variance_pairs.disoccluded, ours.latent_shape, variances)` checks the two variances.)
 
 # %% [markdown]
 # ```{admonition} Solution 1
@@ -837,6 +838,8 @@ print(
 # ```
 
 # %% tags=["hide-input"]
+from esser_lab.geofree.exercises import check_sample_variance
+
 for temperature in (0.5, 1.0):
     pairs = variance_pairs.to(profile.device)
     camera = {k: v.to(profile.device) for k, v in estimated_camera(variance_pairs).items()}
@@ -846,8 +849,13 @@ for temperature in (0.5, 1.0):
                                          generator=torch.Generator().manual_seed(k))).cpu()
         for k in range(SAMPLES_PER_PAIR)
     ])  # fmt: skip
-    hidden, seen = sample_variance(drawn, variance_pairs.disoccluded, ours.latent_shape)
-    print(f"temperature {temperature}: variance disoccluded {hidden:.4f}, visible {seen:.4f}")
+    # solution begins; students get: variances = None  # your code here: (disoccluded, visible)
+    variances = sample_variance(drawn, variance_pairs.disoccluded, ours.latent_shape)
+    print(f"temperature {temperature}: variance disoccluded {variances[0]:.4f}, "
+          f"visible {variances[1]:.4f}")  # fmt: skip
+    assert check_sample_variance(drawn, variance_pairs.disoccluded, ours.latent_shape, variances)
+    # solution ends
+    print(check_sample_variance(drawn, variance_pairs.disoccluded, ours.latent_shape, variances))
 print(
     f"chapter ran in {time.perf_counter() - chapter_start:.1f} s "
     f"({time.process_time() - cpu_start:.1f} s of CPU) at scale {profile.name}"
