@@ -750,7 +750,8 @@ else:
 #    accuracy of η = 0 and η = 1 at 20 steps, same seed.
 # 3. **The scale factor by hand.** Compute 1 / std of the $f = 4$ autoencoder's latents over the
 #    training set and compare it with the σ its denoiser set from its first batch. Why does the
-#    official code use one batch only?
+#    official code use one batch only? (`check_scale_factor(ae, train_x, inverse_std)` checks
+#    1 / std.)
 
 # %% [markdown]
 # ```{admonition} Solution 1
@@ -808,13 +809,18 @@ with model.model_ema.average_of(model.model):
 # ```
 
 # %% tags=["hide-input"]
+from esser_lab.ldm.exercises import check_scale_factor
+
 ae = autoencoders[latent_factor]
+# solution begins; students get: inverse_std = None  # your code here: 1 / std over the training set
 with torch.no_grad():
     z = ae.encode_latent(train_x.to(profile.device), generator=torch.Generator().manual_seed(0))
-print(
-    f"1 / std over the training set: {1 / float(z.std()):.3f}; "
-    f"σ from the first batch: {float(ldms[latent_factor].scale_factor):.3f}"
-)
+inverse_std = 1 / float(z.std())
+print(f"1 / std over the training set: {inverse_std:.3f}")
+assert check_scale_factor(ae, train_x, inverse_std), "the checker must accept the solution"
+# solution ends
+print(check_scale_factor(ae, train_x, inverse_std))
+print(f"σ from the first batch: {float(ldms[latent_factor].scale_factor):.3f}")
 print(
     f"chapter ran in {time.perf_counter() - chapter_start:.1f} s "
     f"({time.process_time() - cpu_start:.1f} s of CPU) at scale {profile.name}"
