@@ -471,9 +471,10 @@ display(Markdown("\n".join(f"* {b}" for b in bullets)))
 # %% [markdown]
 # ## Full scale
 #
-# * **On a GPU**: `ESSER_LAB_SCALE=small` (32-px clips of two objects... the same cells,
-#   `Gen1Config.small()`, widths 64/128/128) runs in minutes; `full` trains the same small
-#   model longer. Lightning's DDP takes over with `ESSER_LAB_DEVICES=N`.
+# * **On a GPU**: `ESSER_LAB_SCALE=small` (32-px clips, `Gen1Config.small()`: widths
+#   64/128/128, attention at two levels) runs the same cells in minutes; `full` trains the same
+#   small model longer on more clips. Lightning's DDP takes over with `ESSER_LAB_DEVICES=N`.
+#   Neither has been run for this page (no GPU was at hand): their times are not yet measured.
 # * **What has not run.** `Gen1Config.paper()` is Stable Diffusion's UNet with the temporal
 #   layers (its size is printed above, built on the meta device). A full Gen-1 needs three
 #   pretrained parts, none of which this book downloads or has run: the UNet's spatial layers
@@ -504,16 +505,17 @@ display(Markdown("\n".join(f"* {b}" for b in bullets)))
 # %% [markdown]
 # ```{admonition} Solution 1
 # :class: dropdown
-# The temporal layers start at zero, so the video UNet is the image UNet frame by frame; once
-# a temporal convolution is non-zero, frame 0 reaches its neighbours (and, through the deeper
-# layers' receptive field over time, frames further away):
+# The temporal layers start at zero, so the video UNet is the image UNet frame by frame. With
+# one temporal convolution made non-zero, frame 0 reaches only its neighbour: a kernel of three
+# frames sees one frame on either side (more such layers, or the temporal attention, reach
+# further):
 # ```
 
 # %% tags=["hide-input"]
 from einops import rearrange, repeat
 
 torch.manual_seed(0)
-fresh = Gen1UNet(config).eval()
+fresh = Gen1UNet(config).eval().requires_grad_(False)  # inference only: no autograd graph
 with torch.no_grad():
     for p in fresh.unet.parameters():
         p.add_(0.05 * torch.randn_like(p))
