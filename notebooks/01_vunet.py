@@ -467,6 +467,8 @@ display(Markdown(f"* {colour} {leak}\n* {structure}"))
 # 3. **Prior vs posterior.** The prior $p(z\mid\hat y)$ was trained to match the posterior. Are
 #    samples from the prior as colourful as real figures? Compare the spread of the mean torso
 #    colour of prior samples with that of real figures.
+#    (`check_torso_spread(prior_samples, test.image[:64], test.part_masks[:64, 1], spreads)`
+#    checks the two spreads.)
 
 # %% [markdown]
 # ```{admonition} Solution 1
@@ -521,16 +523,21 @@ print(f"PG2 baseline: mean |change| when the appearance changes = {change.abs().
 # ```
 
 # %% tags=["hide-input"]
+from esser_lab.vunet.exercises import check_torso_spread
+
 with torch.no_grad():
     prior_samples = vunet.sample(test.stickman[:64], generator=torch.Generator().manual_seed(1))
+# solution begins; students get: spreads = None  # your code here: (prior samples, real figures)
 torso = test.part_masks[:64, 1:2].float()
 area = torso.sum((2, 3)).clamp_min(1)
 mean_prior = (prior_samples * torso).sum((2, 3)) / area
 mean_real = (test.image[:64] * torso).sum((2, 3)) / area
-print(
-    f"torso colour std over figures: prior samples {mean_prior.std(0).mean():.3f}, "
-    f"real figures {mean_real.std(0).mean():.3f}"
-)
+spreads = (mean_prior.std(0).mean().item(), mean_real.std(0).mean().item())
+print(f"torso colour std over figures: prior samples {spreads[0]:.3f}, "
+      f"real figures {spreads[1]:.3f}")  # fmt: skip
+assert check_torso_spread(prior_samples, test.image[:64], test.part_masks[:64, 1], spreads)
+# solution ends
+print(check_torso_spread(prior_samples, test.image[:64], test.part_masks[:64, 1], spreads))
 print(f"chapter ran in {time.perf_counter() - chapter_start:.1f} s at scale {profile.name}")
 
 # %% [markdown]

@@ -4,7 +4,7 @@ import torch
 
 from esser_lab.data import figures
 from esser_lab.vunet import VUNet, VUNetConfig, figure_boxes, normalize_parts
-from esser_lab.vunet.exercises import check_kl_per_scale, kl_per_scale
+from esser_lab.vunet.exercises import check_kl_per_scale, check_torso_spread, kl_per_scale
 
 
 def tiny_output():
@@ -44,3 +44,19 @@ def test_typical_mistakes_are_refused_without_the_value():
     assert "no answer yet" in str(check_kl_per_scale(out, None))
     for verdict in (no_half, summed):
         assert all(f"{k:.1f}" not in str(verdict) for k in exact)
+
+
+def test_the_torso_spread_by_hand_and_a_forgotten_mask_are_told_apart():
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(6, 3, 8, 8, generator=g) * 2 - 1
+    samples = torch.rand(6, 3, 8, 8, generator=g) * 0.2  # a dull prior: a small spread
+    torso = torch.zeros(6, 8, 8, dtype=torch.bool)
+    torso[:, 2:6, 3:5] = True
+    by_hand = [images[:, :, 2:6, 3:5].mean((2, 3)).std(0).mean().item(),
+               samples[:, :, 2:6, 3:5].mean((2, 3)).std(0).mean().item()]  # fmt: skip
+    assert check_torso_spread(samples, images, torso, (by_hand[1], by_hand[0]))
+    whole = (samples.mean((2, 3)).std(0).mean().item(), images.mean((2, 3)).std(0).mean().item())
+    wrong = check_torso_spread(samples, images, torso, whole)  # the whole image, not the torso
+    assert not wrong and "torso" in str(wrong) and f"{by_hand[0]:.3f}" not in str(wrong)
+    assert not check_torso_spread(samples, images, torso, by_hand)  # swapped
+    assert "no answer yet" in str(check_torso_spread(samples, images, torso, None))
