@@ -471,7 +471,9 @@ display(Markdown("\n\n".join(lines)))
 #    predict the *digit* of the painting from $E_s(\text{painting})$. Chance is 0.1; what does
 #    the probe reach?
 # 3. **One vector per artist.** Replace each painting's style vector by the normalised mean
-#    style vector of its artist and measure the deception rate again.
+#    style vector of its artist and measure the deception rate again. Average over the first
+#    1,000 real paintings (`check_mean_style_deception(full_model, style_expert, paintings,
+#    artists, held_out.photo, evaluation.targets, rate)` checks the rate).
 
 # %% [markdown]
 # ```{admonition} Solution 1
@@ -529,16 +531,23 @@ print(f"digit from the style code: {probe_accuracy:.3f} (chance 0.1)")
 # ```
 
 # %% tags=["hide-input"]
+from esser_lab.style_transfer.exercises import check_mean_style_deception
+
+paintings, artists = real.painting[:1000], real.style[:1000]
+# solution begins; students get: rate = None  # your code here: the deception rate
 with torch.no_grad():
-    s_real = full_model.encode_style(real.painting[:1000])
-real_styles = real.style[: len(s_real)]
-mean_styles = torch.nn.functional.normalize(
-    torch.stack([s_real[real_styles == k].mean(0) for k in range(art.NUM_STYLES)]), dim=1
-)
+    s_real = full_model.encode_style(paintings)
+per_artist = torch.stack([s_real[artists == k].mean(0) for k in range(art.NUM_STYLES)])
+mean_styles = torch.nn.functional.normalize(per_artist, dim=1)  # back to unit length
 with torch.no_grad():
     out = full_model(held_out.photo, mean_styles[evaluation.targets])
-rate = (predict(style_expert, out) == evaluation.targets).float().mean()
+rate = (predict(style_expert, out) == evaluation.targets).float().mean().item()
 print(f"deception rate with one mean style vector per artist: {rate:.3f}")
+assert check_mean_style_deception(full_model, style_expert, paintings, artists, held_out.photo,
+                                  evaluation.targets, rate), "the checker must agree"  # fmt: skip
+# solution ends
+print(check_mean_style_deception(full_model, style_expert, paintings, artists, held_out.photo,
+                                 evaluation.targets, rate))  # fmt: skip
 print(f"chapter ran in {time.perf_counter() - chapter_start:.1f} s at scale {profile.name}")
 
 # %% [markdown]

@@ -2,20 +2,27 @@
 
 Exercise 1 has an answer the checker recomputes: the fraction of rows where two photos stylised
 with one style ``s_p`` re-encode to styles nearer to each other than to ``s_p`` (the FPD triplet
-of the fix-point disentanglement loss, margin 0). Exercise 2 (a linear probe for the digit, trained
-by the student for a few hundred steps) and exercise 3 (the deception rate with one mean style
-vector per artist) measure this run's models and leave the conclusion to the student; they have no
-checker.
+of the fix-point disentanglement loss, margin 0). Exercise 3's rate is recomputed too: the share
+of photos stylised with their target artist's normalised mean style vector that the style expert
+assigns to that artist. Exercise 2 (a linear probe for the digit, trained by the student for a few
+hundred steps) depends on the student's training and has no checker.
 """
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from esser_lab.exercises import Verdict, check_close, no_answer
+from esser_lab.metrics.classifiers import predict
 from esser_lab.style_transfer.model import StyleTransferModel
 
-__all__ = ["check_fpd_fraction", "fpd_fraction"]
+__all__ = [
+    "check_fpd_fraction",
+    "check_mean_style_deception",
+    "fpd_fraction",
+    "mean_style_deception",
+]
 
 
 def fpd_fraction(
@@ -62,4 +69,75 @@ def check_fpd_fraction(
     )
     if verdict:
         return Verdict(True, "the fraction of rows satisfying the triplet agrees (to a row).")
+    return verdict
+
+
+_last: tuple = ()  # (inputs, their versions, the rate): the printed verdict repeats the assert
+
+
+def _versions(*objects: object) -> tuple[int, ...]:
+    """In-place change counters of tensors and of modules' weights."""
+    return tuple(
+        sum(p._version for p in o.parameters()) if isinstance(o, nn.Module) else o._version
+        for o in objects
+    )
+
+
+def mean_style_deception(
+    model: StyleTransferModel,
+    expert: nn.Module,
+    paintings: torch.Tensor,
+    artists: torch.Tensor,
+    photos: torch.Tensor,
+    targets: torch.Tensor,
+) -> float:
+    """Share of ``photos`` stylised with the normalised mean of ``E_s`` over ``paintings`` by their
+    target artist (``targets[i]``) that ``expert`` assigns to that artist (a repeated call with
+    the same, unchanged inputs returns the remembered rate)."""
+    global _last
+    inputs = (model, expert, paintings, artists, photos, targets)
+    if _last and all(a is b for a, b in zip(_last[0], inputs, strict=True)):
+        if _last[1] == _versions(*inputs):
+            return _last[2]
+    with torch.no_grad():
+        s = model.encode_style(paintings)
+        artists = artists.to(s.device)
+        missing = [int(k) for k in targets.unique() if not bool((artists == k).any())]
+        if missing:
+            raise ValueError(f"no painting by the target artists {missing} to average")
+        count = int(max(artists.max(), targets.max())) + 1
+        sums = torch.zeros(count, s.shape[1], device=s.device).index_add_(0, artists, s)
+        means = nn.functional.normalize(sums, dim=1)  # the sum has the mean's direction
+        out = model(photos, means[targets.to(s.device)])
+    rate = float((predict(expert, out).to(targets.device) == targets).float().mean())
+    _last = (inputs, _versions(*inputs), rate)
+    return rate
+
+
+def check_mean_style_deception(
+    model: StyleTransferModel,
+    expert: nn.Module,
+    paintings: torch.Tensor,
+    artists: torch.Tensor,
+    photos: torch.Tensor,
+    targets: torch.Tensor,
+    answer: object,
+) -> Verdict:
+    """Exercise 3: the deception rate with one normalised mean style vector per artist."""
+    missing = no_answer(answer)
+    if missing is not None:
+        return missing
+    verdict = check_close(
+        answer,
+        mean_style_deception(model, expert, paintings, artists, photos, targets),
+        what="the deception rate",
+        rtol=0.0,
+        atol=1.0 / photos.shape[0] + 1e-9,  # one photo's tie either way
+        too_low="Average each artist's style vectors E_s(painting), normalise the mean to unit "
+        "length, stylise each photo with its target artist's vector, and count the photos the "
+        "expert assigns to that target.",
+        too_high="A rate over all the photos, each judged against its own target artist.",
+    )
+    if verdict:
+        return Verdict(True, "the deception rate agrees (to a photo).")
     return verdict
