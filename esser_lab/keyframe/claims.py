@@ -13,9 +13,10 @@ RAFT's failures):
 * **hole high-frequency error** (↓): mean |Δ fill − Δ truth| over the hole, Δ the Laplacian;
   a blurry fill scores high even when its colours are right.
 
-The paper's statements (Sec. 1, 4; Table 2's image-level ablation): global attention propagates
-coarse content robustly but loses texture; local deformable aggregation propagates detail but
-depends on the flow; the two together are best. The claims below test each of these on the toy.
+The paper's statements (abstract, README; Table 2's image-level ablation): global attention
+propagates coarse content robustly but loses texture; local deformable aggregation propagates
+detail but depends on the flow; the two together are best. The claims below test each of these
+on the toy.
 The paper's headline 44 % FID / 26 % LPIPS improvement compares the full model with *other
 video-inpainting methods* on DAVIS (DEVIL benchmark), not with its own ablations: it is quoted
 beside, not compared.
@@ -190,7 +191,8 @@ def file_keyframe_claims(
         baseline=f"the local stream only, {same}",
         baseline_value=arms["local"].psnr_one_wrong,
         why="what the global stream adds: a second opinion against which the deformable gate "
-        "can tell the keyframe with the wrong flow from the right one (Sec. 3.3)",
+        "can tell the keyframe with the wrong flow from the right one (README: the local stream, "
+        "informed by the global one, learns to detect and correct errors of the flow)",
         better="higher",
     )
     card.add(

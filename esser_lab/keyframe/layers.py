@@ -1,11 +1,13 @@
 """The layers of the two streams (chapter 15): latents, windowed read/write, attention, warp.
 
 Esser, Michael & Sengupta 2022, *Towards Unified Keyframe Propagation Models* (CVPR 2022
-workshops, arXiv 2205.09731), Sec. 3.2 (global stream: latents that read local windows of the
-feature map, attend across frames, and write back) and Sec. 3.3 (local stream: deformable
-aggregation of flow-warped keyframe features gated by the flow error). Written from the released
-``gi/modules/gi/lama_guided.py`` with its submodule names (``LatentInitLayer``,
-``LocalReadLayer``, ``AttentionLayer``, ``LocalWriteLayer``, ``DeformableWriteLayer``).
+workshops, arXiv 2205.09731): the global stream (latents that read local windows of the feature
+map, attend across frames, and write back) and the local stream (deformable aggregation of
+flow-warped keyframe features gated by the flow error) of its method; the paper's section and
+equation numbers are not cited here because its text could not be checked, only the code.
+Written from the released ``gi/modules/gi/lama_guided.py`` with its submodule names
+(``LatentInitLayer``, ``LocalReadLayer``, ``AttentionLayer``, ``LocalWriteLayer``,
+``DeformableWriteLayer``).
 
 Conventions a reader could get wrong:
 
@@ -55,7 +57,7 @@ def fourier_positions(h: int, w: int, bands: int, resolution: int) -> Tensor:
 
 
 class LatentInit(nn.Module):
-    """Learned latents (n², d) and a 1×1 projection of [features, Fourier positions] (Sec. 3.2)."""
+    """Learned latents (n², d) and a 1×1 projection of [features, Fourier positions]."""
 
     def __init__(self, channels: int, num_latents_sqrt: int, bands: int, resolution: int) -> None:
         super().__init__()
@@ -157,7 +159,7 @@ class PerceiverAttention(nn.Module):
 
 class LatentAttention(nn.Module):
     """Pre-LN transformer layer over the latents (``AttentionLayer``); in the target pass its
-    keys and values are extended by the keyframes' (Sec. 3.2, global propagation)."""
+    keys and values are extended by the keyframes' (the global propagation)."""
 
     def __init__(self, width: int, heads: int) -> None:
         super().__init__()
@@ -198,7 +200,7 @@ def warp_features(features: Tensor, flow: Tensor) -> Tensor:
 
 
 class DeformableWrite(nn.Module):
-    """Local propagation (Sec. 3.3, ``DeformableWriteLayer``): keyframe features warped to the
+    """Local propagation (``DeformableWriteLayer``): keyframe features warped to the
     target by the flow, with the flow error e and the target's features x:
 
     q_f = W_q [warp_f, e_f, x],  v_f = W_v [warp_f, e_f],  x ← x + Σ_f softmax_f(q_f) ⊙ v_f

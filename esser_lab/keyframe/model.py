@@ -1,7 +1,7 @@
 """The two-stream keyframe propagation generator (chapter 15).
 
 Esser, Michael & Sengupta 2022, *Towards Unified Keyframe Propagation Models* (CVPR 2022
-workshops, arXiv 2205.09731), Sec. 3 and Fig. 2; written from the released ``GIResNetGenerator``
+workshops, arXiv 2205.09731), its two-stream method; written from the released ``GIResNetGenerator``
 (runwayml/guided-inpainting, ``gi/modules/gi/lama_guided.py``, ``configs/ours.yaml``). A LaMa
 encoder/decoder (Suvorov et al. 2022) around a bottleneck with two streams:
 
