@@ -897,6 +897,7 @@ else:
 #    checks λ.)
 # 3. **Temperature.** Sample 128 sprites (16 per colour) without top-k at temperatures 0.5 and 2.
 #    How do the classifier's accuracy and the number of distinct codes per sample change?
+#    (`check_distinct_codes(drawn, distinct)` checks the mean count of distinct codes.)
 
 # %% [markdown]
 # ```{admonition} Solution 1
@@ -964,17 +965,21 @@ print(f"last logged during training: {sum(logged) / len(logged):.4f}")
 # ```
 
 # %% tags=["hide-input"]
+from esser_lab.taming.exercises import check_distinct_codes
+
 for temperature in (0.5, 2.0):
     drawn = taming.sample_codes(
         sample_labels, temperature=temperature, generator=torch.Generator().manual_seed(1)
     )
     with torch.no_grad():
         images = first_stage.decode_code(drawn)
+    print(f"temperature {temperature}: accuracy {accuracy(classifier, images, sample_labels):.3f}")
+    # solution begins; students get: distinct = None  # your code here: distinct codes per sample
     distinct = sum(len(torch.unique(c)) for c in drawn) / len(drawn)
-    print(
-        f"temperature {temperature}: accuracy {accuracy(classifier, images, sample_labels):.3f}, "
-        f"{distinct:.1f} distinct codes per sample"
-    )
+    print(f"temperature {temperature}: {distinct:.1f} distinct codes per sample")
+    assert check_distinct_codes(drawn, distinct), "the checker must accept the solution"
+    # solution ends
+    print(check_distinct_codes(drawn, distinct))
 print(
     f"chapter ran in {time.perf_counter() - chapter_start:.1f} s "
     f"({time.process_time() - cpu_start:.1f} s of CPU) at scale {profile.name}"

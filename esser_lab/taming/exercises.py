@@ -6,7 +6,9 @@ commitment term at weight 1, the codebook term at β; ``legacy=False``: the VQ-V
 placement) and see which sends the larger gradient to ẑ. Exercise 2 has an answer the checker
 recomputes: the adaptive weight λ of (T7), ‖∇_{G_L} L_rec‖ / (‖∇_{G_L} L_GAN‖ + δ) × disc_weight at
 the decoder's last layer, with L_rec the L1 reconstruction error and L_GAN = −mean D(x̂).
-Exercise 3 (sampling temperatures) is a judgement on samples and has no checker.
+Exercise 3's count is recomputed from the drawn codes: the number of distinct codes in a sample,
+averaged over the samples; how the temperature changes it and the accuracy is the student's
+reading.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from esser_lab.taming.model import VQModel
 __all__ = [
     "PLACEMENTS",
     "check_adaptive_weight",
+    "check_distinct_codes",
     "check_encoder_pull",
+    "distinct_codes",
     "encoder_gradient_norms",
     "gan_weight",
 ]
@@ -97,4 +101,28 @@ def check_adaptive_weight(
         "decoder's last layer (its weight), times disc_weight; is the ratio the right way up?",
         too_high="Both gradients are taken at the decoder's last layer (model.last_layer()) and "
         "compared by their norms; is the ratio the right way up, and disc_weight applied once?",
+    )
+
+
+def distinct_codes(codes: torch.Tensor) -> float:
+    """The number of distinct entries of each sample's code map ``(b, h, w)``, averaged."""
+    if codes.dim() != 3 or codes.dtype not in (torch.int64, torch.int32):
+        raise ValueError(
+            f"codes must be (b, h, w) integers, got {codes.dtype} {tuple(codes.shape)}"
+        )
+    return sum(len(torch.unique(c)) for c in codes) / len(codes)
+
+
+def check_distinct_codes(codes: torch.Tensor, answer: object) -> Verdict:
+    """Exercise 3: distinct codes per sample of ``codes`` ``(b, h, w)``, averaged over samples."""
+    return check_close(
+        answer,
+        distinct_codes(codes),
+        what="the distinct codes per sample",
+        rtol=0.0,
+        atol=0.05,  # a mean printed to one decimal
+        too_low="Count the distinct codes of each sample (torch.unique of its code map), then "
+        "average the counts over the samples.",
+        too_high="Distinct codes within one sample, averaged: not the distinct codes over all "
+        "samples together, and not the number of positions.",
     )

@@ -32,6 +32,9 @@ def test_the_shift_by_hand_and_the_solution_is_accepted():
     by_hand = 50 * moved.norm(dim=-1).mean().item()
     assert by_hand > 0 and abs(jitter_shift(model, jittered, reference) - by_hand) < 1e-6 * by_hand
     assert check_jitter_shift(model, jittered, reference, by_hand)
+    with torch.no_grad():
+        next(model.parameters()).mul_(1.5)  # new weights: encoded afresh, not remembered
+    assert abs(jitter_shift(model, jittered, reference) - by_hand) > 1e-3 * by_hand
     jittered.add_(0.5)  # changed in place: encoded afresh, not the remembered means
     assert not check_jitter_shift(model, jittered, reference, by_hand)
 

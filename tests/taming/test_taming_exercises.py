@@ -7,7 +7,9 @@ from esser_lab.losses.adversarial import NLayerDiscriminator, adaptive_weight
 from esser_lab.taming import VQGANConfig, VQModel
 from esser_lab.taming.exercises import (
     check_adaptive_weight,
+    check_distinct_codes,
     check_encoder_pull,
+    distinct_codes,
     encoder_gradient_norms,
     gan_weight,
 )
@@ -57,3 +59,13 @@ def test_lambda_by_hand_is_accepted_and_the_state_is_left_alone():
     assert not upside_down and "right way up" in str(upside_down)
     assert f"{by_hand:.3f}" not in str(upside_down)
     assert "no answer yet" in str(check_adaptive_weight(model, d, x, 0.5, None))
+
+
+def test_distinct_codes_by_hand_and_the_usual_miscounts():
+    codes = torch.tensor([[[1, 1], [2, 3]], [[4, 4], [4, 4]], [[0, 5], [6, 7]]])  # 3, 1, 4
+    assert distinct_codes(codes) == 8 / 3
+    assert check_distinct_codes(codes, sum(len(torch.unique(c)) for c in codes) / len(codes))
+    pooled = check_distinct_codes(codes, len(torch.unique(codes)))  # over all samples: 8
+    assert not pooled and "too high" in str(pooled) and "2.6" not in str(pooled)
+    assert not check_distinct_codes(codes, 8 / 3 / 4)  # a share of the 4 positions
+    assert "no answer yet" in str(check_distinct_codes(codes, None))
