@@ -676,8 +676,10 @@ del paper_flow
 #
 # 1. **Is v really independent of the caption?** Encode held-out sprites to
 #    $v = \tau^{-1}(z_\Theta \mid z_\Phi)$. Check its mean and standard deviation per dimension, and
-#    try to predict the colour from $v$ (e.g. a nearest-class-mean classifier). What should you
-#    find, and what would it mean if colour were predictable?
+#    try to predict the colour from $v$ with a nearest-class-mean classifier (the means from the
+#    first half of the sprites, tested on the second). What should you find, and what would it
+#    mean if colour were predictable? (`check_v_statistics(flow, z_held_out, condition, labels,
+#    statistics)` checks the mean, the std and the accuracy.)
 # 2. **What does v hold?** Take one sprite's $v$ and decode it under all 8 colour words of its
 #    shape. Then take 8 different $v$ under one caption. Which factors change in each case?
 # 3. **Wrong condition.** Invert a sprite's code under a caption with the *wrong shape* and
@@ -696,15 +698,24 @@ del paper_flow
 # ```
 
 # %% tags=["hide-input"]
+from esser_lab.net2net.exercises import check_half_norm, check_v_statistics
+
 with torch.no_grad():
-    v, _ = flow(autoencoder.encode(test.image).mode(), net2net.encode_condition(test.caption))
+    z_held_out = autoencoder.encode(test.image).mode()
+    condition = net2net.encode_condition(test.caption)
 labels = test.colour[:, 0]
+# solution begins; students get: statistics = None  # your code here: (mean, std, accuracy)
+v = flow(z_held_out, condition)[0].detach()  # v = τ⁻¹(z_Θ | z_Φ)
 half = len(v) // 2
 means = torch.stack([v[:half][labels[:half] == c].mean(0) for c in range(8)])
 nearest = torch.cdist(v[half:], means).argmin(1)
 print(f"v: mean {v.mean():.3f}, std per dimension {v.std(0).mean():.3f}")
 colour_from_v = (nearest == labels[half:]).float().mean().item()
 print(f"colour from v (nearest class mean): {colour_from_v:.3f} (chance {1 / 8:.3f})")
+statistics = (v.mean().item(), v.std(0).mean().item(), colour_from_v)
+assert check_v_statistics(flow, z_held_out, condition, labels, statistics), "checker must agree"
+# solution ends
+print(check_v_statistics(flow, z_held_out, condition, labels, statistics))
 
 # %% [markdown]
 # ```{admonition} Solution 2
@@ -744,8 +755,6 @@ fig = show_grid(
 # ```
 
 # %% tags=["hide-input"]
-from esser_lab.net2net.exercises import check_half_norm
-
 wrong_shape = (test.shape + 1) % 6
 wrong = sprites.caption(wrong_shape, test.colour, test.texture, test.position)
 with torch.no_grad():

@@ -584,7 +584,8 @@ del paper_model
 #    (`check_colour_kept(samples[name][:n_judge], test.colour[:n_judge, 0], kept)` checks it.)
 # 3. **Swaps against the exact target.** Score the swaps $D(t(v_a \mid \Phi(x_b)))$ of the
 #    invariant classifier against `swap_truth(a, b)` (per-pixel MSE) and compare with two naive
-#    answers: the AE reconstruction of $a$ and that of $b$.
+#    answers: the AE reconstruction of $a$ and that of $b$. (`check_swap_mse(transformers[
+#    "invariant"], autoencoder, e, partner, test, swap_error)` checks the swaps' MSE.)
 
 # %% [markdown]
 # ```{admonition} Solution 1
@@ -633,16 +634,23 @@ for name in classifiers:
 # ```
 
 # %% tags=["hide-input"]
+from esser_lab.invariances.exercises import check_swap_mse
+
 e = explanations["invariant"]
+# solution begins; students get: swap_error = None  # your code here: the swaps' MSE to the target
 a_set, b_set = test[:n_judge], test[partner]
 truth = swap_truth(a_set, b_set).image
 swapped = reconstruct(transformers["invariant"], autoencoder, e.phi[partner], e.v[:n_judge])
+swap_error = (swapped - truth).pow(2).mean().item()
 for label, image in (
-    ("swap", swapped),
     ("AE reconstruction of a", ae_reconstruction[:n_judge]),
     ("AE reconstruction of b", ae_reconstruction[partner]),
 ):
     print(f"{label}: MSE to the exact target {(image - truth).pow(2).mean():.4f}")
+print(f"swap: MSE to the exact target {swap_error:.4f}")
+assert check_swap_mse(transformers["invariant"], autoencoder, e, partner, test, swap_error)
+# solution ends
+print(check_swap_mse(transformers["invariant"], autoencoder, e, partner, test, swap_error))
 print(f"chapter ran in {time.perf_counter() - chapter_start:.1f} s at scale {profile.name}")
 
 # %% [markdown]

@@ -24,7 +24,8 @@ def scale_factor(first_stage: FirstStage, images: torch.Tensor, seed: int = 0) -
     """1 / std of ``first_stage.encode_latent(images)`` over every latent value (one posterior
     draw, seeded), computed where the first stage's weights are."""
     global _last
-    if _last and _last[0] is first_stage and _last[1] is images and _last[2] == images._version:
+    version = (images._version, seed, sum(p._version for p in first_stage.parameters()))
+    if _last and _last[0] is first_stage and _last[1] is images and _last[2] == version:
         return _last[3]
     weight = next(first_stage.parameters(), None)  # the pixel-space stage has none
     device = images.device if weight is None else weight.device
@@ -33,7 +34,7 @@ def scale_factor(first_stage: FirstStage, images: torch.Tensor, seed: int = 0) -
             images.to(device), generator=torch.Generator().manual_seed(seed)
         )
     value = 1.0 / float(z.double().std())
-    _last = (first_stage, images, images._version, value)
+    _last = (first_stage, images, version, value)
     return value
 
 

@@ -118,7 +118,7 @@ def check_distinct_codes(codes: torch.Tensor, answer: object) -> Verdict:
     return check_close(
         answer,
         distinct_codes(codes),
-        what="the distinct codes per sample",
+        what="the mean number of distinct codes",
         rtol=0.0,
         atol=0.05,  # a mean printed to one decimal
         too_low="Count the distinct codes of each sample (torch.unique of its code map), then "

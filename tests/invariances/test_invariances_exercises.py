@@ -2,8 +2,20 @@
 
 import torch
 
-from esser_lab.invariances import foreground_stats, palette_rgb, shape_sprites
-from esser_lab.invariances.exercises import check_colour_kept, colour_kept
+from esser_lab.invariances import (
+    ConditionalTransformer,
+    Greybox,
+    InvariancesConfig,
+    explain,
+    foreground_stats,
+    palette_rgb,
+    reconstruct,
+    shape_sprites,
+    swap_truth,
+)
+from esser_lab.invariances.exercises import check_colour_kept, check_swap_mse, colour_kept, swap_mse
+from esser_lab.metrics.classifiers import ExpertClassifier
+from esser_lab.nn.autoencoder import DenseAutoencoder
 
 
 def setting():
@@ -36,3 +48,36 @@ def test_repeat_instead_of_repeat_interleave_is_refused_without_the_value():
     count = check_colour_kept(samples, colour, exact * 12)
     assert not count and "too high" in str(count)
     assert "no answer yet" in str(check_colour_kept(samples, colour, None))
+
+
+def swap_setting():
+    torch.manual_seed(0)
+    autoencoder = DenseAutoencoder(16, 3, 2, 16, 8).eval()
+    with torch.no_grad():  # a decoder whose images depend visibly on the code (not ≈ 0)
+        for name, p in autoencoder.named_parameters():
+            if name.startswith(("dense_decode", "decoder", "image_layer")) and p.dim() > 1:
+                p.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(len(name)))
+    greybox = Greybox.from_expert(ExpertClassifier(4, width=8).eval(), split=8)
+    transformer = ConditionalTransformer(InvariancesConfig.tiny())
+    test = shape_sprites(12, 16, generator=torch.Generator().manual_seed(0))
+    transformer(autoencoder.encode(test.image).mode(), greybox.encode(test.image))  # ActNorm
+    transformer.eval()
+    e = explain(transformer, autoencoder, greybox, test.image)
+    return transformer, autoencoder, e, torch.arange(8).roll(1), test
+
+
+def test_the_swap_mse_by_hand_is_accepted_and_a_miss_refused():
+    transformer, autoencoder, e, partner, test = swap_setting()
+    truth = swap_truth(test[:8], test[partner]).image
+    with torch.no_grad():
+        swapped = reconstruct(transformer, autoencoder, e.phi[partner], e.v[:8])
+        reversed_ = reconstruct(transformer, autoencoder, e.phi[:8], e.v[partner])
+    by_hand = (swapped - truth).pow(2).mean().item()
+    args = (transformer, autoencoder, e, partner, test)
+    assert abs(swap_mse(*args) - by_hand) < 1e-6 * by_hand
+    assert check_swap_mse(*args, by_hand)
+    # the pairing matters (an untrained decoder's swaps differ only slightly, but they differ)
+    assert abs((reversed_ - truth).pow(2).mean().item() - swap_mse(*args)) > 1e-5
+    for wrong in (check_swap_mse(*args, 1.1 * by_hand), check_swap_mse(*args, 0.9 * by_hand)):
+        assert not wrong and "swap_truth(a, b)" in str(wrong) and f"{by_hand:.3f}" not in str(wrong)
+    assert "no answer yet" in str(check_swap_mse(*args, None))

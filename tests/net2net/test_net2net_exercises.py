@@ -2,10 +2,16 @@
 
 from dataclasses import replace
 
+import pytest
 import torch
 
 from esser_lab.net2net import AutoencoderExpert, Net2Net, Net2NetConfig, WordEmbeddingEncoder
-from esser_lab.net2net.exercises import check_half_norm, half_norm
+from esser_lab.net2net.exercises import (
+    check_half_norm,
+    check_v_statistics,
+    half_norm,
+    v_statistics,
+)
 from esser_lab.nn.autoencoder import DenseAutoencoder
 
 VOCABULARY = ["a", "an", "red", "blue", "orange", "circle", "square"]
@@ -41,3 +47,22 @@ def test_the_typical_mistakes_are_refused_without_the_value():
     mean_over_dims = check_half_norm(flow, z, c, exact / 16)
     assert not mean_over_dims and "too low" in str(mean_over_dims)
     assert "no answer yet" in str(check_half_norm(flow, z, c, None))
+
+
+def test_the_v_statistics_by_hand_are_accepted_and_a_test_on_the_fitting_half_refused():
+    flow, z, c = setting()
+    colour = torch.tensor([0, 1, 0, 1, 0, 1])
+    with torch.no_grad():
+        v, _ = flow(z, c)
+    means = torch.stack([v[:3][colour[:3] == k].mean(0) for k in (0, 1)])
+    accuracy = (torch.cdist(v[3:], means).argmin(1) == colour[3:]).float().mean().item()
+    by_hand = (v.mean().item(), v.std(0).mean().item(), accuracy)
+    assert v_statistics(flow, z, c, colour) == pytest.approx(by_hand, abs=1e-6)
+    assert check_v_statistics(flow, z, c, colour, by_hand)
+    on_fit = (torch.cdist(v[:3], means).argmin(1) == colour[:3]).float().mean().item()
+    assert (on_fit, round(accuracy, 3)) == (1.0, 0.333)  # this seed: the fitting half is easy
+    wrong = check_v_statistics(flow, z, c, colour, (*by_hand[:2], on_fit))
+    assert not wrong and "colour accuracy" in str(wrong) and "0.33" not in str(wrong)
+    pooled_std = check_v_statistics(flow, z, c, colour, (by_hand[0], v.std().item(), accuracy))
+    assert not pooled_std and "std per dimension" in str(pooled_std)  # one std over all entries
+    assert "no answer yet" in str(check_v_statistics(flow, z, c, colour, None))
