@@ -125,7 +125,7 @@ from esser_lab.gen1.chapter import clips_figure, depth_frames
 
 frames, side, objects = 8, profile.pick(tiny=16, small=32, full=32), 1
 num_train = 16 if profile.capped else profile.count(tiny=1024, small=8192, full=32_768)
-num_eval = 4 if profile.capped else profile.count(tiny=16, small=64, full=128)
+num_eval = 4 if profile.capped else profile.count(tiny=12, small=64, full=128)
 train = sample_clips(num_train, frames, side, objects, generator=torch.Generator().manual_seed(1))
 held_out = sample_clips(num_eval, frames, side, objects, generator=torch.Generator().manual_seed(2))
 rows = {f"clip {i}": held_out.video[i] for i in range(3)}
@@ -257,9 +257,9 @@ display(Markdown("\n".join(rows)))
 # %%
 from esser_lab.gen1.chapter import fit_gen1
 
-long_steps = 1500  # the tiny budget of the longer bench run (ESSER_LAB_BUDGET=long)
-train_steps = profile.pick(tiny=250, small=20_000, full=100_000, long=long_steps)
-batch_size = 2 if profile.capped else profile.pick(tiny=8, small=32, full=64)
+long_steps = 1000  # the tiny budget of the longer bench run (ESSER_LAB_BUDGET=long)
+train_steps = profile.pick(tiny=220, small=20_000, full=100_000, long=long_steps)
+batch_size = 2 if profile.capped else profile.pick(tiny=6, small=32, full=64)
 learning_rate = profile.pick(tiny=2e-3, small=5e-4, full=1e-4)
 p_image, p_drop = 0.25, 0.1
 print(f"{profile.steps(train_steps):,} steps of {batch_size} clips, lr {learning_rate:g}")
@@ -283,7 +283,7 @@ print(f"trained in {train_seconds:.1f} s")
 from esser_lab.gen1.chapter import generate
 from esser_lab.gen1.claims import swap_colours
 
-sample_steps = 4 if profile.capped else profile.pick(tiny=10, small=20, full=20)
+sample_steps = 2 if profile.capped else profile.pick(tiny=10, small=20, full=20)
 content_scale = 1.0  # no content guidance: the claims isolate the temporal guidance
 t_s_levels = [0, 1, 3, config.max_t_s]
 temporal_scales = [0.0, 1.0, 2.0]

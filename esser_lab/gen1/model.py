@@ -129,14 +129,16 @@ class Gen1Config:
     def tiny(cls, content_dim: int = 32) -> Gen1Config:
         """16×16 clips folded 2×2 into 12-channel 8×8 latents (+ 1 depth channel) on 2 CPU
         cores: chapter 14's ``UNetConfig.tiny`` (widths 32/64, one block per level) with its
-        transformer (2 heads of 32, the ``content_dim`` content code as context) only in the
-        middle block at 4×4, 8 frames, t_s up to 5."""
+        transformers (2 heads of 32, the ``content_dim`` content code as context) at the 8×8
+        level and in the middle block, 8 frames, t_s up to 5. Measured: with the middle block's
+        transformer alone the content was still ignored after 400 steps; with the 8×8 level
+        it is read after about 300."""
         unet = replace(
             UNetConfig.tiny(),
             in_channels=13,
             out_channels=12,
             image_size=8,
-            attention_resolutions=(),
+            attention_resolutions=(1,),
             context_dim=content_dim,
         )
         return replace(cls(), unet=unet, max_t_s=5)
