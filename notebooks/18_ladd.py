@@ -269,7 +269,7 @@ students = {"high t̂, synthetic": distil("high t̂, synthetic data", synthetic_
 # %%
 from esser_lab.diffusion import euler_solve
 from esser_lab.diffusion.guidance import classifier_free_guidance
-from esser_lab.ladd.claims import scores_of
+from esser_lab.ladd.claims import ScoreReference, scores_of
 from esser_lab.ladd.method import sample_student
 from esser_lab.metrics.fid import load_feature_net
 from esser_lab.sd3.adherence import fit_attribute_classifier
@@ -309,12 +309,12 @@ def draw(
 
 samples, runs = {}, {}
 samples["teacher", many], seconds = draw("teacher", many)
-reference = samples["teacher", many]
+# every set is scored against the held-out images and these many-step samples: featurised once
+reference = ScoreReference.of(test.image, samples["teacher", many], feature_net)
 
 
 def score(key: tuple[str, int], seconds: float):  # noqa: ANN201
-    return scores_of(samples[key], eval_labels, classifier=classifier, real=test.image,
-                     teacher_images=reference, feature_net=feature_net,
+    return scores_of(samples[key], eval_labels, classifier=classifier, reference=reference,
                      seconds=seconds)  # fmt: skip
 
 
@@ -326,8 +326,8 @@ ours = "high t̂, synthetic"
 for steps in few:
     samples[ours, steps], seconds = draw(ours, steps)
     runs[f"student@{steps}"] = score((ours, steps), seconds)
-real = scores_of(test.image[:num_eval], eval_labels, classifier=classifier, real=test.image,
-                 teacher_images=reference, feature_net=feature_net, seconds=0.0)  # fmt: skip
+real = scores_of(test.image[:num_eval], eval_labels, classifier=classifier, reference=reference,
+                 seconds=0.0)  # fmt: skip
 
 
 def row(label: str, s) -> str:  # noqa: ANN001

@@ -39,6 +39,7 @@ from esser_lab.sd3.claims import SampleScores
 
 __all__ = [
     "LADDScores",
+    "ScoreReference",
     "detail_error",
     "file_data_claims",
     "file_few_step_claims",
@@ -282,30 +283,80 @@ def file_data_claims(card: Card, synthetic: LADDScores, real: LADDScores, *, ste
     )
 
 
+@dataclass(frozen=True)
+class ScoreReference:
+    """What every set of samples is scored against, with its FID-style features computed once
+    (:meth:`of`): the held-out ``real`` images and the many-step teacher's ``teacher_images``
+    (the same noise and captions as every scored set), both (n, 3, h, w) in [−1, 1]."""
+
+    real: Tensor
+    teacher_images: Tensor
+    feature_net: torch.nn.Module
+    real_features: Tensor
+    teacher_features: Tensor
+
+    @classmethod
+    def of(
+        cls, real: Tensor, teacher_images: Tensor, feature_net: torch.nn.Module
+    ) -> ScoreReference:
+        _check_images(real, "real")
+        _check_images(teacher_images, "teacher_images")
+        real, teacher_images = real.float().cpu(), teacher_images.float().cpu()
+        return cls(
+            real=real,
+            teacher_images=teacher_images,
+            feature_net=feature_net,
+            real_features=_features(feature_net, real),
+            teacher_features=_features(feature_net, teacher_images),
+        )
+
+
+@torch.no_grad()
+def _features(feature_net: torch.nn.Module, images: Tensor) -> Tensor:
+    """The FID-style features of ``images``, in chunks of 512 (as ``fid_style``)."""
+    return torch.cat([feature_net.features(chunk) for chunk in images.split(512)])
+
+
 def scores_of(
     images: Tensor,
     labels: Mapping[str, Tensor],
     *,
     classifier: torch.nn.Module,
-    real: Tensor,
-    teacher_images: Tensor,
-    feature_net: torch.nn.Module,
+    reference: ScoreReference,
     seconds: float,
 ) -> LADDScores:
-    """Score decoded ``images`` (b, 3, h, w) in [−1, 1] for their caption ``labels`` against the
-    held-out ``real`` images and the many-step teacher's ``teacher_images`` (same noise and
-    captions, paired: the FID-style distance ignores the pairing, the low-frequency error uses
-    it)."""
-    from esser_lab.metrics import fid_style
-    from esser_lab.sd3.claims import score_samples
+    """Score decoded ``images`` (b, 3, h, w) in [−1, 1] for their caption ``labels`` against
+    ``reference``: the FID-style score against its real images and the FID-style distance to its
+    teacher images (unpaired, as :func:`~esser_lab.metrics.fid_style`, on features computed once),
+    caption and attribute accuracy as chapter 17's
+    :func:`~esser_lab.sd3.claims.score_samples`, and the paired low-frequency error against the
+    teacher images (same noise and captions)."""
+    from esser_lab.metrics.fid import frechet_distance
+    from esser_lab.sd3.adherence import attribute_accuracy, caption_accuracy
+    from esser_lab.sd3.claims import SampleScores
 
+    _check_images(images, "images")
+    n = images.shape[0]
+    wrong = {k: tuple(v.shape) for k, v in labels.items() if v.shape[0] != n}
+    if wrong:
+        raise ValueError(f"one label per image: {n} images, labels of shapes {wrong}")
     images = images.detach().float().cpu().clamp(-1, 1)
-    base = score_samples(images, labels, classifier, real, feature_net, seconds)
+    labels = {k: v.cpu() for k, v in labels.items()}
+    features = _features(reference.feature_net, images)
+    # chapter 17's attribute accuracy: the mean over the captioned attributes that vary
+    per_label = attribute_accuracy(classifier, images, labels)
+    varying = [k for k, v in labels.items() if v[v >= 0].unique().numel() > 1 and k in per_label]
+    base = SampleScores(
+        fid=frechet_distance(features, reference.real_features),
+        accuracy=caption_accuracy(classifier, images, labels),
+        seconds=float(seconds),
+        attributes=sum(per_label[k] for k in varying) / max(len(varying), 1),
+    )
     return LADDScores(
         scores=base,
-        to_teacher=fid_style(images, teacher_images.float().cpu(), feature_net),
-        low_frequency=low_frequency_error(images, teacher_images),
-        high_frequency=high_frequency_ratio(images, real),
-        seconds_per_sample=seconds / images.shape[0],
-        layout=layout_distance(images, real),
+        to_teacher=frechet_distance(features, reference.teacher_features),
+        low_frequency=low_frequency_error(images, reference.teacher_images),
+        high_frequency=high_frequency_ratio(images, reference.real),
+        seconds_per_sample=seconds / n,
+        layout=layout_distance(images, reference.real),
     )

@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
@@ -114,7 +115,8 @@ class LADDConfig:
 class BatchNormLocal(nn.Module):
     """Batch norm over groups of ``virtual_batch`` samples and the grid, no running statistics
     (StyleGAN-T's ``BatchNormLocal``): ``(b, c, h, w) → (b, c, h, w)``. A batch that the group
-    does not divide is normalised as one group."""
+    does not divide is normalised as one group. ``parts``: the batch is that many equal batches
+    side by side (the discriminator's real and fake), each grouped as if it came alone."""
 
     def __init__(self, channels: int, virtual_batch: int = 8, eps: float = 1e-5) -> None:
         super().__init__()
@@ -122,20 +124,29 @@ class BatchNormLocal(nn.Module):
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, parts: int = 1) -> Tensor:
         b = x.shape[0]
-        groups = b // self.virtual_batch if b % self.virtual_batch == 0 else 1
-        grouped = rearrange(x, "(g n) c h w -> g n c (h w)", g=groups)
-        mean = grouped.mean(dim=(1, 3), keepdim=True)
-        var = grouped.var(dim=(1, 3), keepdim=True, unbiased=False)
-        grouped = (grouped - mean) / torch.sqrt(var + self.eps)
-        x = rearrange(grouped, "g n c (h w) -> (g n) c h w", h=x.shape[2])
-        return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        if parts < 1 or b % parts:
+            raise ValueError(f"a batch of {b} cannot be {parts} equal parts")
+        part = b // parts
+        groups = parts * (part // self.virtual_batch if part % self.virtual_batch == 0 else 1)
+        # each group's channels side by side, (n, g·c, h, w): one batch norm in training mode
+        # normalises every (group, channel) over its n samples and the grid (biased variance),
+        # with the affine weight and bias repeated per group
+        side = rearrange(x, "(g n) c h w -> n (g c) h w", g=groups)
+        weight, bias = self.weight.repeat(groups), self.bias.repeat(groups)
+        side = F.batch_norm(side, None, None, weight, bias, training=True, eps=self.eps)
+        return rearrange(side, "n (g c) h w -> (g n) c h w", g=groups)
 
 
 def _block(channels: int, kernel: int, virtual_batch: int) -> nn.Sequential:
     conv = spectral_norm(nn.Conv2d(channels, channels, kernel, padding=kernel // 2))
     return nn.Sequential(conv, BatchNormLocal(channels, virtual_batch), nn.LeakyReLU(0.2))
+
+
+def _run(block: nn.Sequential, x: Tensor, parts: int) -> Tensor:
+    conv, norm, act = block
+    return act(norm(conv(x), parts))
 
 
 class DiscriminatorHead(nn.Module):
@@ -160,7 +171,9 @@ class DiscriminatorHead(nn.Module):
         self.cmapper = nn.Linear(cond_dim, cmap_dim)
         self.channels, self.cond_dim, self.cmap_dim = channels, cond_dim, cmap_dim
 
-    def forward(self, features: Tensor, c: Tensor) -> Tensor:
+    def forward(self, features: Tensor, c: Tensor, parts: int = 1) -> Tensor:
+        """``parts``: ``features`` are that many equal batches side by side, each normalised as
+        if it came alone (:class:`BatchNormLocal`)."""
         if features.dim() != 4 or features.shape[1] != self.channels:
             raise ValueError(
                 f"features must be (b, {self.channels}, h, w), got {tuple(features.shape)}"
@@ -169,8 +182,8 @@ class DiscriminatorHead(nn.Module):
             raise ValueError(
                 f"c must be ({features.shape[0]}, {self.cond_dim}), got {tuple(c.shape)}"
             )
-        h = self.first(features)
-        h = (h + self.residual(h)) / math.sqrt(2)
+        h = _run(self.first, features, parts)
+        h = (h + _run(self.residual, h, parts)) / math.sqrt(2)
         out = self.cls(h)  # (b, cmap, h, w)
         cmap = self.cmapper(c)[:, :, None, None]  # (b, cmap, 1, 1)
         logits = (out * cmap).sum(1) / math.sqrt(self.cmap_dim)  # (b, h, w)
@@ -236,9 +249,31 @@ class LADDDiscriminator(nn.Module):
         self.teacher.eval()  # the feature network stays frozen in eval mode
         return self
 
-    def forward(self, x_t: Tensor, t: Tensor, cond: Mapping[str, Tensor]) -> Tensor:
-        """Per-token logits ``(b, heads · h · w)`` for latents already noised to ``t`` (b,)."""
+    def forward(self, x_t: Tensor, t: Tensor, cond: Mapping[str, Tensor], parts: int = 1) -> Tensor:
+        """Per-token logits ``(b, heads · h · w)`` for latents already noised to ``t`` (b,);
+        ``parts``: the batch is that many equal batches side by side (see :meth:`pair`)."""
         features, c = token_features(self.teacher, x_t, t, cond, self.blocks)
         dtype = self.heads[0].cmapper.weight.dtype
         pairs = zip(self.heads, features, strict=True)
-        return torch.cat([head(f.to(dtype), c.to(dtype)) for head, f in pairs], dim=1)
+        return torch.cat([head(f.to(dtype), c.to(dtype), parts) for head, f in pairs], dim=1)
+
+    def pair(
+        self,
+        real_t: Tensor,
+        t_real: Tensor,
+        fake_t: Tensor,
+        t_fake: Tensor,
+        cond: Mapping[str, Tensor],
+    ) -> tuple[Tensor, Tensor]:
+        """``(D(real), D(fake))`` in one pass over the concatenated batch (one teacher feature
+        pass, one pass of each head), the same logits as two calls: the heads' local batch norm
+        groups real and fake apart. Both batches share ``cond``."""
+        if real_t.shape != fake_t.shape:
+            raise ValueError(
+                f"real and fake batches must match, got {tuple(real_t.shape)} and "
+                f"{tuple(fake_t.shape)}"
+            )
+        both = {k: torch.cat([v, v]) for k, v in cond.items()}
+        x, t = torch.cat([real_t, fake_t]), torch.cat([t_real, t_fake])
+        real_logits, fake_logits = self(x, t, both, parts=2).chunk(2)
+        return real_logits, fake_logits

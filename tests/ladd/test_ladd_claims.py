@@ -115,3 +115,29 @@ def test_claims_are_filed_with_their_verdicts(tmp_path):
     assert all(math.isfinite(c.our_value) for c in card.claims)
     with pytest.raises(ValueError, match="teacher@4"):
         file_few_step_claims(card, runs, steps=(4,), many=25, train_steps=100)
+
+
+def test_scores_against_a_featurised_reference_equal_the_uncached_scores():
+    from esser_lab.ladd.claims import ScoreReference, scores_of
+    from esser_lab.metrics.fid import FeatureNet, fid_style
+    from esser_lab.sd3.adherence import AttributeClassifier
+    from esser_lab.sd3.claims import score_samples
+    from esser_lab.sd3.data import captioned_batch
+
+    torch.manual_seed(0)
+    net, classifier = FeatureNet(), AttributeClassifier(16)
+    real = captioned_batch(24, 16, generator=torch.Generator().manual_seed(0)).image
+    data = captioned_batch(12, 16, generator=torch.Generator().manual_seed(1))
+    teacher = (data.image + 0.3 * torch.randn(data.image.shape)).clamp(-1, 1)
+    samples = (data.image + 0.1 * torch.randn(data.image.shape)).clamp(-1, 1)
+    reference = ScoreReference.of(real, teacher, net)
+    got = scores_of(samples, data.labels, classifier=classifier, reference=reference, seconds=2.4)
+    want = score_samples(samples, data.labels, classifier, real, net, 2.4)
+    assert got.scores.fid == pytest.approx(want.fid, rel=1e-6)
+    assert got.scores.accuracy == want.accuracy and got.scores.attributes == want.attributes
+    assert got.to_teacher == pytest.approx(fid_style(samples, teacher, net), rel=1e-6)
+    assert got.low_frequency == low_frequency_error(samples, teacher)
+    assert got.layout == layout_distance(samples, real)
+    assert got.seconds_per_sample == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="one label per image"):
+        scores_of(samples[:5], data.labels, classifier=classifier, reference=reference, seconds=1)

@@ -76,6 +76,35 @@ def test_batch_norm_local_normalises_each_group():
     assert torch.allclose(y.var(dim=(1, 3), unbiased=False), torch.ones(2, 3), atol=1e-3)
 
 
+def _local_norm_by_hand(x: torch.Tensor, groups: int, weight, bias, eps: float = 1e-5):
+    out = []
+    for part in x.chunk(groups):  # consecutive samples; statistics over samples and the grid
+        mean = part.mean(dim=(0, 2, 3), keepdim=True)
+        var = part.var(dim=(0, 2, 3), keepdim=True, unbiased=False)
+        out.append((part - mean) / torch.sqrt(var + eps))
+    return torch.cat(out) * weight.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)
+
+
+@pytest.mark.parametrize(("b", "groups"), [(12, 3), (6, 1)])  # 4 divides 12; not 6: one group
+def test_batch_norm_local_by_hand_with_its_affine_weights(b, groups):
+    norm = BatchNormLocal(5, virtual_batch=4)
+    with torch.no_grad():
+        norm.weight.copy_(torch.linspace(0.5, 2.0, 5))
+        norm.bias.copy_(torch.linspace(-1.0, 1.0, 5))
+    g = torch.Generator().manual_seed(0)
+    x = 2 + torch.randn(b, 5, 3, 3, generator=g) * torch.arange(1, 6).view(1, -1, 1, 1)
+    x.requires_grad_(True)
+    y = norm(x)
+    expected = _local_norm_by_hand(x, groups, norm.weight, norm.bias)
+    assert torch.allclose(y, expected, atol=1e-5)
+    # the gradient too (the affine weights and the input): the same function
+    w = torch.randn(y.shape, generator=g)
+    grads = torch.autograd.grad((y * w).sum(), (x, norm.weight, norm.bias))
+    hand = torch.autograd.grad((expected * w).sum(), (x, norm.weight, norm.bias))
+    for got, want in zip(grads, hand, strict=True):
+        assert torch.allclose(got, want, atol=1e-4)
+
+
 def test_discriminator_sums_its_heads_and_keeps_the_teacher_frozen():
     teacher = _teacher()
     disc = LADDDiscriminator(teacher, LADDConfig.tiny())
@@ -115,3 +144,25 @@ def test_a_bfloat16_teacher_takes_float32_latents():
     disc = LADDDiscriminator(teacher, LADDConfig(head_blocks=(1,)))
     logits = disc(x, t, cond)
     assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("b", [8, 6])  # groups of 4 inside each part; 6: one group per part
+def test_one_pass_over_real_and_fake_gives_the_logits_of_two_calls(b):
+    teacher = _teacher()
+    d = LADDDiscriminator(teacher, LADDConfig(virtual_batch=4)).eval()
+    x, t, cond = _inputs(b)
+    fake = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    t_fake = t.flip(0)
+    real_logits, fake_logits = d.pair(x, t, fake, t_fake, cond)
+    assert torch.allclose(real_logits, d(x, t, cond), atol=1e-5)
+    assert torch.allclose(fake_logits, d(fake, t_fake, cond), atol=1e-5)
+    # without the parts a concatenated 12 would be normalised in groups of 4 across real and
+    # fake (a batch of 8 happens to group the same either way)
+    if b == 6:
+        assert not torch.allclose(d(torch.cat([x, fake]), torch.cat([t, t_fake]),
+                                    {k: torch.cat([v, v]) for k, v in cond.items()})[:b],
+                                  real_logits, atol=1e-3)  # fmt: skip
+    with pytest.raises(ValueError, match="real and fake batches must match"):
+        d.pair(x, t, fake[:2], t_fake[:2], cond)
+    with pytest.raises(ValueError, match="cannot be 3 equal parts"):
+        BatchNormLocal(4)(torch.randn(4, 4, 2, 2), parts=3)

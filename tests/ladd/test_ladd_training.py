@@ -8,7 +8,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from esser_lab.ladd.method import generator_hinge, renoise, student_denoise
+from esser_lab.ladd.method import (
+    discriminator_hinge,
+    generator_hinge,
+    renoise,
+    student_denoise,
+)
 from esser_lab.ladd.model import LADDConfig
 from esser_lab.ladd.training import LitLADD, fit_ladd
 from esser_lab.scale import profile
@@ -91,6 +96,58 @@ def test_a_two_step_run_trains_the_student_and_leaves_the_teacher():
         torch.equal(v, other.student.state_dict()[k])
         for k, v in system.student.state_dict().items()
     )
+
+
+class _Recorder:
+    """An optimiser stand-in that records the gradients it is asked to step with."""
+
+    def __init__(self, parameters) -> None:  # noqa: ANN001
+        self.parameters, self.grads = list(parameters), None
+        self.optimizer = self  # the system steps the heads' bare optimizer
+
+    def zero_grad(self) -> None:
+        for p in self.parameters:
+            p.grad = None
+
+    def step(self) -> None:
+        self.grads = [None if p.grad is None else p.grad.clone() for p in self.parameters]
+
+
+def test_each_player_gets_the_gradient_of_its_own_loss_only():
+    """The student's gradient is ∇L_G alone; the heads' is ∇L_D alone, with real and fake each
+    re-noised afresh and scored in one pass (``pair``) exactly as in two calls."""
+    teacher = _teacher()
+    encoder = ToyTextEncoder(32, 32)
+    config = replace(LADDConfig.tiny(), virtual_batch=4)  # 4 groups of a batch of 8 are 2 each
+    torch.manual_seed(0)
+    system = LitLADD(teacher, encoder, config).eval()  # eval: spectral norm does not iterate
+    student = list(system.student.parameters())
+    heads = list(system.discriminator.heads.parameters())
+    student_opt, disc_opt = _Recorder(student), _Recorder(heads)
+    system.optimizers = lambda: (student_opt, disc_opt)
+    system.manual_backward = lambda loss, **kwargs: loss.backward(**kwargs)
+    system.log_dict = lambda *args, **kwargs: None
+    system.generator = torch.Generator().manual_seed(3)
+    replay = torch.Generator().manual_seed(3)
+    latents, tokens = _data(6)  # 6 = no multiple of 4: one batch-norm group per part
+    system.training_step({"latent": latents, "tokens": tokens}, 0)
+
+    # the same draws by hand, each loss on its own graph, the discriminator called per batch
+    cond = encoder.encode(tokens)
+    x0_hat, _ = student_denoise(system.student, latents, cond, system.times, replay)
+    fake, t_fake = renoise(x0_hat, config.disc_mean, config.disc_std, replay)
+    d = system.discriminator
+    want_student = torch.autograd.grad(generator_hinge(d(fake, t_fake, cond)), student)
+    real, t_real = renoise(latents, config.disc_mean, config.disc_std, replay)
+    fake, t_fake = renoise(x0_hat.detach(), config.disc_mean, config.disc_std, replay)
+    loss_d = discriminator_hinge(d(real, t_real, cond), d(fake, t_fake, cond))
+    want_heads = torch.autograd.grad(loss_d, heads)
+    got_all, want_all = student_opt.grads + disc_opt.grads, want_student + want_heads
+    assert all(g is not None for g in got_all)
+    for got, want in zip(got_all, want_all, strict=True):
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-7)
+    assert sum(float(g.abs().sum()) for g in disc_opt.grads) > 0
+    assert all(p.grad is None for p in system.discriminator.teacher.parameters())
 
 
 def test_bad_input_is_named():
