@@ -113,8 +113,8 @@ class Gen1Config:
     @classmethod
     def small(cls, content_dim: int = 32) -> Gen1Config:
         """32×32 clips folded 2×2 into 12-channel 16×16 latents (+ 1 depth channel) on one GPU:
-        widths 64/128/128, attention at ds 2 and 4, a ``content_dim`` content code as the one
-        context token."""
+        widths 64/128/128, attention at ds 2 and 4, a ``content_dim`` content code as the
+        context token (beside a zero token)."""
         unet = replace(
             UNetConfig.small(),
             in_channels=13,
