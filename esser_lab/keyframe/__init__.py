@@ -6,6 +6,7 @@ The Lightning system lives in :mod:`esser_lab.keyframe.training` (``LitKeyframe`
 there, so that importing the networks does not import Lightning.
 """
 
+from esser_lab.keyframe.checkpoint import load_keyframe_generator
 from esser_lab.keyframe.model import KeyframeConfig, KeyframeGenerator, count_parameters
 
-__all__ = ["KeyframeConfig", "KeyframeGenerator", "count_parameters"]
+__all__ = ["KeyframeConfig", "KeyframeGenerator", "count_parameters", "load_keyframe_generator"]
