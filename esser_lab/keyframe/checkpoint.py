@@ -17,9 +17,15 @@ and numpy scalars that :mod:`esser_lab.weights` allow-lists, the official system
 ``save_hyperparameters`` on its OmegaConf config, so Lightning pickles that ``DictConfig`` (and
 its type) under ``hyper_parameters``: exactly the OmegaConf container, metadata and node classes
 (and ``typing.Any``, the containers' key type) are allow-listed too, each mapped to an inert
-stand-in (OmegaConf need not be installed, and nothing in the file runs). This list is written
-from OmegaConf's pickle format, not checked against the released files, which the book does not
-ship; a global outside it is refused with its name.
+stand-in (OmegaConf need not be installed, and nothing in the file runs). OmegaConf 2.1 (the
+official environment's pin) also pickles two builtins in every ``ContainerMetadata``:
+``object_type=dict`` (the global ``builtins.dict``) and ``resolver_cache=defaultdict(dict)``
+(``collections.defaultdict``, rebuilt by a call). Both are mapped to stand-ins too: a class that
+holds nothing for ``builtins.dict``, and a plain ``dict`` subclass that ignores its default
+factory for ``defaultdict`` (its items are kept, no factory is ever called). This list is written
+from OmegaConf 2.1's pickle format and tested on files written in that format, not checked
+against the released files, which the book does not ship; a global outside it is refused with
+its name.
 """
 
 from __future__ import annotations
@@ -60,9 +66,18 @@ LAYOUT = (
 )
 
 
+class _FactorylessDict(dict):
+    """Stands in for ``collections.defaultdict``: a plain dict; the factory is dropped."""
+
+    def __init__(self, factory: object = None, *args: object) -> None:
+        super().__init__()
+
+
 def _allowed() -> list:
     inert = [(type(name.rsplit(".", 1)[1], (_Inert,), {}), name) for name in OMEGACONF_GLOBALS]
-    return [*_safe_globals(), *inert, (typing.Any, "typing.Any")]
+    builtins = [(type("dict", (_Inert,), {}), "builtins.dict"),
+                (_FactorylessDict, "collections.defaultdict")]  # fmt: skip
+    return [*_safe_globals(), *inert, *builtins, (typing.Any, "typing.Any")]
 
 
 def read_official_state(path: str | Path) -> dict[str, Tensor]:

@@ -6,6 +6,7 @@ loads strictly; other layouts are refused with a message naming the expected one
 
 import sys
 import types
+from collections import defaultdict
 from dataclasses import replace
 
 import numpy as np
@@ -136,8 +137,11 @@ def _official_ckpt(generator_state: dict, path, extra_global: bool = False) -> N
     saved = {name: sys.modules.get(name) for name in modules}
     sys.modules.update(modules)
     try:
-        meta = meta_cls()
-        meta.__dict__.update(key_type=__import__("typing").Any, flags={})
+        meta = meta_cls()  # omegaconf 2.1's ContainerMetadata fields, as it pickles them
+        any_type = __import__("typing").Any
+        meta.__dict__.update(ref_type=any_type, object_type=dict, optional=True, key=None,
+                             flags={}, flags_root=False, resolver_cache=defaultdict(dict),
+                             key_type=any_type, element_type=any_type)  # fmt: skip
         node = node_cls()
         node.__dict__.update(_val=64)
         hparams = config_cls()
