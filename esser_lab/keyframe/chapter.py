@@ -46,13 +46,13 @@ def fills_figure(
 
 
 def distance_figure(distances: Mapping[str, Mapping[int, float]]):
-    """Hole PSNR against the frames between the target and its one keyframe, per arm."""
+    """Hole PSNR (clean flow) against the frames from the target to its nearer keyframe, per arm."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4.6, 3.0))
     for name, table in distances.items():
         ax.plot(list(table), list(table.values()), marker="o", label=name)
-    ax.set_xlabel("frames from the keyframe")
+    ax.set_xlabel("frames to the nearer keyframe")
     ax.set_ylabel("hole PSNR (dB), clean flow")
     ax.set_xticks(sorted({d for t in distances.values() for d in t}))
     ax.legend(frameon=False, fontsize=8)

@@ -5,13 +5,22 @@ same clip are known; a flow from the target to each keyframe (RAFT in the paper)
 per-pixel error estimate (RAFT's forward–backward inconsistency). The generator fills the hole.
 
 The toy's data (:func:`keyframe_samples`) come from :mod:`esser_lab.data.video`, whose motion is
-exact: the flow is the exact backward flow plus a smooth noise field (a RAFT-like small error),
-and the error channel is the noise's magnitude plus 1 where the exact flow is not valid (the
-point is occluded in, or outside, the keyframe), as a forward–backward check would flag it.
-``corrupt`` stands in for RAFT's failures: over a box that covers the hole, a keyframe's flow is
-replaced by a large wrong translation, and the error channel does **not** flag it (a wrong flow
-that is consistent in both directions passes the forward–backward check). Only a model that
-compares what the flow brings with what it otherwise knows can notice.
+exact. Outside the hole the flow is the exact backward flow plus a smooth noise field (a RAFT-like
+small error), and the error channel is the noise's magnitude plus 1 where the exact flow is not
+valid (the point is occluded in, or outside, the keyframe), as a forward–backward check would
+flag it. Inside the hole nothing of the target is seen, so, as in the official pipeline (RAFT on
+the masked target, then ``inpaint_flows`` of ``gi/modules/RAFT/flow_utils.py``), the hole's flow
+*and* error are replaced by an inverse-distance interpolation (weights 1/d⁶, the official power)
+of their values on the ring of known pixels around the hole (:func:`inpaint_from_ring`; the
+official samples 20 points of the hole's inner edge, where RAFT's flow is an estimate from the
+surroundings too): an object that moves differently inside the hole is not in the flow.
+``corrupt`` is an *adversarial* failure, not a RAFT-like one: over a box that covers the hole
+(grown by a quarter of the side), a keyframe's flow is replaced by a translation of 25–45 % of
+the side in a random direction, and the error channel does **not** flag it (a wrong flow that is
+consistent in both directions passes the forward–backward check; here the channel even keeps the
+small noise magnitude of the exact flow). Many of the wrong samples fall outside the keyframe
+(zero padding). Only a model that compares what the flow brings with what it otherwise knows can
+notice.
 
 The loss (:func:`inpainting_loss`) is the toy's: L1 in the hole plus L1 on the known pixels. The
 official recipe (``configs/ours.yaml``, :data:`PAPER_LOSS`) puts no L1 on the hole at all (weight
@@ -39,6 +48,7 @@ __all__ = [
     "composite",
     "hole_highfreq_error",
     "hole_psnr",
+    "inpaint_from_ring",
     "inpainting_loss",
     "keyframe_samples",
     "laplacian",
@@ -46,7 +56,10 @@ __all__ = [
 ]
 
 #: The official loss weights and optimiser settings (``configs/ours.yaml``), recorded for the
-#: full scale; the toy trains with :func:`inpainting_loss` instead.
+#: full scale; the toy trains with :func:`inpainting_loss` instead. ``base_learning_rate`` is
+#: the config's; the official ``main.py`` multiplies it by accumulate_grad_batches × GPUs ×
+#: batch_size (2 × 1 × 8: 1.6e-4 per GPU) and the schedule warms it up over ``warm_up_steps``,
+#: then decays it along a cosine.
 PAPER_LOSS = {
     "l1_weight_missing": 0.0,
     "l1_weight_known": 10.0,
@@ -123,6 +136,41 @@ def smooth_noise(n: int, size: int, scale: float, generator: torch.Generator) ->
     return F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=True)
 
 
+_WEIGHTS: dict[int, Tensor] = {}
+
+
+def _idw_weights(size: int) -> Tensor:
+    """(size², size²) 1/d⁶ between the pixels of a size×size grid (0 on the diagonal)."""
+    if size not in _WEIGHTS:
+        ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+        points = torch.stack((ys.flatten(), xs.flatten()), dim=1).float()
+        d2 = torch.cdist(points, points).square()
+        _WEIGHTS[size] = torch.where(d2 > 0, 1 / d2.clamp_min(1) ** 3, torch.zeros_like(d2))
+    return _WEIGHTS[size]
+
+
+def inpaint_from_ring(values: Tensor, mask: Tensor) -> Tensor:
+    """``values`` (n, c, S, S) with the hole (``mask`` (n, 1, S, S), 1 in the hole) replaced by
+    the inverse-distance (1/d⁶) average of the values on the ring of known pixels around it
+    (the 4-neighbours of the hole outside it): the official ``_inpaint_flows`` fills a flow's
+    hole the same way. Outside the hole ``values`` are returned unchanged."""
+    n, c, h, w = values.shape
+    if h != w or mask.shape != (n, 1, h, w):
+        raise ValueError(
+            f"values must be (n, c, S, S) and mask (n, 1, S, S), got {tuple(values.shape)} "
+            f"and {tuple(mask.shape)}"
+        )
+    cross = torch.tensor([[0.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.0, 1.0, 0.0]])
+    grown = F.conv2d(mask.float(), cross[None, None].to(mask.device), padding=1) > 0
+    ring = (grown & (mask < 0.5)).flatten(1).float()  # (n, S²)
+    weights = _idw_weights(h).to(values)  # (S², S²)
+    flat = values.flatten(2)  # (n, c, S²)
+    total = (flat * ring[:, None]) @ weights  # Σ_j w_ij ring_j v_j (w symmetric)
+    norm = (ring @ weights).clamp_min(1e-12)[:, None]
+    filled = (total / norm).view_as(values)
+    return torch.where(mask > 0.5, filled, values)
+
+
 def keyframe_samples(
     clips: Clips,
     generator: torch.Generator,
@@ -139,8 +187,8 @@ def keyframe_samples(
     (frame indices, negative from the end) unless ``target`` fixes it, a box hole, noisy flows.
 
     ``noise``: std of the smooth flow noise in pixels; ``corrupt``: the probability that a
-    keyframe's flow is corrupted (independently per keyframe: a wrong translation of
-    ``wrong``·size pixels over a box covering the hole, unflagged in the error channel);
+    keyframe's flow is corrupted (independently per keyframe: an adversarial wrong translation
+    of ``wrong``·size pixels over a box covering the hole, unflagged in the error channel);
     ``corrupt_count``: instead, exactly this many keyframes of every sample, chosen at random.
     """
     n, frames, size = clips.video.shape[0], clips.frames, clips.size
@@ -181,8 +229,10 @@ def keyframe_samples(
         flow = exact + eps
         flow = flow * (1 - use_bad) + (exact + bad[:, :, None, None]) * use_bad
         error = eps.norm(dim=1, keepdim=True) + (~valid).float()
-        flows.append(flow)
-        errors.append(error)
+        # the hole is not seen: its flow and error come from the ring around it (RAFT on the
+        # masked target, then the official inpaint_flows), never from the hidden content
+        flows.append(inpaint_from_ring(flow, mask))
+        errors.append(inpaint_from_ring(error, mask))
     key_t = torch.tensor(key_idx)
     distance = (t_idx[:, None] - key_t[None]).abs().min(dim=1).values
     return KeyframeSamples(

@@ -126,8 +126,11 @@ class KeyframeConfig:
     def tiny(cls) -> KeyframeConfig:
         """16×16 frames: the streams run on the frame's own grid (no downsampling: the whole
         frame is smaller than the paper's 32×32 map, and a coarser map cannot carry the
-        texture), 16 channels, 4×4 latents over 4×4 windows, plain 3×3 blocks
-        (``ours_no_ffc.yaml``: Fourier units on a 16×16 map cost more than they add here)."""
+        texture), 16 channels, 4×4 latents over 4×4 windows (each latent summarises 4×4×16
+        values in 16: 16:1, the paper's 2×2×512 in 512 is 4:1), plain 3×3 blocks
+        (``ours_no_ffc.yaml``). The paper's 4:1 here (8×8 latents over 2×2 windows) was tried:
+        seed 0, 200 steps, clean hole PSNR global-only 12.30 dB (4×4: 12.66), two streams
+        13.38 (4×4: 14.07), no keyframe 12.77, and 20–30 % slower per arm, so 4×4 is kept."""
         return replace(
             cls.small(),
             image_size=16,

@@ -26,7 +26,9 @@ __all__ = ["LitKeyframe", "fit_keyframe"]
 
 class LitKeyframe(ResumableModule):
     """Trains ``generator`` to fill the target's hole; ``learning_rate``, ``betas``: Adam's
-    (the paper: Adam, base learning rate 1e-5 with warm-up; the toy's is larger and constant);
+    (the paper: Adam, ``base_learning_rate`` 1e-5, which the official ``main.py`` scales by
+    accumulate_grad_batches × GPUs × batch size, 2 × 1 × 8: 1.6e-4 per GPU, warmed up over
+    1,000 steps, then a cosine decay; the toy's is constant);
     ``known_weight``: the weight of the known-region L1."""
 
     resume_attributes = ("history",)

@@ -1,20 +1,22 @@
 """The fill problems, the loss and the metrics, the Lightning system and the claims at tiny
 size: exact values, the promised properties and errors."""
 
-from dataclasses import replace
+import math
 
 import pytest
 import torch
 
 from esser_lab.cards import Card
-from esser_lab.data.video import flow_between, sample_clips
-from esser_lab.keyframe.claims import ArmScores, distance_psnr, file_keyframe_claims, score_arm
+from esser_lab.data.video import flow_between, sample_clips, warp
+from esser_lab.keyframe.claims import ArmScores, file_keyframe_claims, psnr_by_distance, score_arm
+from esser_lab.keyframe.layers import warp_features
 from esser_lab.keyframe.method import (
     KeyframeSamples,
     box_masks,
     composite,
     hole_highfreq_error,
     hole_psnr,
+    inpaint_from_ring,
     inpainting_loss,
     keyframe_samples,
     laplacian,
@@ -38,8 +40,13 @@ def test_samples_shapes_flow_and_corruption(clips):
     assert torch.equal(s.distance, torch.minimum(s.target, 7 - s.target))
     assert 0 <= float(s.image.min()) and float(s.image.max()) <= 1
     exact, valid = flow_between(clips, s.target, 0)
-    assert torch.equal(s.flows[:, 0], exact)  # noise 0, nothing corrupted: the exact flow
-    assert torch.equal(s.flow_errors[:, 0], (~valid).float())  # error = 1 exactly where invalid
+    known = (s.mask < 0.5).expand_as(exact)
+    assert torch.equal(s.flows[:, 0][known], exact[known])  # noise 0, outside the hole: exact
+    invalid = (~valid).float()  # error = 1 exactly where invalid, outside the hole
+    assert torch.equal(s.flow_errors[:, 0][known[:, :1]], invalid[known[:, :1]])
+    # inside the hole: interpolated from the ring around it, never the hidden content's flow
+    assert torch.equal(s.flows[:, 0], inpaint_from_ring(exact, s.mask))
+    assert torch.equal(s.flow_errors[:, 0], inpaint_from_ring(invalid, s.mask))
     one = keyframe_samples(clips, torch.Generator().manual_seed(1), corrupt_count=1)
     both = keyframe_samples(clips, torch.Generator().manual_seed(1), corrupt_count=2)
     assert torch.equal(one.corrupted.sum(1), torch.ones(24, dtype=torch.long))
@@ -56,6 +63,46 @@ def test_samples_shapes_flow_and_corruption(clips):
         keyframe_samples(clips, torch.Generator(), keys=(0, 8))
     single = keyframe_samples(clips, torch.Generator().manual_seed(2), keys=(0,), target=5)
     assert single.keys.shape[1] == 1 and bool((single.distance == 5).all())
+
+
+def test_inpaint_from_ring_by_hand():
+    values = torch.zeros(1, 1, 3, 3)
+    values[0, 0] = torch.tensor([[9.0, 1.0, 9.0], [2.0, 100.0, 3.0], [9.0, 4.0, 9.0]])
+    mask = torch.zeros(1, 1, 3, 3)
+    mask[..., 1, 1] = 1  # the centre is the hole: its ring is the 4 neighbours, all at d = 1
+    out = inpaint_from_ring(values, mask)
+    assert out[0, 0, 1, 1] == pytest.approx((1 + 2 + 3 + 4) / 4)  # the hidden 100 is gone
+    assert torch.equal(out[mask < 0.5], values[mask < 0.5])
+    # a 1x2 hole on a 1x4 line inside a 4x4 frame: the left hole pixel is at d = 1 from the
+    # left ring pixel (value 0) and at d = 2 from the right one (value 1): weights 1 and 1/2^6
+    line = torch.zeros(1, 1, 4, 4)
+    line[..., 0, 3] = 1.0
+    hole = torch.zeros(1, 1, 4, 4)
+    hole[..., 0, 1:3] = 1
+    # ring: (0,0)=0 at d 1, (0,3)=1 at d 2, (1,1)=0 at d 1, (1,2)=0 at d sqrt 2
+    w = [1.0, 1 / 2**6, 1.0, 1 / 2**3]
+    expected = w[1] / sum(w)
+    assert inpaint_from_ring(line, hole)[0, 0, 0, 1] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="mask"):
+        inpaint_from_ring(values, mask[:, :, :2])
+
+
+def test_warp_features_follows_the_videos_flow(clips):
+    """Our warp and the data module's agree on its exact backward flow where it is valid, and
+    the warped keyframe rebuilds the target there (up to bilinear blur of sub-pixel motion)."""
+    target = torch.full((24,), 3)
+    flow, valid = flow_between(clips, target, 0)
+    key, image = (clips.video[:, 0] + 1) / 2, (clips.video[:, 3] + 1) / 2
+    ours, theirs = warp_features(key, flow), warp(key, flow)
+    grid = torch.arange(16.0)
+    x, y = grid + flow[:, 0], grid[:, None] + flow[:, 1]  # where each pixel samples the key
+    centres = ((x >= 0) & (x <= 15) & (y >= 0) & (y <= 15))[:, None]  # padding plays no part
+    inside = (valid & centres).expand_as(ours)
+    assert float(inside.float().mean()) > 0.5
+    assert torch.allclose(ours[inside], theirs[inside], atol=1e-5)
+    error = (ours - image).abs()
+    still = (key - image).abs()  # no warp at all
+    assert float(error[inside].mean()) < 0.5 * float(still[inside].mean())
 
 
 def test_box_masks_are_single_boxes_within_bounds():
@@ -84,6 +131,15 @@ def test_loss_and_metrics_by_hand():
     assert laplacian(spike)[0, 0, 2, 2] == -4 and laplacian(spike)[0, 0, 1, 2] == 1
     m = torch.ones(1, 1, 5, 5)
     assert hole_highfreq_error(flat, flat + 0.2, m) == 0  # a constant offset has no HF error
+    # unit vertical stripes: the Laplacian is ±2 off the left/right edge columns; a fill blurred
+    # to the mean colour has Laplacian 0, so its error there is exactly 2; a sharp fill's is 0
+    stripes = (torch.arange(6) % 2).float().expand(1, 1, 6, 6).clone()
+    blurred = torch.full_like(stripes, 0.5)
+    middle = torch.zeros(1, 1, 6, 6)
+    middle[..., 1:5] = 1
+    assert hole_highfreq_error(blurred, stripes, middle) == pytest.approx(2.0)
+    assert hole_highfreq_error(stripes + 0.1, stripes, middle) == pytest.approx(0.0, abs=1e-6)
+    assert hole_psnr(blurred, stripes, middle) == pytest.approx(10 * math.log10(4))
     with pytest.raises(ValueError, match="must match"):
         inpainting_loss(prediction[:, :2], image, mask)
 
@@ -113,49 +169,84 @@ def test_loss_falls_on_one_batch_and_same_seed_same_weights(clips):
         LitKeyframe(torch.nn.Linear(2, 2))
 
 
-def test_scores_and_claims_are_decided_by_the_numbers(clips):
-    seed = torch.Generator
-    clean = keyframe_samples(clips, seed().manual_seed(1))
-    one = keyframe_samples(clips, seed().manual_seed(1), corrupt_count=1)
-    every = keyframe_samples(clips, seed().manual_seed(1), corrupt_count=2)
-    torch.manual_seed(0)
-    net = KeyframeGenerator(TINY).eval()
-    scores = score_arm(net, clean, one, every)
-    assert scores.psnr_clean == pytest.approx(
-        hole_psnr(composite(_raw(net, clean), clean.image, clean.mask), clean.image, clean.mask)
-    )
+class _Constant(torch.nn.Module):
+    """A stand-in generator that paints 0.5 everywhere."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, image, keys, flows, errors):
+        return torch.full_like(image[:, :3], 0.5) + 0 * self.p
+
+
+def _hand_samples(wrong: list[list[bool]]) -> KeyframeSamples:
+    """Four 4x4 problems, the top half a hole; truth 0.5 + 0.1·row in rows 0-1 (distance 1) and
+    exact 0.0 in rows 2-3 (distance 2)."""
+    n = 4
+    image = torch.zeros(n, 3, 4, 4)
+    image[0], image[1] = 0.6, 0.7
+    mask = torch.zeros(n, 1, 4, 4)
+    mask[..., :2, :] = 1
+    return KeyframeSamples(
+        image=image, mask=mask, keys=torch.zeros(n, 2, 3, 4, 4), flows=torch.zeros(n, 2, 2, 4, 4),
+        flow_errors=torch.zeros(n, 2, 1, 4, 4), target=torch.tensor([1, 6, 2, 5]),
+        distance=torch.tensor([1, 1, 2, 2]), corrupted=torch.tensor(wrong),
+    )  # fmt: skip
+
+
+def test_scores_by_hand():
+    clean = _hand_samples([[False, False]] * 4)
+    one = _hand_samples([[True, False], [False, True]] * 2)
+    every = _hand_samples([[True, True]] * 4)
+    scores = score_arm(_Constant(), clean, one, every)
+    # distance 1: errors 0.1 and 0.2 -> mse 0.025; distance 2: error 0.5 -> mse 0.25
+    assert scores.by_distance == pytest.approx({1: 10 * math.log10(40), 2: 10 * math.log10(4)})
+    assert scores.psnr_clean == pytest.approx(10 * math.log10(1 / ((0.025 + 0.25) / 2)))
+    # flat truth; the composite steps by (truth - 0.5) between the hole's last row and the known
+    # rows, so the fill's Laplacian is that step on row 1 and 0 on row 0: (0.1+0.2+0.5+0.5)/4/2
+    assert scores.highfreq_clean == pytest.approx(1.3 / 8)
     with pytest.raises(ValueError, match="clean"):
-        score_arm(net, one, one, every)
+        score_arm(_Constant(), one, one, every)
     with pytest.raises(ValueError, match="all_wrong"):
-        score_arm(net, clean, one, one)
-    distances = distance_psnr(net, clips[:6], seed=3)
-    assert sorted(distances) == list(range(1, 8))
-    arms = {
-        "none": ArmScores(10, 10, 10, 0.5, 0.5, 0.5),
-        "global": ArmScores(11, 11, 11, 0.45, 0.45, 0.45),
-        "local": ArmScores(13, 10.5, 9, 0.30, 0.35, 0.5),
-        "both": ArmScores(13.5, 12, 10.5, 0.31, 0.33, 0.45),
-    }
+        score_arm(_Constant(), clean, one, one)
+    with pytest.raises(ValueError, match="match"):
+        psnr_by_distance(torch.zeros(4, 3, 2, 2), clean)
+
+
+HOLD = {  # every claim holds
+    "none": ArmScores(10, 10, 10, 0.5, 0.5, 0.5, {1: 10.0, 3: 10.0}),
+    "global": ArmScores(11, 11, 11, 0.45, 0.45, 0.45, {1: 11.0, 3: 11.0}),
+    "local": ArmScores(13, 10.5, 9, 0.30, 0.35, 0.5, {1: 13.0, 3: 12.0}),
+    "both": ArmScores(13.5, 12.5, 10.5, 0.31, 0.33, 0.45, {1: 14.0, 3: 12.0}),
+}
+FAIL = {  # every claim fails
+    "none": ArmScores(12, 12, 12, 0.40, 0.40, 0.40, {1: 12.0, 3: 12.0}),
+    "global": ArmScores(11, 11, 11, 0.45, 0.45, 0.45, {1: 11.0, 3: 11.0}),
+    "local": ArmScores(13, 12.8, 12.5, 0.5, 0.5, 0.5, {1: 13.0, 3: 13.0}),
+    "both": ArmScores(10.5, 10, 10, 0.5, 0.5, 0.5, {1: 12.5, 3: 13.0}),
+}
+
+
+def test_every_claim_is_decided_by_the_numbers_and_can_fail():
+    held = {}
+    for name, arms in (("hold", HOLD), ("fail", FAIL)):
+        card = Card("15_keyframe", "tiny", 0, 0.0)
+        file_keyframe_claims(card, arms, steps=10)
+        held[name] = {c.key: c.holds for c in card.claims}
+    keys = {"keyframes-help", "global-vs-none", "both-vs-global", "both-smaller-drop",
+            "local-sharper", "global-hf-vs-none", "local-broken", "both-sharper-than-global",
+            "gain-falls-with-distance"}  # fmt: skip
+    assert held["hold"] == dict.fromkeys(keys, True)
+    assert held["fail"] == dict.fromkeys(keys, False)
     card = Card("15_keyframe", "tiny", 0, 0.0)
-    file_keyframe_claims(card, arms, {1: 14.0, 7: 12.0}, steps=10)
-    held = {c.key: c.holds for c in card.claims}
-    assert held == {
-        "keyframes-help": True,
-        "global-vs-none": True,
-        "both-vs-global": True,
-        "both-vs-local-corrupt": True,
-        "local-sharper": True,
-        "global-robust": True,
-        "both-sharper-than-global": True,
-        "distance": True,
-    }
-    flipped = dict(arms, local=replace(arms["local"], psnr_all_wrong=12.0, highfreq_clean=0.46))
-    card = Card("15_keyframe", "tiny", 0, 0.0)
-    file_keyframe_claims(card, flipped, {1: 12.0, 7: 12.5}, steps=10)
-    held = {c.key: c.holds for c in card.claims}
-    assert not held["global-robust"] and not held["local-sharper"] and not held["distance"]
+    file_keyframe_claims(card, HOLD, steps=10)
+    values = {c.key: (c.our_value, c.baseline_value) for c in card.claims}
+    assert values["both-smaller-drop"] == pytest.approx((1.0, 2.5))  # drops, not levels
+    assert values["gain-falls-with-distance"] == pytest.approx((4.0, 2.0))  # both - none
+    assert values["local-broken"] == pytest.approx((9.0, 10.0))
     with pytest.raises(KeyError, match="none"):
-        file_keyframe_claims(card, {"both": arms["both"]}, {1: 1.0, 2: 0.0}, steps=1)
+        file_keyframe_claims(card, {"both": HOLD["both"]}, steps=1)
 
 
 @torch.no_grad()

@@ -65,10 +65,21 @@ def test_deformable_gate_is_a_softmax_over_keyframes():
     weights, values = layer.gate(x, keys, flows, errors)
     assert weights.shape == values.shape == (2, 3, 8, 4, 4)
     assert torch.allclose(weights.sum(dim=1), torch.ones(2, 8, 4, 4))
-    assert torch.allclose(layer(x, keys, flows, errors), x + (weights * values).sum(1))
     # one keyframe: the gate is 1 and the update is the value alone
     w1, v1 = layer.gate(x, keys[:, :1], flows[:, :1], errors[:, :1])
     assert torch.equal(w1, torch.ones_like(w1))
+    one = layer(x, keys[:, :1], flows[:, :1], errors[:, :1])
+    # a keyframe given three times is the keyframe once (equal logits: weights 1/3 each)
+    triple = [t[:, :1].expand_as(t) for t in (keys, flows, errors)]
+    assert torch.allclose(layer(x, *triple), one, atol=1e-5)
+    # the value never sees the target's features: with one keyframe, shifting x shifts the
+    # output by exactly as much (the update does not change)
+    assert torch.allclose(layer(x + 1, keys[:, :1], flows[:, :1], errors[:, :1]), one + 1,
+                          atol=1e-5)  # fmt: skip
+    # and the flow error enters the value only as a bias: the update is affine in e
+    e0, e1 = torch.zeros_like(errors[:, :1]), torch.ones_like(errors[:, :1])
+    u = [layer(x, keys[:, :1], flows[:, :1], e) - x for e in (e0, e1, 2 * e1)]
+    assert torch.allclose(u[2] - u[1], u[1] - u[0], atol=1e-5)
 
 
 def test_warp_follows_backward_flow_at_feature_resolution():
