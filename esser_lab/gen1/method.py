@@ -16,7 +16,7 @@ content guidance (CFG) G(·) = ε(∅) + ω_c (ε(c) − ε(∅)) is applied to 
 the per-frame model ε_π (the same weights, temporal layers off); the temporal guidance
 extrapolates from the per-frame towards the video prediction,
 
-    ε̃ = G_π + ω_t (G_θ − G_π)                                                          (Eq. 8)
+    ε̃ = G_π + ω_t (G_θ − G_π)                               (Eq. 8 [recall: number from our notes])
 
 [choice] the paper writes the temporal guidance on μ; μ is affine in ε at a fixed step, so the
 rule is the same on ε. It combines it with content guidance without a combined formula in the
@@ -202,8 +202,8 @@ def video_denoiser(model: Gen1UNet, T: int, temporal: bool = True) -> Denoiser:
 
 
 def temporal_guidance(video: Denoiser, frame: Denoiser, temporal_scale: float) -> Denoiser:
-    """ε̃ = ε_π + ω_t (ε_θ − ε_π) (Eq. 8): ω_t = 0 the per-frame model ``frame``, 1 the video
-    model ``video``, > 1 extrapolates towards temporal consistency. ω_t = 1 calls only
+    """ε̃ = ε_π + ω_t (ε_θ − ε_π) (Eq. 8 [recall]): ω_t = 0 the per-frame model ``frame``, 1
+    the video model ``video``, > 1 extrapolates towards temporal consistency. ω_t = 1 calls only
     ``video``, ω_t = 0 only ``frame``."""
     if isinstance(temporal_scale, bool) or not isinstance(temporal_scale, (int, float)):
         raise TypeError(f"temporal_scale must be a number, got {type(temporal_scale).__name__}")

@@ -166,6 +166,11 @@ class TemporalConv(nn.Module):
 class TemporalAttention(nn.Module):
     """x + Attn_f(LN(x) + p): self-attention over the frames at every pixel (Sec. 3.2).
 
+    [choice] It runs after the *whole* spatial transformer block (spatial self-attention,
+    cross-attention and feed-forward), as one attention with no feed-forward of its own: the
+    paper places a temporal attention after each spatial attention; where exactly inside the
+    transformer, and whether it has a feed-forward, is our reading.
+
     ``pos`` is the learned frame-position encoding (max_frames, C); ``attn`` the book's
     :class:`~esser_lab.nn.spatial_transformer.CrossAttention` used as self-attention, its output
     projection ``attn.to_out.0`` zero-initialised. [choice] The encoding is added after the
@@ -335,9 +340,12 @@ class Gen1UNet(nn.Module):
     @staticmethod
     def context(content: Tensor) -> Tensor:
         """The cross-attention tokens (b, 2, d) of the content (b, d): the content and an
-        all-zero token. [choice] With one key the softmax is 1 at every position, so the
-        cross-attention adds the same vector everywhere and the next GroupNorm subtracts it
-        again; against a zero key the attention can weigh the content per position."""
+        all-zero token. [choice, toy only] With one key the softmax is 1 at every position, so the
+        cross-attention adds the same vector at every position (which the transformer's
+        per-position LayerNorm and feed-forward still transform, so it is not lost; but it cannot
+        differ between positions); against a zero key the attention can weigh the content per
+        position. The paper's CLIP content would arrive as its own token(s): ``paper()`` users
+        who load SD weights should revisit this."""
         return torch.stack([content, torch.zeros_like(content)], dim=1)
 
     def temporal_parameters(self) -> list[nn.Parameter]:

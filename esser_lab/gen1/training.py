@@ -8,9 +8,10 @@ it (:func:`~esser_lab.gen1.method.structure`), and one AdamW step is taken on Eq
 probability ``p_image``).
 
 Batches are dicts: ``"video"`` (b, f, 3, H, W) in [−1, 1], ``"depth"`` (b, f, 1, H, W) and
-``"content"`` (b, content_dim) (the frozen content embedding: CLIP's of a frame at full scale,
-the clip's content code at tiny). [choice] The paper does not state its optimiser settings in
-the text we had: AdamW at ``learning_rate`` (1e-4 default, SD fine-tuning's usual value).
+``"content"`` (b, content_dim) (the frozen content embedding: in the paper CLIP's of a frame;
+in every run of this book the clip's content code). [choice] The paper does not state its
+optimiser settings in the text we had: AdamW at ``learning_rate`` (1e-4 default, SD
+fine-tuning's usual value).
 """
 
 from __future__ import annotations
@@ -31,8 +32,14 @@ __all__ = ["LitGen1"]
 
 class LitGen1(ResumableModule):
     """Trains ``model`` (a :class:`~esser_lab.gen1.model.Gen1UNet`) on clips encoded by the
-    frozen ``first_stage`` (``.encode``/``.decode``/``.factor``: SD's autoencoder at full scale,
-    :class:`~esser_lab.gen1.method.PixelFold` at tiny) under the DDPM ``schedule``."""
+    frozen ``first_stage`` under the DDPM ``schedule``. ``first_stage.encode`` must map videos
+    (b, f, 3, H, W) to latents (b, f, c, h, w) and ``.decode`` back; ``.factor`` is the
+    downsampling. Every run of this book uses :class:`~esser_lab.gen1.method.PixelFold`. The
+    paper's SD autoencoder (``esser_lab.ldm``'s ``AutoencoderKL``) does not fit as it is: it
+    takes (b, 3, H, W) and returns a distribution; it needs a wrapper that folds the frames
+    into the batch, takes the distribution's mean (or a sample) and multiplies by SD's latent
+    scale factor. No such wrapper exists yet, so a first stage whose ``encode`` does not return
+    a 5-D tensor is refused with an error naming this."""
 
     resume_attributes = ("history",)
     resume_generators = ("generator",)
@@ -72,8 +79,18 @@ class LitGen1(ResumableModule):
             raise KeyError(
                 f"a batch needs 'video', 'depth' and 'content'; missing {sorted(missing)}"
             )
+        video = batch["video"]
+        if video.dim() != 5:
+            raise ValueError(f"batch['video'] must be (b, f, 3, H, W), got {tuple(video.shape)}")
         with torch.no_grad():
-            z0 = self.first_stage.encode(batch["video"])
+            z0 = self.first_stage.encode(video)
+        if not isinstance(z0, Tensor) or z0.dim() != 5:
+            raise TypeError(
+                "first_stage.encode must return latents (b, f, c, h, w) for a video, got "
+                f"{type(z0).__name__}: an image autoencoder such as SD's AutoencoderKL "
+                "(4-D input, a distribution out) needs a frame-folding wrapper that takes the "
+                "mean and applies the latent scale factor; none exists in esser_lab yet"
+            )
         b = z0.shape[0]
         t_s = randint(
             self.model.config.max_t_s + 1, (b,), generator=self.generator, device=z0.device

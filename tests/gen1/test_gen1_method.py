@@ -171,3 +171,88 @@ def test_litgen1_step_and_errors():
         system.training_step({"video": batch["video"], "depth": batch["depth"]}, 0)
     with pytest.raises(TypeError, match="Gen1UNet"):
         LitGen1(torch.nn.Linear(2, 2), PixelFold(2), DiscreteSchedule.ldm())
+
+
+def test_p_drop_one_feeds_the_null_content_and_zero_keeps_it():
+    model, schedule = _model(), DiscreteSchedule.ldm()
+    s, c = _cond()
+    z0 = torch.randn(2, 3, 12, 8, 8)
+    seen = []
+    hook = model.register_forward_pre_hook(lambda m, args: seen.append(args[3].clone()))
+    gen1_loss(model, z0, s, c, schedule, p_drop=1.0, generator=torch.Generator().manual_seed(0))
+    gen1_loss(model, z0, s, c, schedule, p_drop=0.0, generator=torch.Generator().manual_seed(0))
+    hook.remove()
+    assert seen[0].abs().max() == 0 and seen[0].shape == c.shape
+    torch.testing.assert_close(seen[1], c, rtol=0, atol=0)
+
+
+def test_litgen1_draws_t_s_uniformly_per_clip(monkeypatch):
+    import esser_lab.gen1.training as training
+    from esser_lab.gen1.method import Gen1Loss
+
+    drawn = []
+
+    def spy(depth, t_s, factor=1):
+        drawn.append(t_s.clone())
+        return torch.zeros(depth.shape[0], depth.shape[1], 1, 2, 2)
+
+    monkeypatch.setattr(training, "structure", spy)
+    monkeypatch.setattr(
+        training, "gen1_loss", lambda *a, **k: Gen1Loss(torch.zeros(()), torch.zeros(1), False)
+    )
+    system = LitGen1(Gen1UNet(Gen1Config.tiny(content_dim=D)), PixelFold(2), DiscreteSchedule.ldm())
+    n = 4000
+    batch = {
+        "video": torch.zeros(n, 1, 3, 4, 4),
+        "depth": torch.zeros(n, 1, 1, 4, 4),
+        "content": torch.zeros(n, D),
+    }
+    system.training_step(batch, 0)
+    t_s = drawn[0]
+    top = system.model.config.max_t_s
+    assert t_s.shape == (n,) and int(t_s.min()) == 0 and int(t_s.max()) == top
+    counts = torch.bincount(t_s, minlength=top + 1).float()
+    expected = n / (top + 1)
+    assert ((counts - expected).abs() < 0.2 * expected).all()  # each level ≈ 1/(top + 1)
+
+
+def test_image_batches_give_the_temporal_layers_no_gradient():
+    model, schedule = _model(), DiscreteSchedule.ldm()
+    model.train()
+    s, c = _cond()
+    out = gen1_loss(model, torch.randn(2, 3, 12, 8, 8), s, c, schedule, p_image=1.0)
+    out.loss.backward()
+    assert out.images
+    assert all(p.grad is None or p.grad.abs().max() == 0 for p in model.temporal_parameters())
+    assert any(p.grad is not None and p.grad.abs().max() > 0 for p in model.unet.parameters())
+    model.zero_grad()
+    video = gen1_loss(model, torch.randn(2, 3, 12, 8, 8), s, c, schedule, p_image=0.0)
+    video.loss.backward()  # the video batch does reach them (the control)
+    assert any(p.grad is not None and p.grad.abs().max() > 0 for p in model.temporal_parameters())
+
+
+def test_no_leak_between_clips_of_a_batch():
+    model = _model()
+    s, c = _cond()
+    z = torch.randn(2, 3, 12, 8, 8, generator=torch.Generator().manual_seed(5))
+    n = torch.tensor([300, 300])
+    other = z.clone()
+    other[1] = torch.randn(3, 12, 8, 8, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        a, b = model(z, n, s, c), model(other, n, s, c)
+    torch.testing.assert_close(a[0], b[0])  # clip 0 untouched by clip 1's input
+    assert (a[1] - b[1]).abs().max() > 1e-3
+
+
+def test_a_temporal_conv_with_a_known_kernel_shifts_along_the_frames():
+    from esser_lab.gen1.model import TemporalConv
+
+    conv = TemporalConv(2, kernel=3)
+    with torch.no_grad():  # output at frame k = the input at frame k − 1 (tap 0 of the kernel)
+        conv.conv.weight.zero_()
+        conv.conv.weight[:, :, 0] = torch.eye(2)
+    x = torch.randn(2 * 4, 2, 3, 3)  # (b f) c h w with b = 2, f = 4
+    out = conv(x, frames=4).view(2, 4, 2, 3, 3) - x.view(2, 4, 2, 3, 3)
+    frames = x.view(2, 4, 2, 3, 3)
+    torch.testing.assert_close(out[:, 1:], frames[:, :-1])
+    assert out[:, 0].abs().max() == 0  # zero padding before the first frame
