@@ -17,7 +17,7 @@ from esser_lab.data.modules import batch_loader
 from esser_lab.data.video import Clips
 from esser_lab.diffusion import DiscreteSchedule
 from esser_lab.gen1.claims import content_code
-from esser_lab.gen1.method import PixelFold, sample_video, structure
+from esser_lab.gen1.method import PixelFold, null_content, sample_video, structure
 from esser_lab.gen1.model import Gen1Config, Gen1UNet
 from esser_lab.gen1.training import LitGen1
 from esser_lab.viz.images import png_strip, show_grid
@@ -73,14 +73,19 @@ def generate(
     content_scale: float = 1.0,
     steps: int = 10,
     seed: int = 0,
+    null: bool = False,
 ) -> Tensor:
     """Generated clips (b, f, 3, H, W) in [−1, 1] with the structure of ``clips`` at level
     ``t_s`` and the content of ``colour`` (b, K) (default: the clips' own colours; textures
-    kept), DDIM ``steps``, guidance ω_c / ω_t, the noise from ``seed``."""
+    kept), DDIM ``steps``, guidance ω_c / ω_t, the noise from ``seed`` (each clip's noise is
+    the same whatever the other arguments: the chapter's comparisons are paired). ``null``:
+    the null content ∅ instead (the content-free model, one pass per step)."""
     model = system.model.eval()
     device = next(model.parameters()).device
     colour = clips.colour if colour is None else colour
     c = content_code(colour, clips.texture, clips.object_depth).to(device)
+    if null:
+        c = null_content(c)
     factor = system.first_stage.factor
     s = structure(clips.depth.to(device), t_s, factor)
     z = sample_video(
@@ -144,8 +149,8 @@ def curves_figure(
     return fig
 
 
-#: ``generator(index, t_s, temporal_scale, colour, seed) -> clip (f, 3, H, W)``
-ClipSource = Callable[[int, int, float, int, int], Tensor]
+#: ``generator(index, t_s, temporal_scale, content_scale, colour, seed) -> clip (f, 3, H, W)``
+ClipSource = Callable[[int, int, float, float, int, int], Tensor]
 
 
 def video_explorer(
@@ -156,13 +161,14 @@ def video_explorer(
     max_t_s: int,
     scale: int = 6,
 ):
-    """Controls: the clip (its structure), t_s, ω_t, the object's colour (the content) and the
-    noise seed; the generated clip drawn live as a strip of frames."""
+    """Controls: the clip (its structure), t_s, ω_t, ω_c (content guidance), the object's
+    colour (the content) and the noise seed; the generated clip drawn live as a strip."""
     import ipywidgets as widgets
 
     index = widgets.IntSlider(0, 0, clips - 1, description="clip")
     t_s = widgets.IntSlider(0, 0, max_t_s, description="t_s")
     omega = widgets.FloatSlider(1.0, min=0.0, max=3.0, step=0.5, description="ω_t")
+    omega_c = widgets.FloatSlider(1.0, min=0.0, max=4.0, step=0.5, description="ω_c")
     colour = widgets.Dropdown(options=list(colours), value=colours[0], description="colour")
     seed = widgets.IntSlider(0, 0, 99, description="noise seed")
     picture = widgets.Image(format="png")
@@ -170,16 +176,17 @@ def video_explorer(
 
     def update(*_: object) -> None:
         choice = colours.index(colour.value)
-        frames = source(index.value, t_s.value, omega.value, choice, seed.value)
+        frames = source(index.value, t_s.value, omega.value, omega_c.value, choice, seed.value)
         picture.value = png_strip(list(frames.clamp(-1, 1)), scale)
         note.value = (
             f"clip {index.value}'s depth at t_s = {t_s.value}, a {colour.value} object, "
-            f"ω_t = {omega.value:g} (0: the per-frame image model; 1: the video model)"
+            f"ω_t = {omega.value:g} (0: the per-frame image model; 1: the video model), "
+            f"ω_c = {omega_c.value:g} (1: no content guidance)"
         )
 
-    for control in (index, t_s, omega, colour, seed):
+    for control in (index, t_s, omega, omega_c, colour, seed):
         control.observe(update, names="value")
     update()
     return widgets.VBox(
-        [widgets.HBox([index, seed]), widgets.HBox([t_s, omega, colour]), picture, note]
+        [widgets.HBox([index, seed, colour]), widgets.HBox([t_s, omega, omega_c]), picture, note]
     )

@@ -41,10 +41,29 @@ def test_generate_is_deterministic_in_range_and_reads_the_content():
     assert a.shape == clips.video.shape and a.abs().max() <= 1
     torch.testing.assert_close(generate(system, clips, steps=4, seed=3), a, rtol=0, atol=0)
     other = (clips.colour + 1) % 8
-    assert (generate(system, clips, colour=other, steps=4, seed=3) - a).abs().max() > 0
-    per_frame = generate(system, clips, temporal_scale=0.0, steps=4, seed=3)
-    assert (per_frame - a).abs().max() > 0  # the temporal layers are not zero here
+    # with the null content the colour asked for cannot matter; with the content it does
+    null = generate(system, clips, steps=4, seed=3, null=True)
+    torch.testing.assert_close(
+        generate(system, clips, colour=other, steps=4, seed=3, null=True), null, rtol=0, atol=0
+    )
+    assert (generate(system, clips, colour=other, steps=4, seed=3) - a).abs().max() > 1e-4
+    assert (null - a).abs().max() > 1e-4
+    # each clip's noise is its own: clip 0 alone gets the same sample as in the pair
+    torch.testing.assert_close(generate(system, clips[:1], steps=4, seed=3)[0], a[0])
     assert content_code(clips.colour, clips.texture, clips.object_depth).shape == (2, 12)
+
+
+def test_the_temporal_switch_is_exactly_the_temporal_layers():
+    clips = sample_clips(
+        2, frames=4, size=16, objects=1, generator=torch.Generator().manual_seed(0)
+    )
+    system = _system()
+    per_frame = generate(system, clips, temporal_scale=0.0, steps=4, seed=1)
+    assert (generate(system, clips, steps=4, seed=1) - per_frame).abs().max() > 1e-4
+    with torch.no_grad():  # temporal layers back at zero: the video model is the per-frame one
+        for p in system.model.temporal_parameters():
+            p.zero_()
+    torch.testing.assert_close(generate(system, clips, steps=4, seed=1), per_frame)
 
 
 def test_figures_build():
