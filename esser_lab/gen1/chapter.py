@@ -138,7 +138,7 @@ def curves_figure(
     right.plot(scales, [error_by_scale[w] for w in scales], "o-", label="frame error (↓)")
     right.axhline(data_error, ls="--", c="grey", label="real clips")
     right.set_xlabel("temporal guidance ω_t (0 = per-frame model)")
-    right.set_ylabel("motion-compensated MSE")
+    right.set_ylabel("motion-compensated MSE / variance")
     right.set_title("temporal consistency", fontsize=9)
     twin = right.twinx()
     twin.plot(scales, [accuracy_by_scale[w] for w in scales], "s:", c="C2", label="colour acc.")
