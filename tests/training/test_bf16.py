@@ -273,6 +273,31 @@ def _self_flow():
     return system, {"image": torch.rand(B, 3, 16, 16) * 2 - 1}
 
 
+def _keyframe():
+    from esser_lab.data.video import sample_clips
+    from esser_lab.keyframe.method import keyframe_samples
+    from esser_lab.keyframe.model import KeyframeConfig, KeyframeGenerator
+    from esser_lab.keyframe.training import LitKeyframe
+
+    g = torch.Generator().manual_seed(0)
+    batch = keyframe_samples(sample_clips(B, generator=g), g).as_dict()
+    return LitKeyframe(KeyframeGenerator(KeyframeConfig.tiny())), batch
+
+
+def _gen1():
+    from esser_lab.data.video import sample_clips
+    from esser_lab.diffusion import DiscreteSchedule
+    from esser_lab.gen1.method import PixelFold
+    from esser_lab.gen1.model import Gen1Config, Gen1UNet
+    from esser_lab.gen1.training import LitGen1
+
+    g = torch.Generator().manual_seed(0)
+    clips = sample_clips(B, frames=4, generator=g)
+    batch = {"video": clips.video, "depth": clips.depth, "content": torch.randn(B, 32, generator=g)}
+    system = LitGen1(Gen1UNet(Gen1Config.tiny()), PixelFold(2), DiscreteSchedule.stable_diffusion())
+    return system, batch
+
+
 SYSTEMS: dict[str, Callable] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -297,6 +322,8 @@ SYSTEMS: dict[str, Callable] = {
     "LitExplicitBaseline": _explicit_baseline,
     "LitLADD": _ladd,
     "LitSelfFlow": _self_flow,
+    "LitKeyframe": _keyframe,
+    "LitGen1": _gen1,
 }
 
 

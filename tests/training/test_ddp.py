@@ -363,6 +363,42 @@ def _self_flow():
     return LitSelfFlow(model, method, learning_rate=1e-3), _batches(make)
 
 
+def _keyframe():
+    from esser_lab.data.video import sample_clips
+    from esser_lab.keyframe.method import keyframe_samples
+    from esser_lab.keyframe.model import KeyframeConfig, KeyframeGenerator
+    from esser_lab.keyframe.training import LitKeyframe
+
+    system = LitKeyframe(KeyframeGenerator(KeyframeConfig.tiny()))
+
+    def make(n: int, seed: int) -> dict:
+        g = torch.Generator().manual_seed(seed)
+        return keyframe_samples(sample_clips(n, generator=g), g).as_dict()
+
+    return system, _batches(make)
+
+
+def _gen1():
+    from esser_lab.data.video import sample_clips
+    from esser_lab.diffusion import DiscreteSchedule
+    from esser_lab.gen1.method import PixelFold
+    from esser_lab.gen1.model import Gen1Config, Gen1UNet
+    from esser_lab.gen1.training import LitGen1
+
+    system = LitGen1(Gen1UNet(Gen1Config.tiny()), PixelFold(2), DiscreteSchedule.stable_diffusion())
+
+    def make(n: int, seed: int) -> dict:
+        g = torch.Generator().manual_seed(seed)
+        clips = sample_clips(n, frames=4, generator=g)
+        return {
+            "video": clips.video,
+            "depth": clips.depth,
+            "content": torch.randn(n, 32, generator=g),
+        }
+
+    return system, _batches(make)
+
+
 SYSTEMS: dict[str, Callable] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -387,6 +423,8 @@ SYSTEMS: dict[str, Callable] = {
     "LitExplicitBaseline": _explicit_baseline,
     "LitLADD": _ladd,
     "LitSelfFlow": _self_flow,
+    "LitKeyframe": _keyframe,
+    "LitGen1": _gen1,
 }
 
 #: Systems for which two ranks of B are not one process of 2B, and why (book/how_to_run.md lists
@@ -406,6 +444,8 @@ NOT_EQUIVALENT = {
     "LitLADD": "noise: the student's times, the re-noising t̂ and ε per process; the heads' local "
     "batch norm (batch statistics)",
     "LitSelfFlow": "noise: the two times, the token mask and ε are drawn per process",
+    "LitKeyframe": "BatchNorm (batch statistics) in the encoder, blocks and decoder",
+    "LitGen1": "noise: t, ε, t_s, the content dropout and image batches drawn per process",
     "LitImageBART": "noise: the forward chain and the scales are drawn per process",
     "LitDenseAutoencoder": "noise: the posterior sample (no coupling otherwise)",
     "LitShapeTexture": "BatchNorm (batch statistics) in every residual block",

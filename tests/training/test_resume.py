@@ -348,6 +348,44 @@ def _self_flow():
     return system, make
 
 
+def _keyframe():
+    from esser_lab.data.video import sample_clips
+    from esser_lab.keyframe.method import keyframe_samples
+    from esser_lab.keyframe.model import KeyframeConfig, KeyframeGenerator
+    from esser_lab.keyframe.training import LitKeyframe
+
+    # Adam's state and the history; the fill problems (holes, flow noise) are fixed data
+    system = LitKeyframe(KeyframeGenerator(KeyframeConfig.tiny()))
+
+    def make(n: int) -> dict:
+        g = torch.Generator().manual_seed(7)
+        return keyframe_samples(sample_clips(n, generator=g), g).as_dict()
+
+    return system, make
+
+
+def _gen1():
+    from esser_lab.data.video import sample_clips
+    from esser_lab.diffusion import DiscreteSchedule
+    from esser_lab.gen1.method import PixelFold
+    from esser_lab.gen1.model import Gen1Config, Gen1UNet
+    from esser_lab.gen1.training import LitGen1
+
+    # the system's own generator draws t, ε, t_s, the content dropout and the image batches
+    system = LitGen1(Gen1UNet(Gen1Config.tiny()), PixelFold(2), DiscreteSchedule.stable_diffusion())
+
+    def make(n: int) -> dict:
+        g = torch.Generator().manual_seed(7)
+        clips = sample_clips(n, frames=4, generator=g)
+        return {
+            "video": clips.video,
+            "depth": clips.depth,
+            "content": torch.randn(n, 32, generator=g),
+        }
+
+    return system, make
+
+
 SYSTEMS: dict[str, Callable] = {
     "LitVUNet": _vunet,
     "LitPartBased": _part_based,
@@ -372,6 +410,8 @@ SYSTEMS: dict[str, Callable] = {
     "LitExplicitBaseline": _explicit_baseline,
     "LitLADD": _ladd,
     "LitSelfFlow": _self_flow,
+    "LitKeyframe": _keyframe,
+    "LitGen1": _gen1,
 }
 
 
