@@ -81,6 +81,23 @@ def _lit_shape_texture(config: ShapeTextureConfig) -> nn.Module:
     return LitShapeTexture(ShapeTextureNet(config))
 
 
+def _lit_keyframe() -> nn.Module:
+    from esser_lab.keyframe.model import KeyframeConfig, KeyframeGenerator
+    from esser_lab.keyframe.training import LitKeyframe
+
+    return LitKeyframe(KeyframeGenerator(KeyframeConfig.paper()))
+
+
+def _lit_gen1() -> nn.Module:
+    from esser_lab.diffusion import DiscreteSchedule
+    from esser_lab.gen1.method import PixelFold
+    from esser_lab.gen1.model import Gen1Config, Gen1UNet
+    from esser_lab.gen1.training import LitGen1
+
+    model = Gen1UNet(Gen1Config.paper())
+    return LitGen1(model, PixelFold(8), DiscreteSchedule.stable_diffusion())
+
+
 def count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -225,6 +242,18 @@ SYSTEMS: dict[str, tuple[Callable[[], nn.Module], dict[str, int]]] = {
     "shape_texture": (
         lambda: _lit_shape_texture(ShapeTextureConfig.paper()),
         {"model": 25_557_032},
+    ),
+    # guided-inpainting's configs/ours.yaml generator (GIResNetGenerator): 47,571,139, the count
+    # tests/keyframe checks tensor by tensor against a table written from the official code
+    "keyframe_ours": (
+        lambda: _lit_keyframe(),
+        {"generator": 47_571_139},
+    ),
+    # Gen-1 on SD 1.x's UNet (859,523,844 with the depth channel) plus the temporal layers
+    # (183,064,000): no official code or count exists; ours, measured, so a change shows
+    "gen1": (
+        lambda: _lit_gen1(),
+        {"model": 1_042_587_844},
     ),
 }
 
@@ -701,3 +730,28 @@ def test_mmdit_small_forward() -> None:
     out = model(_randn(1, config.in_channels, 32, 32), torch.tensor([0.5]), cond)
     assert out.shape == (1, config.in_channels, 32, 32) and out.abs().max() > 0
     _finite(out=out)
+
+
+@slow_paper
+@torch.no_grad()
+def test_gen1_paper_forward() -> None:
+    """Gen-1's paper() UNet (1.04 B, SD 1.x widths with the temporal layers) on two frames of a
+    reduced 16×16 latent, as a video and as the per-frame image model; random weights, so the
+    zero-initialised temporal layers get small random weights first and the two must differ."""
+    from esser_lab.gen1.model import Gen1Config, Gen1UNet
+
+    config = Gen1Config.paper()
+    model = Gen1UNet(config).eval()
+    generator = torch.Generator().manual_seed(3)
+    for name, p in model.named_parameters():
+        if name.startswith("temporal") or name.endswith(("out.2.weight", "out_layers.3.weight")):
+            p.copy_(0.01 * torch.randn(p.shape, generator=generator))
+    latent = config.unet.out_channels
+    z = _randn(1, 2, latent, 16, 16)
+    structure = _randn(1, 2, 1, 16, 16)
+    content = _randn(1, config.unet.context_dim)
+    video = model(z, torch.tensor([500]), structure, content)
+    frames = model(z, torch.tensor([500]), structure, content, temporal=False)
+    assert video.shape == frames.shape == (1, 2, latent, 16, 16)
+    _finite(video=video, frames=frames)
+    assert not torch.allclose(video, frames)
