@@ -1,7 +1,30 @@
 # ---
 # jupyter:
+#   esser_lab:
+#     goals:
+#     - Explain why a discriminator built on the frozen teacher's own token features lets a
+#       one- to four-step student match the many-step guided teacher in latent space.
+#     - Implement the LADD student, the teacher-feature discriminator heads and the hinge losses,
+#       keeping the teacher frozen without cutting the student's gradient.
+#     - Measure the few-step student against the guided teacher at the same few steps, and how
+#       the discriminator's noise levels trade global layout against detail.
+#     key_figure: The same captions and noise through the guided teacher at one, two, four and
+#       many steps and through the distilled student at one and two steps.
+#     lab: Distil the shipped rectified-flow teacher into a one-step student with the
+#       teacher-feature discriminator on synthetic teacher latents; compare it with the teacher
+#       at the same steps, move the discriminator's noise levels, and train on real latents.
+#     prerequisites:
+#       chapters:
+#       - 14
+#       - 17
+#       maths:
+#       - generative adversarial networks and the hinge loss
+#       - the logit-normal distribution
+#       - Euler's method for a flow's ODE
+#     week: 12
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: esser_lab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -346,7 +369,7 @@ for key, s in runs.items():
 table.append(row("real held-out images", real))
 display(Markdown("\n".join(header + table)))
 
-# %%
+# %% tags=["key-figure"]
 from esser_lab.sd3.chapter import samples_figure
 
 figure_rows = {f"teacher, {k}": samples["teacher", k] for k in sorted({*few, 4, many})}
@@ -551,9 +574,9 @@ print(f"an SD3-medium student (a copy of its teacher): {size:.2f} B parameters")
 #    `torch.no_grad()` and check what reaches the student's weights.
 # 2. **Where to look.** Draw 10,000 levels t̂ from logit-normal(1, 1) and from
 #    logit-normal(−1, 1). What fraction of each lies above t̂ = 0.8, where the sprites' shapes
-#    are drowned in noise?
+#    are drowned in noise? (`check_fraction_above(m, s, fraction)` checks a fraction.)
 # 3. **Cost per sample.** Count the network calls of the guided teacher with the many steps of
-#    this chapter and of the student with its steps.
+#    this chapter and of the student with its steps (`check_evaluations(steps, guided, count)`).
 
 # %% [markdown]
 # ```{admonition} Solution 1
@@ -590,11 +613,16 @@ student.eval()
 
 # %% tags=["hide-input"]
 from esser_lab.diffusion.densities import logit_normal
+from esser_lab.ladd.exercises import check_evaluations, check_fraction_above
 
 for label, (m, s) in (("high", high), ("low", low)):
     t = logit_normal(m, s).sample(10_000, torch.Generator().manual_seed(0))
-    print(f"{label} noise, logit-normal({m:g}, {s:g}): {float((t > 0.8).float().mean()):.3f} "
-          f"of the levels above 0.8")  # fmt: skip
+    # solution begins; students get: above = None  # your code here: the share of t above 0.8
+    above = float((t > 0.8).float().mean())
+    print(f"{label} noise, logit-normal({m:g}, {s:g}): {above:.3f} of the levels above 0.8")
+    assert check_fraction_above(m, s, above), "the checker must accept the solution"
+    # solution ends
+    print(check_fraction_above(m, s, above))
 
 # %% [markdown]
 # ```{admonition} Solution 3
@@ -603,8 +631,14 @@ for label, (m, s) in (("high", high), ("low", low)):
 # ```
 
 # %% tags=["hide-input"]
-print(f"teacher: {many} steps × 2 = {2 * many} evaluations per sample; student: "
-      f"{config.student_steps} steps × 1 = {config.student_steps}")  # fmt: skip
+# solution begins; students get: teacher_calls, student_calls = None, None  # your code here
+teacher_calls, student_calls = 2 * many, config.student_steps
+print(f"teacher: {many} steps × 2 = {teacher_calls} evaluations per sample; student: "
+      f"{config.student_steps} steps × 1 = {student_calls}")  # fmt: skip
+assert check_evaluations(many, True, teacher_calls), "the checker must accept the solution"
+# solution ends
+print(check_evaluations(many, True, teacher_calls))
+print(check_evaluations(config.student_steps, False, student_calls))
 print(
     f"chapter ran in {time.perf_counter() - chapter_start:.1f} s "
     f"({time.process_time() - cpu_start:.1f} s of CPU) at scale {profile.name}"
