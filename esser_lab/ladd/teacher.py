@@ -133,7 +133,7 @@ def load_teacher(path: str | Path = WEIGHTS) -> MMDiT:
     return model.eval().requires_grad_(False)
 
 
-def _record(path: Path, seconds: float) -> None:
+def _record(path: Path, seconds: float, command: str = COMMAND) -> None:
     """Upsert this file's row of bench/results/shipped_stages.csv (in a source checkout)."""
     import csv
     import datetime
@@ -152,7 +152,7 @@ def _record(path: Path, seconds: float) -> None:
         "sha256": file_sha256(path),
         "bytes": str(path.stat().st_size),
         "seconds": f"{seconds:.1f}",
-        "command": COMMAND,
+        "command": command,
         "commit": commit,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
     }
@@ -161,7 +161,7 @@ def _record(path: Path, seconds: float) -> None:
         with table.open(newline="") as handle:
             rows = [r for r in csv.DictReader(handle) if r["file"] != name]
     with table.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(row))
+        writer = csv.DictWriter(handle, fieldnames=list(row), lineterminator="\n")
         writer.writeheader()
         writer.writerows([*rows, row])
 
