@@ -273,7 +273,7 @@ for name, streams in ARMS.items():
 # of the four generators. The explorer below walks through the test set (on the static page it
 # is a frozen snapshot; the figure beside it is the static view).
 
-# %%
+# %% tags=["key-figure"]
 from esser_lab.keyframe.chapter import distance_figure, fills_figure, keyframe_explorer
 from esser_lab.keyframe.claims import fill, score_arm
 

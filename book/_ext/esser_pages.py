@@ -128,6 +128,10 @@ class LineageFigure(_Placeholder):
     kind = "lineage"
 
 
+class CoursePlan(_Placeholder):
+    kind = "course"
+
+
 # --------------------------------------------------------------------------------------------
 # reproduction summary
 
@@ -451,6 +455,54 @@ def _lineage(app: Sphinx, docname: str) -> list[nodes.Node]:
 
 
 # --------------------------------------------------------------------------------------------
+# the course page and the key figures (book/_ext/course.py)
+
+
+def _course_entries(app: Sphinx) -> list:
+    from course import read_entry
+
+    return [read_entry(path) for _, path in _chapters(app)]
+
+
+def _export_key_figures(app: Sphinx, env=None) -> None:  # noqa: ANN001
+    """Every chapter's key figure, from the executed notebooks the build renders, as a file
+    (once every document is read: ``env-updated``)."""
+    from course import FIGURES_DIR, write_key_figures
+    from execute import CACHE, read_chapter
+    from jupyter_cache import get_cache
+
+    if app.builder.format != "html":
+        return
+    executed = {}
+    if CACHE.is_dir():
+        store = get_cache(str(CACHE))
+        for _, path in _chapters(app):
+            try:
+                executed[path.stem] = store.merge_match_into_notebook(read_chapter(path))[1]
+            except KeyError:  # not executed (yet): the page says the figure is missing
+                continue
+    written = write_key_figures(_course_entries(app), executed, Path(app.outdir) / FIGURES_DIR)
+    app.env.esser_key_figures = {p.stem for p in written}  # type: ignore[attr-defined]
+
+
+def _course(app: Sphinx, docname: str) -> list[nodes.Node]:
+    from course import FIGURES_DIR, course_html, read_timings
+
+    def chapter_uri(stem: str) -> str:
+        return app.builder.get_relative_uri(docname, f"notebooks/{stem}")
+
+    depth = docname.count("/")
+    prefix = "../" * depth
+
+    def figure_uri(stem: str) -> str:
+        return f"{prefix}{FIGURES_DIR}/{stem}.png"
+
+    figures = getattr(app.env, "esser_key_figures", set())
+    body = course_html(_course_entries(app), read_timings(), chapter_uri, figure_uri, figures)
+    return [nodes.raw("", body, format="html")]
+
+
+# --------------------------------------------------------------------------------------------
 
 
 def _on_builder_inited(app: Sphinx) -> None:
@@ -475,6 +527,8 @@ def _on_doctree_resolved(app: Sphinx, doctree: nodes.document, docname: str) -> 
             new = _genealogy(app)
         elif kind == "timings":
             new = _timings(app)
+        elif kind == "course":
+            new = _course(app, docname)
         else:
             new = _lineage(app, docname)
         node.replace_self(new)
@@ -532,6 +586,8 @@ def setup(app: Sphinx) -> dict:
     app.add_directive("genealogy", Genealogy)
     app.add_directive("chapter-timings", ChapterTimings)
     app.add_directive("lineage-figure", LineageFigure)
+    app.add_directive("course-plan", CoursePlan)
     app.connect("builder-inited", _on_builder_inited)
+    app.connect("env-updated", _export_key_figures)
     app.connect("doctree-resolved", _on_doctree_resolved)
     return {"parallel_read_safe": True, "parallel_write_safe": False, "env_version": 1}

@@ -124,3 +124,71 @@ def test_the_page_lists_weeks_times_goals_and_figures():
     assert (
         "Explain the idea." in page and '<a href="../notebooks/01_one.html">1. A title</a>' in page
     )
+
+
+PROBE = """# ---
+# jupyter:
+#   esser_lab:
+#     goals:
+#     - Explain a thing.
+#     - Measure a thing.
+#     key_figure: A line.
+#     lab: Draw a line.
+#     prerequisites:
+#       chapters: []
+#       maths:
+#       - lines
+#     week: 1
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 1. A probe
+
+# %% tags=["key-figure"]
+import matplotlib.pyplot as plt
+from IPython.display import display
+
+fig, ax = plt.subplots(figsize=(2, 1))
+ax.plot([0, 1], [0, 1])
+display(fig)
+plt.close(fig)
+"""
+
+
+def test_the_build_exports_the_key_figure_from_the_executed_cache(tmp_path, monkeypatch):
+    """The Sphinx hook (esser_pages._export_key_figures) on a chapter executed into a cache."""
+    from types import SimpleNamespace
+
+    import esser_pages
+    import execute
+
+    monkeypatch.setenv("ESSER_LAB_CARDS", str(tmp_path / "cards"))
+    monkeypatch.setenv("ESSER_LAB_SCALE", "tiny")
+    monkeypatch.setattr(execute, "stamp", lambda: {"sources": "fixed"})
+    chapter = tmp_path / "01_probe.py"
+    chapter.write_text(PROBE)
+    cache = tmp_path / "cache"
+    assert execute.execute([chapter], 1, cache) == 0
+    monkeypatch.setattr(execute, "CACHE", cache)
+    monkeypatch.setattr(esser_pages, "_chapters", lambda app: [("notebooks/01_probe", chapter)])
+    app = SimpleNamespace(
+        builder=SimpleNamespace(format="html"), outdir=str(tmp_path / "html"), env=SimpleNamespace()
+    )
+    esser_pages._export_key_figures(app)
+    png = tmp_path / "html" / course.FIGURES_DIR / "01_probe.png"
+    assert png.read_bytes().startswith(b"\x89PNG") and app.env.esser_key_figures == {"01_probe"}
+    assert "A line." in (png.with_suffix(".txt")).read_text()
+
+
+def test_every_chapter_carries_its_course_metadata_and_the_plan_holds():
+    sys.path.insert(0, str(REPO / "book" / "_ext"))
+    from colab import toc_chapters
+
+    entries = [course.read_entry(REPO / f"{docname}.py") for docname in toc_chapters(REPO)]
+    course.check_plan(entries)
+    assert [e.number for e in entries] == sorted(e.number for e in entries)
+    assert max(e.week for e in entries) <= 13  # a semester
