@@ -498,9 +498,10 @@ else:
 #
 # 1. **One keyframe.** The deformable write takes a softmax over the keyframes. What does the
 #    gate become with a single keyframe, and what can the layer still do about a bad flow?
+#    (`check_one_keyframe_gate(value)` checks the gate's value.)
 # 2. **Where does the flow point?** Warp the first keyframe of a clean test problem with its
 #    flow and compare it with the target on the pixels where the flow is valid, and on the
-#    others.
+#    others (`check_warp_errors(samples, valid_error, invalid_error)` checks the two errors).
 # 3. **Flag the failure.** Our corrupted flows are not flagged in the error channel. Predict
 #    what happens to the local stream alone if they were, then try it on the `all_wrong` set
 #    with the error set to 1 where the flow is wrong.
@@ -516,12 +517,19 @@ else:
 # ```
 
 # %% tags=["hide-input"]
+from esser_lab.keyframe.exercises import check_one_keyframe_gate, check_warp_errors
+
 layer = nets["both"].deformable_writes[0]
 x = torch.randn(1, config.width, size, size)
 one_key = torch.randn(1, 1, config.width, size, size)
 no_flow, no_error = torch.zeros(1, 1, 2, size, size), torch.zeros(1, 1, 1, size, size)
+# solution begins; students get: gate = None  # your code here: the gate's value
 weights, _ = layer.gate(x, one_key, no_flow, no_error)
 print("gate with one keyframe is all ones:", bool(torch.equal(weights, torch.ones_like(weights))))
+gate = float(weights.mean())
+assert check_one_keyframe_gate(gate), "the checker must accept the solution"
+# solution ends
+print(check_one_keyframe_gate(gate))
 
 # %% [markdown]
 # ```{admonition} Solution 2
@@ -536,13 +544,18 @@ print("gate with one keyframe is all ones:", bool(torch.equal(weights, torch.one
 from esser_lab.keyframe.layers import warp_features
 
 s = tests["clean"]
+# solution begins; students get: valid_error, invalid_error = None, None  # your code here
 warped = warp_features(s.keys[:, 0], s.flows[:, 0])
 known = 1 - s.mask
 valid = (s.flow_errors[:, 0] < 1).float() * known
 error = (warped - s.image).abs().mean(dim=1, keepdim=True)
-print(f"known pixels, mean |warp − target| where valid: "
-      f"{float((error * valid).sum() / valid.sum()):.3f}, where not: "
-      f"{float((error * (known - valid)).sum() / (known - valid).sum()):.3f}")  # fmt: skip
+valid_error = float((error * valid).sum() / valid.sum())
+invalid_error = float((error * (known - valid)).sum() / (known - valid).sum())
+print(f"known pixels, mean |warp − target| where valid: {valid_error:.3f}, "
+      f"where not: {invalid_error:.3f}")  # fmt: skip
+assert check_warp_errors(s, valid_error, invalid_error), "the checker must accept the solution"
+# solution ends
+print(check_warp_errors(s, valid_error, invalid_error))
 
 # %% [markdown]
 # ```{admonition} Solution 3

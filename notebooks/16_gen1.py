@@ -576,9 +576,11 @@ display(Markdown("\n".join(f"* {b}" for b in bullets)))
 #    when only frame 0's input does?
 # 2. **Blur as a Gaussian.** One blur step is a 5-tap binomial kernel of variance 1 px². Blur
 #    a single bright pixel t_s times and measure the variance of the result; what do you
-#    expect?
+#    expect? (`check_blur_variance(t_s, variance)` checks it.)
 # 3. **Guidance by hand.** For ω_t = 2, write ε̃ as a combination of the video and the
-#    per-frame predictions, and check it against `temporal_guidance` on constant predictions.
+#    per-frame predictions, and check it against `temporal_guidance` on constant predictions
+#    (`check_temporal_guidance(omega_t, video, frame, value)` checks ε̃ for constant
+#    predictions ε_θ = `video`, ε_π = `frame`).
 
 # %% [markdown]
 # ```{admonition} Solution 1
@@ -622,6 +624,8 @@ print("frames whose output moved:", [i for i, v in enumerate(changed.tolist()) i
 # ```
 
 # %% tags=["hide-input"]
+from esser_lab.gen1.exercises import check_blur_variance, check_temporal_guidance
+
 for t_s in (1, 3, 5):
     impulse = torch.zeros(1, 1, 1, 33, 33)
     impulse[..., 16, 16] = 1.0
@@ -629,8 +633,10 @@ for t_s in (1, 3, 5):
     blurred_map = blur_depth(impulse, t_s)[0, 0, 0]
     x = torch.arange(33.0) - 16
     variance = float((blurred_map.sum(0) * x**2).sum())
-    # solution ends
     print(f"t_s = {t_s}: variance {variance:.3f} px²")
+    assert check_blur_variance(t_s, variance), "the checker must accept the solution"
+    # solution ends
+    print(check_blur_variance(t_s, variance))
 
 # %% [markdown]
 # ```{admonition} Solution 3
@@ -644,8 +650,10 @@ video_eps = lambda x, t, cond: torch.full_like(x, 3.0)  # noqa: E731
 frame_eps = lambda x, t, cond: torch.full_like(x, 1.0)  # noqa: E731
 # solution begins; students get: by_hand = None  # your code here: 2 ε_θ − ε_π
 by_hand = 2 * 3.0 - 1.0
+assert check_temporal_guidance(2.0, 3.0, 1.0, by_hand), "the checker must accept the solution"
 # solution ends
 guided = temporal_guidance(video_eps, frame_eps, 2.0)(torch.zeros(1), torch.ones(1), None)
 print(f"by hand {by_hand}, temporal_guidance {float(guided[0])}")
+print(check_temporal_guidance(2.0, 3.0, 1.0, by_hand))
 print(f"chapter time: {time.perf_counter() - chapter_start:.1f} s")
 print(f"({time.process_time() - cpu_start:.1f} s of CPU) at scale {profile.name}")
