@@ -5,7 +5,7 @@ import torch
 
 from esser_lab.cards import Card
 from esser_lab.iin import linear_r2
-from esser_lab.iin.claims import KEYS, file_claims
+from esser_lab.iin.claims import KEYS, Paired, file_claims, paired
 from esser_lab.iin.evaluate import centroid_shift
 
 
@@ -50,18 +50,17 @@ def test_centroid_shift_measures_how_far_an_object_moved():
         centroid_shift(moved[:1], image, (-1.0, -1.0, -1.0))
 
 
-def measured(position_iin=1.2, position_raw=2.5, displacement=0.6, recon_error=0.9, nll=(0.4, 1.3)):
+def measured(position_iin=1.2, position_raw=2.5, drift=(0.6, 1.0), nll=(0.4, 1.3)):
     edits = {
         ("colour", "IIN"): {"colour": 0.2, "position": 1.0},
         ("colour", "linear z"): {"colour": 0.45, "position": 0.9},
-        ("colour", "no edit"): {"colour": 0.47, "position": recon_error},
         ("position", "IIN"): {"colour": 0.1, "position": position_iin},
         ("position", "linear z"): {"colour": 0.1, "position": position_raw},
     }
     return dict(
         probe_gap={"IIN": 0.6, "raw": -0.4},
         edits=edits,
-        displacement=displacement,
+        drift=paired(torch.full((8,), drift[0]), torch.full((8,), drift[1])),
         nll={"IIN": nll[0], "Gaussian": nll[1]},
         n_test=1024,
     )
@@ -76,22 +75,39 @@ def test_file_claims_files_every_key_in_the_claimed_direction():
     assert [c.key for c in filled.claims] == list(KEYS)
     assert all(c.holds for c in filled.claims)
     assert filled["probe-gap"].better == "higher"
-    # the position claim compares the edit's displacement with the reconstruction's own error
+    # the position claim compares the IIN colour edit's drift with the linear colour edit's
     assert filled["colour-keeps-position"].our_value == 0.6
-    assert filled["colour-keeps-position"].baseline_value == 0.9
+    assert filled["colour-keeps-position"].baseline_value == 1.0
+    assert "linear edit of z" in filled["colour-keeps-position"].baseline
 
 
-def test_an_edit_that_moves_the_object_more_than_reconstruction_does_fails():
-    filled = file_claims(card(), **measured(displacement=1.1, recon_error=0.9))
+def test_an_edit_that_moves_the_object_as_far_as_the_linear_edit_fails():
+    filled = file_claims(card(), **measured(drift=(1.1, 0.9)))
+    assert not filled["colour-keeps-position"].holds
+    filled = file_claims(card(), **measured(drift=(0.9, 0.9)))  # a tie is no win
     assert not filled["colour-keeps-position"].holds
     filled = file_claims(card(), **measured(position_iin=3.0, nll=(1.5, 1.3)))
     assert not filled["position-edit"].holds and not filled["density"].holds
 
 
+def test_paired_compares_item_by_item():
+    ours = torch.tensor([0.5, 0.5, 2.0, 0.5])
+    baseline = torch.tensor([1.0, 1.0, 1.0, 1.0])
+    result = paired(ours, baseline)
+    assert isinstance(result, Paired)
+    assert result.ours == pytest.approx(0.875) and result.baseline == pytest.approx(1.0)
+    assert result.difference == pytest.approx(0.125)  # baseline − ours: positive = ours lower
+    assert result.ours_lower == pytest.approx(0.75)
+    differences = torch.tensor([0.5, 0.5, -1.0, 0.5], dtype=torch.float64)
+    assert result.standard_error == pytest.approx((differences.std() / 2).item())
+    with pytest.raises(ValueError, match="same n"):
+        paired(ours, baseline[:3])
+
+
 def test_file_claims_names_what_is_missing():
     values = measured()
-    del values["edits"]["colour", "no edit"]
-    with pytest.raises(KeyError, match="no edit"):
+    del values["edits"]["colour", "linear z"]
+    with pytest.raises(KeyError, match="linear z"):
         file_claims(card(), **values)
     values = measured()
     values["nll"] = {"IIN": 0.4}
