@@ -4,10 +4,13 @@ import pytest
 import torch
 
 from esser_lab.cards import Card
+from esser_lab.data import sprites
 from esser_lab.data_bias import sample_domains
 from esser_lab.data_bias.claims import (
     SCORE_KEYS,
+    FactorChanges,
     bias_readout,
+    factor_changes,
     file_claims,
     fit_judges,
     random_pairing_error,
@@ -31,8 +34,17 @@ def biased() -> tuple[dict, dict, dict]:
     return control, to_b, to_c
 
 
+def changes(colour: float = 0.4, position: float = 0.1) -> FactorChanges:
+    return FactorChanges(
+        colour=torch.full((16,), colour),
+        position=torch.full((16,), position),
+        colour_spread=0.5,
+        position_spread=3.0,
+    )
+
+
 def test_files_the_four_claims_and_a_sanity_row(tmp_path):
-    filed = file_claims(card(tmp_path), *biased(), chance_position=3.0)
+    filed = file_claims(card(tmp_path), *biased(), chance_position=3.0, changes_b=changes())
     keys = [c.key for c in filed.claims]
     assert keys == ["b-red", "b-rare-shapes", "b-position-kept", "c-size", "b-position-chance"]
     assert [c.kind for c in filed.claims].count("sanity") == 1
@@ -40,24 +52,70 @@ def test_files_the_four_claims_and_a_sanity_row(tmp_path):
     assert all(c.holds for c in filed.claims)
     assert filed["b-rare-shapes"].our_value == pytest.approx(0.2)
     assert filed["b-rare-shapes"].baseline_value == pytest.approx(0.05)
+    # position kept: the normalised position change against the normalised colour change
     assert filed["b-position-kept"].our_value == pytest.approx(0.1)
+    assert filed["b-position-kept"].baseline_value == pytest.approx(0.4)
+    assert filed["b-position-kept"].kind == "claim"
     assert "no seeds recorded" in filed.text("b-red", holds="{seeds}", fails="x")
 
 
 def test_a_control_that_wins_makes_the_claims_fail(tmp_path):
     control, to_b, to_c = biased()
     control |= {"red": 0.6, "area": 0.5, "flip, rare in B": 0.5}
-    to_b["position error (px)"] = 0.7  # adds 0.4 px, more than the control's 0.3
-    filed = file_claims(card(tmp_path), control, to_b, to_c, chance_position=3.0)
+    # the translation drags objects further than it recolours them
+    filed = file_claims(
+        card(tmp_path), control, to_b, to_c, chance_position=3.0, changes_b=changes(0.2, 0.5)
+    )
     assert not any(filed[k].holds for k in ("b-red", "b-rare-shapes", "b-position-kept", "c-size"))
     assert "does *not*" in filed.text("c-size", holds="grows", fails="does *not* grow")
+    # a translation that changes nothing keeps the position but shows no bias: no win either
+    filed = file_claims(card(tmp_path), *biased(), chance_position=3.0, changes_b=changes(0.0, 0.0))
+    assert not filed["b-position-kept"].holds
 
 
 def test_missing_scores_raise(tmp_path):
     control, to_b, to_c = biased()
     del to_c["area"]
     with pytest.raises(KeyError, match="area"):
-        file_claims(card(tmp_path), control, to_b, to_c, chance_position=3.0)
+        file_claims(card(tmp_path), control, to_b, to_c, chance_position=3.0, changes_b=changes())
+
+
+def render(colour: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+    n = len(colour)
+    return sprites.render(
+        torch.zeros(n, 1, dtype=torch.long),  # circles
+        colour[:, None],
+        torch.zeros(n, 1, dtype=torch.long),
+        position[:, None],
+        torch.full((n, 1), 0.2),
+        torch.zeros(n, 1),
+        16,
+        background=torch.tensor([-1.0, -1.0, -1.0]),
+    ).image
+
+
+def test_factor_changes_tell_a_recolouring_from_a_move():
+    g = torch.Generator().manual_seed(0)
+    n = 64
+    colour = torch.randint(len(sprites.COLOURS), (n,), generator=g)
+    position = 0.25 + 0.5 * torch.rand(n, 2, generator=g)
+    control = render(colour, position)
+    recoloured = render((colour + 1) % len(sprites.COLOURS), position)
+    moved = render(colour, 1 - position)  # mirrored through the centre
+    same = factor_changes(control, control)
+    assert same.colour.abs().max() == 0 and same.position.abs().max() == 0
+    assert same.position_spread > 2.0 and same.colour_spread > 0.3
+    by_colour = factor_changes(recoloured, control)
+    assert by_colour.position.mean() < 0.05 < 0.5 < by_colour.colour.mean()
+    assert by_colour.colour_more() > 0.9 and by_colour.difference.mean() > 0.5
+    by_position = factor_changes(moved, control)
+    assert by_position.colour.mean() < 0.05 < 0.5 < by_position.position.mean()
+    assert by_position.difference.mean() < -0.5
+    assert by_position.standard_error() > 0
+    with pytest.raises(ValueError, match="same shape"):
+        factor_changes(moved[:3], control)
+    with pytest.raises(ValueError, match="no spread"):
+        factor_changes(control[:1].expand(4, -1, -1, -1), control[:1].expand(4, -1, -1, -1))
 
 
 def test_readout_of_the_sources_themselves():
