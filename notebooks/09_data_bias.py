@@ -486,10 +486,11 @@ display(Markdown("\n".join(f"* {t}" for t in texts)))
 # * The translation can also add error of its own: colour kept should fall for A → B, for the
 #   objects that have to turn red, and objects that grow around their centre (A → C) can shift
 #   their centroid; the table below gives both.
-# * The last table below puts "position kept" beside its contrast: each
+# * The last table below puts "position kept" beside a contrast between data-set pairs: each
 #   factor's change over the control, per object, in units of its random-pairing distance, for
-#   A → B (B biases colour) and A → C (C biases only size, so the colour should hardly move
-#   either).
+#   A → B (B biases colour) and A → C (C biases only size). C has A's colours, so the colour
+#   change A → C is how much this read-out moves for a translation that has no reason to
+#   recolour; the colour change A → B should stand above it.
 # * The loss curve above shows whether the flow has converged in this run; longer runs (`small`)
 #   should move the distributions closer to B's priors. `small` has not been measured yet (no GPU
 #   was lent when this chapter was written).
