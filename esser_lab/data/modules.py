@@ -24,7 +24,14 @@ from typing import Any
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler, Subset, default_collate
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    Sampler,
+    Subset,
+    default_collate,
+)
 
 from esser_lab.data import figures, sprites
 from esser_lab.data._raster import check_positive_int
@@ -87,23 +94,56 @@ class BatchIndexSampler(Sampler[Tensor]):
     ``load_state_dict()`` makes the next pass start there, whatever ``set_epoch`` says after it.
     The position counts the batches handed out, so it is exact when the loader has no worker
     processes (which read ahead), as in every loader of this package.
+
+    Sharded (``num_replicas`` processes, this one ``rank``; :meth:`shard`, which a
+    :class:`BatchLoader` calls when Lightning hands it its distributed wrapper): every process
+    draws the same epoch order, and global step ``s`` takes batches ``s·W … s·W + W − 1`` of it,
+    batch ``s·W + r`` on rank ``r`` (an epoch with fewer than a multiple of ``W`` batches is padded
+    with its first batches, as ``DistributedSampler`` pads). A config's batch size is per process.
+    The position then counts this process's batches (= global steps), the same on every rank, so a
+    run on ``W`` processes resumes exactly on ``W`` processes.
     """
 
-    def __init__(self, num_items: int, batch_size: int, *, shuffle: bool, seed: int = 0) -> None:
+    def __init__(
+        self,
+        num_items: int,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
         self.num_items = check_positive_int(num_items, "num_items")
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.shuffle = shuffle
         self.seed = _check_seed(seed)
+        self.num_replicas = check_positive_int(num_replicas, "num_replicas")
+        if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < num_replicas:
+            raise ValueError(f"rank must be an int in [0, {num_replicas}), got {rank!r}")
+        self.rank = rank
         self.epoch = 0
         self._served: tuple[int, int] | None = None  # (epoch, batches of it handed out)
         self.current_pass: tuple[int, int] = (0, 0)  # (epoch, first batch) of the latest pass
         self._resume: tuple[int, int] | None = None  # where the next pass starts (a resume)
 
+    def shard(self, num_replicas: int, rank: int) -> BatchIndexSampler:
+        """This sampler for process ``rank`` of ``num_replicas`` (a new one, at epoch 0)."""
+        return BatchIndexSampler(
+            self.num_items,
+            self.batch_size,
+            shuffle=self.shuffle,
+            seed=self.seed,
+            num_replicas=num_replicas,
+            rank=rank,
+        )
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return -(-self.num_items // self.batch_size)
+        batches = -(-self.num_items // self.batch_size)
+        return -(-batches // self.num_replicas)
 
     @property
     def resume_pending(self) -> bool:
@@ -125,6 +165,9 @@ class BatchIndexSampler(Sampler[Tensor]):
             order = torch.arange(self.num_items)
         self.epoch = epoch + 1
         batches = order.split(self.batch_size)
+        if self.num_replicas > 1:
+            padded = [batches[i % len(batches)] for i in range(len(self) * self.num_replicas)]
+            batches = padded[self.rank :: self.num_replicas]
         self._served = self.current_pass = (epoch, start)
         for position in range(start, len(batches)):
             self._served = (epoch, position + 1)
@@ -147,6 +190,7 @@ class BatchIndexSampler(Sampler[Tensor]):
             "batch_size": self.batch_size,
             "shuffle": self.shuffle,
             "seed": self.seed,
+            "num_replicas": self.num_replicas,
         }
 
     def load_state_dict(self, state: dict[str, int | bool]) -> None:
@@ -164,6 +208,13 @@ class BatchIndexSampler(Sampler[Tensor]):
         for name, value in (("epoch", epoch), ("position", position)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"a sampler state's {name} must be an int ≥ 0, got {value!r}")
+        saved = state.get("num_replicas", 1)  # states written before sharding: one process
+        if saved != self.num_replicas and position > 0:
+            raise ValueError(
+                f"the run stopped in the middle of a data epoch on {saved} process(es); this one "
+                f"has {self.num_replicas}, whose batches are other slices of the epoch: resume on "
+                f"{saved} process(es), or from a checkpoint saved at an epoch's end"
+            )
         if position >= len(self):
             raise ValueError(f"a sampler state's position must be < {len(self)}, got {position}")
         self._resume = (epoch, position)
@@ -178,12 +229,18 @@ class BatchLoader(DataLoader):
     in batches handed to the training loop (worker processes read ahead of it). Creating a
     DataLoader iterator draws a seed from the global torch generator (unless ``generator`` is
     given); a run that never stopped draws it at an epoch's start only, so a pass that continues
-    an epoch leaves the global random state as it found it. When Lightning swaps the sampler for
-    its distributed wrapper (DDP), the loader has no position of its own (``state_dict()`` is
-    empty).
+    an epoch leaves the global random state as it found it. Under DDP, Lightning rebuilds the
+    loader with its distributed wrapper around the sampler; a wrapped :class:`BatchIndexSampler`
+    is replaced by its own shard for that rank (:meth:`BatchIndexSampler.shard`), so the loader
+    keeps its position and a DDP run resumes exactly. Another sampler in Lightning's wrapper
+    has no position (``state_dict()`` is empty).
     """
 
     def __init__(self, dataset: Dataset, sampler: Sampler, **kwargs: Any) -> None:
+        inner = getattr(getattr(sampler, "dataset", None), "_sampler", None)
+        if isinstance(sampler, DistributedSampler) and isinstance(inner, BatchIndexSampler):
+            # Lightning's DistributedSamplerWrapper(BatchIndexSampler): shard it ourselves
+            sampler = inner.shard(sampler.num_replicas, sampler.rank)
         kwargs.setdefault("batch_size", None)
         super().__init__(dataset, sampler=sampler, **kwargs)
         self._position: tuple[int, int] | None = None  # (epoch, batches handed out)

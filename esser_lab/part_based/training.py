@@ -33,7 +33,9 @@ class LitPartBased(ResumableModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         image = batch["image"]
         if self.generator is None or self.generator.device != image.device:
-            self.generator = torch.Generator(device=image.device).manual_seed(self.seed)
+            # its own stream per DDP rank (rank 0, and one process, keep ``seed``'s)
+            seed = self.seed + 1_000_003 * self.global_rank
+            self.generator = torch.Generator(device=image.device).manual_seed(seed)
         terms = part_based_loss(self.model, image, self.generator)
         if log_now(self):
             self.log_dict(

@@ -19,6 +19,16 @@ the loop counters so that Lightning continues that epoch at that batch, or start
 at its first batch. With both, N steps in one go and N/2 + resume + N/2 give bit-identical weights
 on the CPU (``tests/training/test_resume.py``).
 
+On many processes (DDP) every process starts from the same seed, so
+:meth:`ResumableModule.on_fit_start` gives each rank a random stream of its own (seeded from one
+draw of the shared stream and the rank): the ranks' posterior samples, diffusion times and dropout
+masks differ, as a doubled batch's samples would. The model's weights are not drawn from it (they
+exist before ``fit``, and DDP starts every rank from rank 0's). One process keeps its stream
+untouched. Checkpoints keep every rank's global random state and generator states (gathered when
+saved; each rank takes its own back on resume), so a DDP run resumes exactly on the same number of
+processes. On another number the run continues with fresh per-rank streams and a warning: it cannot
+be the run that never stopped.
+
 Everything stored is a tensor, a number, a string or a list/dict of those, so the checkpoint
 loads under ``torch.load(weights_only=True)``. Lightning 2.6 passes ``Trainer.fit``'s
 ``weights_only`` to ``torch.load``. Left at ``None``, torch ≥ 2.6 resolves it to ``True`` for a
@@ -34,8 +44,9 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 
-__all__ = ["CHECKPOINT_KEY", "ResumableModule", "align_loops"]
+__all__ = ["CHECKPOINT_KEY", "ResumableModule", "align_loops", "rank_stream_seed"]
 
 #: The key of the system's extra state in a Lightning checkpoint.
 CHECKPOINT_KEY = "esser_lab"
@@ -118,6 +129,28 @@ def align_loops(checkpoint: dict[str, Any]) -> None:
     batches["is_last_batch"] = False
 
 
+def rank_stream_seed(shared_draw: int, rank: int) -> int:
+    """The seed of rank ``rank``'s random stream, from one draw of the stream all ranks share."""
+    return (shared_draw * 1_000_003 + rank) % 2**63
+
+
+def _world(module: L.LightningModule) -> int:
+    trainer = module._trainer
+    return 1 if trainer is None else int(trainer.world_size)
+
+
+def _gather(module: L.LightningModule, state: torch.Tensor) -> torch.Tensor:
+    """Every rank's ``state`` (a byte tensor of the same size on each), stacked ``(W, n)``."""
+    import torch.distributed as dist
+
+    # NCCL moves CUDA tensors only; gloo moves both
+    device = module.device if dist.get_backend() == "nccl" else torch.device("cpu")
+    mine = state.to(device=device, dtype=torch.int64)  # gloo gathers no 8- or 16-bit integers
+    rows = [torch.empty_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(rows, mine)
+    return torch.stack(rows).to(device="cpu", dtype=torch.uint8)
+
+
 class ResumableModule(L.LightningModule):
     """A ``LightningModule`` whose checkpoints carry the random state and the system's own state.
 
@@ -130,6 +163,26 @@ class ResumableModule(L.LightningModule):
 
     resume_attributes: tuple[str, ...] = ()
     resume_generators: tuple[str, ...] = ()
+    _rank_streams_restored = False
+
+    def on_fit_start(self) -> None:
+        """Under DDP, give each rank its own random stream, unless a resume restored them."""
+        if _world(self) > 1 and not self._rank_streams_restored:
+            shared = int(torch.randint(0, 2**62, (1,)))  # the same draw on every rank
+            torch.manual_seed(rank_stream_seed(shared, self.global_rank))
+        self._rank_streams_restored = False
+
+    def _rank_states(self, generators: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Every rank's global random state and generator states (a collective: all ranks call
+        it, as Lightning saves a checkpoint on every rank and writes rank 0's)."""
+        ranks: dict[str, Any] = {
+            "world": _world(self),
+            "torch_rng": _gather(self, torch.get_rng_state()),
+            "generators": {k: _gather(self, v["state"]) for k, v in generators.items()},
+        }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            ranks["cuda_rng"] = _gather(self, torch.cuda.get_rng_state())
+        return ranks
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         attributes = {name: _saved(getattr(self, name)) for name in self.resume_attributes}
@@ -150,6 +203,8 @@ class ResumableModule(L.LightningModule):
         }
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        if _world(self) > 1:
+            state["ranks"] = self._rank_states(generators)
         checkpoint[CHECKPOINT_KEY] = state
         align_loops(checkpoint)
 
@@ -177,4 +232,27 @@ class ResumableModule(L.LightningModule):
             torch.set_rng_state(state["torch_rng"])
             if "cuda_rng" in state and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(state["cuda_rng"])
+            self._restore_rank_streams(state)
         align_loops(checkpoint)
+
+    def _restore_rank_streams(self, state: dict[str, Any]) -> None:
+        """Each rank takes its own random states back from a DDP checkpoint."""
+        world, ranks = _world(self), state.get("ranks")
+        saved = 1 if ranks is None else int(ranks["world"])
+        if saved == world:
+            if ranks is not None:
+                rank = self.global_rank
+                torch.set_rng_state(ranks["torch_rng"][rank].clone())
+                if "cuda_rng" in ranks and torch.cuda.is_available():
+                    torch.cuda.set_rng_state(ranks["cuda_rng"][rank].clone())
+                for name, rows in ranks["generators"].items():
+                    getattr(self, name).set_state(rows[rank].clone())
+                self._rank_streams_restored = True
+            return
+        rank_zero_warn(
+            f"resuming a run saved on {saved} process(es) on {world}: it continues with new "
+            "random streams per process and is not the run that never stopped"
+        )
+        for name in self.resume_generators:
+            setattr(self, name, None)  # re-seeded from the new per-rank stream at the next step
+        self._rank_streams_restored = world == 1  # one process keeps rank 0's stream

@@ -13,8 +13,12 @@ The tests then check:
 * systems without in-batch coupling train as one process on the doubled batch does, within float
   tolerance. The others (``NOT_EQUIVALENT``, with the reason) are checked for identical replicas.
 
-Noise is drawn per process, so the equivalence runs use noise-free settings (dropout 0, a
-posterior variance of ~0); DDP changes the arithmetic, not the method.
+Each process draws its own noise (its own random stream, ``ResumableModule.on_fit_start``), so
+the equivalence runs use noise-free settings (dropout 0, a posterior variance of ~0); DDP changes
+the arithmetic, not the method. The same processes then check that the ranks' streams differ and
+that a DDP run resumed from a checkpoint (mid-epoch and at an epoch's end) is bitwise the run that
+never stopped, for systems that draw noise from the global stream, from their own generator and
+that start a discriminator.
 """
 
 from __future__ import annotations
@@ -515,11 +519,10 @@ def _inits(rank: int | None) -> dict[str, torch.Tensor]:
 
 def _loader_batches(**trainer_args) -> torch.Tensor:
     """The sample indices each step saw when training from a chapter-style loader (whole batches
-    from a ``BatchIndexSampler``), ``(STEPS, B)``."""
+    from a ``BatchIndexSampler`` in a ``BatchLoader``), ``(STEPS, B)``."""
     from lightning.pytorch.callbacks import Callback
-    from torch.utils.data import DataLoader
 
-    from esser_lab.data.modules import BatchIndexSampler, TensorBatches
+    from esser_lab.data.modules import batch_loader
 
     seen: list[torch.Tensor] = []
 
@@ -531,12 +534,55 @@ def _loader_batches(**trainer_args) -> torch.Tensor:
     system, _ = _dense_autoencoder()
     n = 8 * B
     fields = {"image": torch.rand(n, 3, 16, 16) * 2 - 1, "index": torch.arange(n)}
-    sampler = BatchIndexSampler(n, B, shuffle=True, seed=0)
-    loader = DataLoader(TensorBatches(fields), sampler=sampler, batch_size=None)
+    loader = batch_loader(fields, B, shuffle=True, seed=0)
     trainer = make_trainer(profile("tiny"), STEPS, progress_every=10_000, **trainer_args)
     trainer.callbacks.append(Record())
     trainer.fit(system, loader)
     return torch.stack(seen)
+
+
+#: Systems resumed under DDP: noise from the global stream (posterior samples; diffusion times
+#: from a generator seeded by it), a generator of their own, a discriminator joining at step 1.
+RESUMED = ("LitDenseAutoencoder", "LitLatentDiffusion", "LitPartBased", "LitVQGAN")
+RESUME_STEPS = 4
+RESUME_POSITIONS = {"mid-epoch": 3, "epoch end": 2}  # batches per rank and epoch; save after 2
+
+
+def _joined(batches: list[dict]) -> dict:
+    return {
+        k: torch.cat([b[k] for b in batches])
+        if isinstance(batches[0][k], torch.Tensor)
+        else [x for b in batches for x in b[k]]
+        for k in batches[0]
+    }
+
+
+def _resumed_under_ddp(name: str, per_epoch: int, folder: str, rank: int) -> dict:
+    """States of the run that never stopped and of the one saved after 2 steps and resumed."""
+    from esser_lab.data.modules import batch_loader
+
+    fields = _joined(SYSTEMS[name]()[1])
+    data = {k: v[: per_epoch * WORLD * B] for k, v in fields.items()}
+
+    def run(steps: int, seed: int, ckpt_path: Path | None = None):
+        torch.manual_seed(seed)
+        system, _ = SYSTEMS[name]()
+        loader = batch_loader(data, B, shuffle=True, seed=0)
+        trainer = make_trainer(
+            profile("tiny"), steps, progress_every=10_000, devices=WORLD, accelerator="cpu"
+        )
+        if ckpt_path is not None:
+            torch.manual_seed(12345 + rank)  # a random state only the checkpoint can replace
+        trainer.fit(system, loader, ckpt_path=ckpt_path, weights_only=True)
+        assert trainer.global_step == steps
+        return system, trainer
+
+    straight, _ = run(RESUME_STEPS, 0)
+    _, trainer = run(RESUME_STEPS // 2, 0)
+    path = Path(folder) / f"{name}-{per_epoch}.ckpt"
+    trainer.save_checkpoint(path)
+    resumed, _ = run(RESUME_STEPS, 1, path)
+    return {"straight": _state(straight), "resumed": _state(resumed)}
 
 
 def _worker(rank: int, port: int, folder: str) -> None:
@@ -554,6 +600,10 @@ def _worker(rank: int, port: int, folder: str) -> None:
         results[name] = _fit(name, rank=rank, devices=WORLD, accelerator="cpu")
     results["inits"] = _inits(rank)
     results["loader"] = {"index": _loader_batches(devices=WORLD, accelerator="cpu")}
+    results["stream"] = {"draw": torch.rand(8)}  # after fits under DDP: this rank's own stream
+    for name in RESUMED:
+        for position, per_epoch in RESUME_POSITIONS.items():
+            results[f"resume {name} {position}"] = _resumed_under_ddp(name, per_epoch, folder, rank)
     torch.save(results, Path(folder) / f"rank{rank}.pt")
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
@@ -628,6 +678,69 @@ def test_chapter_loaders_give_each_rank_its_own_whole_batches(ranks):
     a, b = ranks[0]["loader"]["index"], ranks[1]["loader"]["index"]
     assert a.shape == b.shape == (STEPS, B)  # a config's batch size is per process
     assert set(a.flatten().tolist()).isdisjoint(b.flatten().tolist())
+
+
+def test_each_rank_draws_its_own_noise(ranks):
+    a, b = ranks[0]["stream"]["draw"], ranks[1]["stream"]["draw"]
+    assert not torch.equal(a, b)
+
+
+@pytest.mark.parametrize("position", list(RESUME_POSITIONS))
+@pytest.mark.parametrize("name", RESUMED)
+def test_ddp_resume_is_exact(ranks, name, position):
+    for rank in range(WORLD):
+        run = ranks[rank][f"resume {name} {position}"]
+        straight, resumed = run["straight"], run["resumed"]
+        differ = [k for k in straight if not torch.equal(straight[k], resumed[k])]
+        if rank > 0:  # BatchNorm statistics: each rank keeps its own, the checkpoint rank 0's
+            differ = [k for k in differ if not k.endswith(("running_mean", "running_var"))]
+        assert differ == [], f"rank {rank}: {len(differ)} of {len(straight)} differ: {differ[:4]}"
+
+
+def test_rank_streams_are_left_alone_on_one_process():
+    from types import SimpleNamespace
+
+    from esser_lab.training.resume import ResumableModule
+
+    module = ResumableModule()
+    torch.manual_seed(3)
+    before = torch.get_rng_state()
+    module._trainer = SimpleNamespace(world_size=1, global_rank=0)
+    module.on_fit_start()
+    assert torch.equal(torch.get_rng_state(), before)
+    draws = []
+    for rank in range(2):
+        torch.set_rng_state(before)
+        module._trainer = SimpleNamespace(world_size=2, global_rank=rank)
+        module.on_fit_start()
+        draws.append(torch.rand(4))
+    torch.set_rng_state(before)
+    assert not torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], torch.rand(4))
+    module._trainer = None
+
+
+def test_a_sharded_sampler_splits_each_epoch_and_refuses_another_world_mid_epoch():
+    from esser_lab.data.modules import BatchIndexSampler
+
+    whole = BatchIndexSampler(10, 2, shuffle=True, seed=4)  # 5 batches
+    order = list(whole)
+    shards = [whole.shard(2, r) for r in range(2)]
+    assert [len(s) for s in shards] == [3, 3]
+    got = [list(s) for s in shards]
+    expected = [order[0], order[2], order[4]], [order[1], order[3], order[0]]  # padded: 6th = 1st
+    for mine, theirs in zip(got, expected, strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(mine, theirs, strict=True))
+    half = whole.shard(2, 1)
+    iterator = iter(half)
+    next(iterator)
+    state = half.state_dict()
+    assert state["num_replicas"] == 2 and state["position"] == 1
+    with pytest.raises(ValueError, match="middle of a data epoch on 2 process"):
+        BatchIndexSampler(10, 2, shuffle=True, seed=4).load_state_dict(state)
+    at_start = state | {"position": 0, "epoch": 1}
+    BatchIndexSampler(10, 2, shuffle=True, seed=4).load_state_dict(at_start)  # an epoch's end
+    with pytest.raises(ValueError, match="rank must be an int in"):
+        BatchIndexSampler(10, 2, shuffle=True, num_replicas=2, rank=2)
 
 
 def test_make_trainer_asks_for_cpu_ddp_and_keeps_tiny_as_it_was():
