@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -457,6 +458,29 @@ NOT_EQUIVALENT = {
 }
 
 
+#: Systems whose only difference from one doubled batch is their noise: with the noise set to 0
+#: (the posterior mean), two ranks must equal one process again (tiny VUNets have no dropout).
+NOISE_ONLY = ("LitVUNet", "LitDenseAutoencoder")
+
+
+@contextmanager
+def _noise_off():
+    """Zero noise where the VUNet and the first-stage autoencoder draw their posterior samples."""
+    import esser_lab.nn.placement as placement
+    import esser_lab.vunet.model as vunet_model
+
+    saved = placement.randn, vunet_model._noise_like
+
+    def zeros(shape, *, generator, device, dtype=None):  # noqa: ANN001, ANN202
+        return torch.zeros(tuple(shape), device=device, dtype=dtype)
+
+    placement.randn, vunet_model._noise_like = zeros, lambda mean, generator: torch.zeros_like(mean)
+    try:
+        yield
+    finally:
+        placement.randn, vunet_model._noise_like = saved
+
+
 def _shard(batch: dict, rank: int) -> dict:
     return {k: v[rank * B : (rank + 1) * B] for k, v in batch.items()}
 
@@ -479,14 +503,15 @@ def _state(system) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in system.state_dict().items()}
 
 
-def _fit(name: str, **trainer_args) -> tuple[dict, dict]:
+def _fit(name: str, noise_off: bool = False, **trainer_args) -> tuple[dict, dict]:
     """Train system ``name`` from seed 0; its state after STEPS steps."""
     torch.manual_seed(0)
     system, batches = SYSTEMS[name]()
     rank = trainer_args.pop("rank", None)
     data = batches if rank is None else [_shard(b, rank) for b in batches]
     trainer = make_trainer(profile("tiny"), STEPS, progress_every=10_000, **trainer_args)
-    trainer.fit(system, train_dataloaders=_Batches(data))
+    with _noise_off() if noise_off else nullcontext():
+        trainer.fit(system, train_dataloaders=_Batches(data))
     assert trainer.global_step == STEPS, (name, trainer.global_step)
     return _state(system)
 
@@ -600,6 +625,10 @@ def _worker(rank: int, port: int, folder: str) -> None:
         results[name] = _fit(name, rank=rank, devices=WORLD, accelerator="cpu")
     results["inits"] = _inits(rank)
     results["loader"] = {"index": _loader_batches(devices=WORLD, accelerator="cpu")}
+    for name in NOISE_ONLY:
+        results[f"{name} noise off"] = _fit(
+            name, noise_off=True, rank=rank, devices=WORLD, accelerator="cpu"
+        )
     results["stream"] = {"draw": torch.rand(8)}  # after fits under DDP: this rank's own stream
     for name in RESUMED:
         for position, per_epoch in RESUME_POSITIONS.items():
@@ -672,6 +701,19 @@ def test_two_ranks_equal_one_process_on_the_doubled_batch(ranks, name):
     # gradient is 0, the computed one rounding noise that Adam scales up to a full step
     differ = [(k, d) for k, d in differ if not k.endswith("attn.key.bias")]
     assert differ == []
+
+
+@pytest.mark.parametrize("name", NOISE_ONLY)
+def test_noise_is_their_only_difference_from_the_doubled_batch(ranks, name):
+    assert name in NOT_EQUIVALENT
+    single = _fit(name, noise_off=True)
+    differ = []
+    for k, v in ranks[0][f"{name} noise off"].items():
+        if v.is_floating_point() and not torch.allclose(v, single[k], rtol=1e-4, atol=1e-5):
+            differ.append((k, float((v - single[k]).abs().max())))
+    assert differ == []
+    noisy = ranks[0][name]  # the same run with its noise: not the noise-free one (can fail)
+    assert any(not torch.equal(noisy[k], v) for k, v in single.items() if v.is_floating_point())
 
 
 def test_chapter_loaders_give_each_rank_its_own_whole_batches(ranks):
