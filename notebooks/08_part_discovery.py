@@ -7,12 +7,12 @@
 #     - Implement the one-hot part mask with a straight-through gradient and the per-part
 #       pooling of the other view's appearance.
 #     - Measure the discovered parts by matched IoU with the true part masks, compared
-#       with colour k-means segments.
+#       with segments derived from chapter 2's landmarks (Lorenz'19), the paper's competitor.
 #     key_figure: Held-out figures, the parts the model discovered without labels (one
 #       arbitrary colour per part) and the true body parts.
 #     lab: Train the part-discovery model on pairs of figures that share an appearance;
 #       segment held-out figures into discovered parts and score them against the true
-#       part masks after matching, against a colour k-means segmentation.
+#       part masks after matching, against chapter 2's landmark model turned into segments.
 #     prerequisites:
 #       chapters:
 #       - 1
@@ -233,6 +233,44 @@ print(f"trained {config.num_steps} steps in {time.perf_counter() - start:.1f} s"
 # evaluation on the training device (Lightning hands the model back on the CPU after fit)
 model = system.model.eval().to(profile.device)
 
+# %% [markdown]
+# **The competitor.** The paper compares its parts with segments derived from the landmarks of
+# Lorenz et al. {cite}`lorenz2019unsupervised`, chapter 2's model. We train it here on view 0 of
+# the same training pairs, at the same batch size, with $K - 1$ landmarks (landmarks plus
+# background give as many segments as our $K$ parts), with chapter 2's own objective and
+# learning rate (`esser_lab.part_discovery.competitor`). At `tiny` it trains for chapter 2's own
+# 200 steps instead of this chapter's 600, with its part maps at 8 px instead of 16: one of its
+# steps costs more than one of ours on a CPU (compare the two training times printed here),
+# mostly per-layer overhead that narrower layers do not remove, and 600 of them would not fit
+# the chapter's minute. The longer bench run (`ESSER_LAB_BUDGET=long`) gives both models the
+# same number of steps; so do `small` and `full`.
+
+# %%
+from esser_lab.part_based.training import LitPartBased
+from esser_lab.part_discovery.competitor import ViewZeroDataModule, competitor_config
+
+lorenz_steps = profile.pick(
+    tiny=200, small=config.num_steps, full=config.num_steps, long=config.num_steps
+)
+lorenz_config = competitor_config(config, lorenz_steps)
+lorenz_data = ViewZeroDataModule(
+    config.image_size, config.batch_size, num_train, num_val=64, seed=0, on_the_fly=on_the_fly
+)
+seed_everything(profile.seed)
+lorenz_system = LitPartBased(lorenz_config, seed=profile.seed)
+lorenz_trainer = make_trainer(
+    profile,
+    lorenz_steps,
+    progress_every=max(1, lorenz_steps // 4),
+    progress_keys=("loss", "rec", "eq_mu"),
+)
+start = time.perf_counter()
+lorenz_trainer.fit(lorenz_system, datamodule=lorenz_data)
+print(
+    f"trained Lorenz'19 {profile.steps(lorenz_steps)} steps in {time.perf_counter() - start:.1f} s"
+)
+lorenz = lorenz_system.model.eval().to(profile.device)
+
 # %%
 import matplotlib.pyplot as plt
 
@@ -319,22 +357,33 @@ fig = show_grid(
 # ## Measuring the claim
 #
 # The paper scores discovered parts by their IoU with annotated semantic parts after matching,
-# against landmark-based baselines {cite}`braun2020parts`. We score on 512 held-out figures:
+# against segments derived from the landmarks of Lorenz'19, Zhang'18 and Jakab'18
+# {cite}`braun2020parts`, on DeepFashion, CUB and Penn Action; its abstract reports significant
+# gains in segmentation accuracy over these approaches. (Its tables could not be read offline,
+# so no paper number is quoted here.) We score on 512 held-out figures:
 #
-# * **global mIoU**: one Hungarian matching of the $K$ discovered parts to the 5 true classes
+# * **global mIoU**: one Hungarian matching of the $K$ segments to the 5 true classes
 #   (background, head, torso, arms, legs), on IoUs pooled over all figures; the mean over the four
-#   body parts. A part scores only if it means the same body part in every figure and pose.
+#   body parts. A segment scores only if it means the same body part in every figure and pose.
 # * **per-image mIoU**: a matching per image, which forgives inconsistent names (an upper bound).
 #
-# **Baseline: colour k-means** with the same $K$, fitted on pixels of training figures and
-# applied to the held-out ones — unsupervised, trained on the same data, evaluated the same way.
-# We chose it over chapter 2's landmark model (the paper's own comparison, with segments derived
-# from landmarks) for budget: training a second deep model would double this chapter's time.
-# On these figures colour is a strong cue *within* an image (flat part colours) but a useless one
-# *across* images (part hues are random per figure), which is exactly the difference between the
-# two IoUs.
+# **The competitor: Lorenz'19's landmarks as segments**, as the official evaluation
+# (`evaluation/lorenz19`, `supermariopy.crf.SegmentationFromKeypoints`) makes them: a Gaussian
+# of variance 0.1 (coordinates in [-1, 1]) around each landmark $\mu_k$, the background where
+# none of them reaches ½ of its peak, and a fully connected CRF over the image's colours and
+# positions (5 mean-field steps) that pulls the segments to colour edges
+# (`segments_from_landmarks`; the CRF is computed exactly on every pair of pixels instead of
+# `pydensecrf`'s lattice, its kernel widths scaled from 128 px to our image size). The official
+# evaluation then maps each segment to its best true part, several segments to one part if they
+# like; we keep this chapter's stricter one-to-one Hungarian matching for every row, so the
+# table also shows the segments before the CRF. **Sanity row: colour k-means** with the same
+# $K$, fitted on pixels of training figures: colour is a strong cue *within* an image (flat part
+# colours) but a useless one *across* images (part hues are random per figure), which is the
+# difference between the two IoUs.
 
 # %%
+from esser_lab.part_discovery.competitor import segments_from_landmarks
+
 num_pixels_from = profile.count(tiny=256, small=256, full=256)
 train_pixels = figures.sample(
     num_pixels_from, size, generator=torch.Generator().manual_seed(7)
@@ -343,8 +392,17 @@ centroids = colour_kmeans(
     train_pixels.permute(0, 2, 3, 1).reshape(-1, 3), K, generator=torch.Generator().manual_seed(0)
 )
 kmeans = colour_segments(test.image, centroids)
+landmarks = lorenz.encode_in_chunks(test.image.to(profile.device)).mu.cpu()
+lorenz_labels = segments_from_landmarks(test.image, landmarks)
+lorenz_unary = segments_from_landmarks(test.image, landmarks, crf_steps=0)
+segmentations = {
+    "ours": ours,
+    "Lorenz'19 landmarks + CRF (the competitor)": lorenz_labels,
+    "Lorenz'19 landmarks, no CRF": lorenz_unary,
+    "colour k-means (sanity)": kmeans,
+}
 results = {}
-for name, labels in (("ours", ours), ("colour k-means", kmeans)):
+for name, labels in segmentations.items():
     results[name] = (part_iou(labels, true, K, 5), part_iou(labels, true, K, 5, per_image=True))
 rows = ["| segmentation | **global mIoU** ↑ | per-image mIoU | " + " | ".join(
     figures.PART_NAMES) + " |", "|---|---|---|" + "---|" * 4]  # fmt: skip
@@ -352,6 +410,16 @@ for name, (glob, per) in results.items():
     cells = " | ".join(f"{v:.3f}" for v in glob.iou[1:].tolist())
     rows.append(f"| {name} | **{glob.mean():.3f}** | {per.mean():.3f} | {cells} |")
 display(Markdown("\n".join(rows)))
+spread = float(landmarks.std(0).norm(dim=-1).mean())
+print(f"Lorenz'19 landmarks: mean distance from their average place, over figures: {spread:.3f} "
+      "(coordinates in [-1, 1]; 0 would be one fixed layout for every pose)")  # fmt: skip
+
+# %%
+fig = show_grid(
+    [list(test.image[:10]), list(label_rgb(ours[:10], K)),
+     list(label_rgb(lorenz_labels[:10], K)), list(label_rgb(true[:10], 5))],
+    row_titles=["figure", "discovered parts", "Lorenz'19 segments", "true parts"],
+)  # fmt: skip
 
 # %% [markdown]
 # ### Why: where the reconstruction stops
@@ -382,35 +450,51 @@ print(f"KL of π at the end: {kl_pi_end:.2f} nats · pixels whose part differs f
       f"common part at that position: {changing:.1%}")  # fmt: skip
 
 # %% [markdown]
-# The reproduction card files the claim and, as a sanity row, the model's reconstruction
-# against the pose-free level (`esser_lab.part_discovery.claims`). The paper's IoU tables
-# (DeepFashion, CUB, Penn Action) could not be checked offline, so the claim carries no paper
-# pair.
+# The reproduction card files the claim against Lorenz'19's segments and, as sanity rows, the
+# comparison with colour k-means and the model's reconstruction against the pose-free level
+# (`esser_lab.part_discovery.claims`).
 
 # %%
 from esser_lab.cards import Card
 from esser_lab.part_discovery.claims import file_claims
 
-ours_iou, base_iou = results["ours"][0].mean(), results["colour k-means"][0].mean()
+ours_iou = results["ours"][0].mean()
+lorenz_iou = results["Lorenz'19 landmarks + CRF (the competitor)"][0].mean()
+kmeans_iou = results["colour k-means (sanity)"][0].mean()
 card = Card("08_part_discovery", profile.name, profile.seed, chapter_start)
-file_claims(card, ours_iou, base_iou, end_rec, levels, n_test)
+file_claims(
+    card, ours_iou, lorenz_iou, kmeans_iou, end_rec, levels, n_test, size,
+    lorenz_steps=profile.steps(lorenz_steps), ours_steps=profile.steps(config.num_steps),
+)  # fmt: skip
 path = card.write()
 display(Markdown(card.markdown()))
 print(f"card written to {path.relative_to(path.parents[2])}")
-assert all(0.0 <= v <= 1.0 for v in (ours_iou, base_iou))
+assert all(0.0 <= v <= 1.0 for v in (ours_iou, lorenz_iou, kmeans_iou))
 
 # %%
 silhouette = levels["silhouette known, one colour"]
+steps_note = (
+    f"Lorenz'19 trained {profile.steps(lorenz_steps):,} steps, this chapter's model "
+    f"{profile.steps(config.num_steps):,}, both at batch {config.batch_size}"
+)
 display(Markdown(
     "**Reading the numbers.** "
     + card.text(
-        "part-miou",
-        holds="In this run the discovered parts beat colour k-means: global mIoU {ours} against "
-        "{baseline} (margin {margin}); across seeds: {seeds}. Trained five times longer "
-        "(3,000 steps): {long}.",
-        fails="In this run the discovered parts do **not** beat colour k-means: global mIoU "
-        "{ours} against {baseline}; across seeds: {seeds}. Trained five times longer (3,000 "
-        "steps): {long}.",
+        "part-miou-vs-lorenz",
+        holds="In this run the discovered parts match the true parts better than the segments "
+        "of Lorenz'19's landmarks, as the paper reports: global mIoU {ours} against {baseline} "
+        "(margin {margin}; {steps}); across seeds: {seeds}. With both models trained for the "
+        "same, longer budget: {long}.",
+        fails="In this run the discovered parts do **not** match the true parts better than the "
+        "segments of Lorenz'19's landmarks: global mIoU {ours} against {baseline} ({steps}); "
+        "across seeds: {seeds}. With both models trained for the same, longer budget: {long}.",
+        steps=steps_note,
+    )
+    + " "
+    + card.text(
+        "part-miou-vs-kmeans",
+        holds="Colour k-means (sanity) reaches {baseline}, below the discovered parts.",
+        fails="Colour k-means (sanity) reaches {baseline}, **above** the discovered parts.",
     )
     + " "
     + card.text(
@@ -423,7 +507,7 @@ display(Markdown(
         silhouette=f"{silhouette:.1f}",
     )
     + f" π carries {kl_pi_end:.2f} nats, and {changing:.1%} of the pixels change their part "
-    "from figure to figure."
+    f"from figure to figure; Lorenz'19's landmarks move {spread:.3f} from their average place."
 ))  # fmt: skip
 
 # %% [markdown]
@@ -438,7 +522,9 @@ display(Markdown(
 # pays: view 0 and view 1 have independent poses, so the decoder cannot copy, and
 # `figures.sample_appearance` keeps a figure's four hues apart.
 # Whether a minute is enough is what the seeds above say; `PartDiscoveryConfig.tiny` records the
-# trials behind this preset.
+# trials behind this preset. The competitor meets the same obstacle from its side: its
+# landmarks must move with the pose before their segments can name body parts (the spread
+# printed under the table; chapter 2 measures its landmarks in more detail).
 
 # %% [markdown]
 # ## Full scale

@@ -38,23 +38,44 @@ def test_levels_reproduce_the_image_when_the_oracle_knows_everything():
         reconstruction_levels(test.image, test.part_masks[0], test.colours, test.background)
 
 
-def test_files_the_claim_and_the_sanity_row(tmp_path):
-    filed = file_claims(card(tmp_path), 0.3, 0.15, 30.0, levels(), 512)
+def file(tmp_path, ours, lorenz, kmeans, rec, found=None):
+    found = levels() if found is None else found
+    return file_claims(card(tmp_path), ours, lorenz, kmeans, rec, found, 512, 16, 200, 600)
+
+
+def test_files_the_claim_and_the_sanity_rows(tmp_path):
+    filed = file(tmp_path, 0.3, 0.2, 0.15, 30.0)
     assert tuple(c.key for c in filed.claims) == KEYS
-    assert filed["part-miou"].holds and filed["part-miou"].kind == "claim"
+    claim = filed["part-miou-vs-lorenz"]
+    assert claim.holds and claim.kind == "claim"
+    assert claim.margin == pytest.approx(0.1)
+    assert "200 steps (ours 600)" in claim.baseline and "16 px" in claim.metric
+    assert filed["part-miou-vs-kmeans"].kind == "sanity" and filed["part-miou-vs-kmeans"].holds
     assert filed["rec-below-pose-free"].kind == "sanity"
     assert filed["rec-below-pose-free"].holds  # 30 is below the pose-free level
 
 
-def test_k_means_that_wins_makes_the_claim_fail(tmp_path):
-    filed = file_claims(card(tmp_path), 0.07, 0.147, 500.0, levels(), 512)
-    assert not filed["part-miou"].holds
-    assert filed["part-miou"].margin == pytest.approx(-0.077)
+def test_lorenz_that_wins_makes_the_claim_fail_whatever_k_means_gives(tmp_path):
+    filed = file(tmp_path, 0.2, 0.25, 0.1, 500.0)
+    assert not filed["part-miou-vs-lorenz"].holds
+    assert filed["part-miou-vs-lorenz"].margin == pytest.approx(-0.05)
+    assert filed["part-miou-vs-kmeans"].holds  # the sanity row does not rescue the claim
     assert not filed["rec-below-pose-free"].holds
 
 
+def test_k_means_that_wins_fails_only_the_sanity_row(tmp_path):
+    filed = file(tmp_path, 0.07, 0.05, 0.147, 30.0)
+    assert filed["part-miou-vs-lorenz"].holds
+    assert not filed["part-miou-vs-kmeans"].holds
+    assert filed["part-miou-vs-kmeans"].margin == pytest.approx(-0.077)
+
+
 def test_bad_values_are_named(tmp_path):
+    with pytest.raises(ValueError, match="lorenz_miou"):
+        file(tmp_path, 0.5, 1.5, 0.1, 30.0)
     with pytest.raises(ValueError, match="IoU"):
-        file_claims(card(tmp_path), 1.5, 0.1, 30.0, levels(), 512)
+        file(tmp_path, 1.5, 0.1, 0.1, 30.0)
     with pytest.raises(KeyError, match="pose unknown"):
-        file_claims(card(tmp_path), 0.2, 0.1, 30.0, {}, 512)
+        file(tmp_path, 0.2, 0.1, 0.1, 30.0, found={})
+    with pytest.raises(ValueError, match="steps"):
+        file_claims(card(tmp_path), 0.2, 0.1, 0.1, 30.0, levels(), 512, 16, 0, 600)

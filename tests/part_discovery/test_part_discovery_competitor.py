@@ -1,0 +1,112 @@
+"""Chapter 8's competitor: Lorenz'19's landmarks turned into segments, its config and data."""
+
+import math
+
+import pytest
+import torch
+
+from esser_lab.part_based import PartBased
+from esser_lab.part_based.method import part_based_loss
+from esser_lab.part_discovery import PartDiscoveryConfig
+from esser_lab.part_discovery.competitor import (
+    ViewZeroDataModule,
+    competitor_config,
+    dense_crf,
+    landmark_probabilities,
+    segments_from_landmarks,
+)
+from esser_lab.part_discovery.training import PartPairsDataModule
+
+
+def test_probabilities_put_background_first_and_peak_at_each_landmark():
+    mu = torch.tensor([[[-0.5625, -0.5625], [0.4375, 0.4375]]])  # two pixel centres at 16 px
+    p = landmark_probabilities(mu, 16)
+    assert p.shape == (1, 3, 16, 16)
+    assert p[0, 1, 3, 3] == pytest.approx(1.0) and p[0, 2, 11, 11] == pytest.approx(1.0)
+    assert p[0, 0].max() <= 1 and p[0, 0].min() == pytest.approx(0.0)
+    assert torch.allclose(p[0, 0], 1 - p[0, 1:].amax(0))
+
+
+def test_without_the_crf_a_pixel_joins_its_landmark_within_the_official_radius():
+    mu = torch.tensor([[[0.0625, 0.0625]]])  # the centre of pixel (8, 8)
+    labels = segments_from_landmarks(torch.zeros(1, 3, 16, 16), mu, crf_steps=0)[0]
+    radius = math.sqrt(2 * 0.1 * math.log(2))  # where the Gaussian falls to ½
+    line = (torch.arange(16) * 2 + 1) / 16 - 1
+    y, x = torch.meshgrid(line, line, indexing="ij")
+    inside = (x - 0.0625) ** 2 + (y - 0.0625) ** 2 < radius**2
+    assert torch.equal(labels == 1, inside)
+    assert inside.sum() > 1 and (~inside).sum() > 1
+
+
+def test_segments_label_each_landmark_and_the_background():
+    mu = torch.tensor([[[-0.5, -0.5], [0.5, 0.5]]]).repeat(3, 1, 1)
+    labels = segments_from_landmarks(torch.zeros(3, 3, 16, 16), mu)
+    assert labels.shape == (3, 16, 16) and labels.dtype == torch.long
+    assert set(labels.unique().tolist()) == {0, 1, 2}
+    assert labels[0, 4, 4] == 1 and labels[0, 12, 12] == 2 and labels[0, 0, 15] == 0
+
+
+def test_crf_marginals_are_distributions_and_zero_steps_is_the_unary():
+    p = torch.rand(2, 4, 8, 8).softmax(1)
+    image = torch.rand(2, 3, 8, 8) * 2 - 1
+    q0 = dense_crf(image, p, steps=0)
+    assert torch.allclose(q0, (p + 1e-6) / (p + 1e-6).sum(1, keepdim=True), atol=1e-6)
+    q = dense_crf(image, p, steps=5, pixel_scale=0.125)
+    assert q.shape == p.shape and torch.allclose(q.sum(1), torch.ones(2, 8, 8), atol=1e-5)
+
+
+def test_crf_relabels_a_stray_pixel_to_its_same_coloured_neighbours():
+    p = torch.full((1, 2, 8, 8), 0.1)
+    p[:, 0] = 0.9
+    p[0, :, 4, 4] = torch.tensor([0.4, 0.6])  # one pixel mildly prefers label 1
+    image = torch.zeros(1, 3, 8, 8)  # one colour everywhere
+    assert dense_crf(image, p, steps=0).argmax(1)[0, 4, 4] == 1
+    assert (dense_crf(image, p, steps=5, pixel_scale=0.125).argmax(1) == 0).all()
+
+
+def test_crf_follows_colour_edges():
+    # label 1's landmark sits on the left half's edge; the left half is red, the right blue
+    image = torch.zeros(1, 3, 8, 8)
+    image[:, 0, :, :4] = 1
+    image[:, 2, :, 4:] = 1
+    p = torch.zeros(1, 2, 8, 8)
+    p[:, 1, :, :5] = 0.55  # the unary spills one column into the blue half
+    p[:, 0] = 1 - p[:, 1]
+    crf = dense_crf(image, p, steps=5, pixel_scale=0.125).argmax(1)[0]
+    assert (crf[:, :4] == 1).all() and (crf[:, 4:] == 0).all()
+
+
+def test_bad_shapes_are_named():
+    with pytest.raises(ValueError, match="mu"):
+        landmark_probabilities(torch.zeros(2, 3), 16)
+    with pytest.raises(ValueError, match="disagree"):
+        dense_crf(torch.zeros(1, 3, 8, 8), torch.ones(2, 2, 8, 8))
+    with pytest.raises(ValueError, match="variance"):
+        landmark_probabilities(torch.zeros(1, 2, 2), 16, variance=0.0)
+
+
+def test_config_matches_chapter_8s_size_batch_and_segment_count():
+    config = PartDiscoveryConfig.tiny()
+    lorenz = competitor_config(config, 200)
+    assert lorenz.image_size == config.image_size and lorenz.batch_size == config.batch_size
+    assert lorenz.n_parts + 1 == config.num_parts and lorenz.total_steps == 200
+    assert lorenz.part_map_size == 8
+    small = competitor_config(PartDiscoveryConfig.small(), 20_000)
+    assert small.image_size == 64 and small.n_parts == 7
+    paper = competitor_config(PartDiscoveryConfig.paper(), 10)
+    assert paper.image_size == 128 and paper.n_parts == 24
+    with torch.device("meta"):
+        PartBased(paper)  # the full-scale competitor builds
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    loss = part_based_loss(PartBased(lorenz), x, torch.Generator().manual_seed(0)).loss
+    assert torch.isfinite(loss)
+
+
+def test_view_zero_data_are_chapter_8s_first_views():
+    pairs = PartPairsDataModule(16, 8, 32, 8, seed=3)
+    views = ViewZeroDataModule(16, 8, 32, 8, seed=3)
+    pairs.setup()
+    views.setup()
+    index = torch.arange(32)
+    assert torch.equal(views.train_set[index]["image"], pairs.train_set[index]["view0"])
+    assert set(views.train_set[index]) == {"image"}
