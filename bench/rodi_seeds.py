@@ -2,19 +2,20 @@
 
 Usage (from the repository root, in the repository's virtual environment; ``make bench-seeds``)::
 
-    python bench/rodi_seeds.py                  # seeds 0-3, the chapter's tiny configuration
+    python bench/rodi_seeds.py                  # seeds 0-4, the chapter's tiny configuration
     python bench/rodi_seeds.py --seeds 0 1 2 3 4 5 --epsilon 0.25
 
-Trains RoDi, the ``MIMin`` ablation (γ fixed at 1 plus the MI constraint), the autoencoder
-(γ = 0) and the VAE (γ = 1) exactly as chapter 4 does (same data,
+Trains RoDi (from γ₀ = 1, the ablations' γ, as the official code starts it), the ``MIMin``
+ablation (γ fixed at 1 plus the MI constraint), the autoencoder (γ = 0) and the VAE (γ = 1)
+exactly as chapter 4 does (same data,
 same test triplets, ``fit_rodi`` from each seed) and scores transfer MSE, reconstruction MSE and
 the leak. One model's seed changes its initialisation and the order of its batches' randomness
 (the posterior samples); the data set is the chapter's, fixed.
 
-Writes ``bench/results/rodi_seeds.csv`` (``seed,model,epsilon,steps,batch,transfer,
-reconstruction,leak,date``; rows of the same ε, steps, batch and seed are replaced) and prints
-each model's mean and standard deviation over the seeds. About 60 s per seed on one core at
-tiny.
+Writes ``bench/results/rodi_seeds.csv`` (``seed,model,epsilon,steps,batch,gamma0,l_gamma,
+transfer,reconstruction,leak,date``; rows of the same ε, steps, batch, RoDi's γ₀ and l_γ and seed
+are replaced) and prints each model's mean and standard deviation over the seeds. About 60 s per
+seed on one core at tiny.
 """
 
 from __future__ import annotations
@@ -30,19 +31,26 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "rodi_seeds.csv"
 COLUMNS = [
-    "seed", "model", "epsilon", "steps", "batch", "transfer", "reconstruction", "leak", "date"
+    "seed", "model", "epsilon", "steps", "batch", "gamma0", "l_gamma",
+    "transfer", "reconstruction", "leak", "date",
 ]  # fmt: skip
-OLD_BATCH = "32"  # rows recorded before the batch column existed ran at batch 32
+# rows recorded before a column existed: batch 32 before the batch column; RoDi from γ₀ = 0 with
+# the official l_γ = 0.01 before issue 11 (γ₀ = 1, the ablations' γ, since)
+OLD = {"batch": "32", "gamma0": "0.0", "l_gamma": "0.01"}
 MODELS = ("RoDi", "MIMin", "AE", "VAE")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--epsilon", type=float, default=None, help="default: the tiny config's")
     parser.add_argument("--steps", type=int, default=None, help="default: the tiny config's")
     parser.add_argument("--warmup", type=int, default=None, help="default: the tiny config's")
     parser.add_argument("--batch", type=int, default=None, help="default: the tiny config's")
+    parser.add_argument(
+        "--gamma0", type=float, default=None, help="RoDi's γ₀ = MIMin's and the VAE's γ"
+    )
+    parser.add_argument("--l-gamma", type=float, default=None, help="default: the config's")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--dry", action="store_true", help="print only, write no CSV rows")
     args = parser.parse_args()
@@ -63,16 +71,22 @@ def main() -> None:
         config = replace(config, warmup_steps=args.warmup)
     if args.batch is not None:
         config = replace(config, batch_size=args.batch)
+    if args.gamma0 is not None:
+        config = replace(config, gamma_init=args.gamma0)
+    if args.l_gamma is not None:
+        config = replace(config, l_gamma=args.l_gamma)
     # the chapter's data and test set (notebooks/04_rodi.py)
     data = FigurePairsDataModule(
         config.image_size, config.batch_size, 4096, num_val=64, jitter=0.15, seed=0
     )
     test = transfer_triplets(512, config.image_size, seed=12345)
+    # the ablations keep γ where RoDi starts it (official: RoDi's gamma_init is the ELBO's
+    # kl_weight, which Elbo and MIMin keep fixed)
     every = {
         "RoDi": config,
-        "MIMin": config.mimin(1.0),
+        "MIMin": config.mimin(config.gamma_init),
         "AE": config.fixed(0.0),
-        "VAE": config.fixed(1.0),
+        "VAE": config.fixed(config.gamma_init),
     }
     models = {name: every[name] for name in args.models}
 
@@ -89,6 +103,8 @@ def main() -> None:
                     "epsilon": config.epsilon,
                     "steps": config.num_steps,
                     "batch": config.batch_size,
+                    "gamma0": config.gamma_init,
+                    "l_gamma": config.l_gamma,
                     **{k: f"{scores[k]:.4f}" for k in ("transfer", "reconstruction", "leak")},
                     "date": today,
                 }
@@ -106,18 +122,22 @@ def main() -> None:
     kept = []
     if RESULTS.exists():
         with RESULTS.open() as f:
-            kept = [
-                r | {"batch": r.get("batch") or OLD_BATCH}
-                for r in csv.DictReader(f)
-                if not (
-                    float(r["epsilon"]) == config.epsilon
-                    and int(r["steps"]) == config.num_steps
-                    and int(r.get("batch") or OLD_BATCH) == config.batch_size
-                    and int(r["seed"]) in args.seeds
-                )
-            ]
+            old = [r | {k: r.get(k) or v for k, v in OLD.items()} for r in csv.DictReader(f)]
+        kept = [
+            r
+            for r in old
+            if not (
+                float(r["epsilon"]) == config.epsilon
+                and int(r["steps"]) == config.num_steps
+                and int(r["batch"]) == config.batch_size
+                and float(r["gamma0"]) == config.gamma_init
+                and float(r["l_gamma"]) == config.l_gamma
+                and int(r["seed"]) in args.seeds
+            )
+        ]
     key = lambda r: (  # noqa: E731
-        float(r["epsilon"]), int(r["steps"]), int(r["batch"]), int(r["seed"]), r["model"]
+        float(r["epsilon"]), int(r["steps"]), int(r["batch"]), float(r["gamma0"]),
+        float(r["l_gamma"]), int(r["seed"]), r["model"],
     )  # fmt: skip
     with RESULTS.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)

@@ -79,3 +79,12 @@ def test_the_metric_names_the_test_set_size_and_triplets_move_to_a_device(tmp_pa
     moved = transfer_triplets(3, 8, seed=1).to("meta")  # meta stands in for a GPU
     assert {f.image.device.type for f in (moved.x, moved.x_view, moved.y, moved.y_view)} == {"meta"}
     assert moved.truth.part_masks.device.type == "meta"
+
+
+def test_the_baselines_name_the_gamma_rodi_starts_from(tmp_path):
+    """Issue 11: MIMin and the VAE keep γ fixed where RoDi starts it, and the card says so."""
+    filed = file_claims(card(tmp_path), scores(), gamma0=1.0)
+    for key in ("transfer-vs-mimin", "transfer-vs-vae", "reconstruction-vs-vae"):
+        assert "γ fixed at 1" in filed[key].baseline and "γ₀" in filed[key].baseline
+    other = file_claims(card(tmp_path), scores(), gamma0=0.5)
+    assert "γ fixed at 0.5" in other["transfer-vs-mimin"].baseline

@@ -344,3 +344,14 @@ def test_mimin_keeps_gamma_fixed_and_matches_rodi_during_the_warmup():
         assert a["loss"] == b["loss"]
     with pytest.raises(ValueError, match="objective"):
         replace(config, objective="adversarial")
+
+
+def test_rodi_starts_where_its_ablations_stay_at_every_scale():
+    """Official ``RoDi``: ``gamma_init`` defaults to the ELBO's ``kl_weight`` (1.0), which
+    ``Elbo`` and ``MIMin`` keep fixed; only the toy's γ step is larger (10×, as its lr)."""
+    for config in (RoDiConfig.paper(), RoDiConfig.small(), RoDiConfig.tiny()):
+        assert config.gamma_init == config.mimin().gamma_init == 1.0
+        assert (config.epsilon, config.mu, config.b_gamma) == (0.1, 0.1, 0.01)
+    assert RoDiConfig.paper().l_gamma == RoDiConfig.small().l_gamma == 0.01
+    tiny = RoDiConfig.tiny()
+    assert tiny.l_gamma == 0.1 and tiny.learning_rate / RoDiConfig.paper().learning_rate == 10

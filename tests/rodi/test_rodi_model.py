@@ -48,8 +48,10 @@ def test_tiny_shapes_and_presets_only_shrink():
     assert MIEstimator(config)(out.pi, out.alpha).shape == (3,)
     paper = RoDiConfig.paper()
     for preset in (RoDiConfig.small(), config):
-        assert (preset.mu, preset.l_gamma, preset.b_gamma) == (paper.mu, paper.l_gamma, 0.01)
+        assert (preset.mu, preset.b_gamma, preset.gamma_init) == (paper.mu, 0.01, paper.gamma_init)
         assert preset.objective == "rodi" and preset.betas == paper.betas
+    # tiny: γ's step 10× the official, as its learning rate (400 steps instead of 100k)
+    assert (RoDiConfig.small().l_gamma, config.l_gamma) == (paper.l_gamma, 10 * paper.l_gamma)
 
 
 def test_kl_against_closed_form():
