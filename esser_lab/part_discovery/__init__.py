@@ -2,7 +2,9 @@
 Ommer, GCPR 2020).
 
 The networks (``model``) and the method never import Lightning; ``LitPartDiscovery`` lives in
-``esser_lab.part_discovery.training``.
+``esser_lab.part_discovery.training``, and the paper's competitor (chapter 2's part-based model,
+its landmarks turned into segments as the official evaluation does) in
+``esser_lab.part_discovery.competitor``.
 """
 
 from esser_lab.part_discovery.method import (
