@@ -907,8 +907,8 @@ bullets = [
     + " The end value of the largest logit itself is a sanity row: with QK-norm it is bounded "
     "by construction, whatever the training does.",
 ]
-# the longer bench run (claims_long.csv), where recorded; the QK-norm rows are left out: their
-# long run predates the learning rate of this comparison
+# the longer bench run (claims_long.csv), where recorded (the QK-norm rows at this learning rate
+# since 84b65da)
 bullet_keys = [
     formulation_keys,
     ["rf-degrades-least"],
@@ -919,6 +919,7 @@ bullet_keys = [
         "mmdit-vs-dit-accuracy",
     ],
     ["shift-alpha-exponent"],
+    ["qk-norm-logit-growth", "qk-norm-entropy", "qk-norm-loss-spike", "qk-norm-final-loss"],
 ]
 for i, keys in enumerate(bullet_keys):
     longer = [f"`{k}`: {card.long_phrase(k)}" for k in keys if card.long_run(k) is not None]
