@@ -63,8 +63,10 @@ class Gen1Config:
     768-d CLIP ViT-L/14 image embedding as the context token (beside a zero token), 8-frame
     clips, ε-prediction. [check] The paper initialises from a latent text-to-image model of
     the SD family without naming its version in the text we had; SD 1.x is the UNet chapter
-    14 loads, so its weights can start the spatial layers. ``max_t_s`` = 7 [recall: the paper
-    samples t_s uniformly from 0..7].
+    14 loads, so its weights can start the spatial layers
+    (:func:`esser_lab.gen1.checkpoint.init_gen1_from_sd`), and its context width 768 is the
+    CLIP ViT-L/14 image embedding's (:mod:`esser_lab.gen1.pretrained`). ``max_t_s`` = 7
+    [recall: the paper samples t_s uniformly from 0..7].
     """
 
     unet: UNetConfig = replace(

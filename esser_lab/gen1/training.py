@@ -34,12 +34,12 @@ class LitGen1(ResumableModule):
     """Trains ``model`` (a :class:`~esser_lab.gen1.model.Gen1UNet`) on clips encoded by the
     frozen ``first_stage`` under the DDPM ``schedule``. ``first_stage.encode`` must map videos
     (b, f, 3, H, W) to latents (b, f, c, h, w) and ``.decode`` back; ``.factor`` is the
-    downsampling. Every run of this book uses :class:`~esser_lab.gen1.method.PixelFold`. The
-    paper's SD autoencoder (``esser_lab.ldm``'s ``AutoencoderKL``) does not fit as it is: it
-    takes (b, 3, H, W) and returns a distribution; it needs a wrapper that folds the frames
-    into the batch, takes the distribution's mean (or a sample) and multiplies by SD's latent
-    scale factor. No such wrapper exists yet, so a first stage whose ``encode`` does not return
-    a 5-D tensor is refused with an error naming this."""
+    downsampling. Every run of this book uses :class:`~esser_lab.gen1.method.PixelFold`; the
+    paper's SD autoencoder (``AutoencoderKL``, which takes (b, 3, H, W) and returns a
+    distribution) enters through :class:`~esser_lab.gen1.checkpoint.VideoFirstStage` (frames
+    folded into the batch, a posterior sample or its mean, SD's latent scale factor;
+    :func:`~esser_lab.gen1.checkpoint.load_video_first_stage` reads it from an SD file). A first
+    stage whose ``encode`` does not return a 5-D tensor is refused with an error naming this."""
 
     resume_attributes = ("history",)
     resume_generators = ("generator",)
@@ -88,8 +88,8 @@ class LitGen1(ResumableModule):
             raise TypeError(
                 "first_stage.encode must return latents (b, f, c, h, w) for a video, got "
                 f"{type(z0).__name__}: an image autoencoder such as SD's AutoencoderKL "
-                "(4-D input, a distribution out) needs a frame-folding wrapper that takes the "
-                "mean and applies the latent scale factor; none exists in esser_lab yet"
+                "(4-D input, a distribution out) must be wrapped in "
+                "esser_lab.gen1.checkpoint.VideoFirstStage"
             )
         b = z0.shape[0]
         t_s = randint(
