@@ -32,6 +32,10 @@ Stand-ins at tiny size (CHAPTER.md's rule for pretrained parts):
   frame, so the code *is* what any frame shows; like CLIP's embedding it is frozen, carries
   appearance and no geometry (positions and shapes are not in it).
 * s(x): the data's exact depth instead of MiDaS's estimate.
+
+The real parts for small/full scale sit behind the same interfaces: SD's autoencoder for videos
+(:class:`esser_lab.gen1.checkpoint.VideoFirstStage`), CLIP's image embedding and MiDaS's depth
+(:mod:`esser_lab.gen1.pretrained`).
 """
 
 from __future__ import annotations

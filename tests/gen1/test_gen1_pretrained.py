@@ -1,0 +1,240 @@
+"""Gen-1's CLIP content and MiDaS structure (esser_lab.gen1.pretrained).
+
+Here without ``transformers``: the pre- and post-processing on tensors, the depth convention,
+the random frame, the wrappers' logic on stand-in modules with the transformers outputs'
+names, and every error (nothing downloads). Where ``transformers`` is installed, the real
+classes at tiny random sizes, saved and read back with ``from_folder``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from esser_lab.gen1.method import structure
+from esser_lab.gen1.pretrained import (
+    CLIP_MEAN,
+    CLIP_REVISION,
+    CLIP_STD,
+    CLIPImageContent,
+    ContentEncoder,
+    DepthEstimator,
+    MiDaSDepth,
+    clip_preprocess,
+    inverse_depth_to_distance,
+    midas_preprocess,
+    random_frame,
+)
+from esser_lab.scale import Scale
+
+
+def _video(b=2, f=3, h=20, w=28, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, f, 3, h, w, generator=g) * 2 - 1
+
+
+class FakeCLIP(nn.Module):
+    """Stands in for CLIPVisionModelWithProjection: ``image_embeds`` = a linear map of the pooled
+    pixels (records the inputs it saw)."""
+
+    def __init__(self, width: int = 6) -> None:
+        super().__init__()
+        self.config = SimpleNamespace(projection_dim=width)
+        self.proj = nn.Linear(3, width)
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, pixel_values):
+        self.seen.append(pixel_values)
+        return SimpleNamespace(image_embeds=self.proj(pixel_values.mean(dim=(2, 3))))
+
+
+class FakeDPT(nn.Module):
+    """Stands in for DPTForDepthEstimation: ``predicted_depth`` (n, h, w) = brightness (a
+    relative *inverse* depth: bright = near)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(3.0))
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, pixel_values):
+        self.seen.append(pixel_values)
+        return SimpleNamespace(predicted_depth=self.scale * pixel_values.mean(dim=1))
+
+
+def test_clip_preprocess_resizes_the_short_side_crops_and_normalises():
+    frames = _video(b=2, f=1, h=20, w=28)[:, 0]
+    x = clip_preprocess(frames)
+    assert x.shape == (2, 3, 224, 224)
+    grey = torch.zeros(1, 3, 50, 80)  # 0.5 grey everywhere
+    y = clip_preprocess(grey)
+    expected = (0.5 - torch.tensor(CLIP_MEAN)) / torch.tensor(CLIP_STD)
+    torch.testing.assert_close(y[0, :, 100, 100], expected)
+    # already at size: only the crop and the normalisation
+    exact = torch.rand(1, 3, 224, 224) * 2 - 1
+    back = clip_preprocess(exact) * torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    back = back + torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+    torch.testing.assert_close(back, (exact + 1) / 2)
+    with pytest.raises(ValueError, match=r"RGB \(b, 3, H, W\)"):
+        clip_preprocess(torch.zeros(2, 1, 8, 8))
+    with pytest.raises(ValueError, match="NaN"):
+        clip_preprocess(torch.full((1, 3, 8, 8), float("nan")))
+    with pytest.raises(ValueError, match="float"):
+        clip_preprocess(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+
+
+def test_midas_preprocess_maps_to_384_and_back_to_minus_one_one():
+    frames = torch.rand(3, 3, 384, 384) * 2 - 1
+    torch.testing.assert_close(midas_preprocess(frames), frames)  # mean = std = 0.5
+    assert midas_preprocess(frames[:, :, :40, :64]).shape == (3, 3, 384, 384)
+
+
+def test_inverse_depth_becomes_the_structure_convention():
+    # a clip of two frames: background (inverse depth 1) and a near object (inverse depth 5)
+    inv = torch.ones(1, 2, 8, 8)
+    inv[:, 0, 2:4, 2:4] = 5.0
+    inv[:, 1, 2:4, 3:5] = 5.0
+    inv[:, 1, 6, 6] = 3.0  # a nearer-than-background point in frame 1 only
+    d = inverse_depth_to_distance(inv)
+    assert d.shape == (1, 2, 1, 8, 8)
+    assert d.min() == 0 and d.max() == 1  # nearest 0, farthest 1
+    assert d[0, 0, 0, 0, 0] == 1 and d[0, 0, 0, 2, 2] == 0  # background far, object near
+    assert d[0, 1, 0, 6, 6] == pytest.approx(0.5)  # ordered as the inverse depth, one clip scale
+    # per clip: a frame without the near object keeps the clip's scale, per frame it does not
+    inv2 = inv.clone()
+    inv2[:, 1] = torch.linspace(1, 2, 64).view(8, 8)
+    assert inverse_depth_to_distance(inv2)[0, 1].min() > 0.7
+    assert inverse_depth_to_distance(inv2, per="frame")[0, 1].min() == 0
+    # a flat map is all background; a 5-d input is accepted as it is
+    assert torch.equal(inverse_depth_to_distance(torch.full((1, 2, 1, 4, 4), 2.0)),
+                       torch.ones(1, 2, 1, 4, 4))  # fmt: skip
+    with pytest.raises(ValueError, match="one channel"):
+        inverse_depth_to_distance(torch.ones(1, 2, 3, 4, 4))
+    with pytest.raises(ValueError, match=r"\(b, f, H, W\)"):
+        inverse_depth_to_distance(torch.ones(4, 4))
+    with pytest.raises(ValueError, match="NaN"):
+        inverse_depth_to_distance(torch.full((1, 1, 2, 2), float("inf")))
+    with pytest.raises(ValueError, match="per"):
+        inverse_depth_to_distance(inv, per="image")
+
+
+def test_random_frame_is_seeded_and_one_of_the_frames():
+    video = _video(b=4, f=5)
+    a = random_frame(video, torch.Generator().manual_seed(3))
+    b = random_frame(video, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and a.shape == (4, 3, 20, 28)
+    for i in range(4):
+        assert any(torch.equal(a[i], video[i, j]) for j in range(5))
+    with pytest.raises(ValueError, match=r"\(b, f, 3, H, W\)"):
+        random_frame(video[:, 0])
+
+
+def test_clip_content_wrapper_on_a_stand_in():
+    model = FakeCLIP(width=6)
+    content = CLIPImageContent(model, chunk=3)
+    assert isinstance(content, ContentEncoder) and content.content_dim == 6
+    frames = _video(b=7, f=1)[:, 0]
+    c = content.encode(frames)
+    assert c.shape == (7, 6) and c.dtype == torch.float32
+    assert [x.shape[0] for x in model.seen] == [3, 3, 1]  # chunked
+    assert model.seen[0].shape[1:] == (3, 224, 224)
+    torch.testing.assert_close(c[:3], model.proj(clip_preprocess(frames[:3]).mean(dim=(2, 3))))
+    video = _video(b=2, f=4)
+    picked = content.encode_video(video, torch.Generator().manual_seed(0))
+    expected = content.encode(random_frame(video, torch.Generator().manual_seed(0)))
+    torch.testing.assert_close(picked, expected)
+    assert not any(p.requires_grad for p in model.parameters())
+    # a processor's constants replace the defaults
+    processor = SimpleNamespace(
+        crop_size={"height": 32, "width": 32}, image_mean=[0.5] * 3, image_std=[0.5] * 3
+    )
+    small = CLIPImageContent(FakeCLIP(), processor)
+    assert (small.size, small.mean, small.std) == (32, (0.5,) * 3, (0.5,) * 3)
+    with pytest.raises(TypeError, match="CLIPVisionModelWithProjection"):
+        CLIPImageContent(nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="chunk"):
+        CLIPImageContent(FakeCLIP(), chunk=0)
+
+
+def test_midas_wrapper_on_a_stand_in_gives_the_structure_input():
+    model = FakeDPT()
+    midas = MiDaSDepth(model, chunk=4)
+    assert isinstance(midas, DepthEstimator)
+    video = torch.full((2, 3, 3, 16, 24), -0.8)  # a dark background ...
+    video[:, :, :, 4:10, 6:12] = 0.9  # ... and a bright (near, for the stand-in) object
+    inverse = midas.inverse_depth(video)
+    assert inverse.shape == (2, 3, 16, 24)
+    assert [x.shape for x in model.seen][0] == (4, 3, 384, 384)  # 6 frames in chunks of 4
+    depth = midas.depth(video)
+    assert depth.shape == (2, 3, 1, 16, 24)
+    assert depth.min() >= 0 and depth.max() <= 1
+    assert depth[0, 0, 0, 7, 9] < 0.1 and depth[0, 0, 0, 0, 0] > 0.9  # near small, far 1
+    s = structure(depth, 2, factor=8)  # blurred and on SD's latent grid (f = 8)
+    assert s.shape == (2, 3, 1, 2, 3)
+    with pytest.raises(ValueError, match=r"\(b, f, 3, H, W\)"):
+        midas.depth(video[:, 0])
+    with pytest.raises(ValueError, match="per"):
+        MiDaSDepth(FakeDPT(), per="image")
+
+
+def test_nothing_downloads_at_tiny_with_stand_ins_or_without_a_pinned_commit():
+    tiny = Scale("tiny", "cpu", "32-true", 2, "text")
+    stand_in = Scale("full", "gpu", "bf16-mixed", None, "bar", pretrained="stand-in")
+    full = Scale("full", "gpu", "bf16-mixed", None, "bar", pretrained="published")
+    for loader in (CLIPImageContent.from_hub, MiDaSDepth.from_hub):
+        with pytest.raises(RuntimeError, match="small or full scale only"):
+            loader(tiny, revision=CLIP_REVISION)
+        with pytest.raises(RuntimeError, match="stand-ins"):
+            loader(stand_in, revision=CLIP_REVISION)
+        with pytest.raises(ValueError, match="pinned revision"):
+            loader(full, revision="main")
+    with pytest.raises(ValueError, match="pinned revision"):
+        MiDaSDepth.from_hub(full)  # no commit checked from here: the caller gives one
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("transformers") is not None, reason="transformers is installed"
+)
+def test_the_loaders_say_how_to_install_transformers(tmp_path):
+    for loader in (CLIPImageContent.from_folder, MiDaSDepth.from_folder):
+        with pytest.raises(ImportError, match="pip install transformers"):
+            loader(tmp_path)
+
+
+def test_tiny_random_clip_and_dpt_through_transformers(tmp_path):
+    """The real classes at tiny sizes, saved and read back from a folder (runs where installed)."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    vision = transformers.CLIPVisionConfig(
+        hidden_size=32, intermediate_size=37, projection_dim=12, num_hidden_layers=2,
+        num_attention_heads=4, image_size=32, patch_size=8,
+    )  # fmt: skip
+    clip = transformers.CLIPVisionModelWithProjection(vision)
+    clip.save_pretrained(tmp_path / "clip")
+    transformers.CLIPImageProcessor(
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+    ).save_pretrained(tmp_path / "clip")
+    content = CLIPImageContent.from_folder(tmp_path / "clip")
+    assert content.content_dim == 12 and content.size == 32
+    frames = _video(b=3, f=1, h=40, w=48)[:, 0]
+    c = content.encode(frames)
+    direct = clip(pixel_values=clip_preprocess(frames, 32, content.mean, content.std)).image_embeds
+    torch.testing.assert_close(c, direct, rtol=1e-4, atol=1e-5)
+    dpt_config = transformers.DPTConfig(
+        hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=37,
+        image_size=32, patch_size=8, backbone_out_indices=[0, 1, 2, 3],
+        neck_hidden_sizes=[8, 8, 8, 8], fusion_hidden_size=8, head_in_index=-1,
+    )  # fmt: skip
+    dpt = transformers.DPTForDepthEstimation(dpt_config)
+    dpt.save_pretrained(tmp_path / "dpt")
+    transformers.DPTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(
+        tmp_path / "dpt"
+    )
+    midas = MiDaSDepth.from_folder(tmp_path / "dpt")
+    assert midas.size == 32
+    depth = midas.depth(_video(b=1, f=2, h=24, w=24))
+    assert depth.shape == (1, 2, 1, 24, 24) and depth.min() == 0 and depth.max() == 1
