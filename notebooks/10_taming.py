@@ -525,14 +525,17 @@ gpt_train = sprites.sample(
     generator=torch.Generator().manual_seed(7),
 )
 train_labels, test_labels = gpt_train.colour[:, 0], test.colour[:, 0]
-with torch.no_grad():  # the codes in raster order, (b, h·w), as TamingTransformer.encode_to_z
-    train_codes = torch.cat(
-        [
-            first_stage.encode(x.to(profile.device)).indices.flatten(1).cpu()
-            for x in gpt_train.image.split(1024)
-        ]
-    )
-    test_codes = first_stage.encode(test.image.to(profile.device)).indices.flatten(1).cpu()
+chunk = max(1, 1024 * 16 * 16 // size**2)  # 1024 images of 16×16 or as many pixels a pass
+
+
+def encode_codes(images: torch.Tensor) -> torch.Tensor:
+    """The codes in raster order, (b, h·w), as TamingTransformer.encode_to_z."""
+    with torch.no_grad():
+        parts = [first_stage.encode(x.to(profile.device)).indices for x in images.split(chunk)]
+    return torch.cat([q.flatten(1).cpu() for q in parts])
+
+
+train_codes, test_codes = encode_codes(gpt_train.image), encode_codes(test.image)
 
 
 def train_gpt(labels: torch.Tensor) -> TamingTransformer:

@@ -65,11 +65,13 @@ class FirstStageScores:
 def evaluate_first_stage(model: VQModel, images: Tensor, feature_net) -> FirstStageScores:
     """Reconstruct ``images`` (b, c, h, w) in [-1, 1] and score them (PSNR, FID-style, hf).
 
-    The model runs where its weights are (e.g. on the GPU it trained on), in batches of 512;
-    reconstructions and codes come back on the CPU, next to ``images``.
+    The model runs where its weights are (e.g. on the GPU it trained on), in batches of 512
+    images of 16×16 or as many pixels (32 at 64 px: the activations of 512 images at 64 px are
+    gigabytes); reconstructions and codes come back on the CPU, next to ``images``.
     """
     device = next(model.parameters()).device
-    outputs = [model(chunk.to(device)) for chunk in images.split(512)]
+    chunk = max(1, 512 * 16 * 16 // (images.shape[-2] * images.shape[-1]))
+    outputs = [model(part.to(device)) for part in images.split(chunk)]
     x_hat = torch.cat([x.cpu() for x, _ in outputs])
     indices = torch.cat([q.indices.cpu() for _, q in outputs])
     images = images.cpu()
