@@ -173,8 +173,8 @@ def init_gen1_from_sd(
             f"zeros) or {wanted} input channels"
         )
     adopt_weights(model.unet, state, what=what, dtype=None)
-    if dtype is not None:
-        model = model.to(dtype)
+    # one dtype for the whole model: the one asked for, else the file's (e.g. float16)
+    model = model.to(dtype if dtype is not None else model.unet.input_blocks[0][0].weight.dtype)
     new = tuple(k for k in model.state_dict() if not k.startswith("unet."))
     return Gen1Init(
         model=model.eval(),

@@ -134,6 +134,9 @@ def test_safetensors_ema_and_dtype(tmp_path, sd_file):
     init = init_gen1_from_sd(path, CONFIG, dtype=torch.float64)
     assert next(init.model.parameters()).dtype == torch.float64
     assert torch.equal(init.model.unet.out[2].weight.float(), unet.out[2].weight)
+    half = init_gen1_from_sd(split_ldm_checkpoint({k: v.half() for k, v in state.items()}),
+                             CONFIG, dtype=None)  # fmt: skip
+    assert {p.dtype for p in half.model.parameters()} == {torch.float16}  # temporal ones too
     with pytest.raises(WeightsError, match="no EMA weights"):
         init_gen1_from_sd(path, CONFIG, use_ema=True)
     ema = dict(state)
@@ -276,3 +279,24 @@ def test_video_first_stage_bad_input(sd_file):
         VideoFirstStage(stage.first_stage, chunk=0)
     with pytest.raises(ValueError, match="scale_factor"):
         VideoFirstStage(stage.first_stage, scale_factor=-1.0)
+
+
+def test_litgen1_trains_the_sd_start_on_the_video_first_stage(sd_file):
+    """The full-scale path at tiny size: SD's UNet and autoencoder from one file, one step."""
+    from esser_lab.diffusion import DiscreteSchedule
+    from esser_lab.gen1.training import LitGen1
+
+    path = sd_file[0]
+    model = init_gen1_from_sd(path, CONFIG).model.train()
+    system = LitGen1(model, load_video_first_stage(path, KL), DiscreteSchedule.stable_diffusion())
+    batch = {
+        "video": _video(b=2, f=3),
+        "depth": torch.rand(2, 3, 1, 16, 16),
+        "content": torch.randn(2, D),
+    }
+    loss = system.training_step(batch, 0)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    first = model.unet.input_blocks[0][0].weight.grad
+    assert first is not None and first[:, LATENT:].abs().sum() > 0  # the depth channel learns
+    assert all(p.grad is None for p in system.first_stage.parameters())
