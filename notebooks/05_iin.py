@@ -431,8 +431,8 @@ explorer
 #
 # The paper's claim: after $T$, each factor's sub-space responds to its own concept and not to
 # the others, and editing a factor changes that concept only. Two measurements on the held-out
-# sprites (1,024 at `tiny`), each against the same-sized blocks of the raw code $z$ (no
-# interpretation network):
+# sprites (1,024 at `tiny`), each against the first stage's code $z$ without an interpretation
+# network (the probes on its same-sized blocks, the edits as the linear edit of $z$):
 #
 # 1. **Probes.** A linear read-out (logistic regression for colour and shape, ridge regression
 #    for position and scale) from one block, fitted on the training sprites, scored on the test
