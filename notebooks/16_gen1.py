@@ -553,19 +553,100 @@ display(Markdown("\n".join(f"* {b}" for b in bullets)))
 #   64/128/128, attention at two levels) runs the same cells in minutes; `full` trains the same
 #   small model longer on more clips. Lightning's DDP takes over with `ESSER_LAB_DEVICES=N`.
 #   Neither has been run for this page (no GPU was at hand): their times are not yet measured.
-# * **What has not run.** `Gen1Config.paper()` is Stable Diffusion's UNet with the temporal
-#   layers (its size is printed above, built on the meta device). A full Gen-1 needs three
-#   pretrained parts, none of which this book downloads or has run: the UNet's spatial layers
-#   initialised from SD (chapter 14's `esser_lab.ldm.checkpoint` loads a released SD file into
-#   `UNetModel`, whose keys `Gen1UNet.unet` keeps unchanged: only the first convolution gains
-#   the depth channel, to be zero-filled), MiDaS (DPT-Large) for the depth of every frame, and
-#   CLIP's image encoder for the content (with a text-to-image-embedding prior for text
-#   prompts). By the book's rule they are read from files the user gives; no loader for MiDaS
-#   or CLIP exists in the package yet, and no Gen-1 weights were ever released, so there is
-#   nothing official to load.
+# * **Gen-1 from Stable Diffusion.** `Gen1Config.paper()` is Stable Diffusion 1.x's UNet with
+#   the temporal layers (its size is printed above, built on the meta device). No Gen-1 weights
+#   were ever released; what can start it are SD's. `esser_lab.gen1.checkpoint.init_gen1_from_sd`
+#   reads a released SD 1.x file (weights only, through chapter 14's `esser_lab.ldm.checkpoint`)
+#   into `Gen1UNet.unet`: every SD tensor copied strictly (a missing, unexpected or wrongly
+#   shaped key is named), the first convolution's depth channel filled with zeros and the
+#   temporal layers left at their zero-initialised residuals, so the model it returns *is* SD
+#   applied frame by frame until it trains (the package's tests check this equality on tiny
+#   files in SD's layout). `load_video_first_stage` wraps the same file's KL-f8 autoencoder for
+#   clips (frame by frame, a few frames at a time, times SD's latent scale factor): it takes
+#   `PixelFold`'s place in `LitGen1`.
+# * **CLIP and MiDaS** (`esser_lab.gen1.pretrained`, through the optional `transformers`
+#   package): `CLIPImageContent` gives the content, CLIP ViT-L/14's 768-d projected image
+#   embedding of one random frame (768 is SD 1.x's cross-attention width, so nothing new sits
+#   between them); `MiDaSDepth` runs DPT-Large (`Intel/dpt-large`) on every frame and turns its
+#   relative inverse depth into this chapter's convention (a distance in [0, 1], 1 = far,
+#   normalised over each clip) before `structure` blurs it and brings it to the latent grid.
+#   Both read a local folder the user gives (`from_folder`), or are fetched by `from_hub` at
+#   small/full scale only, at a pinned commit; nothing downloads at tiny, in the tests or in CI.
+# * **What has not run.** None of these has run on real weights for this book: no SD file,
+#   CLIP or MiDaS was at hand, and `transformers` is not installed where this page is built. The
+#   next cell runs only at `full` and only when the three are present under
+#   `data/checkpoints/gen1/`; otherwise it prints what it would load. Which SD version and which
+#   CLIP the paper started from is not in the text we had (SD 1.x and ViT-L/14 are our
+#   reading), and no Gen-1 training at this size has been attempted (the paper trained on
+#   hundreds of millions of images and millions of clips).
 # * **Deviations at toy scale**, stated above: pixel latents, the content code for CLIP, exact
 #   depth for MiDaS, v-prediction, x̂₀ clipped to the pixel range while sampling (the pixel-space
 #   DDPM sampler's clipping), one object per clip.
+
+# %%
+from pathlib import Path
+
+from esser_lab.cards import repository_root
+
+pretrained_root = (repository_root() or Path.cwd()) / "data/checkpoints/gen1"
+pretrained_files = {
+    "Stable Diffusion 1.x (single file)": next(
+        (
+            pretrained_root / name
+            for name in ("sd-v1.safetensors", "sd-v1.ckpt")
+            if (pretrained_root / name).is_file()
+        ),
+        pretrained_root / "sd-v1.safetensors",
+    ),
+    "CLIP ViT-L/14 (transformers folder)": pretrained_root / "clip-vit-large-patch14",
+    "MiDaS DPT-Large (transformers folder)": pretrained_root / "dpt-large",
+}
+present = {what: path.exists() for what, path in pretrained_files.items()}
+if profile.name == "full" and all(present.values()):
+    import torch.nn.functional as F
+
+    from esser_lab.gen1.checkpoint import init_gen1_from_sd, load_video_first_stage
+    from esser_lab.gen1.method import structure
+    from esser_lab.gen1.pretrained import CLIPImageContent, MiDaSDepth
+
+    sd_device = profile.device
+    sd_file = pretrained_files["Stable Diffusion 1.x (single file)"]
+    init = init_gen1_from_sd(sd_file, Gen1Config.paper())  # strict; temporal layers new
+    print(init.summary())
+    gen1_sd = init.model.to(sd_device)
+    sd_first_stage = load_video_first_stage(sd_file, sample=False).to(sd_device)
+    clip_encoder = CLIPImageContent.from_folder(
+        pretrained_files["CLIP ViT-L/14 (transformers folder)"], sd_device
+    )
+    midas_depth = MiDaSDepth.from_folder(
+        pretrained_files["MiDaS DPT-Large (transformers folder)"], sd_device
+    )
+    # one held-out clip, upsampled to 256 px (32×32 SD latents), through the three networks
+    clip_video = F.interpolate(held_out.video[:1, :, :].flatten(0, 1), size=256, mode="bicubic")
+    clip_video = clip_video.clamp(-1, 1).view(1, -1, 3, 256, 256).to(sd_device)
+    z0 = sd_first_stage.encode(clip_video)
+    s_full = structure(midas_depth.depth(clip_video), 0, factor=sd_first_stage.factor)
+    c_full = clip_encoder.encode_video(clip_video, torch.Generator().manual_seed(0))
+    n_full = torch.tensor([500], device=sd_device)
+    with torch.no_grad():
+        video_eps = gen1_sd(z0, n_full, s_full, c_full)
+        frame_eps = gen1_sd(z0, n_full, s_full, c_full, temporal=False)
+    rebuilt = sd_first_stage.decode(z0)
+    psnr = 10 * torch.log10(4 / (rebuilt.clamp(-1, 1) - clip_video).pow(2).mean())
+    display(Markdown(
+        f"Loaded {len(init.copied)} SD tensors, {len(init.new_keys)} new temporal tensors. "
+        f"Latents {tuple(z0.shape)}, structure {tuple(s_full.shape)}, content "
+        f"{tuple(c_full.shape)}. The untrained video model against SD frame by frame: largest "
+        f"difference {float((video_eps - frame_eps).abs().max()):.2e}; the first stage's round "
+        f"trip {float(psnr):.1f} dB PSNR."
+    ))  # fmt: skip
+else:
+    why = "this is not a full-scale run" if profile.name != "full" else "files are missing"
+    print(f"Gen-1 from Stable Diffusion is not loaded ({why}). At full scale this cell reads:")
+    for what, path in pretrained_files.items():
+        print(f"  {what}: {path.relative_to(path.parents[3])}"
+              f"{'' if present[what] else ' (absent)'}")  # fmt: skip
+    print("and runs one clip through MiDaS, CLIP, SD's autoencoder and the initialised UNet.")
 
 # %% [markdown]
 # ## Exercises
