@@ -13,16 +13,15 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 from torch import nn
 
+from esser_lab.training.catalog import SYSTEMS, build
 from esser_lab.training.history import History
 
 B = 4  # samples per batch
@@ -32,321 +31,15 @@ pytestmark = pytest.mark.filterwarnings("ignore")  # Lightning's notes on tiny l
 
 # ---- every system with one batch -----------------------------------------------------------------
 
-
-def _procedural(module_class, n: int = B, seed: int = 1, **kwargs) -> dict:
-    module = module_class(16, n, num_train=n, num_val=1, seed=0, **kwargs)
-    return module._generate(n, torch.Generator().manual_seed(seed))
-
-
-def _vunet():
-    from esser_lab.data.modules import FiguresDataModule
-    from esser_lab.vunet import VUNetConfig, figure_boxes
-    from esser_lab.vunet.training import LitVUNet
-
-    config = replace(VUNetConfig.tiny(), batch_size=B)
-    return LitVUNet(config, figure_boxes()), _procedural(FiguresDataModule)
-
-
-def _part_based():
-    from esser_lab.data.modules import FiguresDataModule
-    from esser_lab.part_based.model import PartBasedConfig
-    from esser_lab.part_based.training import LitPartBased
-
-    system = LitPartBased(replace(PartBasedConfig.tiny(), batch_size=B))
-    return system, _procedural(FiguresDataModule)
-
-
-def _style_transfer():
-    from esser_lab.data.modules import ArtPairsDataModule
-    from esser_lab.style_transfer.model import StyleTransferConfig
-    from esser_lab.style_transfer.training import LitStyleTransfer
-
-    # a negative rate: both players step on every batch
-    config = replace(StyleTransferConfig.tiny(), batch_size=B, discriminator_success_rate=-1.0)
-    return LitStyleTransfer(config), _procedural(ArtPairsDataModule)
-
-
-def _rodi():
-    from esser_lab.rodi.model import RoDiConfig
-    from esser_lab.rodi.training import FigurePairsDataModule, LitRoDi
-
-    config = replace(RoDiConfig.tiny(), warmup_steps=0, batch_size=B, num_steps=1)
-    return LitRoDi(config), _procedural(FigurePairsDataModule, jitter=0.1)
-
-
-def _iin():
-    from esser_lab.iin.model import IINConfig
-    from esser_lab.iin.training import LitIIN
-
-    config = replace(IINConfig.tiny(), factor_sizes=(3, 3, 10))
-    mean = torch.randn(B, config.z_dim)
-    return LitIIN(config), {"posterior": torch.cat([mean, torch.zeros_like(mean)], 1)}
-
-
-def _net2net_model():
-    from esser_lab.net2net import AutoencoderExpert, Net2Net, Net2NetConfig, WordEmbeddingEncoder
-    from esser_lab.nn.autoencoder import DenseAutoencoder
-
-    config = replace(Net2NetConfig.tiny(), cond_in=8, n_flows=2, hidden_dim=16)
-    autoencoder = DenseAutoencoder(in_size=16, in_channels=3, n_down=2, z_dim=16, width=4)
-    words = WordEmbeddingEncoder(["a", "red", "circle"], 8)
-    return Net2Net(config, words, AutoencoderExpert(autoencoder))
-
-
-def _net2net_codes() -> dict:
-    return {"z_target": torch.randn(B, 16), "z_cond": torch.randn(B, 8)}
-
-
-def _net2net():
-    from esser_lab.net2net.training import LitNet2Net
-
-    return LitNet2Net(_net2net_model()), _net2net_codes()
-
-
-def _regression():
-    from esser_lab.net2net import RegressionBaseline
-    from esser_lab.net2net.training import LitRegressionBaseline
-
-    net = _net2net_model()
-    return LitRegressionBaseline(net, RegressionBaseline(net.config)), _net2net_codes()
-
-
-def _invariances():
-    from esser_lab.invariances import InvariancesConfig
-    from esser_lab.invariances.training import LitInvariances
-
-    config = InvariancesConfig.tiny()
-    mean = torch.randn(B, config.z_dim)
-    batch = {"phi": torch.randn(B, config.cond_dim), "z_mean": mean, "z_logvar": mean * 0 - 2}
-    return LitInvariances(config), batch
-
-
-def _part_discovery():
-    from esser_lab.part_discovery.model import PartDiscoveryConfig
-    from esser_lab.part_discovery.training import LitPartDiscovery, PartPairsDataModule
-
-    config = replace(PartDiscoveryConfig.tiny(), mi_constraint=True, batch_size=B)
-    return LitPartDiscovery(config), _procedural(PartPairsDataModule)
-
-
-def _data_bias():
-    from esser_lab.data_bias import DataBiasConfig, sample_domains
-    from esser_lab.data_bias.training import LitDataBias
-
-    config = replace(DataBiasConfig.tiny(), n_flows=2, hidden_dim=32)
-    x = sample_domains(torch.arange(B) % 2, 16, generator=torch.Generator().manual_seed(1))
-    return LitDataBias(config), {"image": x.image, "domain": x.domain}
-
-
-def _vqgan():
-    from esser_lab.taming.model import VQGANConfig
-    from esser_lab.taming.training import LitVQGAN
-
-    config = replace(VQGANConfig.tiny(), batch_size=B, disc_start=0)  # both players at step 0
-    return LitVQGAN(config), {"image": torch.rand(B, 3, 16, 16) * 2 - 1}
-
-
-def _taming_transformer():
-    from esser_lab.taming.model import VQGANConfig, VQModel
-    from esser_lab.taming.transformer import TamingTransformer, TamingTransformerConfig
-    from esser_lab.taming.transformer_training import LitTamingTransformer
-
-    first_stage = VQGANConfig(
-        resolution=16, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, attn_resolutions=(4,),
-        z_channels=8, embed_dim=8, n_embed=64,
-    )  # fmt: skip
-    config = replace(TamingTransformerConfig.tiny(), pkeep=0.5)  # the input noise too
-    model = TamingTransformer(config, VQModel(first_stage))
-    batch = {"z_indices": torch.randint(64, (B, 16)), "label": torch.arange(B) % 10}
-    return LitTamingTransformer(model, learning_rate=3e-3), batch
-
-
-def _dense_autoencoder():
-    from esser_lab.nn.autoencoder import DenseAutoencoder
-    from esser_lab.training.first_stage import LitDenseAutoencoder
-
-    autoencoder = DenseAutoencoder(in_size=16, in_channels=3, n_down=2, z_dim=8, width=4)
-    return LitDenseAutoencoder(autoencoder), {"image": torch.rand(B, 3, 16, 16) * 2 - 1}
-
-
-def _kl_autoencoder():
-    from esser_lab.losses.gan_autoencoder import GANAutoencoderLossConfig, GANOptimizerConfig
-    from esser_lab.nn.first_stage import AutoencoderKL, AutoencoderKLConfig
-    from esser_lab.taming.training import LitGANAutoencoder
-
-    loss = replace(GANAutoencoderLossConfig.tiny(), disc_start=0)  # both players at step 0
-    optimizer = GANOptimizerConfig(base_learning_rate=1e-3 / B, batch_size=B)
-    model = AutoencoderKL(AutoencoderKLConfig.tiny(2))
-    return LitGANAutoencoder(model, loss, optimizer), {"image": torch.rand(B, 3, 16, 16) * 2 - 1}
-
-
-def _latent_diffusion():
-    from esser_lab.ldm.model import LatentDiffusion, LDMConfig
-    from esser_lab.ldm.training import LitLatentDiffusion
-    from esser_lab.nn.first_stage import AutoencoderKL, AutoencoderKLConfig
-
-    ldm = LatentDiffusion(LDMConfig.tiny(), AutoencoderKL(AutoencoderKLConfig.tiny(2)))
-    batch = {"image": torch.rand(B, 3, 16, 16) * 2 - 1, "label": torch.arange(B) % 10}
-    return LitLatentDiffusion(ldm), batch
-
-
-def _mmdit():
-    from esser_lab.diffusion.formulations import formulation
-    from esser_lab.sd3.data import captioned_batch
-    from esser_lab.sd3.model import MMDiT, MMDiTConfig
-    from esser_lab.sd3.text import ToyTextEncoder
-    from esser_lab.sd3.training import LitMMDiT
-
-    tokens = captioned_batch(B, 16, generator=torch.Generator().manual_seed(0)).tokens
-    model = MMDiT(MMDiTConfig.tiny())
-    rf = formulation("rf/lognorm(0.00,1.00)")
-    system = LitMMDiT(model, rf, ToyTextEncoder(32, 32), learning_rate=1e-3, warmup_steps=0)
-    return system, {"latent": torch.randn(B, 4, 8, 8), "tokens": tokens}
-
-
-def _shape_texture():
-    from esser_lab.shape_texture.model import ShapeTextureConfig, ShapeTextureNet
-    from esser_lab.shape_texture.training import LitShapeTexture
-
-    batch = {"image": torch.rand(B, 3, 16, 16) * 2 - 1, "label": torch.arange(B) % 4}
-    return LitShapeTexture(ShapeTextureNet(ShapeTextureConfig.tiny())), batch
-
-
-def _imagebart():
-    from esser_lab.imagebart.model import ImageBART, ImageBARTConfig
-    from esser_lab.imagebart.training import LitImageBART
-
-    model = ImageBART(replace(ImageBARTConfig.tiny(12, 16), dim=16))
-    return LitImageBART(model, learning_rate=3e-3), {"codes": torch.randint(12, (B, 16))}
-
-
-def _code_gpt():
-    from esser_lab.imagebart.training import LitCodeGPT
-    from esser_lab.nn.transformer import GPT
-
-    gpt = GPT(12, 16, n_layer=1, n_head=2, n_embd=16)
-    return LitCodeGPT(gpt, "reverse", 3e-3), {"codes": torch.randint(12, (B, 16))}
-
-
-def _view_pairs() -> dict:
-    from esser_lab.data import scenes
-
-    return scenes.sample_pairs(B, 16, generator=torch.Generator().manual_seed(7)).to_dict()
-
-
-def _geo_transformer():
-    from esser_lab.geofree.model import GeoFreeConfig, GeoTransformer, first_stage_config
-    from esser_lab.geofree.training import LitGeoTransformer
-    from esser_lab.taming.model import VQModel
-
-    model = GeoTransformer(GeoFreeConfig.tiny(), VQModel(first_stage_config("tiny")))
-    return LitGeoTransformer(model, total_steps=10), _view_pairs()
-
-
-def _explicit_baseline():
-    from esser_lab.geofree.baseline import ExplicitBaseline
-    from esser_lab.geofree.training import LitExplicitBaseline
-
-    return LitExplicitBaseline(ExplicitBaseline(width=8), 1e-3, 2, 10), _view_pairs()
-
-
-def _ladd():
-    from esser_lab.ladd.model import LADDConfig
-    from esser_lab.ladd.training import LitLADD
-    from esser_lab.sd3.data import captioned_batch
-    from esser_lab.sd3.model import MMDiT, MMDiTConfig
-    from esser_lab.sd3.text import ToyTextEncoder
-
-    tokens = captioned_batch(B, 16, generator=torch.Generator().manual_seed(0)).tokens
-    system = LitLADD(MMDiT(MMDiTConfig.tiny()), ToyTextEncoder(32, 32), LADDConfig.tiny())
-    return system, {"latent": torch.randn(B, 4, 8, 8), "tokens": tokens}
-
-
-def _self_flow():
-    from esser_lab.selfflow.method import SelfFlowMethod
-    from esser_lab.selfflow.model import SelfFlowConfig, SelfFlowDiT
-    from esser_lab.selfflow.training import LitSelfFlow
-
-    model = SelfFlowDiT(replace(SelfFlowConfig.tiny(), depth=2, hidden=32, heads=2))
-    method = replace(SelfFlowMethod.paper(), student_layer=1, teacher_layer=2, ema_decay=0.9)
-    system = LitSelfFlow(model, method, learning_rate=1e-3)
-    return system, {"image": torch.rand(B, 3, 16, 16) * 2 - 1}
-
-
-def _keyframe():
-    from esser_lab.data.video import sample_clips
-    from esser_lab.keyframe.method import keyframe_samples
-    from esser_lab.keyframe.model import KeyframeConfig, KeyframeGenerator
-    from esser_lab.keyframe.training import LitKeyframe
-
-    g = torch.Generator().manual_seed(0)
-    batch = keyframe_samples(sample_clips(B, generator=g), g).as_dict()
-    return LitKeyframe(KeyframeGenerator(KeyframeConfig.tiny())), batch
-
-
-def _gen1():
-    from esser_lab.data.video import sample_clips
-    from esser_lab.diffusion import DiscreteSchedule
-    from esser_lab.gen1.method import PixelFold
-    from esser_lab.gen1.model import Gen1Config, Gen1UNet
-    from esser_lab.gen1.training import LitGen1
-
-    g = torch.Generator().manual_seed(0)
-    clips = sample_clips(B, frames=4, generator=g)
-    batch = {"video": clips.video, "depth": clips.depth, "content": torch.randn(B, 32, generator=g)}
-    system = LitGen1(Gen1UNet(Gen1Config.tiny()), PixelFold(2), DiscreteSchedule.stable_diffusion())
-    return system, batch
-
-
-SYSTEMS: dict[str, Callable] = {
-    "LitVUNet": _vunet,
-    "LitPartBased": _part_based,
-    "LitStyleTransfer": _style_transfer,
-    "LitRoDi": _rodi,
-    "LitIIN": _iin,
-    "LitNet2Net": _net2net,
-    "LitRegressionBaseline": _regression,
-    "LitInvariances": _invariances,
-    "LitPartDiscovery": _part_discovery,
-    "LitDataBias": _data_bias,
-    "LitVQGAN": _vqgan,
-    "LitGANAutoencoder": _kl_autoencoder,
-    "LitLatentDiffusion": _latent_diffusion,
-    "LitMMDiT": _mmdit,
-    "LitTamingTransformer": _taming_transformer,
-    "LitImageBART": _imagebart,
-    "LitCodeGPT": _code_gpt,
-    "LitDenseAutoencoder": _dense_autoencoder,
-    "LitShapeTexture": _shape_texture,
-    "LitGeoTransformer": _geo_transformer,
-    "LitExplicitBaseline": _explicit_baseline,
-    "LitLADD": _ladd,
-    "LitSelfFlow": _self_flow,
-    "LitKeyframe": _keyframe,
-    "LitGen1": _gen1,
-}
-
-
-def _lightning_systems() -> set[str]:
-    import esser_lab
-
-    root = Path(esser_lab.__file__).parent
-    pattern = r"^class (Lit\w+)\("
-    return {m for f in root.rglob("*.py") for m in re.findall(pattern, f.read_text(), re.M)}
-
-
-def test_every_system_is_covered():
-    assert _lightning_systems() == set(SYSTEMS)
-
-
-def test_the_gpu_smoke_bench_covers_every_system():
-    import importlib.util
-
-    path = Path(__file__).parents[2] / "bench" / "gpu_smoke.py"
-    spec = importlib.util.spec_from_file_location("gpu_smoke", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert set(module.SYSTEMS) == _lightning_systems()
+#: Every player and path on from the first step: both style-transfer players step on every batch
+#: (a negative success rate), the discriminators join at step 0, RoDi's constraint is on from
+#: step 0, and the optional noise and state (token noise, dropout, caption dropout, EMA) are on.
+SWITCHES = dict(success_rate=-1.0, disc_start=0, warmup_steps=0, stochastic=True)
+
+
+def _one_batch(name: str) -> tuple:
+    built = build(name, "tiny", B, **SWITCHES)
+    return built.system, built.make(B, torch.Generator().manual_seed(1))
 
 
 class _Once:
@@ -387,7 +80,7 @@ class _Probe(L.Callback):
 @pytest.mark.parametrize("name", list(SYSTEMS))
 def test_one_bf16_step_of_every_system_is_finite(name):
     torch.manual_seed(0)
-    system, batch = SYSTEMS[name]()
+    system, batch = _one_batch(name)
     seen: set[torch.dtype] = set()
     hooks = [  # the dtype of every module's tensor output
         m.register_forward_hook(lambda m, i, o: seen.add(o.dtype) if torch.is_tensor(o) else None)
@@ -633,7 +326,7 @@ def test_system_histories_keep_the_keys_chapters_read(name):
     from esser_lab.training.trainer import make_trainer
 
     torch.manual_seed(0)
-    system, batch = SYSTEMS[name]()
+    system, batch = _one_batch(name)
     trainer = make_trainer(profile("tiny"), 2, progress_every=10_000)
     trainer.fit(system, train_dataloaders=_Once(batch))
     history = system.history
