@@ -253,9 +253,7 @@ lorenz_steps = profile.pick(
     tiny=200, small=config.num_steps, full=config.num_steps, long=config.num_steps
 )
 lorenz_config = competitor_config(config, lorenz_steps)
-lorenz_data = ViewZeroDataModule(
-    config.image_size, config.batch_size, num_train, num_val=64, seed=0, on_the_fly=on_the_fly
-)
+lorenz_data = ViewZeroDataModule.of(data)  # the same figures (tiny: the very tensors)
 seed_everything(profile.seed)
 lorenz_system = LitPartBased(lorenz_config, seed=profile.seed)
 lorenz_trainer = make_trainer(

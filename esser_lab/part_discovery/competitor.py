@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from esser_lab.data.modules import TensorBatches
 from esser_lab.part_based.model import PartBasedConfig, coordinate_grid
 from esser_lab.part_discovery.config import PartDiscoveryConfig
 from esser_lab.part_discovery.training import PartPairsDataModule
@@ -80,6 +81,22 @@ class ViewZeroDataModule(PartPairsDataModule):
 
     def _generate(self, n: int, generator: torch.Generator) -> dict[str, Any]:
         return {"image": super()._generate(n, generator)["view0"]}
+
+    @classmethod
+    def of(cls, pairs: PartPairsDataModule) -> ViewZeroDataModule:
+        """The view-0 module of ``pairs``, sharing its fixed sets where they are already made
+        (tiny: generating the figures again would cost seconds of the chapter's minute)."""
+        views = cls(
+            pairs.size, pairs.batch_size, pairs.num_train, pairs.num_val, pairs.seed,
+            pairs.on_the_fly,
+        )  # fmt: skip
+        for name in ("train_set", "val_set"):
+            made = getattr(pairs, name)
+            if isinstance(made, TensorBatches):
+                setattr(views, name, TensorBatches({"image": made.fields["view0"]}))
+        if (views.train_set is None) != (views.val_set is None):  # setup makes both or none
+            views.train_set = views.val_set = None
+        return views
 
 
 def landmark_probabilities(

@@ -110,3 +110,18 @@ def test_view_zero_data_are_chapter_8s_first_views():
     index = torch.arange(32)
     assert torch.equal(views.train_set[index]["image"], pairs.train_set[index]["view0"])
     assert set(views.train_set[index]) == {"image"}
+
+
+def test_view_zero_data_share_chapter_8s_sets_once_made():
+    pairs = PartPairsDataModule(16, 8, 32, 8, seed=3)
+    fresh = ViewZeroDataModule.of(pairs)  # nothing made yet: it makes its own, the same
+    pairs.setup()
+    shared = ViewZeroDataModule.of(pairs)
+    assert shared.train_set is not None and fresh.train_set is None
+    assert shared.train_set.fields["image"] is pairs.train_set.fields["view0"]
+    fresh.setup()
+    index = torch.arange(32)
+    assert torch.equal(fresh.train_set[index]["image"], shared.train_set[index]["image"])
+    assert torch.equal(
+        fresh.val_set[torch.arange(8)]["image"], pairs.val_set[torch.arange(8)]["view0"]
+    )
