@@ -239,11 +239,11 @@ model = system.model.eval().to(profile.device)
 # the same training pairs, at the same batch size, with $K - 1$ landmarks (landmarks plus
 # background give as many segments as our $K$ parts), with chapter 2's own objective and
 # learning rate (`esser_lab.part_discovery.competitor`). At `tiny` it trains for chapter 2's own
-# 200 steps instead of this chapter's 600, with its part maps at 8 px instead of 16: one of its
-# steps costs more than one of ours on a CPU (compare the two training times printed here),
-# mostly per-layer overhead that narrower layers do not remove, and 600 of them would not fit
-# the chapter's minute. The longer bench run (`ESSER_LAB_BUDGET=long`) gives both models the
-# same number of steps; so do `small` and `full`.
+# 200 steps instead of this chapter's 600, with its part maps at 8 px instead of 16: 600 of its
+# steps would not fit the chapter's minute (the two training times are printed here; most of a
+# step's cost on a CPU is per-layer overhead, which narrower layers do not remove). The longer
+# bench run (`ESSER_LAB_BUDGET=long`) gives both models the same number of steps; so do `small`
+# and `full`.
 
 # %%
 from esser_lab.part_based.training import LitPartBased

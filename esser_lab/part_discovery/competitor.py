@@ -53,10 +53,11 @@ def competitor_config(config: PartDiscoveryConfig, num_steps: int) -> PartBasedC
     """Chapter 2's configuration at chapter 8's image size, batch and K − 1 landmarks.
 
     16 px (tiny): ``PartBasedConfig.tiny()`` with its part maps at 8 px (the stem strides by 2,
-    as the paper's 256 px images give 64 px maps): one step of the competitor costs about twice
-    one of chapter 8's model on a CPU, most of it per-layer overhead that narrower layers do not
-    remove. 64 px (small): ``PartBasedConfig.small()``. 128 px (full): ``paper()`` at 128 px,
-    part maps at a quarter of the image as in the paper.
+    as the paper's 256 px images give 64 px maps). On one CPU thread a step at chapter 2's own
+    16 px maps cost about twice one of chapter 8's model (at load ~1); at 8 px about as much
+    (narrower layers barely helped: most of the cost is per-layer overhead). 64 px (small):
+    ``PartBasedConfig.small()``. 128 px (full): ``paper()`` at 128 px, part maps at a quarter of
+    the image as in the paper.
     """
     if config.image_size == 16:
         base = replace(PartBasedConfig.tiny(), part_map_size=8)
