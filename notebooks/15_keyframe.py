@@ -457,10 +457,60 @@ display(Markdown("\n".join(f"* {b}" for b in bullets)))
 # * **On a GPU**: `ESSER_LAB_SCALE=small` trains the four arms on 32×32 clips with
 #   `KeyframeConfig.small()` (one downsampling to a 16×16 map, 8×8 latents over 2×2 windows, the
 #   paper's window, and Fourier-convolution blocks) for 20,000 steps; `full` runs the same
-#   sizes longer. Neither has been run for this page (times "not yet measured").
-#   `KeyframeConfig.paper()` is `configs/ours.yaml`; training it needs Places365 with LaMa's
-#   masks and the synthetic multi-frame warps of the official data module, RAFT for the flow
-#   and its forward–backward error, and the adversarial and perceptual losses of `PAPER_LOSS`.
+#   sizes longer. At both, `fit_keyframe` trains every arm with the paper's objective instead
+#   of the tiny scale's L1: LaMa's losses (`esser_lab.keyframe.losses`), a generator step and a
+#   discriminator step per batch; the next cell prints the weights and the two steps from the
+#   package. The clips keep their own flow (exact plus noise): they are procedural, and their
+#   exact motion is the stand-in for RAFT. RAFT is for real video
+#   (`esser_lab.keyframe.raft`: torchvision's `raft_large` with the `C_T_V1` weights, the
+#   paper's `raft-things`, wrapped to give this chapter's backward flow from the target to the
+#   keyframe in pixels and the forward–backward error `‖f(p) + b(p + f(p))‖` of the error
+#   channel; `keyframe_flows` makes a batch's flows and errors).
+# * **What has not run.** Neither `small` nor `full` has been run for this page: no GPU was
+#   available (times "not yet measured"; no claim above comes from them). The paper's objective
+#   ran here only in the tests, at toy size on a CPU (two steps through Lightning with the
+#   stand-in encoder, a generator objective that falls, an exact resume); the RAFT wrapper was
+#   tested with an exact translation estimator and an untrained `raft_small`, never with the
+#   published weights, which nothing here downloads.
+# * **The files.** The ADE20k ResNet-50 (dilated) of the perceptual loss is not in torchvision
+#   and has no published checksum, so it is never fetched: place the CSAIL release's
+#   `encoder_epoch_20.pth` (the file LaMa's README links) at the path the next cell prints, or
+#   pass `perceptual_path=` to `fit_keyframe`; without it `small` and `full` stop with a message
+#   saying where it goes. `ESSER_LAB_PRETRAINED=stand-in` runs them with the same network
+#   under seeded weights instead, which measures nothing perceptual. RAFT's weights come
+#   through torchvision's weights API, checksum checked, into torch's cache; offline, put
+#   `raft_large_C_T_V1-22a6c225.pth` in `$TORCH_HOME/hub/checkpoints/`.
+#   `KeyframeConfig.paper()` is `configs/ours.yaml`; training it as the paper did also needs
+#   Places365 with LaMa's masks and the synthetic multi-frame warps of the official data module.
+
+# %%
+from pathlib import Path
+
+from esser_lab.cards import repository_root
+from esser_lab.keyframe.losses import lama_generator_loss
+from esser_lab.keyframe.pretrained import default_ade20k_path
+from esser_lab.keyframe.training import LitKeyframe
+
+w = PAPER_LOSS
+display(Markdown(
+    f"The paper's objective (`configs/ours.yaml`): L1 on the known pixels × "
+    f"{w['l1_weight_known']:g} and on the hole × {w['l1_weight_missing']:g}, the non-saturating "
+    f"adversarial loss × {w['adversarial_weight']:g} with an R1 penalty × {w['r1_gp_coef']:g} "
+    f"(LaMa's discriminator, four layers of width 64), feature matching × "
+    f"{w['feature_matching_weight']:g}, the ADE20k ResNet-50 perceptual loss × "
+    f"{w['resnet_perceptual_weight']:g}; the discriminator's Adam at "
+    f"{w['discriminator_lr_factor']:g} of the generator's learning rate."
+))  # fmt: skip
+display(Code(inspect.getsource(lama_generator_loss), language="python"))
+display(Code(inspect.getsource(LitKeyframe._paper_step), language="python"))
+ade20k = default_ade20k_path()
+root = repository_root() or Path.cwd()  # data/checkpoints lies under the repository
+shown = ade20k.relative_to(root) if ade20k.is_relative_to(root) else ade20k
+objective = "L1 (tiny)" if profile.name == "tiny" else "the paper's"
+print(f"this run's objective: {objective}; the perceptual encoder goes at {shown} "
+      f"({'present' if ade20k.is_file() else 'absent'})")  # fmt: skip
+
+# %% [markdown]
 # * **The official weights.** `esser_lab.keyframe.checkpoint.load_keyframe_generator` reads a
 #   released Lightning checkpoint (`models/ours.ckpt`, linked from the README) with
 #   `torch.load(weights_only=True)`: the `generator.*` tensors load strictly into
@@ -472,7 +522,9 @@ display(Markdown("\n".join(f"* {b}" for b in bullets)))
 #   files the tests write in that layout, not on a released file: those are not part of this
 #   book and were absent from the run that built this page. Put one at
 #   `data/checkpoints/keyframe/ours.ckpt` and the next cell fills a hole with it (images in
-#   [0, 1], 256×256, flows from your own RAFT).
+#   [0, 1], 256×256; for real frames, flows and errors from `keyframe_flows` with
+#   `raft_flow("published", official_error=True)`: the released generator was trained on the
+#   official error's reduction, the mean of the two components).
 
 # %%
 from pathlib import Path

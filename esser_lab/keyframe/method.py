@@ -27,7 +27,9 @@ official recipe (``configs/ours.yaml``, :data:`PAPER_LOSS`) puts no L1 on the ho
 0; known region 10) and trains the fill with LaMa's adversarial loss (R1-regularised), feature
 matching and a perceptual loss through a pretrained ADE20k ResNet-50: a GAN a minute on a CPU
 cannot train, and a network the tiny scale may not download. The deviation is the toy's, stated
-in the chapter; the architecture and its inputs are the paper's.
+in the chapter; the architecture and its inputs are the paper's. At ``small``/``full`` the
+paper's objective is trained (:mod:`esser_lab.keyframe.losses`, ``LitKeyframe(objective=
+"paper")``, chosen by :func:`~esser_lab.keyframe.training.fit_keyframe`).
 """
 
 from __future__ import annotations
@@ -55,8 +57,9 @@ __all__ = [
     "smooth_noise",
 ]
 
-#: The official loss weights and optimiser settings (``configs/ours.yaml``), recorded for the
-#: full scale; the toy trains with :func:`inpainting_loss` instead. ``base_learning_rate`` is
+#: The official loss weights and optimiser settings (``configs/ours.yaml``), trained at
+#: small/full (:mod:`esser_lab.keyframe.losses`); the tiny toy trains with
+#: :func:`inpainting_loss` instead. ``base_learning_rate`` is
 #: the config's; the official ``main.py`` multiplies it by accumulate_grad_batches × GPUs ×
 #: batch_size (2 × 1 × 8: 1.6e-4 per GPU) and the schedule warms it up over ``warm_up_steps``,
 #: then decays it along a cosine.
