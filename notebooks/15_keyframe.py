@@ -506,9 +506,14 @@ display(Code(inspect.getsource(LitKeyframe._paper_step), language="python"))
 ade20k = default_ade20k_path()
 root = repository_root() or Path.cwd()  # data/checkpoints lies under the repository
 shown = ade20k.relative_to(root) if ade20k.is_relative_to(root) else ade20k
-objective = "L1 (tiny)" if profile.name == "tiny" else "the paper's"
-print(f"this run's objective: {objective}; the perceptual encoder goes at {shown} "
-      f"({'present' if ade20k.is_file() else 'absent'})")  # fmt: skip
+if profile.name == "tiny":
+    print("this run's objective: the tiny scale's L1 (no discriminator, no perceptual network)")
+else:
+    from esser_lab.pretrained import describe
+
+    print("this run's objective: the paper's;",
+          describe(profile.pretrained, "the ADE20k ResNet-50 of the perceptual loss"))  # fmt: skip
+print(f"the encoder's file goes at {shown} ({'present' if ade20k.is_file() else 'absent'})")
 
 # %% [markdown]
 # * **The official weights.** `esser_lab.keyframe.checkpoint.load_keyframe_generator` reads a
