@@ -72,3 +72,16 @@ def test_switches_reach_the_systems_that_read_them():
 def test_bad_requests_are_refused(args, kwargs, error, match):
     with pytest.raises(error, match=match):
         build(*args, **kwargs)
+
+
+@pytest.mark.parametrize("name", list(SYSTEMS))
+def test_every_system_builds_at_small_with_its_batches(name):
+    """``bench/gpu_smoke.py``'s default preset: the system on the meta device (no memory, no
+    compute), a batch of its data on the CPU."""
+    with torch.device("meta"):
+        built = build(name, "small", disc_start=0, warmup_steps=0)
+    assert built.batch_size >= 8
+    assert sum(p.numel() for p in built.system.parameters()) > 0
+    batch = built.make(2, torch.Generator().manual_seed(0))
+    tensors = [v for v in batch.values() if torch.is_tensor(v)]
+    assert tensors and all(v.device.type == "cpu" and len(v) == 2 for v in tensors)

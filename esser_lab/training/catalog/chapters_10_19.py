@@ -309,23 +309,25 @@ def keyframe(preset: Preset, batch_size: int | None, s: Switches) -> Built:
 def gen1(preset: Preset, batch_size: int | None, s: Switches) -> Built:
     from esser_lab.data.video import sample_clips
     from esser_lab.diffusion import DiscreteSchedule
-    from esser_lab.gen1.method import PixelFold
     from esser_lab.gen1.model import Gen1Config, Gen1UNet
     from esser_lab.gen1.training import LitGen1
 
-    if preset == "full":  # paper(): SD's UNet on SD's 4-channel latents
-        raise NotImplementedError(
-            "Gen-1 at full needs SD's autoencoder wrapped for videos (LitGen1 refuses a first "
-            "stage whose encode does not return (b, f, c, h, w)); not built yet"
-        )
     config = preset_config(Gen1Config, preset)
-    fold = PixelFold(2)
-    side, frames = config.unet.image_size * 2, {"tiny": 4, "small": 8}[preset]
+    if preset == "full":  # paper(): SD's UNet on SD's KL-f8 latents, frame by frame, 8 frames
+        from esser_lab.gen1.checkpoint import VideoFirstStage
+        from esser_lab.nn.first_stage import AutoencoderKL, AutoencoderKLConfig
+
+        first_stage, frames, b = VideoFirstStage(AutoencoderKL(AutoencoderKLConfig.kl_f8())), 8, 1
+    else:
+        from esser_lab.gen1.method import PixelFold
+
+        first_stage, frames, b = PixelFold(2), {"tiny": 4, "small": 8}[preset], 8
+    side = config.unet.image_size * first_stage.factor
 
     def make(n: int, generator: torch.Generator) -> dict:
         clips = sample_clips(n, frames=frames, size=side, generator=generator)
         content = torch.randn(n, config.unet.context_dim, generator=generator)
         return {"video": clips.video, "depth": clips.depth, "content": content}
 
-    system = LitGen1(Gen1UNet(config), fold, DiscreteSchedule.stable_diffusion())
-    return Built(system, make, batch_size or 8)
+    system = LitGen1(Gen1UNet(config), first_stage, DiscreteSchedule.stable_diffusion())
+    return Built(system, make, batch_size or b)
