@@ -109,8 +109,14 @@ def test_resnet_perceptual_loss_normalises_and_sums():
 
 def test_discriminator_layout_and_shapes():
     disc = LamaNLayerDiscriminator()  # the paper's: input 3, ndf 64, 4 layers
-    names = sorted({k.split(".")[0] for k in disc.state_dict()})
-    assert names == [f"model{i}" for i in range(6)]
+    # the official layout: model0 = [conv, LeakyReLU], model1..4 = [conv, BatchNorm, LeakyReLU],
+    # model5 = [conv] (keys discriminator.model{i}.{j}.* of a released checkpoint)
+    norm = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    expected = ["model0.0.weight", "model0.0.bias"]
+    for i in range(1, 5):
+        expected += [f"model{i}.0.weight", f"model{i}.0.bias"] + [f"model{i}.1.{k}" for k in norm]
+    expected += ["model5.0.weight", "model5.0.bias"]
+    assert list(disc.state_dict()) == expected
     assert disc.model0[0].weight.shape == (64, 3, 4, 4) and disc.model0[0].bias is not None
     widths = [disc.get_submodule(f"model{i}")[0].out_channels for i in range(6)]
     assert widths == [64, 128, 256, 512, 512, 1]
