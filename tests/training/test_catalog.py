@@ -67,6 +67,10 @@ def test_switches_reach_the_systems_that_read_them():
         (("LitVUNet", "medium"), {}, ValueError, "preset must be one of"),
         (("LitVUNet", "tiny", 0), {}, ValueError, "batch_size must be a positive int"),
         (("LitVUNet",), {"noise": True}, TypeError, "noise"),
+        (("LitVUNet",), {"steps": 0}, ValueError, "steps must be None or an int >= 1"),
+        (("LitVQGAN",), {"disc_start": 1.5}, ValueError, "disc_start must be None or an int"),
+        (("LitVUNet",), {"noise_free": 1}, TypeError, "noise_free must be a bool"),
+        (("LitStyleTransfer",), {"success_rate": "0.5"}, TypeError, "success_rate must be"),
     ],
 )
 def test_bad_requests_are_refused(args, kwargs, error, match):

@@ -25,6 +25,18 @@ class Switches:
     warmup_steps: int | None = None
     success_rate: float | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("noise_free", "stochastic"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        for name, least in (("steps", 1), ("disc_start", 0), ("warmup_steps", 0)):
+            value = getattr(self, name)
+            if value is not None and (type(value) is not int or value < least):
+                raise ValueError(f"{name} must be None or an int >= {least}, got {value!r}")
+        rate = self.success_rate
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float))):
+            raise TypeError(f"success_rate must be None or a number, got {rate!r}")
+
 
 @dataclass(frozen=True)
 class Built:
