@@ -30,6 +30,7 @@ import torch
 from esser_lab.data.modules import TensorBatches
 from esser_lab.part_based.model import PartBasedConfig, coordinate_grid
 from esser_lab.part_discovery.config import PartDiscoveryConfig
+from esser_lab.part_discovery.method import overlaps
 from esser_lab.part_discovery.training import PartPairsDataModule
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "competitor_config",
     "dense_crf",
     "landmark_probabilities",
+    "remapped_miou",
     "segments_from_landmarks",
 ]
 
@@ -202,3 +204,27 @@ def segments_from_landmarks(
         for x, p in zip(image.split(chunk), probabilities.split(chunk), strict=True)
     ]
     return torch.cat(labels)
+
+
+def remapped_miou(
+    pred: torch.Tensor, true: torch.Tensor, num_parts: int, num_classes: int
+) -> float:
+    """The official evaluation's score: each segment relabelled as its best true class, several
+    segments to one class allowed (``denseposelib.compute_best_iou_remapping``), then IoU per
+    image and class, averaged over the images that show the class, and over the classes but 0.
+
+    "Best" is the highest mean per-image IoU over the images that show the class. Kinder than
+    the chapter's one-to-one Hungarian matching to segmentations with more pieces than classes.
+    """
+    inter, area_pred, area_true = overlaps(pred, true, num_parts, num_classes)  # (b, K, C)
+    union = area_pred[:, :, None] + area_true[:, None, :] - inter
+    iou = inter / union.clamp_min(1)
+    present = (area_true > 0).float()  # (b, C)
+    best = ((iou * present[:, None]).sum(0) / present.sum(0).clamp_min(1)).argmax(1)  # (K,)
+    remapped = best[pred]  # (b, h, w) in [0, C)
+    inter, area_pred, area_true = overlaps(remapped, true, num_classes, num_classes)
+    diagonal = torch.arange(num_classes)
+    hit = inter[:, diagonal, diagonal]  # (b, C)
+    per_image = hit / (area_pred + area_true - hit).clamp_min(1)
+    per_class = (per_image * present).sum(0) / present.sum(0).clamp_min(1)
+    return float(per_class[1:].mean())

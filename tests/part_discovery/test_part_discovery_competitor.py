@@ -7,12 +7,13 @@ import torch
 
 from esser_lab.part_based import PartBased
 from esser_lab.part_based.method import part_based_loss
-from esser_lab.part_discovery import PartDiscoveryConfig
+from esser_lab.part_discovery import PartDiscoveryConfig, part_iou
 from esser_lab.part_discovery.competitor import (
     ViewZeroDataModule,
     competitor_config,
     dense_crf,
     landmark_probabilities,
+    remapped_miou,
     segments_from_landmarks,
 )
 from esser_lab.part_discovery.training import PartPairsDataModule
@@ -125,3 +126,17 @@ def test_view_zero_data_share_chapter_8s_sets_once_made():
     assert torch.equal(
         fresh.val_set[torch.arange(8)]["image"], pairs.val_set[torch.arange(8)]["view0"]
     )
+
+
+def test_remapping_merges_pieces_that_one_to_one_matching_splits():
+    true = torch.zeros(2, 4, 4, dtype=torch.long)
+    true[:, :, 2:] = 1  # class 1 on the right half
+    pred = torch.zeros_like(true)
+    pred[:, :2, 2:] = 1  # two segments cover class 1: top and bottom
+    pred[:, 2:, 2:] = 2
+    assert remapped_miou(pred, true, 3, 2) == pytest.approx(1.0)
+    assert part_iou(pred, true, 3, 2).mean() == pytest.approx(0.5)  # one-to-one: half of it
+    # a class absent from an image does not count for that image
+    true[1] = 0
+    pred[1] = 0
+    assert remapped_miou(pred, true, 3, 2) == pytest.approx(1.0)
