@@ -143,7 +143,7 @@ def code_gpt(preset: Preset, batch_size: int | None, s: Switches) -> Built:
     from esser_lab.nn.transformer import GPT
 
     if preset == "tiny":
-        gpt, learning_rate, b = GPT(12, 16, n_layer=1, n_head=2, n_embd=16), 3e-3, 16
+        gpt, learning_rate, b = GPT(12, 16, n_layer=1, n_head=2, n_embd=16), 3e-3, 32
         make = codes(12, 16)
     else:  # the baseline at ImageBART's widths and total depth
         c = preset_config(ImageBARTConfig, preset)
