@@ -245,7 +245,7 @@ def file_claims(
     )
     card.add(
         "b-position-kept",
-        "A → B changes the factor B biases and keeps the one no data set biases: objects are "
+        "A → B changes the factor B biases more than the one no data set biases: objects are "
         "recoloured further than they are moved",
         metric="change over the A → A control per held-out object, in units of the factor's "
         "random-pairing distance (1 = another object's): position (ours) vs colour, paired",
