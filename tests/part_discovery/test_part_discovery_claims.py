@@ -10,6 +10,8 @@ from esser_lab.part_discovery.claims import (
     POSE_FREE,
     file_claims,
     half_sse,
+    mean_part_centroids,
+    pose_free_template,
     reconstruction_levels,
 )
 
@@ -38,9 +40,12 @@ def test_levels_reproduce_the_image_when_the_oracle_knows_everything():
         reconstruction_levels(test.image, test.part_masks[0], test.colours, test.background)
 
 
-def file(tmp_path, ours, lorenz, kmeans, rec, found=None):
+def file(tmp_path, ours, lorenz, kmeans, rec, found=None, untrained=0.1, template=0.1, fixed=0.1):
     found = levels() if found is None else found
-    return file_claims(card(tmp_path), ours, lorenz, kmeans, rec, found, 512, 16, 200, 600)
+    return file_claims(
+        card(tmp_path), ours, lorenz, kmeans, rec, found, 512, 16, 200, 600,
+        untrained_lorenz_miou=untrained, template_miou=template, fixed_landmarks_miou=fixed,
+    )  # fmt: skip
 
 
 def test_files_the_claim_and_the_sanity_rows(tmp_path):
@@ -78,4 +83,56 @@ def test_bad_values_are_named(tmp_path):
     with pytest.raises(KeyError, match="pose unknown"):
         file(tmp_path, 0.2, 0.1, 0.1, 30.0, found={})
     with pytest.raises(ValueError, match="steps"):
-        file_claims(card(tmp_path), 0.2, 0.1, 0.1, 30.0, levels(), 512, 16, 0, 600)
+        file_claims(
+            card(tmp_path), 0.2, 0.1, 0.1, 30.0, levels(), 512, 16, 0, 600,
+            untrained_lorenz_miou=0.1, template_miou=0.1, fixed_landmarks_miou=0.1,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="untrained_lorenz_miou"):
+        file(tmp_path, 0.2, 0.1, 0.1, 30.0, untrained=-0.1)
+    with pytest.raises(ValueError, match="fixed_landmarks_miou"):
+        file(tmp_path, 0.2, 0.1, 0.1, 30.0, fixed=1.1)
+
+
+def test_untrained_competitor_that_scores_as_well_fails_its_row_only(tmp_path):
+    # the reviewer's seed-0 case: trained 0.130, untrained 0.150
+    filed = file(tmp_path, 0.289, 0.130, 0.147, 43.4, untrained=0.150)
+    row = filed["lorenz-untrained"]
+    assert row.kind == "sanity" and not row.holds
+    assert row.our_value == pytest.approx(0.130) and row.margin == pytest.approx(-0.02)
+    assert filed["part-miou-vs-lorenz"].holds  # the claim is filed as measured, not rescued
+    assert file(tmp_path, 0.289, 0.130, 0.147, 43.4, untrained=0.065)["lorenz-untrained"].holds
+
+
+def test_fixed_layouts_that_win_fail_their_rows(tmp_path):
+    filed = file(tmp_path, 0.289, 0.130, 0.147, 43.4, template=0.116, fixed=0.479)
+    assert filed["pose-free-template"].holds and filed["pose-free-template"].kind == "sanity"
+    assert not filed["pose-free-landmarks"].holds
+    assert filed["pose-free-landmarks"].kind == "sanity"
+    assert filed["pose-free-landmarks"].margin == pytest.approx(0.289 - 0.479)
+    filed = file(tmp_path, 0.2, 0.1, 0.1, 30.0, template=0.3, fixed=0.1)
+    assert not filed["pose-free-template"].holds and filed["pose-free-landmarks"].holds
+
+
+def test_pose_free_template_is_the_most_frequent_class_per_pixel():
+    labels = torch.zeros(3, 2, 2, dtype=torch.long)
+    labels[:2, 0, 0] = 2  # 2 of 3 figures: class 2 at (0, 0)
+    labels[0, 1, 1] = 4  # 1 of 3: background wins at (1, 1)
+    labels[:, 0, 1] = torch.tensor([1, 3, 3])
+    template = pose_free_template(labels, 5)
+    assert template.tolist() == [[2, 3], [0, 0]]
+    with pytest.raises(ValueError, match="labels"):
+        pose_free_template(labels, 4)  # a label 4 with 4 classes
+    with pytest.raises(ValueError, match="labels"):
+        pose_free_template(labels[0], 5)
+
+
+def test_mean_part_centroids_average_over_the_figures_showing_the_part():
+    masks = torch.zeros(2, 2, 4, 4)
+    masks[0, 0, 0, 0] = 1  # part 0 at pixel (x 0, y 0) in figure 0
+    masks[1, 0, 3, 3] = 1  # and at (x 3, y 3) in figure 1: mean at the centre
+    masks[0, 1, :, 3] = 1  # part 1: the right column, figure 0 only (absent in figure 1)
+    centroids = mean_part_centroids(masks)
+    assert centroids[0].tolist() == pytest.approx([0.0, 0.0])
+    assert centroids[1].tolist() == pytest.approx([0.75, 0.0])
+    with pytest.raises(ValueError, match="part_masks"):
+        mean_part_centroids(masks[0])
