@@ -525,7 +525,9 @@ gpt_train = sprites.sample(
     generator=torch.Generator().manual_seed(7),
 )
 train_labels, test_labels = gpt_train.colour[:, 0], test.colour[:, 0]
-chunk = max(1, 1024 * 16 * 16 // size**2)  # 1024 images of 16×16 or as many pixels a pass
+from esser_lab.nn.placement import images_per_pass
+
+chunk = images_per_pass(size, size, pixels=1024 * 16 * 16)  # 1024 at 16 px, 64 at 64 px
 
 
 def encode_codes(images: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from esser_lab.data_bias.model import DataBiasModel
 from esser_lab.nn.flows import nll_loss
+from esser_lab.nn.placement import images_per_pass
 
 __all__ = ["data_bias_loss", "sample", "translate"]
 
@@ -80,17 +81,27 @@ def translate(
     ``alpha`` < 1 blends the latents as the demo's animation does. ``source == target`` is the
     control: it only re-encodes (the flow is invertible, so it returns D(E(x))).
 
-    The model runs where its weights are; the images come back on ``x``'s device.
+    The model runs where its weights are, on as many images a pass as
+    :func:`~esser_lab.nn.placement.images_per_pass` allows (one pass at tiny); the images come
+    back on ``x``'s device.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
     batch, home = x.shape[0], x.device
-    x = x.to(next(model.flow.parameters()).device)
+    device = next(model.flow.parameters()).device
+    source = _labels(source, batch, device)
+    target = _labels(target, batch, device)
+    # (anything but an image batch goes through whole: the model's checks name what is wrong)
+    n = images_per_pass(x.shape[-2], x.shape[-1]) if x.dim() == 4 else max(1, batch)
+    out = []
     with _evaluating(model):
-        z = model.encode(x)
-        v, _ = model.to_shared(z, _labels(source, batch, x.device))
-        z_target = model.from_shared(v, _labels(target, batch, x.device))
-        return model.decode((1.0 - alpha) * z + alpha * z_target).to(home)
+        for first in range(0, max(1, batch), n):
+            part = slice(first, first + n)
+            z = model.encode(x[part].to(device))
+            v, _ = model.to_shared(z, source[part])
+            z_target = model.from_shared(v, target[part])
+            out.append(model.decode((1.0 - alpha) * z + alpha * z_target).to(home))
+    return torch.cat(out)
 
 
 @torch.no_grad()

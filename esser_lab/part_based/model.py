@@ -28,6 +28,7 @@ from torch import nn
 
 from esser_lab.checks import check_tensor
 from esser_lab.config import check_fields, check_positive, config_from_dict
+from esser_lab.nn.placement import images_per_pass
 from esser_lab.part_based.layers import Hourglass, Residual, UpBlock, conv_bn_relu
 
 
@@ -340,13 +341,9 @@ class PartBased(nn.Module):
     def forward(self, image: torch.Tensor) -> PartEncoding:
         return self.encode(image)
 
-    # Evaluation over a large set a chunk at a time: at most this many image pixels per pass, so
-    # memory does not grow with the set (2,048 figures at 16 px: one pass, as tiny always ran;
-    # 128 at 64 px, where one pass over 2,048 figures held gigabytes of activations).
-    EVAL_PIXELS_PER_PASS = 2**19
-
+    # Evaluation over a large set a chunk at a time (placement.images_per_pass: one pass at tiny)
     def _chunk(self, image: torch.Tensor) -> int:
-        return max(1, self.EVAL_PIXELS_PER_PASS // (image.shape[-1] * image.shape[-2]))
+        return images_per_pass(image.shape[-2], image.shape[-1])
 
     @torch.no_grad()
     def encode_in_chunks(self, image: torch.Tensor) -> PartEncoding:
@@ -364,7 +361,7 @@ class PartBased(nn.Module):
     def decode_in_chunks(self, mu: torch.Tensor, L_inv: torch.Tensor, features: torch.Tensor):
         """``decoder(mu, L_inv, features)`` for evaluation sets of any size, a chunk at a time."""
         side = self.config.image_size
-        n = max(1, self.EVAL_PIXELS_PER_PASS // (side * side))
+        n = images_per_pass(side, side)
         if mu.shape[0] <= n:
             return self.decoder(mu, L_inv, features)
         return torch.cat(

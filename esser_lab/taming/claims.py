@@ -27,6 +27,7 @@ from torch import Tensor
 
 from esser_lab.cards import Card, PaperPair
 from esser_lab.metrics import fid_style
+from esser_lab.nn.placement import images_per_pass
 from esser_lab.nn.quantize import codebook_usage
 from esser_lab.taming.method import hf_ratio, psnr
 from esser_lab.taming.model import VQModel
@@ -70,7 +71,7 @@ def evaluate_first_stage(model: VQModel, images: Tensor, feature_net) -> FirstSt
     gigabytes); reconstructions and codes come back on the CPU, next to ``images``.
     """
     device = next(model.parameters()).device
-    chunk = max(1, 512 * 16 * 16 // (images.shape[-2] * images.shape[-1]))
+    chunk = images_per_pass(images.shape[-2], images.shape[-1], pixels=512 * 16 * 16)
     outputs = [model(part.to(device)) for part in images.split(chunk)]
     x_hat = torch.cat([x.cpu() for x, _ in outputs])
     indices = torch.cat([q.indices.cpu() for _, q in outputs])

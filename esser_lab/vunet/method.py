@@ -168,14 +168,9 @@ def vunet_loss(
     return VUNetLoss(loss, likelihood.detach(), kl.detach(), weight, output.image.detach())
 
 
-# Evaluation sets pass the network a chunk at a time: at most this many pixels per pass, so
-# memory does not grow with the set (2,048 figures at 16 px, beyond anything tiny evaluates at
-# once, so tiny is one pass as before; 128 at 64 px, where 512 at once held gigabytes).
-EVAL_PIXELS_PER_PASS = 2**19
-
-
 def _decode_means(model: VUNet, shape: torch.Tensor, appearance: torch.Tensor) -> torch.Tensor:
-    n = max(1, EVAL_PIXELS_PER_PASS // (shape.shape[-1] * shape.shape[-2]))
+    # a chunk at a time (placement.images_per_pass: one pass at tiny, 128 figures at 64 px)
+    n = placement.images_per_pass(shape.shape[-2], shape.shape[-1])
     if shape.shape[0] <= n or appearance.shape[0] != shape.shape[0]:  # (the model names a misfit)
         return model(shape, appearance, sample=False).image
     pairs = zip(shape.split(n), appearance.split(n), strict=True)

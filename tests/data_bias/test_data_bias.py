@@ -119,6 +119,17 @@ def test_shapes_and_invertibility():
     assert torch.allclose(translate(model, x.image, 0, 1, alpha=0.0), control, atol=1e-4)
 
 
+def test_translation_in_passes_equals_one_pass(monkeypatch):
+    from esser_lab.nn import placement
+
+    model, x = tiny_model(), images(10)
+    whole = translate(model, x.image, x.domain, 1, alpha=0.5)
+    side = x.image.shape[-1]
+    monkeypatch.setattr(placement, "EVAL_PIXELS_PER_PASS", 3 * side * side)  # passes of 3, 3, 3, 1
+    assert placement.images_per_pass(side, side) == 3
+    torch.testing.assert_close(translate(model, x.image, x.domain, 1, alpha=0.5), whole)
+
+
 def test_the_label_changes_the_translation():
     model = tiny_model()
     x = images(8)

@@ -7,6 +7,7 @@ import torch
 
 from esser_lab.cards import Card
 from esser_lab.data import figures
+from esser_lab.nn import placement
 from esser_lab.part_based import PartBased, PartBasedConfig, sample_spatial_transform
 from esser_lab.part_based.claims import (
     PartScores,
@@ -93,7 +94,7 @@ def test_chunked_evaluation_equals_one_pass_and_is_one_pass_at_tiny(monkeypatch)
     model = PartBased(PartBasedConfig.tiny()).eval()
     images = torch.rand(6, 3, 16, 16) * 2 - 1
     whole = model.encode(images)
-    monkeypatch.setattr(PartBased, "EVAL_PIXELS_PER_PASS", 2 * 16 * 16)  # chunks of two
+    monkeypatch.setattr(placement, "EVAL_PIXELS_PER_PASS", 2 * 16 * 16)  # chunks of two
     calls = []
     real = model.encode
     monkeypatch.setattr(model, "encode", lambda x: calls.append(len(x)) or real(x))
@@ -104,4 +105,4 @@ def test_chunked_evaluation_equals_one_pass_and_is_one_pass_at_tiny(monkeypatch)
     decoded = model.decode_in_chunks(whole.mu, whole.L_inv, whole.features)
     assert torch.allclose(decoded, model.decoder(whole.mu, whole.L_inv, whole.features), atol=1e-5)
     monkeypatch.undo()
-    assert PartBased.EVAL_PIXELS_PER_PASS // (16 * 16) >= 2048  # tiny's sets: a single pass
+    assert placement.EVAL_PIXELS_PER_PASS // (16 * 16) >= 2048  # tiny's sets: a single pass

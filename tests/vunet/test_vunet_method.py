@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from esser_lab.data import figures
+from esser_lab.nn import placement
 from esser_lab.training import load_checkpoint, save_checkpoint
 from esser_lab.vunet import (
     PartBox,
@@ -173,7 +174,6 @@ def test_lit_vunet_trains_a_few_steps():
 
 def test_transfer_and_reconstruct_pass_large_sets_in_chunks(monkeypatch):
     """Beyond tiny's sizes, evaluation runs a chunk at a time and gives the one-pass images."""
-    import esser_lab.vunet.method as method
     from esser_lab.vunet import VUNet, VUNetConfig, reconstruct, transfer
 
     torch.manual_seed(0)
@@ -183,8 +183,8 @@ def test_transfer_and_reconstruct_pass_large_sets_in_chunks(monkeypatch):
     f, crops = batch(config, n=5)
     shape = f.stickman
     whole = transfer(model, crops, shape)
-    monkeypatch.setattr(method, "EVAL_PIXELS_PER_PASS", 2 * side * side)  # chunks of two
+    monkeypatch.setattr(placement, "EVAL_PIXELS_PER_PASS", 2 * side * side)  # chunks of two
     assert torch.allclose(transfer(model, crops, shape), whole, atol=1e-5)
     assert torch.allclose(reconstruct(model, crops, shape), whole, atol=1e-5)
     monkeypatch.undo()
-    assert method.EVAL_PIXELS_PER_PASS // (16 * 16) >= 2048  # tiny's sets: one pass
+    assert placement.EVAL_PIXELS_PER_PASS // (16 * 16) >= 2048  # tiny's sets: one pass
