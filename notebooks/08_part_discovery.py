@@ -303,14 +303,18 @@ fig.tight_layout()
 # whether one colour keeps to one body part across figures and poses.
 
 # %% tags=["key-figure"]
+from esser_lab.nn.placement import images_per_pass
 from esser_lab.part_discovery import colour_kmeans, colour_segments, part_iou
 
 size, K = config.image_size, config.num_parts
 n_test = profile.count(tiny=512, small=512, full=512)
 test = figures.sample(n_test, size, generator=torch.Generator().manual_seed(12345))
 true = figure_labels(test.part_masks)
+per_pass = images_per_pass(size, size)  # a chunk at a time: one pass at tiny
 with torch.no_grad():
-    ours = model.layout(test.image.to(profile.device)).labels.cpu()
+    ours = torch.cat(
+        [model.layout(x.to(profile.device)).labels.cpu() for x in test.image.split(per_pass)]
+    )
 fig = show_grid(
     [list(test.image[:10]), list(label_rgb(ours[:10], K)), list(label_rgb(true[:10], 5))],
     row_titles=["figure", "discovered parts", "true parts"],

@@ -573,11 +573,23 @@ del paper_model
 # ```
 
 # %% tags=["hide-input"]
+from esser_lab.nn.placement import images_per_pass
+
+# a chunk of images at a time (one pass at tiny; 2,048 at 32 px, where one pass held gigabytes)
+per_pass = images_per_pass(config.image_size, config.image_size, pixels=2**21)
 with torch.no_grad():
-    z_train = model.encode(train.image.to(profile.device)).cpu()
-    shift = z_train[train.domain == 1].mean(0) - z_train[train.domain == 0].mean(0)
-    shifted = model.decode(model.encode(test.image.to(profile.device)) + shift.to(profile.device))
-    shifted = shifted.cpu()
+    z_train = torch.cat(
+        [model.encode(x.to(profile.device)).cpu() for x in train.image.split(per_pass)]
+    )
+    shift = (z_train[train.domain == 1].mean(0) - z_train[train.domain == 0].mean(0)).to(
+        profile.device
+    )
+    shifted = torch.cat(
+        [
+            model.decode(model.encode(x.to(profile.device)) + shift).cpu()
+            for x in test.image.split(per_pass)
+        ]
+    )
 s = bias_readout(shifted, test, judges)
 print(
     f"mean shift: red {s['red']:.3f}, colour kept {s['colour kept']:.3f}, "
