@@ -147,6 +147,11 @@ def init_gen1_from_sd(
     config = Gen1Config.paper() if config is None else config
     if not isinstance(config, Gen1Config):
         raise TypeError(f"config must be a Gen1Config, got {type(config).__name__}")
+    if config.parameterization != "eps":
+        raise WeightsError(
+            f"Stable Diffusion 1.x predicts ε; a Gen-1 config with parameterization="
+            f"{config.parameterization!r} cannot start from its weights (use 'eps')"
+        )
     parts = source if isinstance(source, LDMParts) else split_ldm_checkpoint(source)
     model = _build_on_meta(config, seed)
     state = dict(parts.unet)

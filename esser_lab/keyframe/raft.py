@@ -163,5 +163,9 @@ def raft_flow(
         )
     from torchvision.models.optical_flow import Raft_Large_Weights, raft_large
 
-    model = raft_large(weights=Raft_Large_Weights.C_T_V1, progress=True)
+    weights = Raft_Large_Weights.C_T_V1
+    model = raft_large(weights=None)  # built empty: torchvision's own load would unpickle fully
+    # fetched (checksum checked) and read as tensors only
+    state = weights.get_state_dict(progress=True, check_hash=True, weights_only=True)
+    model.load_state_dict(state)
     return RaftFlow(model, resolution, iterations, official_error=official_error)

@@ -300,3 +300,15 @@ def test_litgen1_trains_the_sd_start_on_the_video_first_stage(sd_file):
     first = model.unet.input_blocks[0][0].weight.grad
     assert first is not None and first[:, LATENT:].abs().sum() > 0  # the depth channel learns
     assert all(p.grad is None for p in system.first_stage.parameters())
+
+
+def test_a_v_prediction_config_cannot_start_from_sd():
+    from dataclasses import replace
+
+    from esser_lab.gen1.checkpoint import init_gen1_from_sd
+    from esser_lab.gen1.model import Gen1Config
+    from esser_lab.weights import WeightsError
+
+    config = replace(Gen1Config.tiny(), parameterization="v")
+    with pytest.raises(WeightsError, match="predicts ε"):
+        init_gen1_from_sd("missing.ckpt", config)

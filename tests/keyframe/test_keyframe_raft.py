@@ -125,3 +125,22 @@ def test_untrained_torchvision_raft_shapes():
 def test_raft_is_never_a_stand_in():
     with pytest.raises(ValueError, match="exact flow"):
         raft_flow("stand-in")
+
+
+def test_published_raft_weights_are_read_as_tensors_only(monkeypatch):
+    from torchvision.models._api import WeightsEnum
+
+    from esser_lab.keyframe import raft
+
+    seen = {}
+
+    def fake(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        seen.update(kwargs)
+        from torchvision.models.optical_flow import raft_large
+
+        return raft_large(weights=None).state_dict()
+
+    monkeypatch.setattr(WeightsEnum, "get_state_dict", fake)
+    flow = raft.raft_flow("published")
+    assert seen.get("weights_only") is True and seen.get("check_hash") is True
+    assert flow is not None
