@@ -421,8 +421,17 @@ centroids = colour_kmeans(
 )
 kmeans = colour_segments(test.image, centroids)
 landmarks = lorenz.encode_in_chunks(test.image.to(profile.device)).mu.cpu()
-lorenz_labels = segments_from_landmarks(test.image, landmarks)
-lorenz_unary = segments_from_landmarks(test.image, landmarks, crf_steps=0)
+
+
+def segment(mu: torch.Tensor, **kwargs) -> torch.Tensor:
+    """The official segmentation of landmarks ``mu`` on the test figures, on the training device
+    (the dense CRF is the costly part at 64 px and up), labels back on the CPU."""
+    image = test.image.to(profile.device)
+    return segments_from_landmarks(image, mu.to(profile.device), **kwargs).cpu()
+
+
+lorenz_labels = segment(landmarks)
+lorenz_unary = segment(landmarks, crf_steps=0)
 # the competitor's initial weights (seeded as its training was), the global stream untouched
 with torch.random.fork_rng(devices=[]):
     torch.manual_seed(profile.seed)
@@ -434,13 +443,9 @@ segmentations = {
     "ours": ours,
     "Lorenz'19 landmarks + CRF (the competitor)": lorenz_labels,
     "Lorenz'19 landmarks, no CRF": lorenz_unary,
-    "Lorenz'19 untrained network + CRF (sanity)": segments_from_landmarks(
-        test.image, untrained_landmarks
-    ),
+    "Lorenz'19 untrained network + CRF (sanity)": segment(untrained_landmarks),
     "pose-free template (sanity)": template.expand(n_test, -1, -1),
-    "fixed landmarks at the mean part centroids + CRF (sanity)": segments_from_landmarks(
-        test.image, fixed.contiguous()
-    ),
+    "fixed landmarks at the mean part centroids + CRF (sanity)": segment(fixed.contiguous()),
     "colour k-means (sanity)": kmeans,
 }
 results = {}
