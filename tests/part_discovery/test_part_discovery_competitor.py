@@ -77,6 +77,33 @@ def test_crf_follows_colour_edges():
     assert (crf[:, :4] == 1).all() and (crf[:, 4:] == 0).all()
 
 
+@pytest.mark.parametrize("size, scale", [((12, 20), 0.3), ((16, 16), 0.125), ((9, 7), 1.0)])
+def test_factorised_crf_equals_the_dense_one_on_images_of_few_colours(size, scale):
+    generator = torch.Generator().manual_seed(sum(size))
+    palette = torch.rand(4, 3, generator=generator) * 2 - 1
+    image = palette[torch.randint(0, 4, (2, *size), generator=generator)].permute(0, 3, 1, 2)
+    p = torch.rand(2, 5, *size, generator=generator).softmax(1)
+    dense = dense_crf(image, p, pixel_scale=scale, method="dense")
+    factorised = dense_crf(image, p, pixel_scale=scale, method="factorised")
+    assert torch.allclose(dense, factorised, atol=1e-4)  # float32 rounding only
+    assert not torch.allclose(dense, dense_crf(image, p, steps=0), atol=1e-3)  # the CRF acts
+
+
+def test_factorised_crf_equals_the_dense_one_on_figures_at_64_px():
+    from esser_lab.data import figures
+
+    sample = figures.sample(2, 64, generator=torch.Generator().manual_seed(0))
+    mu = torch.rand(2, 4, 2, generator=torch.Generator().manual_seed(1)) * 1.6 - 0.8
+    p = landmark_probabilities(mu, 64)
+    dense = dense_crf(sample.image, p, pixel_scale=0.5, method="dense")
+    assert torch.allclose(dense, dense_crf(sample.image, p, pixel_scale=0.5), atol=1e-4)
+
+
+def test_crf_method_is_checked():
+    with pytest.raises(ValueError, match="method"):
+        dense_crf(torch.zeros(1, 3, 4, 4), torch.ones(1, 2, 4, 4), method="lattice")
+
+
 def test_bad_shapes_are_named():
     with pytest.raises(ValueError, match="mu"):
         landmark_probabilities(torch.zeros(2, 3), 16)
