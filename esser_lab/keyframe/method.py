@@ -8,12 +8,15 @@ The toy's data (:func:`keyframe_samples`) come from :mod:`esser_lab.data.video`,
 exact. Outside the hole the flow is the exact backward flow plus a smooth noise field (a RAFT-like
 small error), and the error channel is the noise's magnitude plus 1 where the exact flow is not
 valid (the point is occluded in, or outside, the keyframe), as a forward–backward check would
-flag it. Inside the hole nothing of the target is seen, so, as in the official pipeline (RAFT on
-the masked target, then ``inpaint_flows`` of ``gi/modules/RAFT/flow_utils.py``), the hole's flow
-*and* error are replaced by an inverse-distance interpolation (weights 1/d⁶, the official power)
-of their values on the ring of known pixels around the hole (:func:`inpaint_from_ring`; the
-official samples 20 points of the hole's inner edge, where RAFT's flow is an estimate from the
-surroundings too): an object that moves differently inside the hole is not in the flow.
+flag it. Inside the hole the official pipeline (``gi/modules/warp/raft.py``: RAFT on the
+whole target, then ``inpaint_flows`` of ``gi/modules/RAFT/flow_utils.py``) replaces the flow by
+an inverse-distance interpolation (weights 1/d⁶) of its values at 20 points drawn on the hole's
+inner edge (:func:`inpaint_flows`, the same procedure); the toy does the same to the flow, and
+fills its error channel from the same points (it has no backward flow to check: the official
+error inside the hole is the forward–backward consistency of the two filled flows, as
+:class:`~esser_lab.keyframe.raft.RaftFlow` computes it). An object that moves differently inside
+the hole is not in the flow, but for what reaches the edge.
+
 ``corrupt`` is an *adversarial* failure, not a RAFT-like one: over a box that covers the hole
 (grown by a quarter of the side), a keyframe's flow is replaced by a translation of 25–45 % of
 the side in a random direction, and the error channel does **not** flag it (a wrong flow that is
@@ -50,7 +53,8 @@ __all__ = [
     "composite",
     "hole_highfreq_error",
     "hole_psnr",
-    "inpaint_from_ring",
+    "hole_edge",
+    "inpaint_flows",
     "inpainting_loss",
     "keyframe_samples",
     "laplacian",
@@ -139,39 +143,80 @@ def smooth_noise(n: int, size: int, scale: float, generator: torch.Generator) ->
     return F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=True)
 
 
-_WEIGHTS: dict[int, Tensor] = {}
+def hole_edge(mask: Tensor) -> Tensor:
+    """(n, 1, H, W) bool: the hole's inner edge, as the official ``_inpaint_flows`` finds it:
+    hole pixels (``mask`` > 0.5) that a 3×3 cross erosion of the mask removes (a 4-neighbour
+    outside the hole; outside the frame counts as hole, kornia's geodesic border), less the
+    frame's outermost rows and columns."""
+    m = mask.float()
+    padded = F.pad(m, (1, 1, 1, 1), value=1.0)  # the frame's outside never erodes
+    eroded = torch.stack(
+        (
+            m,
+            padded[..., :-2, 1:-1],
+            padded[..., 2:, 1:-1],
+            padded[..., 1:-1, :-2],
+            padded[..., 1:-1, 2:],
+        )
+    ).amin(dim=0)
+    edge = (m > 0.5) & (eroded <= 0.5)
+    edge[..., 0, :] = False
+    edge[..., -1, :] = False
+    edge[..., :, 0] = False
+    edge[..., :, -1] = False
+    return edge
 
 
-def _idw_weights(size: int) -> Tensor:
-    """(size², size²) 1/d⁶ between the pixels of a size×size grid (0 on the diagonal)."""
-    if size not in _WEIGHTS:
-        ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-        points = torch.stack((ys.flatten(), xs.flatten()), dim=1).float()
-        d2 = torch.cdist(points, points).square()
-        _WEIGHTS[size] = torch.where(d2 > 0, 1 / d2.clamp_min(1) ** 3, torch.zeros_like(d2))
-    return _WEIGHTS[size]
+def inpaint_flows(
+    values: Tensor,
+    mask: Tensor,
+    *,
+    n_samples: int = 20,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """``values`` (n, c, H, W) with the hole (``mask`` (n, 1, H, W), 1 in the hole) filled as
+    the official ``_inpaint_flows`` (``gi/modules/RAFT/flow_utils.py``) fills a flow's: per
+    image, ``n_samples`` points are drawn uniformly *with replacement* from the hole's inner
+    edge (:func:`hole_edge`; none: the pixel (0, 0), as the official), and every pixel gets
+    the average of their values weighted by 1/d⁶ (d the distance to the point; d = 0 counts
+    1e10, the official 1/1e-10); the result is (1 − m)·values + m·interpolation.
 
-
-def inpaint_from_ring(values: Tensor, mask: Tensor) -> Tensor:
-    """``values`` (n, c, S, S) with the hole (``mask`` (n, 1, S, S), 1 in the hole) replaced by
-    the inverse-distance (1/d⁶) average of the values on the ring of known pixels around it
-    (the 4-neighbours of the hole outside it): the official ``_inpaint_flows`` fills a flow's
-    hole the same way. Outside the hole ``values`` are returned unchanged."""
+    ``generator``: where the draws come from (one (n, n_samples) draw of uniforms, point
+    k of image i the ⌊u·count_i⌋-th edge pixel in raster order); ``None``: the official
+    procedure's fixed seed, each image drawing from a fresh generator seeded 1 (so the same
+    mask always gives the same points). Memory O(n·n_samples·H·W); any H×W."""
     n, c, h, w = values.shape
-    if h != w or mask.shape != (n, 1, h, w):
+    if mask.shape != (n, 1, h, w):
         raise ValueError(
-            f"values must be (n, c, S, S) and mask (n, 1, S, S), got {tuple(values.shape)} "
+            f"values must be (n, c, H, W) and mask (n, 1, H, W), got {tuple(values.shape)} "
             f"and {tuple(mask.shape)}"
         )
-    cross = torch.tensor([[0.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.0, 1.0, 0.0]])
-    grown = F.conv2d(mask.float(), cross[None, None].to(mask.device), padding=1) > 0
-    ring = (grown & (mask < 0.5)).flatten(1).float()  # (n, S²)
-    weights = _idw_weights(h).to(values)  # (S², S²)
-    flat = values.flatten(2)  # (n, c, S²)
-    total = (flat * ring[:, None]) @ weights  # Σ_j w_ij ring_j v_j (w symmetric)
-    norm = (ring @ weights).clamp_min(1e-12)[:, None]
-    filled = (total / norm).view_as(values)
-    return torch.where(mask > 0.5, filled, values)
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be ≥ 1, got {n_samples}")
+    edge = hole_edge(mask).flatten(1)  # (n, H·W)
+    count = edge.sum(dim=1)  # (n,)
+    if generator is None:
+        u = torch.rand(n_samples, generator=torch.Generator().manual_seed(1)).expand(n, -1)
+    else:
+        u = torch.rand(n, n_samples, generator=generator)
+    u = u.to(values.device)
+    rank = (u * count[:, None]).floor().long()  # (n, K): which edge pixel, 0-based
+    cumulative = edge.long().cumsum(dim=1)  # (n, H·W)
+    where = torch.searchsorted(cumulative, rank + 1)  # first index reaching rank + 1
+    where = torch.where(count[:, None] > 0, where, torch.zeros_like(where))  # official (0, 0)
+    picked = values.flatten(2).gather(2, where[:, None].expand(n, c, n_samples))  # (n, c, K)
+    py, px = (where // w).to(values.dtype), (where % w).to(values.dtype)  # (n, K)
+    ys = torch.arange(h, device=values.device, dtype=values.dtype)
+    xs = torch.arange(w, device=values.device, dtype=values.dtype)
+    d2 = (ys.view(1, 1, h, 1) - py[..., None, None]).square() + (
+        xs.view(1, 1, 1, w) - px[..., None, None]
+    ).square()  # (n, K, H, W)
+    cube = d2 * d2 * d2
+    weight = 1 / torch.where(cube == 0, torch.full_like(cube, 1e-10), cube)
+    total = torch.einsum("nkhw,nck->nchw", weight, picked)
+    interpolated = total / weight.sum(dim=1, keepdim=True)
+    m = mask.to(values.dtype)
+    return (1 - m) * values + m * interpolated
 
 
 def keyframe_samples(
@@ -232,10 +277,10 @@ def keyframe_samples(
         flow = exact + eps
         flow = flow * (1 - use_bad) + (exact + bad[:, :, None, None]) * use_bad
         error = eps.norm(dim=1, keepdim=True) + (~valid).float()
-        # the hole is not seen: its flow and error come from the ring around it (RAFT on the
-        # masked target, then the official inpaint_flows), never from the hidden content
-        flows.append(inpaint_from_ring(flow, mask))
-        errors.append(inpaint_from_ring(error, mask))
+        # the hole's flow: the official inpaint_flows (20 points of the hole's inner edge,
+        # weights 1/d⁶); its error: filled from the same points (the toy's stand-in)
+        flows.append(inpaint_flows(flow, mask))
+        errors.append(inpaint_flows(error, mask))
     key_t = torch.tensor(key_idx)
     distance = (t_idx[:, None] - key_t[None]).abs().min(dim=1).values
     return KeyframeSamples(

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from esser_lab.keyframe.layers import warp_features
-from esser_lab.keyframe.method import inpaint_from_ring
+from esser_lab.keyframe.method import inpaint_flows
 
 __all__ = ["RaftFlow", "consistency_error", "keyframe_flows", "raft_flow", "resize_flow"]
 
@@ -72,12 +72,12 @@ class RaftFlow(nn.Module):
 
     :meth:`forward` takes the target and the keyframe (n, 3, H, W) in [0, 1] and returns
     ``flow`` (n, 2, H, W) in the frames' pixels and ``error`` (n, 1, H, W). With ``mask``
-    (n, 1, H, W), 1 in the target's hole, the hole's flow and error are replaced by their
-    inverse-distance interpolation from the ring around it
-    (:func:`~esser_lab.keyframe.method.inpaint_from_ring`, square frames), as the chapter's
-    samples do. # official code: the forward and the backward flow are filled from 20 points
-    of the hole's edge before the check, so its error inside the hole is the consistency of
-    two interpolations.
+    (n, 1, H, W), 1 in the target's hole, the official order (``gi/modules/warp/raft.py``):
+    the forward flow *and* the backward flow are filled first
+    (:func:`~esser_lab.keyframe.method.inpaint_flows`: 20 points of the hole's inner edge,
+    weights 1/d⁶; the backward flow with the target's mask too, as the official), then the
+    error is the forward–backward check of the filled flows (inside the hole, the consistency
+    of two interpolations; the error itself is not filled).
     """
 
     def __init__(
@@ -126,10 +126,9 @@ class RaftFlow(nn.Module):
         a, b = prepare(target), prepare(key)
         flow = self._flow(a, b, size)
         backward = self._flow(b, a, size)
-        error = consistency_error(flow, backward, official=self.official_error)
-        if mask is not None:
-            flow, error = inpaint_from_ring(flow, mask), inpaint_from_ring(error, mask)
-        return flow, error
+        if mask is not None:  # filled before the check, as the official
+            flow, backward = inpaint_flows(flow, mask), inpaint_flows(backward, mask)
+        return flow, consistency_error(flow, backward, official=self.official_error)
 
 
 def keyframe_flows(
@@ -137,8 +136,8 @@ def keyframe_flows(
 ) -> tuple[Tensor, Tensor]:
     """The generator's ``flows`` (n, f, 2, H, W) and ``flow_errors`` (n, f, 1, H, W): ``flow``
     from the target ``image`` (n, 3, H, W) to each keyframe of ``keys`` (n, f, 3, H, W), the
-    hole ``mask`` filled from its ring (the official pipeline runs RAFT on the unmasked target
-    and fills the hole's flow afterwards)."""
+    hole ``mask`` filled from its inner edge (the official pipeline runs RAFT on the unmasked
+    target and fills the hole's flows afterwards, before the forward–backward check)."""
     pairs = [flow(image, keys[:, i], mask) for i in range(keys.shape[1])]
     return torch.stack([p[0] for p in pairs], 1), torch.stack([p[1] for p in pairs], 1)
 

@@ -14,9 +14,10 @@ from esser_lab.keyframe.method import (
     KeyframeSamples,
     box_masks,
     composite,
+    hole_edge,
     hole_highfreq_error,
     hole_psnr,
-    inpaint_from_ring,
+    inpaint_flows,
     inpainting_loss,
     keyframe_samples,
     laplacian,
@@ -44,9 +45,9 @@ def test_samples_shapes_flow_and_corruption(clips):
     assert torch.equal(s.flows[:, 0][known], exact[known])  # noise 0, outside the hole: exact
     invalid = (~valid).float()  # error = 1 exactly where invalid, outside the hole
     assert torch.equal(s.flow_errors[:, 0][known[:, :1]], invalid[known[:, :1]])
-    # inside the hole: interpolated from the ring around it, never the hidden content's flow
-    assert torch.equal(s.flows[:, 0], inpaint_from_ring(exact, s.mask))
-    assert torch.equal(s.flow_errors[:, 0], inpaint_from_ring(invalid, s.mask))
+    # inside the hole: the official fill (20 points of the hole's inner edge), by the reference
+    assert torch.allclose(s.flows[:, 0], _reference_fill(exact, s.mask), atol=1e-5)
+    assert torch.allclose(s.flow_errors[:, 0], _reference_fill(invalid, s.mask), atol=1e-5)
     one = keyframe_samples(clips, torch.Generator().manual_seed(1), corrupt_count=1)
     both = keyframe_samples(clips, torch.Generator().manual_seed(1), corrupt_count=2)
     assert torch.equal(one.corrupted.sum(1), torch.ones(24, dtype=torch.long))
@@ -65,26 +66,106 @@ def test_samples_shapes_flow_and_corruption(clips):
     assert single.keys.shape[1] == 1 and bool((single.distance == 5).all())
 
 
-def test_inpaint_from_ring_by_hand():
-    values = torch.zeros(1, 1, 3, 3)
-    values[0, 0] = torch.tensor([[9.0, 1.0, 9.0], [2.0, 100.0, 3.0], [9.0, 4.0, 9.0]])
-    mask = torch.zeros(1, 1, 3, 3)
-    mask[..., 1, 1] = 1  # the centre is the hole: its ring is the 4 neighbours, all at d = 1
-    out = inpaint_from_ring(values, mask)
-    assert out[0, 0, 1, 1] == pytest.approx((1 + 2 + 3 + 4) / 4)  # the hidden 100 is gone
-    assert torch.equal(out[mask < 0.5], values[mask < 0.5])
-    # a 1x2 hole on a 1x4 line inside a 4x4 frame: the left hole pixel is at d = 1 from the
-    # left ring pixel (value 0) and at d = 2 from the right one (value 1): weights 1 and 1/2^6
-    line = torch.zeros(1, 1, 4, 4)
-    line[..., 0, 3] = 1.0
-    hole = torch.zeros(1, 1, 4, 4)
-    hole[..., 0, 1:3] = 1
-    # ring: (0,0)=0 at d 1, (0,3)=1 at d 2, (1,1)=0 at d 1, (1,2)=0 at d sqrt 2
-    w = [1.0, 1 / 2**6, 1.0, 1 / 2**3]
-    expected = w[1] / sum(w)
-    assert inpaint_from_ring(line, hole)[0, 0, 0, 1] == pytest.approx(expected)
+def _reference_fill(values, mask, n_samples=20, draws=None):
+    """The official ``_inpaint_flows`` written out pixel by pixel in float64 (an independent
+    implementation): the hole's inner edge (hole pixels with a 4-neighbour outside the hole,
+    off the frame's border), the k-th point the ⌊u_k·count⌋-th edge pixel in raster order
+    (u: ``draws`` (n, K), or the official fixed seed 1 per image), weights 1/d⁶ (d = 0: 1e10)."""
+    n, c, h, w = values.shape
+    out = values.double().clone()
+    for i in range(n):
+        m = mask[i, 0]
+        edge = []
+        for y in range(1, h - 1):
+            for x in range(1, w - 1):
+                if m[y, x] > 0.5:
+                    around = [m[y + dy, x + dx] for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1))]
+                    if min(around) <= 0.5:
+                        edge.append((y, x))
+        if draws is None:
+            u = torch.rand(n_samples, generator=torch.Generator().manual_seed(1))
+        else:
+            u = draws[i]
+        points = [edge[int(math.floor(float(v) * len(edge)))] for v in u] if edge else [(0, 0)]
+        points = points * (n_samples // len(points))
+        for y in range(h):
+            for x in range(w):
+                if m[y, x] <= 0.5:
+                    continue
+                weights = []
+                for py, px in points:
+                    d2 = (y - py) ** 2 + (x - px) ** 2
+                    weights.append(1e10 if d2 == 0 else 1.0 / d2**3)
+                total = sum(weights)
+                for ch in range(c):
+                    out[i, ch, y, x] = (
+                        sum(
+                            wk * float(values[i, ch, py, px])
+                            for wk, (py, px) in zip(weights, points, strict=True)
+                        )
+                        / total
+                    )
+    return out.to(values.dtype)
+
+
+def test_inpaint_flows_against_a_pixel_by_pixel_reference():
+    g = torch.Generator().manual_seed(3)
+    values = torch.randn(3, 2, 9, 12, generator=g)  # not square
+    mask = torch.zeros(3, 1, 9, 12)
+    mask[0, :, 2:7, 3:9] = 1
+    mask[1, :, 0:5, 6:12] = 1  # touches the frame's border: those edge pixels are not drawn
+    mask[2, :, 4, 5] = 1  # one pixel: its own value (d = 0 outweighs the rest)
+    out = inpaint_flows(values, mask)
+    assert torch.allclose(out, _reference_fill(values, mask), atol=1e-5)
+    assert torch.equal(out[mask.expand_as(out) < 0.5], values[mask.expand_as(out) < 0.5])
+    assert torch.allclose(out[2, :, 4, 5], values[2, :, 4, 5])
+    # a generator's draws: one (n, K) draw of uniforms
+    draws = torch.rand(3, 7, generator=torch.Generator().manual_seed(5))
+    seeded = inpaint_flows(values, mask, n_samples=7, generator=torch.Generator().manual_seed(5))
+    assert torch.allclose(seeded, _reference_fill(values, mask, 7, draws), atol=1e-5)
+    assert not torch.allclose(seeded, out)  # other points, another fill
+    # the edge: the hole's pixels next to a known one, never on the frame's border
+    edge = hole_edge(mask)
+    assert int(edge[0].sum()) == 2 * (5 + 6) - 4 and not bool(edge[0, 0, 4, 5])
+    assert not bool(edge[1, 0, 0].any()) and not bool(edge[1, 0, :, -1].any())
     with pytest.raises(ValueError, match="mask"):
-        inpaint_from_ring(values, mask[:, :, :2])
+        inpaint_flows(values, mask[:, :, :2])
+
+
+def test_inpaint_flows_constant_edge_any_size_bounded_memory():
+    """256×192 (not square) fills; a constant edge gives that constant in the hole; the known
+    pixels are unchanged; the largest tensor made is the (n, K, H, W) weight table (the old
+    all-pairs table would be (H·W)² = 2.4e9 entries)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    n, c, h, w = 2, 2, 256, 192
+    values = torch.randn(n, c, h, w, generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(n, 1, h, w)
+    mask[0, :, 40:200, 30:150] = 1
+    mask[1, :, 100:110, 20:190] = 1
+    edge = hole_edge(mask)
+    values = torch.where(edge, torch.tensor([[-3.0], [5.0]]).view(1, 2, 1, 1), values)
+
+    class Largest(TorchDispatchMode):
+        numel = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(t, torch.Tensor):
+                    Largest.numel = max(Largest.numel, t.numel())
+            return out
+
+    with Largest():
+        out = inpaint_flows(values, mask)
+    assert Largest.numel <= n * 20 * h * w
+    hole = mask.expand_as(out) > 0.5
+    assert torch.allclose(out[:, 0][hole[:, 0]], torch.tensor(-3.0))
+    assert torch.allclose(out[:, 1][hole[:, 1]], torch.tensor(5.0))
+    assert torch.equal(out[~hole], values[~hole])
+    # no edge at all (the hole is the whole frame): the official pixel (0, 0)
+    whole = inpaint_flows(values[:1], torch.ones(1, 1, h, w))
+    assert torch.allclose(whole, values[:1, :, :1, :1].expand_as(whole))
 
 
 def test_warp_features_follows_the_videos_flow(clips):

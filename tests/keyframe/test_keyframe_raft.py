@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from esser_lab.data.video import flow_between, sample_clips, warp
 from esser_lab.keyframe.layers import warp_features
-from esser_lab.keyframe.method import inpaint_from_ring
+from esser_lab.keyframe.method import inpaint_flows
 from esser_lab.keyframe.raft import (
     RaftFlow,
     consistency_error,
@@ -81,17 +81,52 @@ def test_wrapper_gives_the_chapter_convention_on_a_translated_pair():
     assert torch.allclose(warp(key, flow)[inner], target[inner], atol=1e-5)
     assert torch.allclose(warp_features(key, flow)[inner], target[inner], atol=1e-5)
     assert float(error[inner].abs().max()) < 1e-5  # forward and backward agree
-    # a hole: flow and error inside come from the ring around it, as the chapter's samples
+    # a hole: a translation's flow is its own fill, and the filled flows agree
     mask = torch.zeros(2, 1, 32, 32)
     mask[..., 10:20, 12:22] = 1
     filled, filled_error = RaftFlow(_Translation(), resolution=(64, 64))(target, key, mask)
-    assert torch.allclose(filled, inpaint_from_ring(flow, mask))
-    assert torch.allclose(filled_error, inpaint_from_ring(error, mask))
+    assert torch.allclose(filled, inpaint_flows(flow, mask))
+    assert float(filled_error[inner].abs().max()) < 1e-5
     flows, errors = keyframe_flows(
         RaftFlow(_Translation(), (64, 64)), target, key[:, None].repeat(1, 2, 1, 1, 1), mask
     )
     assert flows.shape == (2, 2, 2, 32, 32) and errors.shape == (2, 2, 1, 32, 32)
     assert torch.allclose(flows[:, 1], filled)
+
+
+class _Fields:
+    """A fake RAFT returning fixed smooth fields: the forward flow on its first call of each
+    pair, the backward on its second (RaftFlow asks target → key, then key → target)."""
+
+    def __init__(self, forward, backward) -> None:
+        self.fields, self.calls = (forward, backward), 0
+
+    def __call__(self, image1, image2, num_flow_updates):
+        field = self.fields[self.calls % 2]
+        self.calls += 1
+        return [field]
+
+
+def test_the_error_is_checked_after_the_flows_are_filled():
+    """The official order (gi/modules/warp/raft.py): fill the forward and the backward flow
+    (both with the target's mask), then the forward–backward check; the error is not filled.
+    Filling the error of the raw flows instead gives another error in the hole."""
+    g = torch.Generator().manual_seed(0)
+    size = (16, 24)  # RAFT runs at the frames' size: no resize
+    forward = F.interpolate(torch.randn(2, 2, 3, 4, generator=g) * 3, size=size, mode="bilinear")
+    backward = -forward + F.interpolate(
+        torch.randn(2, 2, 3, 4, generator=g), size=size, mode="bilinear"
+    )
+    mask = torch.zeros(2, 1, *size)
+    mask[..., 4:12, 6:18] = 1
+    target, key = torch.rand(2, 3, *size, generator=g), torch.rand(2, 3, *size, generator=g)
+    flow, error = RaftFlow(_Fields(forward, backward), resolution=size)(target, key, mask)
+    f, b = inpaint_flows(forward, mask), inpaint_flows(backward, mask)
+    assert torch.allclose(flow, f)
+    assert torch.allclose(error, consistency_error(f, b), atol=1e-6)
+    before = inpaint_flows(consistency_error(forward, backward), mask)  # the old order
+    hole = mask > 0.5
+    assert float((error - before)[hole].abs().max()) > 0.1
 
 
 def test_the_data_flow_has_the_same_convention():
@@ -114,7 +149,14 @@ def test_untrained_torchvision_raft_shapes():
     target, key = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
     f, e = flow(target, key)
     assert f.shape == (2, 2, 16, 16) and e.shape == (2, 1, 16, 16)
-    assert bool(torch.isfinite(f).all()) and bool((e >= 0).all())
+    assert bool(torch.isfinite(f).all())
+
+    # the error is the forward-backward check of the network's own two flows
+    def prepare(x):
+        return F.interpolate(x * 2 - 1, size=(128, 128), mode="bilinear", align_corners=True)
+
+    b = resize_flow(flow.raft(prepare(key), prepare(target), num_flow_updates=2)[-1], (16, 16))
+    assert torch.allclose(e, consistency_error(f, b), atol=1e-5)
     assert not any(p.requires_grad for p in flow.parameters())
     with pytest.raises(ValueError, match="multiples of 8"):
         RaftFlow(raft_small(weights=None), resolution=(60, 64))
@@ -138,9 +180,13 @@ def test_published_raft_weights_are_read_as_tensors_only(monkeypatch):
         seen.update(kwargs)
         from torchvision.models.optical_flow import raft_large
 
-        return raft_large(weights=None).state_dict()
+        torch.manual_seed(99)  # weights the model built empty inside raft_flow cannot have
+        seen["state"] = raft_large(weights=None).state_dict()
+        return seen["state"]
 
     monkeypatch.setattr(WeightsEnum, "get_state_dict", fake)
     flow = raft.raft_flow("published")
     assert seen.get("weights_only") is True and seen.get("check_hash") is True
-    assert flow is not None
+    loaded = flow.raft.state_dict()  # the fetched tensors are the ones in the model
+    assert loaded.keys() == seen["state"].keys()
+    assert all(torch.equal(loaded[k], seen["state"][k]) for k in loaded)
