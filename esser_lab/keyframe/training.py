@@ -14,16 +14,22 @@ flow errors). Two objectives:
   perceptual loss) with the discriminator frozen, (2) the discriminator step on
   :func:`~esser_lab.keyframe.losses.adversarial_discriminator_loss` (R1 on the real frames,
   the hole's patches of the detached output as fake), Adam at ``discriminator_lr_factor`` of
-  the generator's learning rate.
+  the generator's learning rate; as ``configs/ours.yaml``, both optimisers step every
+  ``accumulate_grad_batches`` (2) batches on the mean of their gradients, and both learning
+  rates follow the config's ``LambdaWarmUpCosineScheduler`` (:class:`WarmUpCosine`: from 1e-4
+  of the rate up to all of it over 1,000 steps, then a cosine down to 1e-4 of it at step
+  10⁶), a Lightning scheduler per optimiser, stepped with each optimiser step.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import LambdaLR
 
 from esser_lab.keyframe.losses import (
     LamaNLayerDiscriminator,
@@ -36,7 +42,7 @@ from esser_lab.training.history import History
 from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now
 
-__all__ = ["OBJECTIVES", "LitKeyframe", "fit_keyframe"]
+__all__ = ["OBJECTIVES", "LitKeyframe", "WarmUpCosine", "fit_keyframe"]
 
 #: ``"l1"``: the toy's loss; ``"paper"``: LaMa's losses at :data:`PAPER_LOSS`.
 OBJECTIVES = ("l1", "paper")
@@ -50,12 +56,49 @@ _LOSS_KEYS = (
 )
 
 
+class WarmUpCosine:
+    """The learning-rate factor of the official ``scheduler_config``
+    (``gi.lr_scheduler.LambdaWarmUpCosineScheduler``, the taming-transformers schedule the
+    repository's missing ``gi/lr_scheduler.py`` names): at optimiser step n, ``start`` rising
+    linearly to ``peak`` over ``warm_up_steps``, then ``floor`` + (``peak`` − ``floor``)·(1 +
+    cos π·t)/2 with t = (n − warm_up_steps)/(``max_decay_steps`` − warm_up_steps), capped at 1.
+    The config's values are the defaults (1,000 warm-up steps of 10⁶; 1e-4, 1, 1e-4); plain
+    numbers only, so a :class:`~torch.optim.lr_scheduler.LambdaLR` over it saves and resumes."""
+
+    def __init__(
+        self,
+        warm_up_steps: int = 1000,
+        max_decay_steps: int = 1_000_000,
+        start: float = 1e-4,
+        peak: float = 1.0,
+        floor: float = 1e-4,
+    ) -> None:
+        if warm_up_steps < 0 or max_decay_steps <= warm_up_steps:
+            raise ValueError(
+                f"need 0 ≤ warm_up_steps < max_decay_steps, got {warm_up_steps}, {max_decay_steps}"
+            )
+        self.warm_up_steps, self.max_decay_steps = int(warm_up_steps), int(max_decay_steps)
+        self.start, self.peak, self.floor = float(start), float(peak), float(floor)
+
+    def __call__(self, n: int) -> float:
+        if n < self.warm_up_steps:
+            return self.start + (self.peak - self.start) * n / self.warm_up_steps
+        t = min((n - self.warm_up_steps) / (self.max_decay_steps - self.warm_up_steps), 1.0)
+        return self.floor + 0.5 * (self.peak - self.floor) * (1 + math.cos(math.pi * t))
+
+
 class LitKeyframe(ResumableModule):
     """Trains ``generator`` to fill the target's hole; ``learning_rate``, ``betas``: Adam's
     (the paper: Adam, ``base_learning_rate`` 1e-5, which the official ``main.py`` scales by
     accumulate_grad_batches × GPUs × batch size, 2 × 1 × 8: 1.6e-4 per GPU, warmed up over
     1,000 steps, then a cosine decay; the toy's is constant, without accumulation);
     ``known_weight``: the weight of the known-region L1 (``"l1"`` only).
+
+    ``objective="paper"`` only: ``accumulate_grad_batches`` (default the config's 2): both
+    players step every that many batches, on the mean of the batches' gradients (Lightning's
+    accumulation, done here: manual optimisation has none); ``schedule``: the learning-rate
+    factor per optimiser step, a ``LambdaLR`` on each optimiser (None: :class:`WarmUpCosine`
+    at the config's values; pass another :class:`WarmUpCosine` to fit it into a shorter run).
 
     ``objective="paper"``: ``perceptual`` is the frozen ADE20k encoder
     (:func:`esser_lab.keyframe.pretrained.ade20k_encoder`; None only with
@@ -83,6 +126,8 @@ class LitKeyframe(ResumableModule):
         discriminator: nn.Module | None = None,
         loss_weights: dict[str, float] | None = None,
         discriminator_lr_factor: float | None = None,
+        accumulate_grad_batches: int | None = None,
+        schedule: WarmUpCosine | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(generator, KeyframeGenerator):
@@ -104,11 +149,18 @@ class LitKeyframe(ResumableModule):
         self.history = History()
         self.seconds = 0.0
         if objective == "l1":
-            extra = (perceptual, discriminator, loss_weights, discriminator_lr_factor)
+            extra = (
+                perceptual,
+                discriminator,
+                loss_weights,
+                discriminator_lr_factor,
+                accumulate_grad_batches,
+                schedule,
+            )
             if any(x is not None for x in extra):
                 raise ValueError(
-                    "perceptual, discriminator, loss_weights and discriminator_lr_factor belong "
-                    "to objective='paper'"
+                    "perceptual, discriminator, loss_weights, discriminator_lr_factor, "
+                    "accumulate_grad_batches and schedule belong to objective='paper'"
                 )
             return
         weights = dict(PAPER_LOSS if loss_weights is None else loss_weights)
@@ -129,6 +181,14 @@ class LitKeyframe(ResumableModule):
             raise ValueError(
                 f"discriminator_lr_factor must be > 0, got {self.discriminator_lr_factor}"
             )
+        accumulate = PAPER_LOSS["accumulate_grad_batches"]
+        if accumulate_grad_batches is not None:
+            accumulate = accumulate_grad_batches
+        if type(accumulate) is not int or accumulate < 1:
+            raise ValueError(f"accumulate_grad_batches must be an int ≥ 1, got {accumulate!r}")
+        self.accumulate_grad_batches = accumulate
+        warm_up = int(PAPER_LOSS["warm_up_steps"])
+        self.schedule = WarmUpCosine(warm_up) if schedule is None else schedule
         self.automatic_optimization = False
         self.discriminator = discriminator or LamaNLayerDiscriminator(3, 64, 4)
         self.perceptual = None if perceptual is None else perceptual.requires_grad_(False).eval()
@@ -151,16 +211,20 @@ class LitKeyframe(ResumableModule):
 
     def _paper_step(self, samples: KeyframeSamples) -> None:
         g_opt, d_opt = self.optimizers()
-        step = self.global_step  # batches so far (only the generator's step advances it)
+        step = self.global_step  # optimiser steps so far (only the generator's counts)
+        k = self.accumulate_grad_batches
+        # the k-th batch of an accumulation steps both players (history: one row a batch)
+        steps_now = (len(self.history) + 1) % k == 0
+        if len(self.history) % k == 0:  # the first batch of an accumulation
+            g_opt.zero_grad()
+            d_opt.zero_grad()
         w = self.loss_weights
         prediction = self(samples)
         self.discriminator.requires_grad_(False)
         terms = lama_generator_loss(
             prediction, samples.image, samples.mask, self.discriminator, self.perceptual, w
         )
-        g_opt.zero_grad()
-        self.manual_backward(terms.loss)
-        g_opt.step()
+        self.manual_backward(terms.loss / k)  # the mean over the accumulated batches
 
         self.discriminator.requires_grad_(True)
         real = samples.image.detach().requires_grad_(True)  # R1 differentiates D(x) in x
@@ -169,10 +233,14 @@ class LitKeyframe(ResumableModule):
         d_loss, penalty = adversarial_discriminator_loss(
             real_logits, fake_logits, real, samples.mask, gp_coef=w["r1_gp_coef"]
         )
-        d_opt.zero_grad()
-        self.manual_backward(d_loss)
-        # the bare torch optimizer: a wrapped step would count in ``global_step`` (batches)
-        d_opt.optimizer.step()
+        self.manual_backward(d_loss / k)
+        lr = float(g_opt.optimizer.param_groups[0]["lr"])  # the generator's rate at this step
+        if steps_now:
+            g_opt.step()
+            # the bare torch optimizer: a wrapped step would count in ``global_step`` again
+            d_opt.optimizer.step()
+            for scheduler in self.lr_schedulers():
+                scheduler.step()
         logs = {
             "loss": terms.loss.detach(),
             "l1": terms.l1.detach(),
@@ -184,7 +252,7 @@ class LitKeyframe(ResumableModule):
             "logits_real": real_logits.detach().mean(),
             "logits_fake": fake_logits.detach().mean(),
         }
-        self.history.append({"step": step, **logs})
+        self.history.append({"step": step, "lr": lr, **logs})
         if log_now(self):
             shown = ("loss", "l1", "adversarial", "d_loss")
             self.log_dict({k: logs[k] for k in shown}, on_step=True, prog_bar=True)
@@ -197,7 +265,10 @@ class LitKeyframe(ResumableModule):
         if self.objective == "l1":
             return g_opt
         lr = self.learning_rate * self.discriminator_lr_factor
-        return [g_opt, adam(self.discriminator.parameters(), lr)]
+        optimizers = [g_opt, adam(self.discriminator.parameters(), lr)]
+        # one LambdaLR each (the official's per-optimiser schedulers), stepped in _paper_step
+        schedulers = [LambdaLR(o, lr_lambda=self.schedule) for o in optimizers]
+        return optimizers, schedulers
 
 
 def fit_keyframe(
