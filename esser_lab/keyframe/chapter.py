@@ -9,7 +9,38 @@ from torch import Tensor
 from esser_lab.keyframe.layers import warp_features
 from esser_lab.keyframe.method import KeyframeSamples
 
-__all__ = ["distance_figure", "fills_figure", "keyframe_explorer", "panel"]
+__all__ = ["DEVIATIONS", "distance_figure", "fills_figure", "keyframe_explorer", "panel"]
+
+#: What the chapter does differently from the paper and its official code, at every scale unless
+#: said (the chapter prints this list; tests/keyframe check the behaviours it states).
+DEVIATIONS: dict[str, str] = {
+    "The tiny loss": "at `tiny` the generator trains on L1 in the hole plus L1 on the known "
+    "pixels, not on LaMa's adversarial objective (a GAN does not train in a minute on a CPU); "
+    "`small` and `full` train the paper's objective.",
+    "Whole keyframes": "the keyframes enter without a hole of their own (their mask channel is "
+    "zero), at every scale. The official data module cuts a separate hole into every reference "
+    "frame as well, so the paper's generator also learns to fill from keyframes that miss "
+    "parts.",
+    "The data at full scale": "`full` runs the procedural clips at the `small` sizes "
+    "(`KeyframeConfig.small()` on the small clips), only longer, with the clips' exact flow plus "
+    "noise for RAFT; not `KeyframeConfig.paper()` on Places365 with RAFT's flow, which the "
+    "paper trained. The paper's configuration is built and loads the released generator.",
+    "The error channel in the hole": "the clips' error channel is filled inside the hole from "
+    "the same edge points as the flow (they have no backward flow to check). The official "
+    "error there is the forward–backward check of the two filled flows, which `RaftFlow` "
+    "computes for real video.",
+    "One generator pass a batch": "the generator runs once per batch and the discriminator's "
+    "step reuses its output, detached. The official module (one closure per optimiser) runs "
+    "the generator again for the discriminator's step, after the generator's update on a batch "
+    "that steps, and its BatchNorms see every batch twice.",
+    "The perceptual network in eval mode": "the ADE20k ResNet-50 of the perceptual loss keeps "
+    "its published BatchNorm statistics throughout. In the official module it is switched "
+    "back to train mode with the rest, so its BatchNorms normalise with each batch's "
+    "statistics during training.",
+    "The released-weights cell": "with a released checkpoint present, the cell runs the "
+    "generator on random images with zero flow and zero error: a check of the shapes, not a "
+    "fill.",
+}
 
 CONDITIONS = {"clean": "clean flow", "one_wrong": "one flow wrong", "all_wrong": "all flows wrong"}
 
