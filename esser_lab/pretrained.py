@@ -16,13 +16,23 @@ One rule for every network the book borrows (CHAPTER.md, "Pretrained components"
 
 Only the convolutional trunk of VGG (keys ``features.N.*``) is returned: it is all that LPIPS and
 the VGG19 feature loss use (the classifier would be 480 MB of the 528 MB).
+
+Networks read through Hugging Face ``transformers`` (an optional extra, ``pip install
+esser-lab[pretrained]``; Gen-1's CLIP and MiDaS, SD3's text encoders) share
+:class:`TransformersSource`: a local folder (``local_files_only``: never downloads) or a hub
+repository at a pinned commit, allowed at small or full scale with published weights only.
+``transformers`` is imported by the loaders alone (:func:`require_transformers`), never by
+``import esser_lab``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -35,10 +45,12 @@ if TYPE_CHECKING:
 __all__ = [
     "LPIPS_LIN_MD5",
     "LPIPS_LIN_URL",
+    "TransformersSource",
     "checkpoint_folder",
     "describe",
     "lpips",
     "lpips_lin_state_dict",
+    "require_transformers",
     "vgg16_state_dict",
     "vgg19_feature_loss",
     "vgg19_state_dict",
@@ -244,3 +256,102 @@ def vgg19_feature_loss(pretrained: str, *, seed: int = 0, **kwargs: Any) -> VGG1
     from esser_lab.losses.perceptual import VGG19FeatureLoss
 
     return VGG19FeatureLoss(vgg19_state_dict(pretrained, seed=seed), **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Networks read through Hugging Face transformers (an optional extra)
+# --------------------------------------------------------------------------------------------
+
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def require_transformers(needs: str, without: str) -> ModuleType:
+    """``transformers``, imported only here (by a loader); else an ImportError that says who
+    ``needs`` it, how to install it, and what works ``without`` it."""
+    try:
+        import transformers
+    except ImportError:
+        raise ImportError(
+            f"{needs} through Hugging Face transformers, an optional extra: "
+            f"`pip install transformers` ({without})"
+        ) from None
+    return transformers
+
+
+@dataclass(frozen=True)
+class TransformersSource:
+    """Where ``from_pretrained`` reads a model, tokenizer or processor from.
+
+    :meth:`folder`: a local copy (``local_files_only``; esser_lab never downloads it).
+    :meth:`hub`: a hub repository at a pinned ``revision`` (a 40-hex commit), fetched by
+    ``transformers`` into ``huggingface_hub``'s cache (checksummed), allowed only at scale small
+    or full with published weights.
+    """
+
+    location: str | Path
+    revision: str | None = None  # None: a local folder
+
+    @classmethod
+    def folder(cls, folder: str | Path, what: str) -> TransformersSource:
+        """A local folder holding ``what`` (said in the error when it is not a folder)."""
+        root = Path(folder)
+        if not root.is_dir():
+            raise FileNotFoundError(
+                f"{root} is not a folder; expected a local copy of {what}; esser_lab never "
+                "downloads it"
+            )
+        return cls(root)
+
+    @classmethod
+    def hub(cls, scale: Any, repository: str, revision: str | None) -> TransformersSource:
+        """Refuse a download outside small/full with published weights, or without a pinned
+        commit."""
+        name = getattr(scale, "name", None)
+        if name not in ("small", "full"):
+            raise RuntimeError(
+                f"{repository} is fetched at small or full scale only, got scale {name!r}: at "
+                "tiny, in tests and in CI the chapter uses its stand-ins and nothing downloads"
+            )
+        if getattr(scale, "pretrained", "published") != "published":
+            raise RuntimeError(
+                f"ESSER_LAB_PRETRAINED={scale.pretrained}: stand-ins were asked for, so "
+                f"{repository} is not fetched"
+            )
+        if not isinstance(revision, str) or not _COMMIT.fullmatch(revision):
+            raise ValueError(
+                f"{repository} is fetched at a pinned revision: pass revision= a 40-hex commit "
+                f"of the hub repository (got {revision!r}); a branch name such as 'main' is not "
+                "pinned"
+            )
+        return cls(repository, revision)
+
+    def has(self, name: str, part: str | None = None) -> bool:
+        """Whether a local folder holds the file ``name`` (in ``part``); a hub repository is
+        assumed to hold it (``from_pretrained`` says otherwise when it does not)."""
+        if self.revision is not None:
+            return True
+        root = Path(self.location)
+        return ((root / part if part else root) / name).is_file()
+
+    def load(self, loader: Any, part: str | None = None, dtype: Any = None) -> Any:
+        """``loader.from_pretrained`` (a transformers class) on this source or its sub-folder
+        ``part``, in ``dtype`` when given (a model; tokenizers and processors take none)."""
+        kwargs: dict[str, Any] = {}
+        if dtype is not None:
+            kwargs[_dtype_keyword()] = dtype
+        if self.revision is None:
+            root = Path(self.location)
+            path = root / part if part else root
+            return loader.from_pretrained(path, local_files_only=True, **kwargs)
+        if part:
+            kwargs["subfolder"] = part
+        return loader.from_pretrained(self.location, revision=self.revision, **kwargs)
+
+
+def _dtype_keyword() -> str:
+    """``from_pretrained``'s dtype argument: ``dtype`` from transformers 4.56 on (the older
+    ``torch_dtype`` is deprecated there), ``torch_dtype`` before."""
+    import transformers
+
+    major, minor = (int(part) for part in re.findall(r"\d+", transformers.__version__)[:2])
+    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from esser_lab.data._raster import check_generator
+from esser_lab.pretrained import TransformersSource, require_transformers
 from esser_lab.sd3.data import CONTEXT_LENGTH, VOCAB, tokenize
 
 __all__ = [
@@ -166,15 +167,10 @@ def assemble_sd3_condition(
 
 
 def _require_transformers():
-    try:
-        import transformers
-    except ImportError:
-        raise ImportError(
-            "SD3TextEncoders runs CLIP-L, OpenCLIP bigG and T5-XXL through Hugging Face "
-            "transformers, an optional extra: `pip install transformers` (the toy chapter uses "
-            "ToyTextEncoder and needs nothing more)"
-        ) from None
-    return transformers
+    return require_transformers(
+        "SD3TextEncoders runs CLIP-L, OpenCLIP bigG and T5-XXL",
+        "the toy chapter uses ToyTextEncoder and needs nothing more",
+    )
 
 
 class SD3TextEncoders:
@@ -220,27 +216,20 @@ class SD3TextEncoders:
     ) -> SD3TextEncoders:
         """From a local copy of an SD3 model's diffusers folder (never downloads)."""
         transformers = _require_transformers()
-        from pathlib import Path
-
-        root = Path(folder)
-        if not root.is_dir():
-            raise FileNotFoundError(
-                f"{root} is not a folder; expected a local copy of an SD3 model in the diffusers "
-                "layout (tokenizer, text_encoder, ..._2, ..._3); esser_lab never downloads it"
-            )
-        load = {"local_files_only": True}
+        source = TransformersSource.folder(
+            folder,
+            "an SD3 model in the diffusers layout (tokenizer, text_encoder, ..._2, ..._3)",
+        )
         tokenizers = [
-            transformers.CLIPTokenizer.from_pretrained(root / "tokenizer", **load),
-            transformers.CLIPTokenizer.from_pretrained(root / "tokenizer_2", **load),
-            transformers.T5TokenizerFast.from_pretrained(root / "tokenizer_3", **load),
+            source.load(transformers.CLIPTokenizer, "tokenizer"),
+            source.load(transformers.CLIPTokenizer, "tokenizer_2"),
+            source.load(transformers.T5TokenizerFast, "tokenizer_3"),
         ]
         clip = transformers.CLIPTextModelWithProjection
         encoders = [
-            clip.from_pretrained(root / "text_encoder", torch_dtype=dtype, **load),
-            clip.from_pretrained(root / "text_encoder_2", torch_dtype=dtype, **load),
-            transformers.T5EncoderModel.from_pretrained(
-                root / "text_encoder_3", torch_dtype=dtype, **load
-            ),
+            source.load(clip, "text_encoder", dtype),
+            source.load(clip, "text_encoder_2", dtype),
+            source.load(transformers.T5EncoderModel, "text_encoder_3", dtype),
         ]
         return cls(tokenizers, encoders, device)
 

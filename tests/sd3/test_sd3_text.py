@@ -1,6 +1,6 @@
 """Text conditioning (esser_lab.sd3.text): toy encoder, SD3 assembly, null condition, dropout."""
 
-import importlib.util
+import sys
 
 import pytest
 import torch
@@ -119,12 +119,16 @@ def test_bad_inputs_are_named():
         ToyTextEncoder(0, 8)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("transformers") is not None, reason="transformers is installed"
-)
-def test_sd3_encoders_say_how_to_install_transformers():
-    with pytest.raises(ImportError, match="pip install transformers"):
-        SD3TextEncoders.from_folder("/nonexistent")
+def test_sd3_encoders_say_how_to_install_transformers(monkeypatch):
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as if not installed
+    with pytest.raises(ImportError, match="SD3TextEncoders runs .*pip install transformers"):
+        SD3TextEncoders.from_folder("/nonexistent")  # said before the folder is looked at
+
+
+def test_sd3_encoders_name_a_missing_folder():
+    pytest.importorskip("transformers")
+    with pytest.raises(FileNotFoundError, match="diffusers layout .*never downloads"):
+        SD3TextEncoders.from_folder("/nonexistent/sd3")
 
 
 class _Tokenizer:
