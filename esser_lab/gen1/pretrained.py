@@ -21,35 +21,46 @@ full scale with published weights, at a pinned revision.
   nearer). [choice] min–max over each *clip* (not each frame, so a clip's depth keeps one scale
   and does not flicker); the paper does not say how it normalises.
 
-Pre-processing is done on tensors (videos in [−1, 1], as the whole book), with the constants of
-the models' image processors (read from the processor when one is loaded): CLIP resizes the
-shorter side to 224 (bicubic), centre-crops 224 and normalises with CLIP's mean and std; DPT
-resizes to 384×384 (bicubic) and normalises with mean = std = 0.5. Differences from the
-processors: they resample 8-bit PIL images; here ``torch`` bicubic with antialiasing on floats
-(values differ by about one grey level).
+Pre-processing is done on tensors (videos in [−1, 1], as the whole book) by
+:class:`ImagePreprocessing`, which follows the models' image processors field by field (read from
+the processor when one is loaded, else ViT-L/14's and DPT-Large's): resize (the shorter side for
+CLIP, height × width for DPT, DPT's ``keep_aspect_ratio`` / ``ensure_multiple_of`` rule), bicubic
+or bilinear with antialiasing, centre crop, rescale factor, mean and std. A processor field it
+does not implement (padding, another resampling filter, a longest-edge size, ...) is refused by
+name rather than ignored. It equals ``transformers``' torchvision-backed processors (the default
+from transformers 5) to float precision on the same frames given as float pixels (0–255). Given
+8-bit images, the processors resample in two passes rounded and clamped to whole grey levels
+between them: about one grey level apart, more where bicubic overshoots (at sharp edges). The
+PIL-backed processors (transformers 4.x's default) resample with PIL's own bicubic filter, which
+is not compared here.
 """
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from esser_lab.pretrained import TransformersSource, require_transformers
+
 __all__ = [
     "CLIP_IMAGE_MODEL",
     "CLIP_IMAGE_WIDTH",
     "CLIP_MEAN",
+    "CLIP_PREPROCESSING",
     "CLIP_REVISION",
     "CLIP_SIZE",
     "CLIPImageContent",
     "ContentEncoder",
     "DepthEstimator",
+    "ImagePreprocessing",
     "MIDAS_MODEL",
+    "MIDAS_PREPROCESSING",
     "MIDAS_SIZE",
     "MiDaSDepth",
     "clip_preprocess",
@@ -69,7 +80,6 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 MIDAS_MODEL = "Intel/dpt-large"
 MIDAS_SIZE = 384
 MIDAS_MEAN = MIDAS_STD = (0.5, 0.5, 0.5)
-_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 @runtime_checkable
@@ -109,6 +119,253 @@ def _normalise(x01: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> 
     return (x01 - m) / s
 
 
+#: PIL's resampling ids, as image processors store them → ``torch``'s interpolation modes
+_RESAMPLE = {2: "bilinear", 3: "bicubic"}
+#: processor fields that change nothing here: the inputs are RGB tensors already, the output
+#: format, device and batching are the wrapper's (``do_reduce_labels`` acts on labels only), and
+#: the rest name the processor
+_NO_EFFECT = frozenset(
+    {
+        "do_convert_rgb", "default_to_square", "data_format", "input_data_format", "device",
+        "return_tensors", "disable_grouping", "image_seq_length", "do_reduce_labels", "images",
+        "segmentation_maps", "image_processor_type", "feature_extractor_type", "processor_class",
+        "auto_map",
+    }
+)  # fmt: skip
+#: processor fields :meth:`ImagePreprocessing.from_processor` reads (``pad_size`` and
+#: ``size_divisor`` act only with ``do_pad``, which is refused)
+_READ = frozenset(
+    {
+        "do_resize", "size", "resample", "do_center_crop", "crop_size", "do_rescale",
+        "rescale_factor", "do_normalize", "image_mean", "image_std", "keep_aspect_ratio",
+        "ensure_multiple_of", "do_pad", "pad_size", "size_divisor",
+    }
+)  # fmt: skip
+_ABSENT = object()
+
+
+def _size_dict(value: Any, name: str) -> dict[str, int]:
+    """A processor's size (a dict, transformers 5's ``SizeDict`` or an int) → its set keys."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {"int": value}
+    keys = ("height", "width", "shortest_edge", "longest_edge", "max_height", "max_width",
+            "min_pixels", "max_pixels")  # fmt: skip
+    if isinstance(value, dict):
+        got = {k: v for k, v in value.items() if v is not None}
+    else:
+        got = {k: getattr(value, k) for k in keys if getattr(value, k, None) is not None}
+    if not got:
+        raise ValueError(f"the image processor's {name}={value!r} is not a size")
+    return got
+
+
+def _refuse(name: str, value: Any, why: str) -> ValueError:
+    return ValueError(
+        f"the image processor's {name}={value!r} is not implemented by ImagePreprocessing "
+        f"({why}); pre-process the frames yourself or use a processor without it"
+    )
+
+
+def _constrain(value: float, multiple: int) -> int:
+    """DPT's rounding of a side to the nearest multiple (at least one multiple)."""
+    return max(multiple, round(value / multiple) * multiple)
+
+
+@dataclass(frozen=True)
+class ImagePreprocessing:
+    """An image processor's steps on tensors: frames (n, 3, H, W) in [−1, 1] → ``pixel_values``.
+
+    ``size``: an int = the shorter side (the longer one scaled and truncated, as CLIP's
+    processor), or (height, width); with ``keep_aspect_ratio`` both sides are scaled by the one
+    of the two factors nearer to 1, and each side is rounded to a multiple of ``multiple`` (DPT's
+    rule). ``resample``: ``"bicubic"`` or ``"bilinear"``, antialiased, on floats (not clamped:
+    the processors' float path). ``crop``: the centre crop (height,
+    width), zero-padded where the image is smaller, or None. ``rescale``: the factor applied to
+    0–255 pixels (None: not rescaled, pixels stay 0–255). ``mean``/``std``: the normalisation
+    (both None: none). ``resize`` False keeps the frames' size.
+    """
+
+    size: int | tuple[int, int]
+    resample: str = "bicubic"
+    crop: tuple[int, int] | None = None
+    rescale: float | None = 1 / 255
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    keep_aspect_ratio: bool = False
+    multiple: int = 1
+    resize: bool = True
+
+    def __post_init__(self) -> None:
+        sides = (self.size,) if isinstance(self.size, int) else tuple(self.size)
+        if len(sides) not in (1, 2) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sides
+        ):
+            raise ValueError(f"size must be a positive int or (height, width), got {self.size!r}")
+        if self.resample not in _RESAMPLE.values():
+            raise ValueError(f"resample must be 'bicubic' or 'bilinear', got {self.resample!r}")
+        if isinstance(self.size, int) and (self.keep_aspect_ratio or self.multiple != 1):
+            raise ValueError(
+                "keep_aspect_ratio and multiple go with a (height, width) size (DPT's rule), "
+                f"not with a shorter-side size {self.size}"
+            )
+        if (
+            isinstance(self.multiple, bool)
+            or not isinstance(self.multiple, int)
+            or self.multiple < 1
+        ):
+            raise ValueError(f"multiple must be a positive int, got {self.multiple!r}")
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("mean and std go together (both None: no normalisation)")
+        if self.std is not None and (len(self.std) != 3 or min(self.std) <= 0):
+            raise ValueError(f"std must be three positive values, got {self.std!r}")
+        if self.mean is not None and len(self.mean) != 3:
+            raise ValueError(f"mean must be three values, got {self.mean!r}")
+
+    @classmethod
+    def from_processor(cls, processor: Any, default: ImagePreprocessing) -> ImagePreprocessing:
+        """The steps a ``transformers`` image processor takes (``default``'s for a field it
+        lacks; ``default`` itself for None). A field that would act and is not implemented
+        here is refused with a ValueError that names it."""
+        if processor is None:
+            return default
+        names = (
+            getattr(processor, "_valid_kwargs_names", None)  # transformers 5
+            or getattr(processor, "_valid_processor_keys", None)  # transformers 4
+            or list(vars(processor))
+        )
+        for name in names:
+            value = getattr(processor, name, None)
+            if name.startswith("_") or name in _READ or name in _NO_EFFECT:
+                continue
+            if value not in (None, False):
+                raise _refuse(name, value, "a step this module does not take")
+        if getattr(processor, "do_pad", None):
+            raise _refuse("do_pad", processor.do_pad, "padding")
+        size = default.size
+        if getattr(processor, "size", None) is not None:
+            got = _size_dict(processor.size, "size")
+            if set(got) == {"shortest_edge"}:
+                size = got["shortest_edge"]
+            elif set(got) == {"height", "width"}:
+                size = (got["height"], got["width"])
+            elif set(got) == {"int"}:  # a bare int: the default's kind of size
+                size = got["int"] if isinstance(default.size, int) else (got["int"],) * 2
+            else:
+                raise _refuse("size", processor.size, "only a shorter side or height × width")
+        resample = default.resample
+        raw = getattr(processor, "resample", None)
+        if raw is not None:
+            mode = getattr(raw, "value", raw)
+            resample = _RESAMPLE.get(mode) if isinstance(mode, int) else mode
+            if resample not in _RESAMPLE.values():
+                raise _refuse("resample", raw, "bicubic or bilinear only")
+        crop = default.crop
+        do_crop = getattr(processor, "do_center_crop", _ABSENT)
+        raw = getattr(processor, "crop_size", None)
+        if do_crop is not _ABSENT and not do_crop:
+            crop = None
+        elif raw is not None:
+            got = _size_dict(raw, "crop_size")
+            if set(got) == {"int"}:
+                crop = (got["int"],) * 2
+            elif set(got) == {"height", "width"}:
+                crop = (got["height"], got["width"])
+            else:
+                raise _refuse("crop_size", raw, "a crop is height × width")
+        rescale = default.rescale
+        if getattr(processor, "do_rescale", None) is not None:
+            factor = getattr(processor, "rescale_factor", None)
+            rescale = (
+                (1 / 255 if factor is None else float(factor)) if processor.do_rescale else None
+            )
+        mean, std = default.mean, default.std
+        if getattr(processor, "do_normalize", None) is False:
+            mean = std = None
+        else:
+            mean = _triple(getattr(processor, "image_mean", None), mean)
+            std = _triple(getattr(processor, "image_std", None), std)
+        do_resize = getattr(processor, "do_resize", None)
+        return cls(
+            size=size,
+            resample=resample,
+            crop=crop,
+            rescale=rescale,
+            mean=mean,
+            std=std,
+            keep_aspect_ratio=bool(getattr(processor, "keep_aspect_ratio", None) or False),
+            multiple=int(getattr(processor, "ensure_multiple_of", None) or 1),
+            resize=default.resize if do_resize is None else bool(do_resize),
+        )
+
+    @property
+    def side(self) -> int:
+        """The height of the ``pixel_values`` for a square frame (the crop's, else the size's)."""
+        if self.crop is not None:
+            return self.crop[0]
+        return self.size if isinstance(self.size, int) else self.size[0]
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """The resized (height, width) of a (height, width) frame, before the crop."""
+        if not self.resize:
+            return height, width
+        if isinstance(self.size, int):
+            short, long = min(height, width), max(height, width)
+            new_long = int(self.size * long / short)
+            return (new_long, self.size) if width <= height else (self.size, new_long)
+        scale_h, scale_w = self.size[0] / height, self.size[1] / width
+        if self.keep_aspect_ratio:  # the factor nearer to 1 for both sides
+            if abs(1 - scale_w) < abs(1 - scale_h):
+                scale_h = scale_w
+            else:
+                scale_w = scale_h
+        return _constrain(scale_h * height, self.multiple), _constrain(
+            scale_w * width, self.multiple
+        )
+
+    def __call__(self, frames: Tensor) -> Tensor:
+        """Frames (n, 3, H, W) in [−1, 1] → ``pixel_values`` (n, 3, h, w), float32."""
+        _check_images(frames, "frames", 4)
+        x = (frames.float() + 1) / 2
+        new = self.output_size(*x.shape[-2:])
+        if new != tuple(x.shape[-2:]):
+            x = F.interpolate(x, size=new, mode=self.resample, align_corners=False, antialias=True)
+        if self.crop is not None:
+            x = _centre_crop(x, self.crop)
+        x = x * (255.0 * self.rescale if self.rescale is not None else 255.0)
+        return x if self.mean is None else _normalise(x, self.mean, self.std)
+
+
+def _triple(value: Any, default: tuple[float, ...] | None) -> tuple[float, ...] | None:
+    if value is None:
+        return default
+    if isinstance(value, (int, float)):
+        return (float(value),) * 3
+    return tuple(float(v) for v in value)
+
+
+def _centre_crop(x: Tensor, crop: tuple[int, int]) -> Tensor:
+    """The centre (height, width) of x, zero-padded first where x is smaller (as the
+    processors: the extra row or column of an odd padding goes to the bottom or right)."""
+    ch, cw = crop
+    h, w = x.shape[-2:]
+    if ch > h or cw > w:
+        ph, pw = max(ch - h, 0), max(cw - w, 0)
+        x = F.pad(x, (pw // 2, (pw + 1) // 2, ph // 2, (ph + 1) // 2))
+        h, w = x.shape[-2:]
+    top, left = int((h - ch) / 2), int((w - cw) / 2)
+    return x[..., top : top + ch, left : left + cw]
+
+
+#: CLIP ViT-L/14's processor: shorter side 224 (bicubic), centre crop 224, CLIP's mean and std
+CLIP_PREPROCESSING = ImagePreprocessing(
+    CLIP_SIZE, "bicubic", (CLIP_SIZE, CLIP_SIZE), 1 / 255, CLIP_MEAN, CLIP_STD
+)
+#: DPT-Large's processor: 384 × 384 (bicubic, aspect not kept), mean = std = 0.5
+MIDAS_PREPROCESSING = ImagePreprocessing(
+    (MIDAS_SIZE, MIDAS_SIZE), "bicubic", None, 1 / 255, MIDAS_MEAN, MIDAS_STD
+)
+
+
 def clip_preprocess(
     frames: Tensor,
     size: int = CLIP_SIZE,
@@ -116,18 +373,11 @@ def clip_preprocess(
     std: tuple[float, ...] = CLIP_STD,
 ) -> Tensor:
     """Frames (b, 3, H, W) in [−1, 1] → CLIP's ``pixel_values`` (b, 3, size, size): the shorter
-    side resized to ``size`` (bicubic, antialiased, clamped to [0, 1]), centre-cropped, then
-    normalised with ``mean`` and ``std`` (module docstring)."""
-    _check_images(frames, "frames", 4)
-    x = (frames.float() + 1) / 2
-    h, w = x.shape[-2:]
-    scale = size / min(h, w)
-    new = (max(size, round(h * scale)), max(size, round(w * scale)))
-    if new != (h, w):
-        x = F.interpolate(x, size=new, mode="bicubic", align_corners=False, antialias=True)
-    top, left = (new[0] - size) // 2, (new[1] - size) // 2
-    x = x[..., top : top + size, left : left + size].clamp(0, 1)
-    return _normalise(x, mean, std)
+    side resized to ``size`` (bicubic, antialiased), centre-cropped, then
+    normalised with ``mean`` and ``std`` (:class:`ImagePreprocessing`)."""
+    return ImagePreprocessing(size, "bicubic", (size, size), 1 / 255, tuple(mean), tuple(std))(
+        frames
+    )
 
 
 def midas_preprocess(
@@ -137,14 +387,10 @@ def midas_preprocess(
     std: tuple[float, ...] = MIDAS_STD,
 ) -> Tensor:
     """Frames (n, 3, H, W) in [−1, 1] → DPT's ``pixel_values`` (n, 3, size, size): resized
-    (bicubic, antialiased, clamped to [0, 1], aspect not kept, as ``Intel/dpt-large``'s
+    (bicubic, antialiased, aspect not kept, as ``Intel/dpt-large``'s
     processor) and normalised (mean = std = 0.5 maps [0, 1] back to [−1, 1])."""
-    _check_images(frames, "frames", 4)
     target = (size, size) if isinstance(size, int) else tuple(size)
-    x = (frames.float() + 1) / 2
-    if tuple(x.shape[-2:]) != target:
-        x = F.interpolate(x, size=target, mode="bicubic", align_corners=False, antialias=True)
-    return _normalise(x.clamp(0, 1), mean, std)
+    return ImagePreprocessing(target, "bicubic", None, 1 / 255, tuple(mean), tuple(std))(frames)
 
 
 def inverse_depth_to_distance(
@@ -185,70 +431,86 @@ def random_frame(video: Tensor, generator: torch.Generator | None = None) -> Ten
 
 
 def _require_transformers():
-    try:
-        import transformers
-    except ImportError:
-        raise ImportError(
-            "Gen-1's CLIP image encoder and MiDaS depth run through Hugging Face transformers, "
-            "an optional extra: `pip install transformers` (the tiny chapter uses the content "
-            "code and the exact depth and needs nothing more)"
-        ) from None
-    return transformers
+    return require_transformers(
+        "Gen-1's CLIP image encoder and MiDaS depth run",
+        "the tiny chapter uses the content code and the exact depth and needs nothing more",
+    )
 
 
-def _local_folder(folder: str | Path, what: str) -> Path:
-    root = Path(folder)
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"{root} is not a folder; expected a local copy of {what} (config.json, the weights "
-            "and preprocessor_config.json, e.g. saved by save_pretrained or a hub snapshot); "
-            "esser_lab never downloads it"
-        )
-    return root
+#: what a local folder holds, said when it is not a folder
+_FOLDER = (
+    "{} (config.json, the weights and preprocessor_config.json, e.g. saved by save_pretrained "
+    "or a hub snapshot)"
+)
 
 
-def _check_hub(scale: Any, revision: str | None, model: str) -> str:
-    """Refuse a download outside small/full with published weights, or without a pinned commit."""
-    name = getattr(scale, "name", None)
-    if name not in ("small", "full"):
-        raise RuntimeError(
-            f"{model} is fetched at small or full scale only, got scale {name!r}: at tiny, in "
-            "tests and in CI the chapter uses its stand-ins and nothing downloads"
-        )
-    if getattr(scale, "pretrained", "published") != "published":
-        raise RuntimeError(
-            f"ESSER_LAB_PRETRAINED={scale.pretrained}: stand-ins were asked for, so {model} "
-            "is not fetched"
-        )
-    if not isinstance(revision, str) or not _COMMIT.fullmatch(revision):
-        raise ValueError(
-            f"{model} is fetched at a pinned revision: pass revision= a 40-hex commit of the "
-            f"hub repository (got {revision!r}); a branch name such as 'main' is not pinned"
-        )
-    return revision
+_Wrapper = TypeVar("_Wrapper", bound="_Loaders")
 
 
-def _processor_constants(processor: Any, size: Any, mean: Any, std: Any) -> tuple:
-    """``size`` (an int side), ``mean``, ``std`` from a transformers image processor, falling back
-    to the given defaults for what it lacks."""
-    if processor is None:
-        return size, mean, std
-    got = getattr(processor, "crop_size", None) or getattr(processor, "size", None)
-    if isinstance(got, dict):
-        got = got.get("height") or got.get("shortest_edge") or size
-    side = int(got) if isinstance(got, (int, float)) else size
-    m = tuple(getattr(processor, "image_mean", None) or mean)
-    s = tuple(getattr(processor, "image_std", None) or std)
-    return side, m, s
+class _Loaders:
+    """``from_folder`` and ``from_hub`` of the two wrappers: a ``transformers`` model and its
+    image processor, named by the class attributes."""
+
+    _classes: tuple[str, str]  # the model's and the processor's transformers class names
+    _holds: str  # what a local folder holds
+    _repository: str  # the hub repository
+    _revision: str | None  # its pinned commit (None: the caller must give one)
+
+    @classmethod
+    def _load(cls: type[_Wrapper], source: TransformersSource, device, dtype) -> _Wrapper:
+        transformers = _require_transformers()
+        model = source.load(getattr(transformers, cls._classes[0]), dtype=dtype)
+        processor = None  # only where a local folder holds one
+        if source.has("preprocessor_config.json"):
+            processor = source.load(getattr(transformers, cls._classes[1]))
+        return cls(model, processor, device)
+
+    @classmethod
+    def from_folder(
+        cls: type[_Wrapper],
+        folder: str | Path,
+        device: str | torch.device = "cpu",
+        dtype=torch.float32,
+    ) -> _Wrapper:
+        """From a local copy of the model (with its ``preprocessor_config.json`` when there is
+        one); never downloads."""
+        _require_transformers()  # first: say what to install before looking at the folder
+        source = TransformersSource.folder(folder, _FOLDER.format(cls._holds))
+        return cls._load(source, device, dtype)
+
+    @classmethod
+    def from_hub(
+        cls: type[_Wrapper],
+        scale: Any,
+        revision: str | None = None,
+        device: str | torch.device = "cpu",
+        dtype=torch.float32,
+        repository: str | None = None,
+    ) -> _Wrapper:
+        """Fetched by ``transformers`` (``huggingface_hub``'s cache, checksummed) at a pinned
+        ``revision`` (None: the class's pinned commit, where it has one), only at ``scale``
+        small or full with published weights; ``repository`` None: the class's."""
+        repository = repository or cls._repository
+        revision = cls._revision if revision is None else revision
+        return cls._load(TransformersSource.hub(scale, repository, revision), device, dtype)
 
 
-class CLIPImageContent:
+class CLIPImageContent(_Loaders):
     """c(x) = CLIP's projected image embedding ``(b, content_dim)`` of frames in [−1, 1].
 
     ``model``: a ``transformers.CLIPVisionModelWithProjection`` (or any module called as
     ``model(pixel_values=...)`` returning ``image_embeds``), frozen on ``device``. ``processor``
-    (optional): its ``CLIPImageProcessor``, whose size, mean and std replace the defaults.
+    (optional): its ``CLIPImageProcessor``, whose steps replace ViT-L/14's
+    (:class:`ImagePreprocessing`; a field it does not implement is refused by name).
+
+    :meth:`from_folder` reads a local copy (``CLIPVisionModelWithProjection`` reads a full
+    ``CLIPModel`` folder too); :meth:`from_hub` fetches :data:`CLIP_IMAGE_MODEL` at
+    :data:`CLIP_REVISION` unless told otherwise.
     """
+
+    _classes = ("CLIPVisionModelWithProjection", "CLIPImageProcessor")
+    _holds = f"a CLIP model such as {CLIP_IMAGE_MODEL}"
+    _repository, _revision = CLIP_IMAGE_MODEL, CLIP_REVISION
 
     def __init__(
         self,
@@ -270,44 +532,9 @@ class CLIPImageContent:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval().requires_grad_(False)
         self.content_dim, self.chunk = width, chunk
-        self.size, self.mean, self.std = _processor_constants(
-            processor, CLIP_SIZE, CLIP_MEAN, CLIP_STD
-        )
-
-    @classmethod
-    def from_folder(
-        cls, folder: str | Path, device: str | torch.device = "cpu", dtype=torch.float32
-    ) -> CLIPImageContent:
-        """From a local copy of a CLIP model (``CLIPVisionModelWithProjection`` can read a full
-        ``CLIPModel`` folder too); never downloads."""
-        transformers = _require_transformers()
-        root = _local_folder(folder, f"a CLIP model such as {CLIP_IMAGE_MODEL}")
-        model = transformers.CLIPVisionModelWithProjection.from_pretrained(
-            root, torch_dtype=dtype, local_files_only=True
-        )
-        processor = None
-        if (root / "preprocessor_config.json").is_file():
-            processor = transformers.CLIPImageProcessor.from_pretrained(root, local_files_only=True)
-        return cls(model, processor, device)
-
-    @classmethod
-    def from_hub(
-        cls,
-        scale: Any,
-        revision: str | None = CLIP_REVISION,
-        device: str | torch.device = "cpu",
-        dtype=torch.float32,
-        repository: str = CLIP_IMAGE_MODEL,
-    ) -> CLIPImageContent:
-        """Fetched by ``transformers`` (``huggingface_hub``'s cache, checksummed) at a pinned
-        ``revision``, only at ``scale`` small or full with published weights."""
-        revision = _check_hub(scale, revision, repository)
-        transformers = _require_transformers()
-        model = transformers.CLIPVisionModelWithProjection.from_pretrained(
-            repository, revision=revision, torch_dtype=dtype
-        )
-        processor = transformers.CLIPImageProcessor.from_pretrained(repository, revision=revision)
-        return cls(model, processor, device)
+        self.preprocessing = ImagePreprocessing.from_processor(processor, CLIP_PREPROCESSING)
+        self.size = self.preprocessing.side
+        self.mean, self.std = self.preprocessing.mean, self.preprocessing.std
 
     @torch.no_grad()
     def encode(self, frames: Tensor) -> Tensor:
@@ -317,7 +544,7 @@ class CLIPImageContent:
         dtype = next(self.model.parameters()).dtype
         out = []
         for part in frames.split(self.chunk):
-            x = clip_preprocess(part.to(self.device), self.size, self.mean, self.std)
+            x = self.preprocessing(part.to(self.device))
             out.append(self.model(pixel_values=x.to(dtype)).image_embeds.float())
         embeds = torch.cat(out) if out else frames.new_zeros(0, self.content_dim)
         return embeds.to(frames.device)
@@ -327,15 +554,25 @@ class CLIPImageContent:
         return self.encode(random_frame(video, generator))
 
 
-class MiDaSDepth:
+class MiDaSDepth(_Loaders):
     """s(x) before the blur: MiDaS DPT-Large's depth of every frame, as a distance in [0, 1]
     (1 = far) at the frames' resolution ``(b, f, 1, H, W)`` (module docstring).
 
     ``model``: a ``transformers.DPTForDepthEstimation`` (or any module called as
     ``model(pixel_values=...)`` returning ``predicted_depth`` (n, h, w)), frozen on ``device``;
-    ``processor`` (optional): its ``DPTImageProcessor``. ``chunk`` frames run at a time;
+    ``processor`` (optional): its ``DPTImageProcessor``, whose steps replace DPT-Large's
+    (:class:`ImagePreprocessing`; a field it does not implement is refused by name).
+    ``chunk`` frames run at a time;
     ``per``: the normalisation's extent, ``"clip"`` or ``"frame"``.
+
+    :meth:`from_folder` reads a local copy of :data:`MIDAS_MODEL` (or another DPT depth model);
+    :meth:`from_hub` fetches it at the ``revision`` the caller gives (a commit of the hub
+    repository: none was checked from here).
     """
+
+    _classes = ("DPTForDepthEstimation", "DPTImageProcessor")
+    _holds = f"a DPT depth model such as {MIDAS_MODEL}"
+    _repository, _revision = MIDAS_MODEL, None
 
     def __init__(
         self,
@@ -354,45 +591,9 @@ class MiDaSDepth:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval().requires_grad_(False)
         self.chunk, self.per = chunk, per
-        self.size, self.mean, self.std = _processor_constants(
-            processor, MIDAS_SIZE, MIDAS_MEAN, MIDAS_STD
-        )
-
-    @classmethod
-    def from_folder(
-        cls, folder: str | Path, device: str | torch.device = "cpu", dtype=torch.float32
-    ) -> MiDaSDepth:
-        """From a local copy of ``Intel/dpt-large`` (or another DPT depth model); never
-        downloads."""
-        transformers = _require_transformers()
-        root = _local_folder(folder, f"a DPT depth model such as {MIDAS_MODEL}")
-        model = transformers.DPTForDepthEstimation.from_pretrained(
-            root, torch_dtype=dtype, local_files_only=True
-        )
-        processor = None
-        if (root / "preprocessor_config.json").is_file():
-            processor = transformers.DPTImageProcessor.from_pretrained(root, local_files_only=True)
-        return cls(model, processor, device)
-
-    @classmethod
-    def from_hub(
-        cls,
-        scale: Any,
-        revision: str | None = None,
-        device: str | torch.device = "cpu",
-        dtype=torch.float32,
-        repository: str = MIDAS_MODEL,
-    ) -> MiDaSDepth:
-        """Fetched by ``transformers`` at the pinned ``revision`` (a commit of the hub
-        repository, which the caller must give: none was checked from here), only at ``scale``
-        small or full with published weights."""
-        revision = _check_hub(scale, revision, repository)
-        transformers = _require_transformers()
-        model = transformers.DPTForDepthEstimation.from_pretrained(
-            repository, revision=revision, torch_dtype=dtype
-        )
-        processor = transformers.DPTImageProcessor.from_pretrained(repository, revision=revision)
-        return cls(model, processor, device)
+        self.preprocessing = ImagePreprocessing.from_processor(processor, MIDAS_PREPROCESSING)
+        self.size = self.preprocessing.side
+        self.mean, self.std = self.preprocessing.mean, self.preprocessing.std
 
     @torch.no_grad()
     def inverse_depth(self, video: Tensor) -> Tensor:
@@ -404,7 +605,7 @@ class MiDaSDepth:
         dtype = next(self.model.parameters()).dtype
         out = []
         for part in frames.split(self.chunk):
-            x = midas_preprocess(part.to(self.device), self.size, self.mean, self.std)
+            x = self.preprocessing(part.to(self.device))
             d = self.model(pixel_values=x.to(dtype)).predicted_depth.float()  # (n, h', w')
             if d.dim() != 3:
                 raise ValueError(f"predicted_depth must be (n, h, w), got {tuple(d.shape)}")
