@@ -172,7 +172,10 @@ def profile(name: str) -> Scale:
         )
     if name == "tiny":
         if devices > 1 or nodes > 1:
-            raise ValueError(f"{DEVICES_ENV_VAR}/{NODES_ENV_VAR} need a GPU scale, not tiny")
+            raise ValueError(
+                f"{DEVICES_ENV_VAR}/{NODES_ENV_VAR} need small or full (on GPUs, or on CPU "
+                f"processes with {DEVICE_ENV_VAR}=cpu), not tiny"
+            )
         if device in ("gpu", "cuda"):
             raise ValueError(f"{DEVICE_ENV_VAR}={device}: tiny runs on the CPU; use small or full")
         if pretrained == "published":
@@ -193,15 +196,16 @@ def profile(name: str) -> Scale:
         )
     pretrained = pretrained or "published"
     if device == "cpu":
-        # small/full sizes on a CPU in fp32 (bf16 matmuls are slow there), text progress for logs
+        # small/full sizes on a CPU in fp32 (bf16 matmuls are slow there), text progress for logs;
+        # ESSER_LAB_DEVICES > 1 here means that many CPU processes under DDP (gloo)
         return Scale(
             name,
             "cpu",
             "32-true",
             threads,
             "text",
-            1,
-            1,
+            devices,
+            nodes,
             seed,
             pretrained=pretrained,
             **caps,  # type: ignore[arg-type]

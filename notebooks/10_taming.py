@@ -92,7 +92,6 @@ if "google.colab" in sys.modules:
 import inspect
 import math
 import os
-import tempfile
 import time
 from dataclasses import replace
 
@@ -295,7 +294,7 @@ display(Markdown("\n".join(rows)))
 
 # %%
 from esser_lab.data.modules import SpritesDataModule
-from esser_lab.training.trainer import make_trainer
+from esser_lab.training.trainer import checkpoint_folder, make_trainer
 
 
 def items_per_epoch(steps: int, batch_size: int, cap: int) -> int:
@@ -319,7 +318,8 @@ if config.perceptual_weight > 0:  # small/full: LPIPS with published weights, or
 
     perceptual = pretrained.lpips(profile.pretrained)
     print(pretrained.describe(profile.pretrained, "LPIPS (VGG16)"))
-checkpoint_dir = tempfile.mkdtemp(prefix="taming_")
+# one process: a temporary folder; DDP: ./runs/taming/seed<seed>, which every rank can read
+checkpoint_dir = checkpoint_folder(profile, "taming")
 train_seconds = {}
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
@@ -50,6 +52,19 @@ class TextProgress(Callback):
         parts = [f"{k} {float(metrics[k]):.4g}" for k in self.keys if k in metrics]
         elapsed = time.perf_counter() - self._start
         print(f"step {step:>6}/{trainer.max_steps}  " + "  ".join(parts) + f"  ({elapsed:.1f} s)")
+
+
+def checkpoint_folder(scale: Scale, name: str) -> Path:
+    """A folder for a chapter's own checkpoints (chapter 10 saves a shared prefix and resumes two
+    branches from it). One process: a fresh temporary folder. Several (``devices × num_nodes``
+    > 1, DDP): rank 0 writes the file and every rank reads it, so the folder must be the same
+    on every process, on every node: ``runs/<name>/seed<seed>`` under the working directory
+    (the job's shared file system under SLURM), made if missing."""
+    if scale.devices * scale.num_nodes == 1:
+        return Path(tempfile.mkdtemp(prefix=f"{name}_"))
+    folder = Path.cwd() / "runs" / name / f"seed{scale.seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def log_now(module: L.LightningModule) -> bool:

@@ -247,6 +247,37 @@ def _resumed_under_ddp(name: str, per_epoch: int, folder: str, rank: int) -> dic
     return {"straight": _state(straight), "resumed": _state(resumed)}
 
 
+def _branched_in_checkpoint_folder(folder: str) -> dict:
+    """Chapter 10's recipe under DDP: a prefix saved into ``checkpoint_folder`` (rank 0 writes),
+    then a branch resumed from it on every rank (each must find the file)."""
+    from dataclasses import replace
+
+    from esser_lab.data.modules import batch_loader
+    from esser_lab.training.trainer import checkpoint_folder
+
+    scale = replace(profile("tiny"), devices=WORLD)
+    fields = _joined(_system_and_batches("LitDenseAutoencoder")[1])
+    here = os.getcwd()
+    os.chdir(folder)  # the job's working directory
+    try:
+        checkpoints = checkpoint_folder(scale, "taming")
+
+        def run(steps: int, ckpt_path: Path | None = None):
+            torch.manual_seed(0)
+            system = _build("LitDenseAutoencoder").system
+            trainer = make_trainer(scale, steps, progress_every=10_000, accelerator="cpu")
+            loader = batch_loader(fields, B, shuffle=True, seed=0)
+            trainer.fit(system, loader, ckpt_path=ckpt_path, weights_only=True)
+            return system, trainer
+
+        _, trainer = run(RESUME_STEPS // 2)
+        trainer.save_checkpoint(checkpoints / "prefix.ckpt")
+        branch, _ = run(RESUME_STEPS, checkpoints / "prefix.ckpt")
+    finally:
+        os.chdir(here)
+    return {"folder": str(checkpoints.relative_to(folder)), **_state(branch)}
+
+
 def _worker(rank: int, port: int, folder: str) -> None:
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
@@ -270,6 +301,7 @@ def _worker(rank: int, port: int, folder: str) -> None:
     for name in RESUMED:
         for position, per_epoch in RESUME_POSITIONS.items():
             results[f"resume {name} {position}"] = _resumed_under_ddp(name, per_epoch, folder, rank)
+    results["chapter 10 branch"] = _branched_in_checkpoint_folder(folder)
     torch.save(results, Path(folder) / f"rank{rank}.pt")
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
@@ -350,6 +382,14 @@ def test_chapter_loaders_give_each_rank_its_own_whole_batches(ranks):
 def test_each_rank_draws_its_own_noise(ranks):
     a, b = ranks[0]["stream"]["draw"], ranks[1]["stream"]["draw"]
     assert not torch.equal(a, b)
+
+
+def test_chapter_10s_branches_resume_from_one_folder_on_every_rank(ranks):
+    first, second = (r["chapter 10 branch"] for r in ranks)
+    assert first["folder"] == second["folder"] == "runs/taming/seed0"
+    for key, value in first.items():
+        if key != "folder":
+            assert torch.equal(value, second[key]), key
 
 
 @pytest.mark.parametrize("position", list(RESUME_POSITIONS))

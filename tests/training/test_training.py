@@ -177,7 +177,7 @@ def test_devices_and_nodes_from_the_environment(monkeypatch):
     monkeypatch.setenv(scales.NODES_ENV_VAR, "2")
     full = scales.profile("full")
     assert (full.devices, full.num_nodes) == (4, 2)
-    with pytest.raises(ValueError, match="need a GPU scale"):
+    with pytest.raises(ValueError, match="need small or full"):
         scales.profile("tiny")
     monkeypatch.setenv(scales.DEVICES_ENV_VAR, "0")
     with pytest.raises(ValueError, match="positive integer"):
@@ -228,3 +228,20 @@ def test_systems_log_only_on_the_steps_text_progress_prints(capsys, optimizers):
     assert len(printed) == 3 and all("loss" in line for line in printed)
     assert toy.logged_at == [4 * optimizers, 8 * optimizers, 10 * optimizers]
     assert printed[-1].split()[1] == f"{max_steps}/{max_steps}"
+
+
+def test_many_cpu_processes_are_honoured_at_small_and_refused_at_tiny(monkeypatch):
+    """ESSER_LAB_DEVICE=cpu with ESSER_LAB_DEVICES=2: two CPU processes under DDP, not one."""
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from esser_lab.training.trainer import make_trainer
+
+    monkeypatch.setenv(scales.DEVICE_ENV_VAR, "cpu")
+    monkeypatch.setenv(scales.DEVICES_ENV_VAR, "2")
+    small = scales.profile("small")
+    assert (small.accelerator, small.devices, small.num_nodes) == ("cpu", 2, 1)
+    trainer = make_trainer(small, 3)
+    assert isinstance(trainer.strategy, DDPStrategy) and trainer.num_devices == 2
+    assert trainer.strategy.process_group_backend == "gloo"
+    with pytest.raises(ValueError, match="need small or full .*, not tiny"):
+        scales.profile("tiny")
