@@ -192,3 +192,26 @@ def test_sd3_encoders_read_the_official_layers_of_tiny_random_models():
     alone, beside = encoders.encode(["a red circle"]), encoders.encode(["a red circle", long])
     torch.testing.assert_close(alone["context"][0], beside["context"][0])
     assert beside["context"].shape == (2, 154, 4096)  # the long one is truncated to 77
+
+
+def test_the_diffusers_layouts_encoders_read_through_the_shared_source(tmp_path):
+    """``SD3TextEncoders.from_folder``'s reading (``TransformersSource``) on a tiny random
+    CLIP-L saved in the diffusers layout: the weights back, in the dtype asked, from the
+    sub-folder, offline."""
+    transformers = pytest.importorskip("transformers")
+    from esser_lab.pretrained import TransformersSource
+
+    config = transformers.CLIPTextConfig(
+        vocab_size=100, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, projection_dim=16, max_position_embeddings=77,
+    )  # fmt: skip
+    saved = transformers.CLIPTextModelWithProjection(config)
+    saved.save_pretrained(tmp_path / "text_encoder")
+    source = TransformersSource.folder(tmp_path, "an SD3 model")
+    assert source.has("config.json", "text_encoder") and not source.has("config.json")
+    loaded = source.load(transformers.CLIPTextModelWithProjection, "text_encoder", torch.float16)
+    assert next(loaded.parameters()).dtype == torch.float16
+    state = loaded.state_dict()
+    assert state.keys() == saved.state_dict().keys()
+    for name, value in saved.state_dict().items():
+        torch.testing.assert_close(value.half(), state[name], msg=name)
