@@ -301,7 +301,7 @@ sample_steps = profile.pick(tiny=20, small=50, full=50)
 reference = relation_batch(max(num_samples, 256), torch.Generator().manual_seed(4)).image
 results = {}
 for name, system in systems.items():
-    model = system.model.cpu()
+    model = system.model.to(profile.device)  # Lightning hands it back on the CPU after fit
     results[name] = ArmResult(
         probe=probe_table(model, probe_train, probe_test, probe_times, seed=profile.seed),
         relation=probe_table(
@@ -568,7 +568,9 @@ seed_everything(profile.seed)
 system = LitSelfFlow(SelfFlowDiT(config), separated, learning_rate=learning_rate)
 loader = batch_loader({"image": train.image}, batch_size, shuffle=True, seed=profile.seed)
 make_trainer(profile, short, progress_every=short).fit(system, loader)
-table = probe_table(system.model.cpu().eval(), probe_train, probe_test, probe_times[:1])
+table = probe_table(
+    system.model.to(profile.device).eval(), probe_train, probe_test, probe_times[:1]
+)
 print(f"Attention Separation, {short} steps: best probe {max(table.values()):.3f}")
 
 # %% [markdown]

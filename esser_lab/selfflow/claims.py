@@ -54,12 +54,14 @@ __all__ = [
 def pooled_features(
     model: SelfFlowDiT, images: Tensor, t: float, noise: Tensor
 ) -> dict[int, Tensor]:
-    """Mean-pooled tokens (n, d) of every block for ``images`` noised to ``t`` with ``noise``."""
+    """Mean-pooled tokens (n, d) of every block for ``images`` noised to ``t`` with ``noise``,
+    computed on the model's device (the features come back on the CPU)."""
+    device = next(model.parameters()).device
     x = (1 - t) * images + t * noise
-    times = torch.full((len(x),), float(t))
+    times = torch.full((len(x),), float(t), device=device)
     layers = list(range(1, model.config.depth + 1))
-    chunks = [model(c, times[: len(c)], return_features=layers)[1] for c in x.split(512)]
-    return {k: torch.cat([c[k] for c in chunks]).mean(dim=1) for k in layers}
+    chunks = [model(c.to(device), times[: len(c)], return_features=layers)[1] for c in x.split(512)]
+    return {k: torch.cat([c[k] for c in chunks]).mean(dim=1).cpu() for k in layers}
 
 
 def probe_table(
@@ -104,7 +106,8 @@ class SampleScores:
 def sample_scores(
     model: SelfFlowDiT, reference: Tensor, num: int, steps: int, seed: int = 0
 ) -> SampleScores:
-    """Euler samples (``steps``) from fixed noise, scored against ``reference`` images."""
+    """Euler samples (``steps``) from fixed noise, scored against ``reference`` images; sampled
+    on the model's device (the same noise on any device: drawn on the CPU)."""
     from esser_lab.metrics.fid import fid_style
 
     was_training = model.training
@@ -112,7 +115,8 @@ def sample_scores(
     config = model.config
     shape = (num, config.in_channels, config.input_size, config.input_size)
     noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
-    images = euler_solve(model, noise, steps).clamp(-1, 1)
+    noise = noise.to(next(model.parameters()).device)
+    images = euler_solve(model, noise, steps).clamp(-1, 1).cpu()
     model.train(was_training)
     left, right = judge_shapes(images)
     return SampleScores(
