@@ -57,6 +57,15 @@ PAPERS: dict[str, str] = {
     "part_discovery": "ch. 8, unsupervised part discovery (Braun et al. 2020)",
     "data_bias": "ch. 9, data set bias in a latent space (Esser et al. 2020)",
     "taming": "ch. 10, taming transformers: VQGAN + GPT (Esser et al. 2021)",
+    "shape_texture": "ch. 11, shape and texture in a CNN's stages (Islam et al. 2021)",
+    "geofree": "ch. 12, geometry-free view synthesis (Rombach et al. 2021)",
+    "imagebart": "ch. 13, ImageBART: multinomial diffusion on codes (Esser et al. 2021)",
+    "ldm": "ch. 14, latent diffusion: KL autoencoder + UNet (Rombach et al. 2022)",
+    "keyframe": "ch. 15, unified keyframe propagation (Esser, Michael & Sengupta 2022)",
+    "gen1": "ch. 16, Gen-1: structure- and content-guided video (Esser et al. 2023)",
+    "sd3": "ch. 17, rectified flow + MMDiT: Stable Diffusion 3 (Esser et al. 2024)",
+    "ladd": "ch. 18, latent adversarial diffusion distillation (Sauer et al. 2024)",
+    "selfflow": "ch. 19, Self-Flow: self-supervised flow matching (Chefer, Esser et al. 2026)",
 }
 COMMANDS = ("fit",)
 
@@ -99,6 +108,9 @@ class Stage:
     ``model(preset)`` and ``data(preset)`` give the preset's config and data settings (frozen
     dataclasses); ``build(model_config, data_settings, run)`` returns the :class:`Plan`.
     ``needs``: the stage whose export (``<needs>.safetensors``) this one starts from.
+    ``shipped``: the presets at which the package ships that stage's result (a small first stage,
+    CHAPTER.md's *shipped stages*): there, without an export or ``--first_stage``, ``build`` gets
+    ``run.first_stage = None`` and loads the shipped one.
     """
 
     help: str
@@ -106,6 +118,7 @@ class Stage:
     data: Callable[[str], Any]
     build: Callable[[Any, Any, Run], Plan]
     needs: str | None = None
+    shipped: tuple[str, ...] = ()
 
 
 def paper_stages(paper: str) -> dict[str, Stage]:
@@ -410,7 +423,12 @@ def fit(invocation: Invocation) -> Path:
         first_stage = (
             options.first_stage or options.output_dir / spec.needs / f"{spec.needs}.safetensors"
         )
-        if not Path(first_stage).is_file():
+        if options.first_stage is None and invocation.preset in spec.shipped:
+            if not Path(first_stage).is_file():
+                print(f"stage {invocation.stage!r}: no {first_stage}; the package's shipped "
+                      f"{spec.needs} ({invocation.preset}) stands in")  # fmt: skip
+                first_stage = None
+        elif not Path(first_stage).is_file():
             raise SystemExit(
                 f"error: stage {invocation.stage!r} builds on stage {spec.needs!r}, whose export "
                 f"{first_stage} does not exist: train it first (--stage {spec.needs}) or pass "

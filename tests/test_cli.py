@@ -269,3 +269,69 @@ def test_published_reads_the_placed_file_else_fetches(
     cli.lpips(run)
     assert no_network["torchvision"] == ["vgg19", "vgg16"]
     assert len(no_network["download"]) == 1 and (tmp_path / "checkpoints" / "lpips").is_dir()
+
+
+# --- chapters 11-19 ---------------------------------------------------------------------------
+
+LATER = ("shape_texture", "geofree", "imagebart", "ldm", "keyframe", "gen1", "sd3", "ladd",
+         "selfflow")  # fmt: skip
+
+
+def _tiny(paper: str, out: Path, *extra: str) -> list[str]:
+    return [paper, "fit", "--preset", "tiny", "--accelerator", "cpu", "--output_dir", str(out),
+            "--logger", "csv", *extra]  # fmt: skip
+
+
+def test_ldm_tiny_autoencoder_then_latent_diffusion(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    torch.set_num_threads(1)
+    assert cli.main(_tiny("ldm", tmp_path, "--stage", "autoencoder", "--max_steps", "2")) == 0
+    export = tmp_path / "autoencoder" / "autoencoder.safetensors"
+    assert _step(tmp_path / "autoencoder" / "checkpoints" / "last.ckpt") == 2
+    # the LDM stage trains on that frozen autoencoder's latents: its weights are the export's
+    assert cli.main(_tiny("ldm", tmp_path, "--stage", "ldm", "--max_steps", "2")) == 0
+    last = tmp_path / "ldm" / "checkpoints" / "last.ckpt"
+    assert _step(last) == 2
+    state = torch.load(last, map_location="cpu", weights_only=True)["state_dict"]
+    exported = load_file(export)
+    prefix = "ldm.first_stage_model."
+    frozen = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    assert frozen.keys() == exported.keys()
+    assert all(torch.equal(frozen[k], exported[k]) for k in exported)
+    # a UNet that does not fit the latents is refused with the fix
+    with pytest.raises(SystemExit, match="model.unet.image_size=4"):
+        cli.main(_tiny("ldm", tmp_path, "--stage", "ldm", "--set", "model.unet.image_size=8"))
+
+
+@pytest.mark.parametrize("paper", LATER)
+def test_every_stage_of_chapters_11_to_19_takes_a_tiny_step(paper: str, tmp_path: Path) -> None:
+    """Each stage in order (a later one reads the earlier one's export), one step on 64 items."""
+    torch.set_num_threads(1)
+    for stage in cli.paper_stages(paper):
+        argv = _tiny(paper, tmp_path, "--stage", stage, "--max_steps", "1",
+                     "--data.num_train", "64")  # fmt: skip
+        assert cli.main(argv) == 0
+        assert _step(tmp_path / stage / "checkpoints" / "last.ckpt") == 1
+
+
+def test_shipped_first_stage_stands_in_at_tiny_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tiny = _tiny("geofree", tmp_path, "--stage", "transformer", "--max_steps", "1",
+                 "--data.num_train", "32")  # fmt: skip
+    assert cli.main(tiny) == 0
+    assert "shipped vqgan (tiny) stands in" in capsys.readouterr().out
+    small = ["geofree", "fit", "--preset", "small", "--stage", "transformer",
+             "--accelerator", "cpu", "--output_dir", str(tmp_path)]  # fmt: skip
+    with pytest.raises(SystemExit, match="builds on stage 'vqgan'.*train it first"):
+        cli.main(small)
+
+
+def test_keyframe_published_perceptual_network_needs_the_users_file(tmp_path: Path) -> None:
+    missing = tmp_path / "encoder_epoch_20.pth"
+    argv = ["keyframe", "fit", "--preset", "small", "--accelerator", "cpu", "--output_dir",
+            str(tmp_path), "--data.num_train", "4", "--pretrained", "published",
+            "--model.perceptual_path", str(missing)]  # fmt: skip
+    with pytest.raises(SystemExit, match="ADE20k ResNet-50.*not at.*encoder_epoch_20.pth"):
+        cli.main(argv)
