@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["is_distributed", "mean_over_ranks", "moments_over_ranks"]
+__all__ = ["gather_over_ranks", "is_distributed", "mean_over_ranks", "moments_over_ranks"]
 
 
 def is_distributed() -> bool:
@@ -56,3 +56,18 @@ def moments_over_ranks(rows: Tensor, unbiased: bool) -> tuple[Tensor, Tensor]:
     if is_distributed():
         dist.all_reduce(squares)
     return mean, squares / (count - 1 if unbiased else count)
+
+
+def gather_over_ranks(value: Tensor) -> Tensor:
+    """Every rank's ``value`` (equal shapes) concatenated along dim 0, rank 0's first: the global
+    batch, on every rank (``value`` itself when not distributed). Detached; for one-off
+    statistics such as LDM's ``scale_by_std``, not for every step."""
+    if not is_distributed():
+        return value
+    shapes = [None] * dist.get_world_size()
+    dist.all_gather_object(shapes, tuple(value.shape))
+    if len(set(shapes)) != 1:
+        raise ValueError(f"gather_over_ranks needs equal shapes on every rank, got {shapes}")
+    parts = [torch.empty_like(value) for _ in shapes]
+    dist.all_gather(parts, value.detach().contiguous())
+    return torch.cat(parts)
