@@ -37,7 +37,7 @@ SMALL_CPU := ESSER_LAB_SCALE=small ESSER_LAB_DEVICE=cpu ESSER_LAB_MAX_STEPS=3 \
   MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=68719476736
 LINT_PATHS := esser_lab tests notebooks bench book/_ext
 
-.PHONY: help install test chapters chapters-small test-notebook book bench bench-peers bench-seeds lint format clean distclean
+.PHONY: help install test test-pretrained chapters chapters-small test-notebook book bench bench-peers bench-seeds lint format clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -202,6 +202,19 @@ browser-test: $(STAMP) ## check the built site in headless Chromium (after make 
 	  "run make book first (the browser tests check the built site, they do not build it)" >&2; \
 	  exit 1; }
 	$(VPY) -m pytest -m browser $(PYTEST_ARGS) tests/browser
+
+# The Hugging Face loaders (chapter 16's CLIP and MiDaS, chapter 17's text encoders) against the
+# real `transformers` classes, on tiny random models the tests build (offline). `transformers` is
+# an extra, not in requirements.txt (see there): installed for this run, removed after, so the
+# chapters' import time stays as recorded. `make test` skips these tests (importorskip).
+PRETRAINED_TESTS = $(shell grep -rl 'importorskip("transformers")' tests)
+# the extra's requirement as pyproject.toml states it (one place for its version range)
+PRETRAINED_EXTRA = $(shell sed -n 's/^pretrained = \["\(.*\)"\]$$/\1/p' pyproject.toml)
+test-pretrained: $(STAMP) ## the transformers-based loaders' tests (installs the extra, removes it)
+	@[ -n "$(PRETRAINED_EXTRA)" ] || { echo "pyproject.toml: no 'pretrained' extra found" >&2; exit 1; }
+	$(PIP) install '$(PRETRAINED_EXTRA)'
+	$(OFFLINE) ESSER_LAB_SCALE=tiny $(VPY) -m pytest -q -rs $(PRETRAINED_TESTS); rc=$$?; \
+	  $(PIP) uninstall -y transformers; exit $$rc
 
 # ---------------------------------------------------------------------------------------------
 # Colab: the chapters as .ipynb, and the local branch that holds them (book/_ext/colab.py).

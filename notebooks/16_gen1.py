@@ -573,9 +573,9 @@ display(Markdown("\n".join(f"* {b}" for b in bullets)))
 #   Both read a local folder the user gives (`from_folder`), or are fetched by `from_hub` at
 #   small/full scale only, at a pinned commit; nothing downloads at tiny, in the tests or in CI.
 # * **What has not run.** None of these has run on real weights for this book: no SD file,
-#   CLIP or MiDaS was at hand. The package's tests run both wrappers through `transformers` on
-#   tiny random models built offline, and check the pre-processing against the models' own image
-#   processor classes at ViT-L/14's and DPT-Large's settings (a processor setting it does not
+#   CLIP or MiDaS was at hand. The package's tests (`make test-pretrained`, in CI) run both
+#   wrappers through `transformers` on tiny random models built offline, and check the
+#   pre-processing against the models' own image processor classes at ViT-L/14's and DPT-Large's settings (a processor setting it does not
 #   implement is refused by name, not ignored). The next cell runs only at `full` and only
 #   when the three are present under `data/checkpoints/gen1/`; otherwise it prints what it
 #   would load. Which SD version and which CLIP the paper started from is not in the text we

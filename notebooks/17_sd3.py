@@ -952,7 +952,7 @@ display(Markdown("\n".join(f"* {b}" for b in bullets)))
 #   Colab GPU it would not fit, and training would spend its time encoding captions of a
 #   few-dozen-word grammar. The real encoders are used where they belong, with the released
 #   weights (below); their interface is tested on `transformers`' own CLIP and T5 classes at SD3's
-#   widths, wherever `transformers` is installed.
+#   widths (`make test-pretrained`, in CI).
 #   `MMDiTConfig.paper()` is the released SD3-medium; training it needs SD3's 16-channel
 #   autoencoder (`esser_lab.sd3.first_stage.sd3_vae_config()`), the three text encoders
 #   (`SD3TextEncoders`: CLIP-L, OpenCLIP bigG and T5-XXL through `transformers`, an optional
