@@ -135,6 +135,7 @@ print(profile.describe())
 # brings with what else it knows can notice.
 
 # %%
+from esser_lab.data.batches import GeneratedBatches
 from esser_lab.data.video import sample_clips
 from esser_lab.keyframe.method import keyframe_samples
 from esser_lab.viz.images import show_grid
@@ -143,10 +144,20 @@ size = profile.pick(tiny=16, small=32, full=32)
 frames = 8
 num_train = profile.count(tiny=1600, small=50_000, full=200_000)
 num_test = profile.count(tiny=512, small=2048, full=4096)
-train_clips = sample_clips(num_train, frames, size, generator=torch.Generator().manual_seed(1))
 test_clips = sample_clips(num_test, frames, size, generator=torch.Generator().manual_seed(2))
-# training problems: each keyframe's flow is wrong with probability 1/2, independently
-train = keyframe_samples(train_clips, torch.Generator().manual_seed(3), corrupt=0.5)
+
+
+def training_problems(n: int, generator: torch.Generator) -> dict:
+    """``n`` training problems; each keyframe's flow is wrong with probability 1/2."""
+    clips = sample_clips(n, frames, size, generator=generator)
+    return keyframe_samples(clips, generator, corrupt=0.5).as_dict()
+
+
+if profile.name == "tiny":  # one fixed set, made once
+    train_clips = sample_clips(num_train, frames, size, generator=torch.Generator().manual_seed(1))
+    train = keyframe_samples(train_clips, torch.Generator().manual_seed(3), corrupt=0.5)
+else:  # small/full: each batch drawn when asked for (50,000 clips would hold ~11 GB)
+    train = GeneratedBatches(training_problems, num_train, seed=3)
 tests = {  # the same targets and holes, three flow conditions
     "clean": keyframe_samples(test_clips, torch.Generator().manual_seed(4)),
     "one_wrong": keyframe_samples(test_clips, torch.Generator().manual_seed(4), corrupt_count=1),
@@ -281,7 +292,7 @@ for name, streams in ARMS.items():
 from esser_lab.keyframe.chapter import distance_figure, fills_figure, keyframe_explorer
 from esser_lab.keyframe.claims import fill, score_arm
 
-nets = {name: system.generator.cpu() for name, system in systems.items()}
+nets = {name: system.generator for name, system in systems.items()}  # on the training device
 shown = {c: s[:32] for c, s in tests.items()}  # the explorer's examples
 fills = {c: {name: fill(net, s) for name, net in nets.items()} for c, s in shown.items()}
 example = int(torch.argmax(tests["clean"].mask[:32].sum(dim=(1, 2, 3))))  # a large hole
@@ -604,9 +615,10 @@ else:
 from esser_lab.keyframe.exercises import check_one_keyframe_gate, check_warp_errors
 
 layer = nets["both"].deformable_writes[0]
-x = torch.randn(1, config.width, size, size)
-one_key = torch.randn(1, 1, config.width, size, size)
-no_flow, no_error = torch.zeros(1, 1, 2, size, size), torch.zeros(1, 1, 1, size, size)
+with torch.device(profile.device):  # where the trained generator is
+    x = torch.randn(1, config.width, size, size)
+    one_key = torch.randn(1, 1, config.width, size, size)
+    no_flow, no_error = torch.zeros(1, 1, 2, size, size), torch.zeros(1, 1, 1, size, size)
 # solution begins; students get: gate = None  # your code here: the gate's value
 weights, _ = layer.gate(x, one_key, no_flow, no_error)
 print("gate with one keyframe is all ones:", bool(torch.equal(weights, torch.ones_like(weights))))

@@ -30,6 +30,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
+from torch.utils.data import Dataset
 
 from esser_lab.keyframe.losses import (
     LamaNLayerDiscriminator,
@@ -273,7 +274,7 @@ class LitKeyframe(ResumableModule):
 
 def fit_keyframe(
     config: KeyframeConfig,
-    samples: KeyframeSamples,
+    samples: KeyframeSamples | Dataset,
     scale,  # noqa: ANN001 (esser_lab.scale.Scale)
     *,
     steps: int,
@@ -286,7 +287,9 @@ def fit_keyframe(
     """Train one generator of ``config`` from ``seed`` for ``steps`` steps on ``samples``
     (shuffled by ``seed``); returned in eval mode on ``scale.device`` with the wall seconds of
     training in ``.seconds``. Every arm of the chapter's ablation calls this with the same
-    arguments but the config's ``streams``.
+    arguments but the config's ``streams``. ``samples``: a fixed set, or a dataset of whole
+    batches of its fields (``esser_lab.data.batches.GeneratedBatches``: problems drawn when a
+    batch is asked for, as small/full do).
 
     ``objective``: None picks ``"l1"`` at ``tiny`` (the toy's stated loss) and ``"paper"`` at
     ``small``/``full`` (LaMa's losses, :data:`PAPER_LOSS`), whose ADE20k ResNet-50 follows
@@ -312,7 +315,8 @@ def fit_keyframe(
         system = LitKeyframe(
             generator, learning_rate=learning_rate, objective="paper", perceptual=perceptual
         )
-    loader = batch_loader(samples.as_dict(), batch_size, shuffle=True, seed=seed)
+    fields = samples.as_dict() if isinstance(samples, KeyframeSamples) else samples
+    loader = batch_loader(fields, batch_size, shuffle=True, seed=seed)
     start = time.perf_counter()
     trainer = make_trainer(scale, steps, progress_every=max(steps // 2, 1))
     trainer.fit(system, loader)

@@ -198,3 +198,25 @@ def test_generator_objective_falls():
     # the discriminator trained too: its loss (non-saturating + R1) falls
     d_loss = [float(h["d_loss"]) for h in system.history]
     assert sum(d_loss[-5:]) < 0.8 * sum(d_loss[:5])
+
+
+def test_fit_keyframe_takes_problems_drawn_per_batch():
+    """small/full's training set: problems drawn when a batch is asked for, nothing held; the
+    same seed gives the same batches, hence the same weights."""
+    from esser_lab.data.batches import GeneratedBatches
+
+    drawn: list[int] = []
+
+    def problems(n: int, generator: torch.Generator) -> dict:
+        drawn.append(n)
+        clips = sample_clips(n, generator=generator)
+        return keyframe_samples(clips, generator, corrupt=0.5).as_dict()
+
+    tiny = profile("tiny")
+    runs = [
+        fit_keyframe(TINY, GeneratedBatches(problems, 1000, seed=3), tiny, steps=2, batch_size=B)
+        for _ in range(2)
+    ]
+    assert drawn == [B] * 4  # two batches a run, never the 1,000 problems
+    first, second = (dict(r.generator.named_parameters()) for r in runs)
+    assert all(torch.equal(first[n], second[n]) for n in first)
