@@ -281,7 +281,7 @@ system = fit_gen1(
     learning_rate=learning_rate, p_image=p_image, p_drop=p_drop,
 )  # fmt: skip
 train_seconds = time.perf_counter() - start
-system = system.cpu().eval()
+system = system.to(profile.device).eval()  # Lightning hands it back on the CPU after fit
 print(f"trained in {train_seconds:.1f} s")
 
 # %% [markdown]
@@ -575,8 +575,9 @@ display(Markdown("\n".join(f"* {b}" for b in bullets)))
 # * **What has not run.** None of these has run on real weights for this book: no SD file,
 #   CLIP or MiDaS was at hand. The package's tests (`make test-pretrained`, in CI) run both
 #   wrappers through `transformers` on tiny random models built offline, and check the
-#   pre-processing against the models' own image processor classes at ViT-L/14's and DPT-Large's settings (a processor setting it does not
-#   implement is refused by name, not ignored). The next cell runs only at `full` and only
+#   pre-processing against the models' own image processor classes at ViT-L/14's and
+#   DPT-Large's settings (a processor setting it does not implement is refused by name, not
+#   ignored). The next cell runs only at `full` and only
 #   when the three are present under `data/checkpoints/gen1/`; otherwise it prints what it
 #   would load. Which SD version and which CLIP the paper started from is not in the text we
 #   had (SD 1.x and ViT-L/14 are our reading), and no Gen-1 training at this size has been
