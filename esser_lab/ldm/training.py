@@ -15,6 +15,7 @@ from torch import Tensor
 
 from esser_lab.ldm.method import ldm_loss
 from esser_lab.ldm.model import LatentDiffusion
+from esser_lab.nn.distributed import gather_over_ranks
 from esser_lab.training.history import History
 from esser_lab.training.resume import ResumableModule
 from esser_lab.training.trainer import log_now
@@ -40,6 +41,13 @@ class LitLatentDiffusion(ResumableModule):
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         self.history = History()
         self.generator: torch.Generator | None = None  # seeded from torch's state at first use
+        self._scale_pending: bool | None = None  # set at train start (None: decide in the step)
+
+    def on_train_start(self) -> None:
+        # whether the first batch sets scale_by_std's factor: read once here, before the steps
+        # (reading the ``_scale_set`` buffer inside a step would be a host sync on a GPU)
+        ldm = self.ldm
+        self._scale_pending = ldm.config.scale_by_std and not bool(ldm._scale_set)
 
     def _batch(
         self, batch: dict[str, Tensor] | tuple[Tensor, Tensor]
@@ -56,8 +64,13 @@ class LitLatentDiffusion(ResumableModule):
         x, labels = self._batch(batch)
         ldm = self.ldm
         z = ldm.first_stage_model.encode_latent(x, generator=self.generator)
-        if ldm.config.scale_by_std and self.global_step == 0 and not bool(ldm._scale_set):
-            ldm.set_scale_from(z)  # once, from the first batch's unscaled latents
+        pending = self._scale_pending
+        if pending is None:  # a step outside Lightning's fit: read the flag here
+            pending = ldm.config.scale_by_std and not bool(ldm._scale_set)
+        if pending and self.global_step == 0:
+            self._scale_pending = False
+            # once, from the first batch's unscaled latents: the global batch's, on every rank
+            ldm.set_scale_from(gather_over_ranks(z))
         z0 = ldm.scale_factor.to(z) * z
         out = ldm_loss(ldm, z0.detach(), labels, self.generator)
         self.history.append({"step": self.global_step, "loss": out.loss.detach()})

@@ -278,6 +278,18 @@ def _branched_in_checkpoint_folder(folder: str) -> dict:
     return {"folder": str(checkpoints.relative_to(folder)), **_state(branch)}
 
 
+def _ldm_scale_after_one_step(rank: int) -> dict:
+    """LDM's ``scale_by_std`` factor after its first step on this rank's share (set from the
+    first batch's latents; DDP broadcasts buffers only at the next step's start)."""
+    torch.manual_seed(0)
+    system, batches = _system_and_batches("LitLatentDiffusion")
+    trainer = make_trainer(
+        profile("tiny"), 1, progress_every=10_000, devices=WORLD, accelerator="cpu"
+    )
+    trainer.fit(system, train_dataloaders=_Batches([_shard(b, rank) for b in batches[:1]]))
+    return {"scale_factor": system.ldm.scale_factor.clone()}
+
+
 def _worker(rank: int, port: int, folder: str) -> None:
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
@@ -302,6 +314,7 @@ def _worker(rank: int, port: int, folder: str) -> None:
         for position, per_epoch in RESUME_POSITIONS.items():
             results[f"resume {name} {position}"] = _resumed_under_ddp(name, per_epoch, folder, rank)
     results["chapter 10 branch"] = _branched_in_checkpoint_folder(folder)
+    results["ldm one step"] = _ldm_scale_after_one_step(rank)
     torch.save(results, Path(folder) / f"rank{rank}.pt")
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
@@ -382,6 +395,11 @@ def test_chapter_loaders_give_each_rank_its_own_whole_batches(ranks):
 def test_each_rank_draws_its_own_noise(ranks):
     a, b = ranks[0]["stream"]["draw"], ranks[1]["stream"]["draw"]
     assert not torch.equal(a, b)
+
+
+def test_ldm_scale_factor_comes_from_the_global_batch_on_every_rank(ranks):
+    first, second = (r["ldm one step"]["scale_factor"] for r in ranks)
+    assert torch.equal(first, second) and float(first) != 1.0
 
 
 def test_chapter_10s_branches_resume_from_one_folder_on_every_rank(ranks):
