@@ -100,6 +100,12 @@ def _lit_gen1() -> nn.Module:
     return LitGen1(model, first_stage, DiscreteSchedule.stable_diffusion())
 
 
+def _lit_ladd_full() -> nn.Module:
+    from esser_lab.training.catalog import build
+
+    return build("LitLADD", "full").system
+
+
 def count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -257,6 +263,15 @@ SYSTEMS: dict[str, tuple[Callable[[], nn.Module], dict[str, int]]] = {
     "gen1": (
         lambda: _lit_gen1(),
         {"model": 1_042_587_844, "first_stage": 83_653_863},
+    ),
+    # LADD at SD3-medium (the paper distils SD3's 8 B; its code is not public): the student and
+    # the discriminator's frozen teacher are SD3-medium's MMDiT (2,028,328,000, the released
+    # count above), plus one head per teacher block (24 × 23,798,912 = 571,173,888: ours,
+    # measured, after StyleGAN-T's heads at width 1536). The catalog's build, as the DDP,
+    # resume and bf16 tests use it (its toy text encoder has no parameters)
+    "ladd_sd3_medium": (
+        lambda: _lit_ladd_full(),
+        {"student": 2_028_328_000, "discriminator": 2_028_328_000 + 571_173_888},
     ),
 }
 
@@ -758,3 +773,38 @@ def test_gen1_paper_forward() -> None:
     assert video.shape == frames.shape == (1, 2, latent, 16, 16)
     _finite(video=video, frames=frames)
     assert not torch.allclose(video, frames)
+
+
+@slow_paper
+@torch.no_grad()
+def test_sd3_vae_paper_forward() -> None:
+    """SD3's 16-channel VAE (84 M) at 256 px: a (1, 16, 32, 32) posterior, decoded."""
+    model = AutoencoderKL(sd3_vae_config()).eval()
+    assert count(model) == 83_819_683
+    posterior = model.encode(_randn(1, 3, 256, 256).tanh())
+    assert posterior.mean.shape == (1, 16, 32, 32)
+    x_rec = model.decode(posterior.sample(torch.Generator().manual_seed(0)))
+    assert x_rec.shape == (1, 3, 256, 256)
+    _finite(x_rec=x_rec, kl=posterior.kl())
+
+
+@slow_paper
+@torch.no_grad()
+def test_selfflow_paper_forward() -> None:
+    """Self-Flow's SiT-XL/2 (680 M, 2.7 GB in fp32) on one 4×32×32 latent with a class label,
+    block 8's tokens returned as the student's; its zero-initialised output layers get small
+    random weights first so the velocity is not zero by construction."""
+    from esser_lab.selfflow.model import SelfFlowConfig, SelfFlowDiT
+
+    config = SelfFlowConfig.paper()
+    model = SelfFlowDiT(config).eval()
+    assert count(model) == 680_441_504
+    generator = torch.Generator().manual_seed(4)
+    for name, p in model.named_parameters():
+        if "adaLN_modulation" in name or name.startswith("final_layer.linear"):
+            p.copy_(0.01 * torch.randn(p.shape, generator=generator))
+    x = _randn(1, config.in_channels, config.input_size, config.input_size)
+    velocity, features = model(x, torch.tensor([0.5]), torch.tensor([207]), return_features=[8])
+    assert velocity.shape == x.shape and features[8].shape == (1, config.tokens, config.hidden)
+    assert velocity.abs().max() > 0
+    _finite(velocity=velocity, features=features[8])
