@@ -11,12 +11,16 @@ What is checked, and when:
   only (no host sync), so they cost nothing on any device. The dtype must be a floating type; it
   must equal the model's parameter dtype unless autocast is active for the input's device (then
   any floating dtype goes, as autocast casts it).
-* **non-finite values** (NaN, ±inf): a check reads every element and, on an accelerator, waits
-  for the result (a host sync). So it runs where it is cheap: for tensors on the CPU always; on a
-  GPU only in evaluation (``model.training`` is False: sampling, transfer, metrics), not inside
-  a training step. ``ESSER_LAB_CHECK_FINITE=1`` asks for it everywhere (debugging a GPU run),
-  ``ESSER_LAB_CHECK_FINITE=0`` turns it off everywhere. It never runs while ``torch.compile``
-  traces, nor on meta tensors.
+* **values** (NaN, ±inf; integer labels, codes and time steps in range): a check reads every
+  element and, on an accelerator, waits for the result (a host sync). So it runs where it is
+  cheap: for tensors on the CPU always; on a GPU only outside training steps (sampling, transfer,
+  metrics), never inside one. A call is inside a training step when its module says so
+  (``training=True``: the module's ``training``) or when a Lightning trainer that a system
+  registered (:func:`watch_trainer`, every ``ResumableModule`` does at fit start) is in its
+  training stage: a frozen first stage, a teacher or an expert sits in eval mode inside the step,
+  so its own flag cannot tell. ``ESSER_LAB_CHECK_FINITE=1`` asks for the checks everywhere
+  (debugging a GPU run), ``ESSER_LAB_CHECK_FINITE=0`` turns them off everywhere. They never run
+  while ``torch.compile`` traces, nor on meta tensors (:func:`values_check_enabled`).
 * **data-dependent initialisations** (ActNorm) check their one batch (at least two values per
   feature, all finite) once, when they run: a bad first batch would fix NaN parameters for good.
 * **configs**: every field's type against its annotation (:func:`esser_lab.config.check_fields`),
@@ -26,12 +30,21 @@ What is checked, and when:
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["check_finite", "check_tensor", "finite_check_enabled"]
+__all__ = [
+    "check_finite",
+    "check_tensor",
+    "finite_check_enabled",
+    "in_range",
+    "in_training_step",
+    "values_check_enabled",
+    "watch_trainer",
+]
 
 FINITE_ENV = "ESSER_LAB_CHECK_FINITE"
 
@@ -73,7 +86,8 @@ def check_tensor(
     string or ``None`` is free; ``shape=None`` takes any shape whose first axis is a batch.
     ``like`` is the model (or dtype) whose parameters ``x`` meets; ``training`` says whether this
     call sits in a training step (the model's ``training``), which decides the finiteness check
-    (module docstring; ``None``: not in a training step). ``finite=False`` skips that check (for
+    (module docstring; ``None``: the caller has no flag, and only a watched
+    trainer's training stage counts). ``finite=False`` skips that check (for
     blocks whose input is made inside a training step, where NaN means divergence, not bad input).
     """
     if shape is None:
@@ -106,14 +120,41 @@ def check_tensor(
     return x
 
 
-def finite_check_enabled(x: Tensor, training: bool | None) -> bool:
-    """Whether :func:`check_finite` reads ``x`` (the policy in the module docstring)."""
+#: Trainers whose training stage counts as a training step (weak: a finished run is forgotten).
+_TRAINERS: weakref.WeakSet = weakref.WeakSet()
+
+
+def watch_trainer(trainer: object) -> None:
+    """Count every call made while ``trainer`` is in its training stage (its ``training``
+    attribute is true: Lightning's ``Trainer.training``) as made inside a training step."""
+    _TRAINERS.add(trainer)
+
+
+def in_training_step() -> bool:
+    """Whether a watched trainer is in its training stage (:func:`watch_trainer`)."""
+    return any(getattr(trainer, "training", False) for trainer in list(_TRAINERS))
+
+
+def _read_is_free(x: Tensor) -> bool:
+    """Whether reading ``x``'s values costs no host sync: it lives on the host."""
+    return x.device.type == "cpu"
+
+
+def values_check_enabled(x: Tensor, training: bool | None) -> bool:
+    """Whether a check may read ``x``'s values (NaN, a range of labels or codes): the policy in
+    the module docstring. ``training`` is the calling module's ``training`` (``None``: the caller
+    has no flag); a watched trainer's training stage counts as a training step as well."""
     mode = os.environ.get(FINITE_ENV, "")
     if mode == "0" or x.device.type == "meta" or torch.compiler.is_compiling():
         return False
-    if mode == "1" or x.device.type == "cpu":
+    if mode == "1" or _read_is_free(x):
         return True
-    return not training
+    return not training and not in_training_step()
+
+
+def finite_check_enabled(x: Tensor, training: bool | None) -> bool:
+    """Whether :func:`check_finite` reads ``x``: :func:`values_check_enabled`."""
+    return values_check_enabled(x, training)
 
 
 def check_finite(x: Tensor, name: str, *, training: bool | None = None) -> None:
@@ -126,3 +167,17 @@ def check_finite(x: Tensor, name: str, *, training: bool | None = None) -> None:
             f"{name} must be finite, got {n_bad} non-finite values ({n_nan} NaN) "
             f"in a tensor of shape {tuple(x.shape)}"
         )
+
+
+def in_range(x: Tensor, low: int, high: int, *, training: bool | None = None) -> bool:
+    """Whether every value of ``x`` lies in ``[low, high)`` (integer labels, codes, time steps),
+    read where the policy allows (:func:`values_check_enabled`); where it does not, ``True``,
+    after queuing a device-side assert on a CUDA device (no host sync: a bad value stops the run
+    at the next sync, as an embedding's own assert would)."""
+    if not x.numel():
+        return True
+    if not values_check_enabled(x, training):
+        if x.device.type == "cuda":
+            torch._assert_async(((x >= low) & (x < high)).all())
+        return True
+    return bool(((x >= low) & (x < high)).all())

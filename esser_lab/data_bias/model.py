@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from esser_lab.checks import in_range
 from esser_lab.config import check_betas, check_fields, check_positive, config_from_dict
 from esser_lab.nn.autoencoder import DenseAutoencoder
 from esser_lab.nn.flows import ConditionalFlow
@@ -174,9 +175,7 @@ def one_hot(domain: Tensor, num_domains: int) -> Tensor:
     if not isinstance(domain, Tensor) or domain.dim() != 1 or domain.is_floating_point():
         got = f"{domain.dtype} {tuple(domain.shape)}" if isinstance(domain, Tensor) else domain
         raise TypeError(f"domain must be a (batch,) integer tensor, got {got}")
-    if domain.device.type != "cpu":  # no host sync in a training step: a device-side assert
-        torch._assert_async(((domain >= 0) & (domain < num_domains)).all())
-    elif domain.numel() and (domain.min() < 0 or domain.max() >= num_domains):
+    if not in_range(domain, 0, num_domains):  # no host sync in a training step (checks.py)
         raise ValueError(
             f"domain labels must lie in [0, {num_domains}), got "
             f"[{domain.min().item()}, {domain.max().item()}]"

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from esser_lab.checks import in_range, values_check_enabled
 from esser_lab.nn import placement
 
 __all__ = [
@@ -103,7 +104,7 @@ def _check_codes(x: Tensor, name: str, num_codes: int) -> None:
     if not isinstance(x, Tensor) or x.is_floating_point() or x.is_complex():
         got = getattr(x, "dtype", type(x).__name__)
         raise TypeError(f"{name} must be an integer tensor of code indices, got {got}")
-    if x.device.type == "cpu" and x.numel() and (int(x.min()) < 0 or int(x.max()) >= num_codes):
+    if not in_range(x, 0, num_codes):  # no host sync inside a training step (esser_lab.checks)
         raise ValueError(
             f"{name} must lie in [0, {num_codes}), got [{int(x.min())}, {int(x.max())}]"
         )
@@ -117,9 +118,10 @@ def _per_sample(values: Tensor, t: int | Tensor, like: Tensor, T: int) -> Tensor
                 f"t must be an int or an integer tensor (b,) = ({like.shape[0]},), "
                 f"got {t.dtype} {tuple(t.shape)}"
             )
-        if t.numel() and (int(t.min()) < 0 or int(t.max()) > T):
+        if not in_range(t, 0, T + 1):
             raise ValueError(f"scales must lie in [0, {T}], got {t.tolist()}")
-        v = values.to(like.device)[t.to(like.device)].float()
+        # the schedule lives on the host: a pinned copy to the device (no host sync)
+        v = placement.to_device(values, like.device)[t.to(like.device)].float()
         return v.view(-1, *([1] * like.dim()))  # (b, 1, …, 1): one more axis for the codes
     if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= T:
         raise ValueError(f"t must be an int in [0, {T}], got {t!r}")
@@ -202,7 +204,7 @@ def multinomial_posterior(
         )
     if isinstance(t, int) and not isinstance(t, bool) and t < 1:
         raise ValueError(f"the posterior needs t ≥ 1 (x_{{t−1}} exists), got {t}")
-    if isinstance(t, Tensor) and t.numel() and int(t.min()) < 1:
+    if isinstance(t, Tensor) and not in_range(t, 1, torch.iinfo(torch.int64).max):
         raise ValueError(f"the posterior needs every t ≥ 1, got {t.tolist()}")
     t_prev = t - 1
     abar_prev = _per_sample(schedule.alphacum, t_prev, x0, schedule.T)
@@ -231,7 +233,7 @@ def multinomial_loss(
     alpha = torch.as_tensor(alpha, dtype=logits.dtype, device=logits.device)
     if alpha.dim() > 1 or (alpha.dim() == 1 and alpha.shape[0] != logits.shape[0]):
         raise ValueError(f"alpha must be a float or a (b,) tensor, got {tuple(alpha.shape)}")
-    if bool(((alpha < 0) | (alpha > 1)).any()):
+    if values_check_enabled(alpha, None) and bool(((alpha < 0) | (alpha > 1)).any()):
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
     log_p = F.log_softmax(logits, dim=-1)
     hard = F.nll_loss(log_p.transpose(1, 2), target, reduction="none").mean(-1)  # (b,)

@@ -15,6 +15,8 @@ from typing import Any, overload
 import torch
 from torch import Tensor
 
+from esser_lab.checks import in_range
+
 __all__ = [
     "Denoiser",
     "check_cond_batch",
@@ -56,8 +58,8 @@ def index_to_time(n: int | Tensor, T: int) -> float | Tensor:
     if isinstance(n, Tensor):
         if n.is_floating_point() or n.is_complex():
             raise TypeError(f"n must be an integer tensor of DDPM indices, got {n.dtype}")
-        if n.device.type == "cpu" and n.numel() and (int(n.min()) < 0 or int(n.max()) >= T):
-            # checked on the CPU only: reading a GPU tensor's range would be a host sync
+        if not in_range(n, 0, T):
+            # read where it costs no host sync (esser_lab.checks: not inside a training step)
             raise ValueError(
                 f"indices must lie in [0, {T - 1}], got {int(n.min())}..{int(n.max())}"
             )

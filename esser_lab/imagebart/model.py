@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from esser_lab.checks import in_range
 from esser_lab.config import check_fields, check_positive, config_from_dict
 from esser_lab.diffusion.multinomial import MultinomialSchedule
 from esser_lab.imagebart.xtransformer import XTransformer
@@ -224,6 +225,8 @@ class ImageBART(nn.Module):
             )
         if x.shape[1] != self.config.seq_len:
             raise ValueError(f"{name} must be (b, {self.config.seq_len}), got {tuple(x.shape)}")
+        if x.shape[0] < 1:
+            raise ValueError(f"{name} must hold at least one example, got an empty batch")
 
     def transition_logits(self, t: Tensor, x_t: Tensor, logits: Tensor) -> Tensor:
         """The encoder–decoder's output for scales ``t`` (b,): with ``residual`` (the official
@@ -273,14 +276,15 @@ class ImageBART(nn.Module):
                 if logits is None:
                     logits = out.new_empty(*x_t.shape, out.shape[-1])
                 logits[chosen] = out
-        if logits is None or bool(((t < 1) | (t > self.config.n_scales)).any()):
+        if logits is None or not in_range(t, 1, self.config.n_scales + 1, training=self.training):
             raise ValueError(f"scales must lie in [1, {self.config.n_scales}], got {t.tolist()}")
         return logits
 
     def scale_logits_shared(self, t: Tensor, x_t: Tensor, x_prev: Tensor) -> Tensor:
         """:meth:`forward` for one shared encoder–decoder: per-sample scale tokens, one call."""
         self._check("x_prev", x_prev)
-        if t.numel() and (int(t.min()) < 1 or int(t.max()) > self.config.n_scales):
+        # read where it costs no host sync (esser_lab.checks: not inside a training step)
+        if not in_range(t, 1, self.config.n_scales + 1, training=self.training):
             raise ValueError(f"scales must lie in [1, {self.config.n_scales}], got {t.tolist()}")
         net = self.transitions[0]
         sos = self.sos_token.to(x_prev).expand(x_prev.shape[0], 1)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from esser_lab.checks import in_range
 from esser_lab.nn.attention import attention
 
 __all__ = ["Attention", "AttentionLayers", "FeedForward", "TokenTransformer", "XTransformer"]
@@ -167,12 +168,11 @@ class TokenTransformer(nn.Module):
             )
         if tokens.shape[1] > self.max_seq_len:
             raise ValueError(f"{tokens.shape[1]} tokens exceed max_seq_len={self.max_seq_len}")
-        if tokens.device.type == "cpu" and tokens.numel():
-            if int(tokens.min()) < 0 or int(tokens.max()) >= self.num_tokens:
-                raise ValueError(
-                    f"tokens must lie in [0, {self.num_tokens}), got "
-                    f"[{int(tokens.min())}, {int(tokens.max())}]"
-                )
+        if not in_range(tokens, 0, self.num_tokens, training=self.training):
+            raise ValueError(
+                f"tokens must lie in [0, {self.num_tokens}), got "
+                f"[{int(tokens.min())}, {int(tokens.max())}]"
+            )
         x = self.token_emb(tokens) + self.pos_emb(tokens.shape[1])  # (b, l, d)
         x = self.norm(self.attn_layers(x, context))
         return x if return_embeddings else self.to_logits(x)

@@ -29,7 +29,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from esser_lab.checks import check_tensor
+from esser_lab.checks import check_tensor, in_range
 from esser_lab.config import check_fields, check_positive
 from esser_lab.diffusion import DiscreteSchedule, time_to_index
 from esser_lab.nn.unet import UNetConfig, UNetModel
@@ -249,7 +249,7 @@ class ClassEmbedder(nn.Module):
         if labels.dim() != 1 or labels.dtype != torch.long:
             raise ValueError(f"class labels must be a (batch,) long tensor, got {labels.dtype} "
                              f"{tuple(labels.shape)}")  # fmt: skip
-        if len(labels) and (labels.min() < 0 or labels.max() >= n):
+        if not in_range(labels, 0, n, training=self.training):  # no sync in a training step
             raise ValueError(f"class labels must lie in 0..{n - 1}")
         return self.embedding(labels)[:, None]
 
@@ -322,13 +322,15 @@ class LatentDiffusion(nn.Module):
         return self.first_stage_model.decode_latent(z / self.scale_factor.to(z))
 
     @torch.no_grad()
-    def set_scale_from(self, z: Tensor) -> float:
-        """``scale_by_std``: ``scale_factor = 1 / std(z)`` of unscaled latents, once."""
+    def set_scale_from(self, z: Tensor) -> Tensor:
+        """``scale_by_std``: ``scale_factor = 1 / std(z)`` of unscaled latents, once; returns
+        the new factor as a 0-dim tensor (not read back: it runs inside the first training step,
+        where a read would be a host sync on a GPU)."""
         if not self.config.scale_by_std:
             raise RuntimeError("set_scale_from needs scale_by_std=True")
         self.scale_factor.copy_(1.0 / z.float().flatten().std())
         self._scale_set.fill_(True)
-        return float(self.scale_factor)
+        return self.scale_factor.detach().clone()
 
     # ---- the denoiser ----------------------------------------------------------------------
 
@@ -342,6 +344,7 @@ class LatentDiffusion(nn.Module):
 
     def denoise(self, z_t: Tensor, t: Tensor, labels: Tensor | None = None) -> Tensor:
         """The denoiser protocol: ``(z_t, t ∈ [0, 1], labels) → prediction`` (ε by default)."""
-        check_tensor(z_t, "z_t", ("batch", self.config.unet.in_channels, "h", "w"), like=self)
+        shape = ("batch", self.config.unet.in_channels, "h", "w")
+        check_tensor(z_t, "z_t", shape, like=self, training=self.training)
         timesteps = time_to_index(t, self.config.timesteps).to(z_t.device)
         return self.model(z_t, timesteps, self.condition(labels))

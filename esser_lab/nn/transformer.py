@@ -32,6 +32,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from esser_lab.checks import in_range
 from esser_lab.nn.attention import attention, extend_cache
 
 __all__ = ["GPT", "CausalSelfAttention", "Block", "KVCache", "configure_gpt_optimizer"]
@@ -189,10 +190,9 @@ class GPT(nn.Module):
                 f"sequence of {start} cached + {extra + idx.shape[1]} new tokens exceeds "
                 f"block_size={self.block_size}"
             )
-        # the range is read on the CPU only: on a GPU it would be a host sync every step, and
-        # the embedding's own device-side assert stops a bad index there
-        in_range = idx.device.type != "cpu" or not idx.numel()
-        if not in_range and (int(idx.min()) < 0 or int(idx.max()) >= self.vocab_size):
+        # read where it costs no host sync (esser_lab.checks: not inside a training step on a
+        # GPU, where a device-side assert stops a bad index)
+        if not in_range(idx, 0, self.vocab_size, training=self.training):
             raise ValueError(
                 f"token indices must lie in [0, vocab_size={self.vocab_size}), got "
                 f"[{int(idx.min())}, {int(idx.max())}]"

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from esser_lab.checks import check_tensor
+from esser_lab.checks import check_tensor, in_range
 from esser_lab.nn.attention import attention
 
 # the transformer's blocks, re-exported so that ``esser_lab.nn.unet.<Name>`` keeps working
@@ -358,12 +358,8 @@ class UNetModel(nn.Module):
                 )
             if y.shape != (b,):
                 raise ValueError(f"y must have shape ({b},), got {tuple(y.shape)}")
-            # read on the CPU only: on a GPU it would be a host sync (the embedding asserts there)
-            if (
-                y.device.type == "cpu"
-                and len(y)
-                and (int(y.min()) < 0 or int(y.max()) >= c.num_classes)
-            ):
+            # read where it costs no host sync (esser_lab.checks; the embedding asserts there)
+            if not in_range(y, 0, c.num_classes, training=self.training):
                 raise ValueError(f"class labels must lie in 0..{c.num_classes - 1}")
         return timesteps
 

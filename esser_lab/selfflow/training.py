@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from esser_lab.nn.placement import to_device
 from esser_lab.selfflow.method import (
     SelfFlowMethod,
     draw_times,
@@ -89,8 +90,9 @@ class LitSelfFlow(ResumableModule):
             raise KeyError("a batch is a dict with 'image' (b, C, H, W)")
         x0 = batch["image"]
         times = draw_times(len(x0), self.model.config.tokens, self.method, self.generator)
-        noise = torch.randn(x0.shape, generator=self.generator).to(x0)
-        times = type(times)(*(v.to(x0.device) for v in times))
+        # drawn on the CPU generator, copied through pinned memory (no host sync on a GPU)
+        noise = to_device(torch.randn(x0.shape, generator=self.generator), x0.device).to(x0)
+        times = type(times)(*(to_device(v, x0.device) for v in times))
         teacher = self.teacher if self.method.self_distill else None
         terms = selfflow_loss(self.model, teacher, x0, noise, times, self.method)
         self.history.append(

@@ -46,6 +46,8 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
+from esser_lab.checks import watch_trainer
+
 __all__ = ["CHECKPOINT_KEY", "ResumableModule", "align_loops", "rank_stream_seed"]
 
 #: The key of the system's extra state in a Lightning checkpoint.
@@ -166,7 +168,10 @@ class ResumableModule(L.LightningModule):
     _rank_streams_restored = False
 
     def on_fit_start(self) -> None:
-        """Under DDP, give each rank its own random stream, unless a resume restored them."""
+        """Under DDP, give each rank its own random stream, unless a resume restored them; and
+        count the trainer's training stage as a training step for the input checks' value reads
+        (:func:`esser_lab.checks.watch_trainer`: no host sync inside a step, frozen parts too)."""
+        watch_trainer(self.trainer)
         if _world(self) > 1 and not self._rank_streams_restored:
             shared = int(torch.randint(0, 2**62, (1,)))  # the same draw on every rank
             torch.manual_seed(rank_stream_seed(shared, self.global_rank))

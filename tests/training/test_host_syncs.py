@@ -4,17 +4,25 @@ On a GPU, reading a tensor's value into Python (``float(t)``, ``int(t)``, ``bool
 ``t.item()``, ``t.tolist()``) waits for every kernel queued before it. CUDA's sync debug mode
 (``torch.cuda.set_sync_debug_mode("error")``, what ``bench/gpu_smoke.py --sync-report`` uses)
 catches those; a CPU has no such mode, so :class:`NoHostSync` stands in for it: every such read
-during a step raises, except of the few tensors that live on the host on a GPU too (Adam's step
-counters when it is neither fused nor capturable).
+during a step raises, except of the tensors that live on the host on a GPU too: Adam's step
+counters when it is neither fused nor capturable, and what the step makes on the host itself
+(a factory call without a ``device``, e.g. the seed of a system's CPU noise generator, drawn from
+torch's CPU stream, and what is computed from such tensors alone).
+
+Every system the catalog builds for chapters 9-19 but keyframes and Gen-1 (their own tests) is
+checked, plus chapters 4 and 8's; the input checks' value reads follow their GPU policy
+(:mod:`esser_lab.checks`: not inside a training step, frozen parts included).
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import replace
 
 import lightning as L
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from esser_lab.training.trainer import TextProgress, log_now
@@ -28,6 +36,50 @@ class HostSyncError(RuntimeError):
     """A tensor's value was read into Python during a step that should not sync."""
 
 
+#: Calls that read their input's values on the CPU only: on CUDA a device-side assert checks
+#: instead (ATen's ``one_hot`` checks its classes' range so when ``num_classes`` is given).
+CPU_ONLY_READS = (torch.nn.functional.one_hot,)
+
+
+class _HostTensors(TorchFunctionMode):
+    """Tracks the tensors a step makes on the host on a GPU too: the outputs of factory calls
+    given no tensor and no ``device`` (torch's default device is the CPU) or ``device="cpu"``
+    spelled out, and of calls whose tensors are all such host tensors. Any other call's outputs
+    are not host tensors (a ``.to(x)`` that returns its input on the CPU moves it to the device
+    on a GPU). ``reads_allowed`` is true inside a call of :data:`CPU_ONLY_READS`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._host: dict[int, weakref.ref] = {}
+        self.reads_allowed = False
+
+    def holds(self, tensor: torch.Tensor) -> bool:
+        ref = self._host.get(id(tensor))
+        return ref is not None and ref() is tensor
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        kwargs = kwargs or {}
+        if func in CPU_ONLY_READS:
+            allowed, self.reads_allowed = self.reads_allowed, True
+            try:
+                out = func(*args, **kwargs)
+            finally:
+                self.reads_allowed = allowed
+        else:
+            out = func(*args, **kwargs)
+        inputs = [t for t in torch.utils._pytree.tree_leaves((args, kwargs))
+                  if isinstance(t, torch.Tensor)]  # fmt: skip
+        device = kwargs.get("device")
+        host = all(self.holds(t) for t in inputs) if inputs else device in (None, "cpu")
+        for t in torch.utils._pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                if host:
+                    self._host[id(t)] = weakref.ref(t)
+                else:
+                    self._host.pop(id(t), None)
+        return out
+
+
 class NoHostSync(TorchDispatchMode):
     """Stands in for CUDA's sync debug mode on the CPU: raises :class:`HostSyncError` whenever a
     tensor's value is read back into Python (``aten._local_scalar_dense``, which ``float()``,
@@ -37,10 +89,17 @@ class NoHostSync(TorchDispatchMode):
     def __init__(self, host_tensors=lambda: ()) -> None:  # noqa: ANN001
         super().__init__()
         self.host_tensors = host_tensors
+        self.made_on_host = _HostTensors()
 
     def _check(self, tensor: torch.Tensor, what: str) -> None:
-        if not any(tensor is t for t in self.host_tensors()):
-            raise HostSyncError(f"{what} of a {tuple(tensor.shape)} {tensor.dtype} tensor")
+        host = self.made_on_host
+        if (
+            host.reads_allowed
+            or host.holds(tensor)
+            or any(tensor is t for t in self.host_tensors())
+        ):
+            return
+        raise HostSyncError(f"{what} of a {tuple(tensor.shape)} {tensor.dtype} tensor")
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
         if func is torch.ops.aten._local_scalar_dense.default:
@@ -56,15 +115,18 @@ class NoHostSync(TorchDispatchMode):
             return mode._tolist(tensor)
 
         torch.Tensor.tolist = tolist
+        self.made_on_host.__enter__()
         return super().__enter__()
 
     def __exit__(self, *args):  # noqa: ANN002, ANN204
         torch.Tensor.tolist = self._tolist
-        return super().__exit__(*args)
+        result = super().__exit__(*args)
+        self.made_on_host.__exit__(*args)
+        return result
 
 
 def test_the_stand_in_catches_what_cuda_would():
-    t = torch.ones(()) * 2  # a tensor made by a step
+    t = torch.ones(()) * 2  # a tensor made before the step (a parameter, a batch)
     reads = (float, int, bool, lambda x: x.item(), lambda x: x.tolist(), lambda x: x > 0 and 1)
     for read in reads:
         with NoHostSync(), pytest.raises(HostSyncError):
@@ -100,13 +162,17 @@ class _Batches:
         return self.n
 
 
-def _steps_without_sync(system: L.LightningModule, batch: dict, steps: int = 3) -> list[bool]:
+def _steps_without_sync(
+    system: L.LightningModule, batch: dict, steps: int = 3, init_steps: int = 0
+) -> list[bool]:
     """Fit ``steps`` steps under a text progress that logs at the last step only; every step that
-    does not log runs under :class:`NoHostSync`. Returns, per step, whether it was checked."""
+    does not log runs under :class:`NoHostSync`, but the first ``init_steps`` (a one-off
+    data-dependent initialisation may read its batch). Returns, per step, whether it was
+    checked."""
     original, checked = system.training_step, []
 
     def training_step(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        if log_now(system):  # a logging step may read values back
+        if log_now(system) or len(checked) < init_steps:  # may read values back
             checked.append(False)
             return original(*args, **kwargs)
         checked.append(True)
@@ -125,16 +191,14 @@ def _steps_without_sync(system: L.LightningModule, batch: dict, steps: int = 3) 
 
 
 @pytest.fixture(autouse=True)
-def gpu_finite_policy(monkeypatch):
-    """The finiteness checks of inputs as on a GPU: read only outside training steps (on the CPU
-    they always run, see ``esser_lab.checks``), so a check reached with ``training`` unset inside
-    a step still counts as a sync here."""
+def gpu_value_checks(monkeypatch):
+    """The input checks' value reads (NaN, ranges) as on a GPU: a read is never free, so the
+    package's policy decides (``esser_lab.checks``: not inside a training step); on the CPU they
+    always run, as a CPU read is no sync."""
     from esser_lab import checks
 
-    def on_a_gpu(x: torch.Tensor, training: bool | None) -> bool:
-        return x.device.type != "meta" and not training
-
-    monkeypatch.setattr(checks, "finite_check_enabled", on_a_gpu)
+    monkeypatch.delenv(checks.FINITE_ENV, raising=False)
+    monkeypatch.setattr(checks, "_read_is_free", lambda x: False)
 
 
 def _procedural(module_class, **kwargs) -> dict:  # noqa: ANN001
@@ -167,3 +231,60 @@ def test_part_discovery_steps_make_no_host_sync():
     checked = _steps_without_sync(system, _procedural(PartPairsDataModule))
     assert checked == [True, True, False]
     assert len(system.history) == 3 and "lor" in system.history[-1]
+
+
+def test_the_stand_in_lets_host_tensors_be_read():
+    """What a step makes on the host (no device given, or from host tensors alone) stays there on
+    a GPU too: reading it is no sync. A copy to the batch's device is no longer a host tensor."""
+    x = torch.ones(2)  # a batch: on the device on a GPU
+    with NoHostSync():
+        seed = int(torch.randint(0, 2**62, (1,)))  # a system's CPU generator's seed
+        assert int(torch.arange(3).sum() + seed) == 3 + seed  # host tensors alone
+        with pytest.raises(HostSyncError):
+            float(torch.ones(()).to(x).sum())  # to(x) is x's device on a GPU
+        with pytest.raises(HostSyncError):
+            float(torch.zeros((), device=x.device))  # an explicit device
+        with pytest.raises(HostSyncError):
+            bool((x > 0).all())
+        torch.nn.functional.one_hot(x.long(), 3)  # reads on the CPU only (CUDA: an assert)
+        assert float(torch.zeros(2, dtype=torch.float64, device="cpu").sum()) == 0.0
+
+
+#: SD3's toy text encoder reads its tokens' range in the step (sd3/text.py ``_tokens``, owned by
+#: another change): until it follows ``esser_lab.checks.in_range``, LitMMDiT and LitLADD fail
+#: here on that read alone (checked with it patched: no other read).
+SD3_TEXT_READS = pytest.mark.xfail(
+    raises=HostSyncError, strict=False, reason="sd3/text.py's token range check reads the tokens"
+)
+
+#: Chapters 9-19's systems (keyframes and Gen-1 have their own) with the switches that put every
+#: path in a step from the first step on: the discriminators, warm-ups.
+SYSTEMS_9_TO_19 = [
+    "LitDataBias",
+    "LitShapeTexture",
+    "LitGeoTransformer",
+    "LitExplicitBaseline",
+    "LitImageBART",
+    "LitCodeGPT",
+    "LitGANAutoencoder",
+    "LitLatentDiffusion",
+    *(pytest.param(name, marks=SD3_TEXT_READS) for name in ("LitMMDiT", "LitLADD")),
+    "LitSelfFlow",
+]
+
+
+#: Systems whose first step runs a data-dependent initialisation that reads its batch once
+#: (LitDataBias: its flow's ActNorms): that step is not checked, the next ones are.
+INIT_STEPS = {"LitDataBias": 1}
+
+
+@pytest.mark.parametrize("name", SYSTEMS_9_TO_19)
+def test_catalog_steps_make_no_host_sync(name):
+    from esser_lab.training.catalog import build
+
+    torch.manual_seed(0)
+    built = build(name, "tiny", B, disc_start=0, warmup_steps=0)
+    init = INIT_STEPS.get(name, 0)
+    batch = built.make(B, torch.Generator().manual_seed(1))
+    checked = _steps_without_sync(built.system, batch, steps=3 + init, init_steps=init)
+    assert checked == [False] * init + [True, True, False]
