@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import textwrap
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -128,6 +129,11 @@ def paper_stages(paper: str) -> dict[str, Stage]:
     return importlib.import_module(f"esser_lab.{paper}.run").STAGES
 
 
+def paper_note(paper: str) -> str:
+    """``esser_lab.<paper>.run.NOTE``: what the command does not offer for it and why ("")."""
+    return getattr(importlib.import_module(f"esser_lab.{paper}.run"), "NOTE", "")
+
+
 def vgg19_feature_loss(run: Run, *, seed: int = 0) -> Any:
     """The VGG19 feature loss of chapters 1 and 8 under ``run.pretrained`` (the book's rule).
 
@@ -175,6 +181,9 @@ def _fit_parser(
     spec = stages[stage]
     model, data = spec.model(preset), spec.data(preset)
     stage_lines = "\n".join(f"  {name:<12} {s.help}" for name, s in stages.items())
+    note = paper_note(paper)
+    if note:  # what the paper's command does not offer, and why
+        stage_lines += "\n\n" + textwrap.fill(note, 96, break_on_hyphens=False)
     parser = argparse.ArgumentParser(
         prog=f"python -m esser_lab {paper} fit",
         usage="%(prog)s [--stage STAGE] [--preset PRESET] [options] [--model.FIELD VALUE …] "

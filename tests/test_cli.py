@@ -43,6 +43,8 @@ def test_fit_help(paper: str, capsys: pytest.CaptureFixture[str]) -> None:
     for stage in cli.paper_stages(paper):
         assert f"  {stage} " in out
     assert "--model." in out and "--data." in out and "--ckpt_path" in out
+    # what the paper's command does not offer, and why (chapters 11-19's NOTE), in the help
+    assert " ".join(cli.paper_note(paper).split()) in " ".join(out.split())
 
 
 @pytest.mark.parametrize("paper", list(cli.PAPERS))

@@ -16,9 +16,15 @@ from dataclasses import dataclass, replace
 from esser_lab.cli import Plan, Run, Stage
 from esser_lab.gen1.model import Gen1Config
 
-__all__ = ["STAGES", "ClipsData", "Gen1Run"]
+__all__ = ["NOTE", "STAGES", "ClipsData", "Gen1Run"]
 
 FOLD = 2  # PixelFold(2): 2×2 pixels to 12 latent channels
+
+NOTE = (
+    "Gen1Config.paper() starts from Stable Diffusion's weights on its KL-f8 latents "
+    "(esser_lab.gen1.checkpoint): not offered here; full is the chapter's: the small UNet, "
+    "longer."
+)
 
 
 @dataclass(frozen=True)

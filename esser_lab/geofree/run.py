@@ -24,9 +24,15 @@ from esser_lab.geofree.model import GeoFreeConfig
 from esser_lab.losses.gan_autoencoder import GANAutoencoderLossConfig, GANOptimizerConfig
 from esser_lab.taming.model import VQModelConfig
 
-__all__ = ["STAGES", "BaselineRun", "SceneVQGANRun", "ScenesData", "TransformerRun"]
+__all__ = ["NOTE", "STAGES", "BaselineRun", "SceneVQGANRun", "ScenesData", "TransformerRun"]
 
 STEPS = {"tiny": 300, "small": 6000, "full": 60_000}  # the chapter's, both models
+
+NOTE = (
+    "At tiny the package's shipped 16-px VQGAN stands in when no vqgan export is there. full is "
+    "the chapter's: the small models, longer. GeoFreeConfig.paper() needs the official "
+    "RealEstate10K VQGAN and frames, which this command does not train on."
+)
 
 
 @dataclass(frozen=True)

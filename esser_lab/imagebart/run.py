@@ -23,11 +23,16 @@ from esser_lab.imagebart.model import ImageBARTConfig
 from esser_lab.losses.gan_autoencoder import GANAutoencoderLossConfig, GANOptimizerConfig
 from esser_lab.taming.model import VQModelConfig
 
-__all__ = ["STAGES", "CodeGPTRun", "DigitsData", "DigitsVQRun", "ImageBARTRun"]
+__all__ = ["NOTE", "STAGES", "CodeGPTRun", "DigitsData", "DigitsVQRun", "ImageBARTRun"]
 
 SIZE, SIDE = 16, 8  # 16×16 digits, 8×8 codes (f = 2), at every preset (the chapter's)
 BATCH = {"tiny": 32, "small": 64, "full": 64}
 STEPS = {"tiny": 200, "small": 20_000, "full": 100_000}
+
+NOTE = (
+    "full is the chapter's: the small models on the digits, longer. ImageBARTConfig.paper() is "
+    "the released FFHQ model over the FFHQ VQGAN, which this command does not train on."
+)
 
 
 @dataclass(frozen=True)

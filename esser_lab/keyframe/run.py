@@ -25,7 +25,15 @@ from typing import Literal
 from esser_lab.cli import Plan, Run, Stage
 from esser_lab.keyframe.model import KeyframeConfig
 
-__all__ = ["STAGES", "ClipsData", "KeyframeRun"]
+__all__ = ["NOTE", "STAGES", "ClipsData", "KeyframeRun"]
+
+NOTE = (
+    "small/full with --pretrained published need a file you provide: the ADE20k ResNet-50 of the "
+    "perceptual loss is never downloaded (not in torchvision, no published checksum); place "
+    "encoder_epoch_20.pth where the error says or pass --model.perceptual_path, or use "
+    "--pretrained stand-in (seeded weights: measures nothing perceptual). KeyframeConfig.paper() "
+    "needs Places365 and real videos."
+)
 
 
 @dataclass(frozen=True)
@@ -116,8 +124,7 @@ def _build(config: KeyframeRun, data: ClipsData, run: Run) -> Plan:
 
 STAGES = {
     "generator": Stage(
-        "the keyframe generator (streams: --set model.generator.streams=[...]); "
-        "small/full with --pretrained published need the ADE20k encoder's file (see How to run)",
+        "the keyframe generator (the ablation's arms: --set model.generator.streams=[...])",
         _model,
         _data,
         _build,

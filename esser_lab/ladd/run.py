@@ -19,7 +19,12 @@ from typing import Literal
 from esser_lab.cli import Plan, Run, Stage
 from esser_lab.ladd.model import LADDConfig
 
-__all__ = ["STAGES", "LADDRun", "TeacherSamples"]
+__all__ = ["NOTE", "STAGES", "LADDRun", "TeacherSamples"]
+
+NOTE = (
+    "The teacher ships with the package (re-made by python -m esser_lab.ladd.teacher) and is "
+    "distilled at every preset, as in the chapter; SD3-Turbo's teacher (SD3 8 B) is not offered."
+)
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,16 @@ from esser_lab.ldm.model import LDMConfig
 from esser_lab.losses.gan_autoencoder import GANAutoencoderLossConfig, GANOptimizerConfig
 from esser_lab.nn.first_stage import AutoencoderKLConfig
 
-__all__ = ["STAGES", "DigitsData", "KLAutoencoderRun", "load_first_stage"]
+__all__ = ["NOTE", "STAGES", "DigitsData", "KLAutoencoderRun", "load_first_stage"]
 
 SIZE = {"tiny": 16, "small": 32, "full": 64}  # the chapter's image side
 BATCH = {"tiny": 32, "small": 64, "full": 64}
 LATENT_FACTOR = 4  # the chapter's "moderate f"
+
+NOTE = (
+    "LDMConfig.paper() (cin256-v2) diffuses an ImageNet VQ-f4 autoencoder's latents, which this "
+    "command does not train; full is the chapter's: the small UNet on 64-px digits, longer."
+)
 
 
 @dataclass(frozen=True)

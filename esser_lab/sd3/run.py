@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from esser_lab.cli import Plan, Run, Stage
 from esser_lab.sd3.model import MMDiTConfig
 
-__all__ = ["STAGES", "CaptionsData", "MMDiTRun"]
+__all__ = ["NOTE", "STAGES", "CaptionsData", "MMDiTRun"]
+
+NOTE = (
+    "The toy autoencoder ships with the package (re-made by python -m esser_lab.sd3.first_stage),"
+    " not a stage here. MMDiTConfig.paper() (SD3-medium) needs SD3's autoencoder and its three "
+    "text encoders, which this command does not wire; full is the chapter's: small, longer, 64 "
+    "px."
+)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,12 @@ from esser_lab.cli import Plan, Run, Stage
 from esser_lab.selfflow.method import SelfFlowMethod
 from esser_lab.selfflow.model import SelfFlowConfig
 
-__all__ = ["STAGES", "RelationsData", "SelfFlowRun"]
+__all__ = ["NOTE", "STAGES", "RelationsData", "SelfFlowRun"]
+
+NOTE = (
+    "SelfFlowConfig.paper() is the released class-conditional SiT-XL/2 on SD-VAE latents; "
+    "LitSelfFlow trains unconditional models only, so it is not offered here."
+)
 
 
 @dataclass(frozen=True)

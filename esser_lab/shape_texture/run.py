@@ -18,7 +18,13 @@ from functools import partial
 from esser_lab.cli import Plan, Run, Stage
 from esser_lab.shape_texture.model import ShapeTextureConfig
 
-__all__ = ["STAGES", "CueConflictData", "network_config"]
+__all__ = ["NOTE", "STAGES", "CueConflictData", "network_config"]
+
+NOTE = (
+    "full is the chapter's: the small network at 32 px on more steps. ShapeTextureConfig.paper() "
+    "(ResNet-50 at 224 px) is ImageNet's; its fields can be set with --set, on the procedural "
+    "images."
+)
 
 
 @dataclass(frozen=True)
