@@ -301,6 +301,19 @@ def test_ldm_tiny_autoencoder_then_latent_diffusion(tmp_path: Path) -> None:
     frozen = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     assert frozen.keys() == exported.keys()
     assert all(torch.equal(frozen[k], exported[k]) for k in exported)
+    # as the chapter: the UNet's initial weights are those drawn right after seeding
+    from esser_lab.ldm.model import LatentDiffusion
+    from esser_lab.ldm.run import load_first_stage
+    from esser_lab.training import seed_everything
+
+    invocation = cli.parse(_tiny("ldm", tmp_path, "--stage", "ldm"))
+    run = cli.Run("ldm", "ldm", "tiny", 0, tmp_path / "ldm", export)
+    seed_everything(0)
+    built = cli.paper_stages("ldm")["ldm"].build(invocation.model, invocation.data, run)
+    first_stage = load_first_stage(export)
+    seed_everything(0)
+    chapter = LatentDiffusion(invocation.model, first_stage).state_dict()
+    assert all(torch.equal(v, chapter[k]) for k, v in built.system.ldm.state_dict().items())
     # a UNet that does not fit the latents is refused with the fix
     with pytest.raises(SystemExit, match="model.unet.image_size=4"):
         cli.main(_tiny("ldm", tmp_path, "--stage", "ldm", "--set", "model.unet.image_size=8"))

@@ -170,7 +170,8 @@ def _build_transformer(config: TransformerRun, data: ScenesData, run: Run) -> Pl
     from esser_lab.geofree.model import GeoTransformer
     from esser_lab.geofree.training import LitGeoTransformer
 
-    first_stage = _first_stage(run)
+    with torch.random.fork_rng(devices=[]):  # the GPT's init draws as right after seeding
+        first_stage = _first_stage(run)
     first = first_stage.config
     side = first.resolution // first.ddconfig.factor
     ours = config.transformer

@@ -181,7 +181,8 @@ def _build_imagebart(config: ImageBARTRun, data: DigitsData, run: Run) -> Plan:
     from esser_lab.imagebart.model import ImageBART
     from esser_lab.imagebart.training import LitImageBART
 
-    codes, num_codes, side = _codes(data, run)
+    with torch.random.fork_rng(devices=[]):  # ImageBART's init draws as right after seeding
+        codes, num_codes, side = _codes(data, run)
     ours = replace(config.imagebart, num_codes=num_codes, seq_len=side * side)
     return Plan(
         LitImageBART(ImageBART(ours)),
@@ -198,7 +199,8 @@ def _build_gpt(config: CodeGPTRun, data: DigitsData, run: Run) -> Plan:
     from esser_lab.imagebart.training import LitCodeGPT
     from esser_lab.nn.transformer import GPT
 
-    codes, num_codes, side = _codes(data, run)
+    with torch.random.fork_rng(devices=[]):  # the GPT's init draws as right after seeding
+        codes, num_codes, side = _codes(data, run)
     gpt = GPT(num_codes, side * side, n_layer=config.n_layer, n_head=config.n_head,
               n_embd=config.n_embd)  # fmt: skip
     return Plan(

@@ -77,9 +77,10 @@ def _build(config: LADDRun, data: TeacherSamples, run: Run) -> Plan:
     from esser_lab.ladd.training import LitLADD
     from esser_lab.sd3.text import ToyTextEncoder
 
-    teacher = load_teacher()
+    with torch.random.fork_rng(devices=[]):  # the student's init draws as right after seeding
+        teacher = load_teacher()
+        real, train = sprite_latents(data.num_train, seed=data.seed)
     encoder = ToyTextEncoder(teacher.config.context_dim, teacher.config.adm_in, seed=0)
-    real, train = sprite_latents(data.num_train, seed=data.seed)
     note = f"{data.num_train} encoded sprites"
     latents = real
     if data.latents == "synthetic":

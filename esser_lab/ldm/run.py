@@ -153,7 +153,8 @@ def _diffusion_plan(config: LDMConfig, data: DigitsData, run: Run, first_stage, 
 
 
 def _build_ldm(config: LDMConfig, data: DigitsData, run: Run) -> Plan:
-    first_stage = load_first_stage(run.first_stage)
+    with torch.random.fork_rng(devices=[]):  # the LDM's init draws as right after seeding
+        first_stage = load_first_stage(run.first_stage)
     first = first_stage.config
     side, channels = first.resolution // first.factor, first.embed_dim
     unet = config.unet

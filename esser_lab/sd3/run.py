@@ -87,8 +87,8 @@ def _build(config: MMDiTRun, data: CaptionsData, run: Run) -> Plan:
     train = captioned_batch(
         data.num_train, data.size, generator=torch.Generator().manual_seed(data.seed)
     )
-    autoencoder = load_toy_first_stage().eval()
-    with torch.no_grad():
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):  # the MMDiT's init as after seeding
+        autoencoder = load_toy_first_stage().eval()
         latents = torch.cat([encode_latents(autoencoder, x) for x in train.image.split(512)])
     if latents.shape[1] != config.mmdit.in_channels:
         raise ValueError(
