@@ -14,8 +14,10 @@ The tests then check:
   tolerance. The others (``NOT_EQUIVALENT``, with the reason) are checked for identical replicas.
 
 Each process draws its own noise (its own random stream, ``ResumableModule.on_fit_start``), so
-the equivalence runs use noise-free settings (dropout 0, a posterior variance of ~0); DDP changes
-the arithmetic, not the method. The same processes then check that the ranks' streams differ and
+the equivalence runs use noise-free settings (dropout 0, a posterior variance of ~0) or, for the
+systems whose noise is the method (diffusion times and ε, masks, chains), a test-only context that
+gives every sample the same draws whatever its index and process; DDP changes the arithmetic, not
+the method. The same processes then check that the ranks' streams differ and
 that a DDP run resumed from a checkpoint (mid-epoch and at an epoch's end) is bitwise the run that
 never stopped, for systems that draw noise from the global stream, from their own generator and
 that start a discriminator.
@@ -72,9 +74,10 @@ def _system_and_batches(name: str) -> tuple[nn.Module, list[dict]]:
 
 #: Systems for which two ranks of B are not one process of 2B, and why (book/how_to_run.md lists
 #: them): their step couples the samples of a batch, or draws noise that a config cannot switch
-#: off (each process draws its own). For them the replicas still agree.
+#: off (each process draws its own). For them the replicas still agree; for "noise only" ones,
+#: two ranks equal one process once the noise is taken out (NOISE_ONLY, FIXED_NOISE).
 NOT_EQUIVALENT = {
-    "LitVUNet": "noise: the posterior sample of the latents (no coupling otherwise)",
+    "LitVUNet": "noise only: the posterior sample of the latents",
     "LitPartBased": "BatchNorm (batch statistics); random transforms drawn per process",
     "LitRoDi": "the critics' marginal pairs flip α within the batch; posterior noise",
     "LitPartDiscovery": "the critics' marginal pairs flip α within the batch; posterior noise",
@@ -82,17 +85,18 @@ NOT_EQUIVALENT = {
     "LitDataBias": "BatchNorm in the condition embedder; posterior noise",
     "LitVQGAN": "adaptive λ from each rank's gradient norms; BatchNorm in the discriminator",
     "LitGANAutoencoder": "as LitVQGAN, and the posterior sample (noise per process)",
-    "LitLatentDiffusion": "noise: steps, ε, label dropout and the posterior sample per process",
-    "LitMMDiT": "noise: the times, ε and the caption dropout are drawn per process",
+    "LitLatentDiffusion": "noise only: steps, ε, label dropout and the posterior sample",
+    "LitMMDiT": "noise only: the times, ε and the caption dropout",
     "LitLADD": "noise: the student's times, the re-noising t̂ and ε per process; the heads' local "
     "batch norm (batch statistics)",
-    "LitSelfFlow": "noise: the two times, the token mask and ε are drawn per process",
+    "LitSelfFlow": "noise only: the two times, the token mask and ε",
     "LitKeyframe": "BatchNorm (batch statistics) in the encoder, blocks and decoder",
-    "LitGen1": "noise: t, ε, t_s, the content dropout and image batches drawn per process",
-    "LitImageBART": "noise: the forward chain and the scales are drawn per process",
-    "LitDenseAutoencoder": "noise: the posterior sample (no coupling otherwise)",
+    "LitGen1": "noise only: t, ε, t_s and the content dropout; the image-or-video coin is one "
+    "draw per batch (each process tosses its own for its half)",
+    "LitImageBART": "noise only: the forward chain and the scales",
+    "LitDenseAutoencoder": "noise only: the posterior sample",
     "LitShapeTexture": "BatchNorm (batch statistics) in every residual block",
-    "LitExplicitBaseline": "noise: the depth errors of each batch are drawn per process",
+    "LitExplicitBaseline": "noise only: the depth errors",
 }
 
 
@@ -119,6 +123,76 @@ def _noise_off():
         placement.randn, vunet_model._noise_like = saved
 
 
+#: Systems whose noise cannot be set to 0 (diffusion times, masks, chains, depth errors): with
+#: every draw of their steps fixed per sample (:func:`_noise_per_sample`), two ranks must equal
+#: one process again.
+FIXED_NOISE = (
+    "LitLatentDiffusion",
+    "LitMMDiT",
+    "LitSelfFlow",
+    "LitGen1",
+    "LitImageBART",
+    "LitExplicitBaseline",
+)
+
+
+@contextmanager
+def _noise_per_sample():
+    """Every draw of ``torch.rand/randn/randint`` (and ``*_like``), ``(b, ...)``, gives each of
+    its b samples the same values, seeded by the per-sample shape ``(...)``, the bounds and the
+    dtype alone: noise independent of the sample's index and of the process (the generator and
+    the global stream are ignored). The systems above draw every training-step random number
+    through these, batch first (``esser_lab.nn.placement`` calls them too)."""
+    import zlib
+
+    saved = {name: getattr(torch, name) for name in ("rand", "randn", "randint")}
+    saved_like = {name: getattr(torch, name) for name in ("rand_like", "randn_like")}
+
+    def per_sample(name):  # noqa: ANN001, ANN202
+        original = saved[name]
+
+        def draw(*args, size=None, generator=None, device=None, dtype=None, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            bounds = ()
+            if name == "randint":  # (high, size) or (low, high, size)
+                if size is None:
+                    *bounds, size = args
+                else:
+                    bounds = args
+                bounds = tuple(bounds)
+            elif size is None:  # (*size) or (size,)
+                size = args[0] if len(args) == 1 and not isinstance(args[0], int) else args
+            shape = tuple(size)
+            each = shape[1:]
+            seed = zlib.crc32(repr((name, each, bounds, dtype)).encode())
+            one = original(
+                *bounds, each, generator=torch.Generator().manual_seed(seed), dtype=dtype
+            )
+            if kwargs:
+                raise TypeError(f"_noise_per_sample: torch.{name} with {sorted(kwargs)}")
+            return one.expand(shape).clone().to(device)
+
+        return draw
+
+    def like(name):  # noqa: ANN001, ANN202
+        def draw(x, *, dtype=None, device=None):  # noqa: ANN001, ANN202
+            draw = getattr(torch, name.removesuffix("_like"))  # the per-sample one
+            return draw(
+                x.shape, dtype=dtype or x.dtype, device=x.device if device is None else device
+            )
+
+        return draw
+
+    for name in saved:
+        setattr(torch, name, per_sample(name))
+    for name in saved_like:
+        setattr(torch, name, like(name))
+    try:
+        yield
+    finally:
+        for name, function in {**saved, **saved_like}.items():
+            setattr(torch, name, function)
+
+
 def _shard(batch: dict, rank: int) -> dict:
     return {k: v[rank * B : (rank + 1) * B] for k, v in batch.items()}
 
@@ -141,14 +215,18 @@ def _state(system) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in system.state_dict().items()}
 
 
-def _fit(name: str, noise_off: bool = False, **trainer_args) -> tuple[dict, dict]:
-    """Train system ``name`` from seed 0; its state after STEPS steps."""
+#: The test-only contexts that take each system's noise out of the comparison.
+NOISE = {"off": _noise_off, "per sample": _noise_per_sample, None: nullcontext}
+
+
+def _fit(name: str, noise: str | None = None, **trainer_args) -> tuple[dict, dict]:
+    """Train system ``name`` from seed 0 (with ``NOISE[noise]``); its state after STEPS steps."""
     torch.manual_seed(0)
     system, batches = _system_and_batches(name)
     rank = trainer_args.pop("rank", None)
     data = batches if rank is None else [_shard(b, rank) for b in batches]
     trainer = make_trainer(profile("tiny"), STEPS, progress_every=10_000, **trainer_args)
-    with _noise_off() if noise_off else nullcontext():
+    with NOISE[noise]():
         trainer.fit(system, train_dataloaders=_Batches(data))
     assert trainer.global_step == STEPS, (name, trainer.global_step)
     return _state(system)
@@ -307,7 +385,11 @@ def _worker(rank: int, port: int, folder: str) -> None:
     results["loader"] = {"index": _loader_batches(devices=WORLD, accelerator="cpu")}
     for name in NOISE_ONLY:
         results[f"{name} noise off"] = _fit(
-            name, noise_off=True, rank=rank, devices=WORLD, accelerator="cpu"
+            name, noise="off", rank=rank, devices=WORLD, accelerator="cpu"
+        )
+    for name in FIXED_NOISE:
+        results[f"{name} noise off"] = _fit(
+            name, noise="per sample", rank=rank, devices=WORLD, accelerator="cpu"
         )
     results["stream"] = {"draw": torch.rand(8)}  # after fits under DDP: this rank's own stream
     for name in RESUMED:
@@ -373,10 +455,10 @@ def test_two_ranks_equal_one_process_on_the_doubled_batch(ranks, name):
     assert differ == []
 
 
-@pytest.mark.parametrize("name", NOISE_ONLY)
+@pytest.mark.parametrize("name", NOISE_ONLY + FIXED_NOISE)
 def test_noise_is_their_only_difference_from_the_doubled_batch(ranks, name):
-    assert name in NOT_EQUIVALENT
-    single = _fit(name, noise_off=True)
+    assert name in NOT_EQUIVALENT and NOT_EQUIVALENT[name].startswith("noise only")
+    single = _fit(name, noise="off" if name in NOISE_ONLY else "per sample")
     differ = []
     for k, v in ranks[0][f"{name} noise off"].items():
         if v.is_floating_point() and not torch.allclose(v, single[k], rtol=1e-4, atol=1e-5):
