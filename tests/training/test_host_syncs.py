@@ -250,13 +250,6 @@ def test_the_stand_in_lets_host_tensors_be_read():
         assert float(torch.zeros(2, dtype=torch.float64, device="cpu").sum()) == 0.0
 
 
-#: SD3's toy text encoder reads its tokens' range in the step (sd3/text.py ``_tokens``, owned by
-#: another change): until it follows ``esser_lab.checks.in_range``, LitMMDiT and LitLADD fail
-#: here on that read alone (checked with it patched: no other read).
-SD3_TEXT_READS = pytest.mark.xfail(
-    raises=HostSyncError, strict=False, reason="sd3/text.py's token range check reads the tokens"
-)
-
 #: Chapters 9-19's systems (keyframes and Gen-1 have their own) with the switches that put every
 #: path in a step from the first step on: the discriminators, warm-ups.
 SYSTEMS_9_TO_19 = [
@@ -268,7 +261,8 @@ SYSTEMS_9_TO_19 = [
     "LitCodeGPT",
     "LitGANAutoencoder",
     "LitLatentDiffusion",
-    *(pytest.param(name, marks=SD3_TEXT_READS) for name in ("LitMMDiT", "LitLADD")),
+    "LitMMDiT",
+    "LitLADD",
     "LitSelfFlow",
 ]
 
