@@ -40,6 +40,7 @@ The real parts for small/full scale sit behind the same interfaces: SD's autoenc
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import Tensor, nn
 
+from esser_lab.checks import in_range
 from esser_lab.diffusion import (
     DiscreteSchedule,
     classifier_free_guidance,
@@ -111,31 +113,49 @@ def _blur_once(x: Tensor) -> Tensor:
     return F.conv2d(F.pad(x, (0, 0, 2, 2), mode="replicate"), k.view(1, 1, 5, 1))
 
 
-def blur_depth(depth: Tensor, t_s: int | Tensor) -> Tensor:
+def blur_depth(depth: Tensor, t_s: int | Tensor, max_level: int | None = None) -> Tensor:
     """``depth`` (b, f, 1, h, w) after t_s iterations of the blur operator (Sec. 3.3).
 
     ``t_s`` is an int or a (b,) long tensor (one level per clip, as training draws them). One
     iteration is a 5-tap binomial blur (variance 1 px², replicate padding), so t_s steps are a
     Gaussian-like blur of standard deviation √t_s px and t_s = 0 is the identity. [recall] the
     paper's operator blurs and downsamples; its exact kernel is not in the text we had.
+    ``max_level``: an upper bound of a tensor ``t_s`` (training: the config's ``max_t_s``), so
+    that the number of iterations is known without reading the levels back from the device
+    (clips past their level are left as they are: the same result).
     """
     if not isinstance(depth, Tensor) or depth.dim() != 5 or depth.shape[2] != 1:
         got = tuple(depth.shape) if isinstance(depth, Tensor) else type(depth).__name__
         raise ValueError(f"depth must be (b, f, 1, h, w), got {got}")
     b, f = depth.shape[:2]
-    levels = torch.as_tensor(t_s, device=depth.device).long().expand(b)
-    if levels.numel() and int(levels.min()) < 0:
-        raise ValueError(f"t_s must be ≥ 0, got {t_s}")
+    if isinstance(t_s, Tensor):
+        levels = t_s.to(depth.device).long().expand(b)
+        high = 2**62 if max_level is None else max_level + 1
+        if not in_range(levels, 0, high):  # read outside training steps only
+            bound = "≥ 0" if max_level is None else f"in 0..{max_level}"
+            raise ValueError(f"t_s must be {bound}, got {t_s.tolist()}")
+        if max_level is None:
+            max_level = int(levels.max()) if levels.numel() else 0
+    else:
+        try:
+            level = operator.index(t_s)  # an int (numpy's too), not a float or a bool
+        except TypeError:
+            level = -1
+        if isinstance(t_s, bool) or level < 0:
+            raise ValueError(f"t_s must be ≥ 0 (an int, or a (b,) tensor), got {t_s!r}")
+        levels, max_level = torch.full((b,), level, device=depth.device), level
     x = rearrange(depth, "b f 1 h w -> (b f) 1 h w")
     per_image = repeat(levels, "b -> (b f) 1 1 1", f=f)
-    for step in range(int(levels.max()) if levels.numel() else 0):
+    for step in range(max_level):
         x = torch.where(per_image > step, _blur_once(x), x)
     return rearrange(x, "(b f) 1 h w -> b f 1 h w", b=b)
 
 
-def structure(depth: Tensor, t_s: int | Tensor, factor: int = 1) -> Tensor:
+def structure(
+    depth: Tensor, t_s: int | Tensor, factor: int = 1, max_level: int | None = None
+) -> Tensor:
     """s(x): :func:`blur_depth`, then area-downsampled by ``factor`` to the latent grid."""
-    blurred = blur_depth(depth, t_s)
+    blurred = blur_depth(depth, t_s, max_level)
     if factor == 1:
         return blurred
     b = blurred.shape[0]
@@ -153,6 +173,15 @@ class Gen1Loss:
     loss: Tensor  # Eq. 6
     timesteps: Tensor  # the DDPM indices drawn, one per clip (or image)
     images: bool  # whether this batch was trained as images (temporal layers off)
+
+
+def _host_uniform(generator: torch.Generator | None) -> Tensor:
+    """One uniform draw on the host, for a decision the step takes in Python (images or video):
+    no host sync when ``generator`` lives on the CPU (the systems' own generators do); drawn
+    where a CUDA generator lives and read back (a sync) otherwise."""
+    if generator is None or generator.device.type == "cpu":
+        return torch.rand((), generator=generator)
+    return rand((), generator=generator, device="cpu")
 
 
 def gen1_loss(
@@ -173,7 +202,7 @@ def gen1_loss(
     for name, p in (("p_image", p_image), ("p_drop", p_drop)):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"{name} must be a probability in [0, 1], got {p}")
-    images = p_image > 0 and bool(rand((), generator=generator, device="cpu") < p_image)
+    images = p_image > 0 and bool(_host_uniform(generator) < p_image)
     if images:  # every frame its own one-frame video, with its clip's content
         f = z0.shape[1]
         z0 = rearrange(z0, "b f c h w -> (b f) 1 c h w")

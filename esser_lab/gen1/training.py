@@ -95,7 +95,8 @@ class LitGen1(ResumableModule):
         t_s = randint(
             self.model.config.max_t_s + 1, (b,), generator=self.generator, device=z0.device
         )
-        s = structure(batch["depth"], t_s, getattr(self.first_stage, "factor", 1))
+        factor = getattr(self.first_stage, "factor", 1)
+        s = structure(batch["depth"], t_s, factor, max_level=self.model.config.max_t_s)
         out = gen1_loss(
             self.model,
             z0,

@@ -192,7 +192,8 @@ def test_litgen1_draws_t_s_uniformly_per_clip(monkeypatch):
 
     drawn = []
 
-    def spy(depth, t_s, factor=1):
+    def spy(depth, t_s, factor=1, max_level=None):
+        assert max_level == system.model.config.max_t_s  # the loop's bound, not read back
         drawn.append(t_s.clone())
         return torch.zeros(depth.shape[0], depth.shape[1], 1, 2, 2)
 
