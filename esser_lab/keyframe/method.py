@@ -37,9 +37,11 @@ paper's objective is trained (:mod:`esser_lab.keyframe.losses`, ``LitKeyframe(ob
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -55,6 +57,7 @@ __all__ = [
     "hole_psnr",
     "hole_edge",
     "inpaint_flows",
+    "official_edge_draws",
     "inpainting_loss",
     "keyframe_samples",
     "laplacian",
@@ -65,8 +68,8 @@ __all__ = [
 #: small/full (:mod:`esser_lab.keyframe.losses`); the tiny toy trains with
 #: :func:`inpainting_loss` instead. ``base_learning_rate`` is
 #: the config's; the official ``main.py`` multiplies it by accumulate_grad_batches × GPUs ×
-#: batch_size (2 × 1 × 8: 1.6e-4 per GPU) and the schedule warms it up over ``warm_up_steps``,
-#: then decays it along a cosine.
+#: batch_size (2 × GPUs × 8: 1.6e-4 on one GPU, 3.2e-4 on the README's two) and the schedule
+#: warms it up over ``warm_up_steps``, then decays it along a cosine.
 PAPER_LOSS = {
     "l1_weight_missing": 0.0,
     "l1_weight_known": 10.0,
@@ -167,24 +170,32 @@ def hole_edge(mask: Tensor) -> Tensor:
     return edge
 
 
-def inpaint_flows(
-    values: Tensor,
-    mask: Tensor,
-    *,
-    n_samples: int = 20,
-    generator: torch.Generator | None = None,
-) -> Tensor:
+def official_edge_draws(count: int, n_samples: int = 20) -> Tensor:
+    """(n_samples,) long: which of ``count`` edge pixels (0-based, raster order) the official
+    ``_inpaint_flows`` picks, with replacement: ``np.random.default_rng(1).choice(count,
+    n_samples)``, the generator made afresh for every image, so the same edge count always
+    gives the same points (count 0: the official falls back to the pixel (0, 0), index 0)."""
+    if count < 0 or n_samples < 1:
+        raise ValueError(f"count must be ≥ 0 and n_samples ≥ 1, got {count} and {n_samples}")
+    return _official_draws(max(int(count), 1), int(n_samples)).clone()
+
+
+@functools.lru_cache(maxsize=4096)
+def _official_draws(count: int, n_samples: int) -> Tensor:
+    draws = np.random.default_rng(1).choice(count, n_samples)  # official: seed 1, per image
+    return torch.from_numpy(draws.astype(np.int64))
+
+
+def inpaint_flows(values: Tensor, mask: Tensor, *, n_samples: int = 20) -> Tensor:
     """``values`` (n, c, H, W) with the hole (``mask`` (n, 1, H, W), 1 in the hole) filled as
     the official ``_inpaint_flows`` (``gi/modules/RAFT/flow_utils.py``) fills a flow's: per
-    image, ``n_samples`` points are drawn uniformly *with replacement* from the hole's inner
-    edge (:func:`hole_edge`; none: the pixel (0, 0), as the official), and every pixel gets
-    the average of their values weighted by 1/d⁶ (d the distance to the point; d = 0 counts
-    1e10, the official 1/1e-10); the result is (1 − m)·values + m·interpolation.
-
-    ``generator``: where the draws come from (one (n, n_samples) draw of uniforms, point
-    k of image i the ⌊u·count_i⌋-th edge pixel in raster order); ``None``: the official
-    procedure's fixed seed, each image drawing from a fresh generator seeded 1 (so the same
-    mask always gives the same points). Memory O(n·n_samples·H·W); any H×W."""
+    image, ``n_samples`` points are drawn *with replacement* from the hole's inner edge
+    (:func:`hole_edge`, raster order) by the official call, numpy's ``default_rng(1)`` made
+    afresh for each image (:func:`official_edge_draws`; no edge: the pixel (0, 0), as the
+    official), and every pixel gets the average of their values weighted by 1/d⁶ (d the
+    distance to the point; d = 0 counts 1e10, the official 1/1e-10); the result is
+    (1 − m)·values + m·interpolation. The edge counts are read on the host, as the official
+    reads its ``nonzero``. Memory O(n·n_samples·H·W); any H×W."""
     n, c, h, w = values.shape
     if mask.shape != (n, 1, h, w):
         raise ValueError(
@@ -195,12 +206,8 @@ def inpaint_flows(
         raise ValueError(f"n_samples must be ≥ 1, got {n_samples}")
     edge = hole_edge(mask).flatten(1)  # (n, H·W)
     count = edge.sum(dim=1)  # (n,)
-    if generator is None:
-        u = torch.rand(n_samples, generator=torch.Generator().manual_seed(1)).expand(n, -1)
-    else:
-        u = torch.rand(n, n_samples, generator=generator)
-    u = u.to(values.device)
-    rank = (u * count[:, None]).floor().long()  # (n, K): which edge pixel, 0-based
+    rank = torch.stack([official_edge_draws(k, n_samples) for k in count.tolist()])  # (n, K)
+    rank = rank.to(values.device)  # which edge pixel, 0-based in raster order
     cumulative = edge.long().cumsum(dim=1)  # (n, H·W)
     where = torch.searchsorted(cumulative, rank + 1)  # first index reaching rank + 1
     where = torch.where(count[:, None] > 0, where, torch.zeros_like(where))  # official (0, 0)

@@ -3,6 +3,7 @@ size: exact values, the promised properties and errors."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -21,6 +22,7 @@ from esser_lab.keyframe.method import (
     inpainting_loss,
     keyframe_samples,
     laplacian,
+    official_edge_draws,
 )
 from esser_lab.keyframe.model import KeyframeConfig, KeyframeGenerator
 from esser_lab.keyframe.training import LitKeyframe
@@ -66,11 +68,26 @@ def test_samples_shapes_flow_and_corruption(clips):
     assert single.keys.shape[1] == 1 and bool((single.distance == 5).all())
 
 
-def _reference_fill(values, mask, n_samples=20, draws=None):
+#: The official draw, ``np.random.default_rng(1).choice(count, 20)``, written out for a few edge
+#: counts (an independent record: numpy's generator is fixed by its seed and algorithm).
+OFFICIAL_DRAWS = {
+    44: [20, 22, 33, 41, 1, 6, 36, 41, 10, 13, 38, 18, 12, 36, 11, 18, 28, 24, 3, 1],
+    18: [8, 9, 13, 17, 0, 2, 14, 17, 4, 5, 15, 7, 4, 14, 4, 7, 11, 9, 1, 0],
+    1: [0] * 20,
+}
+
+
+def _official_points(count, n_samples=20):
+    """The official call itself (numpy), which the test may make: our code must agree with it."""
+    return np.random.default_rng(1).choice(count, n_samples).tolist()
+
+
+def _reference_fill(values, mask, n_samples=20):
     """The official ``_inpaint_flows`` written out pixel by pixel in float64 (an independent
     implementation): the hole's inner edge (hole pixels with a 4-neighbour outside the hole,
-    off the frame's border), the k-th point the ⌊u_k·count⌋-th edge pixel in raster order
-    (u: ``draws`` (n, K), or the official fixed seed 1 per image), weights 1/d⁶ (d = 0: 1e10)."""
+    off the frame's border) in raster order, the points the official numpy call picks
+    (``default_rng(1).choice(count, n_samples)`` per image; no edge: (0, 0)), weights 1/d⁶
+    (d = 0: 1e10)."""
     n, c, h, w = values.shape
     out = values.double().clone()
     for i in range(n):
@@ -82,12 +99,8 @@ def _reference_fill(values, mask, n_samples=20, draws=None):
                     around = [m[y + dy, x + dx] for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1))]
                     if min(around) <= 0.5:
                         edge.append((y, x))
-        if draws is None:
-            u = torch.rand(n_samples, generator=torch.Generator().manual_seed(1))
-        else:
-            u = draws[i]
-        points = [edge[int(math.floor(float(v) * len(edge)))] for v in u] if edge else [(0, 0)]
-        points = points * (n_samples // len(points))
+        edge = edge or [(0, 0)]
+        points = [edge[k] for k in _official_points(len(edge), n_samples)]
         for y in range(h):
             for x in range(w):
                 if m[y, x] <= 0.5:
@@ -108,6 +121,29 @@ def _reference_fill(values, mask, n_samples=20, draws=None):
     return out.to(values.dtype)
 
 
+def test_the_edge_points_are_the_official_draws():
+    """The points our fill uses are the official numpy draws: the hard-coded record, the numpy
+    call, and the pixels the fill keeps at their own value (a picked edge pixel has d = 0, so
+    its weight 1e10 keeps it; an edge pixel not picked gets an interpolation)."""
+    for count, draws in OFFICIAL_DRAWS.items():
+        assert _official_points(count) == draws  # the record is numpy's
+        assert official_edge_draws(count).tolist() == draws
+    assert official_edge_draws(0).tolist() == [0] * 20  # no edge: the pixel (0, 0)
+    assert official_edge_draws(44, 7).tolist() == _official_points(44, 7)
+    # the points a fill uses: a 12×11 hole in 16×16 (edge 2·(12 + 11) − 4 = 42) and a 6×5 one
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[0, :, 2:14, 3:14] = 1
+    mask[1, :, 5:11, 4:9] = 1
+    values = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    out = inpaint_flows(values, mask)
+    for i in range(2):
+        edge = hole_edge(mask[i : i + 1])[0, 0].flatten().nonzero()[:, 0]  # raster order
+        moved = (out[i, 0].flatten()[edge] - values[i, 0].flatten()[edge]).abs()
+        kept = (moved < 1e-6).nonzero()[:, 0]
+        assert sorted(kept.tolist()) == sorted(set(_official_points(len(edge))))
+    assert len(hole_edge(mask[:1])[0, 0].nonzero()) == 42
+
+
 def test_inpaint_flows_against_a_pixel_by_pixel_reference():
     g = torch.Generator().manual_seed(3)
     values = torch.randn(3, 2, 9, 12, generator=g)  # not square
@@ -119,11 +155,8 @@ def test_inpaint_flows_against_a_pixel_by_pixel_reference():
     assert torch.allclose(out, _reference_fill(values, mask), atol=1e-5)
     assert torch.equal(out[mask.expand_as(out) < 0.5], values[mask.expand_as(out) < 0.5])
     assert torch.allclose(out[2, :, 4, 5], values[2, :, 4, 5])
-    # a generator's draws: one (n, K) draw of uniforms
-    draws = torch.rand(3, 7, generator=torch.Generator().manual_seed(5))
-    seeded = inpaint_flows(values, mask, n_samples=7, generator=torch.Generator().manual_seed(5))
-    assert torch.allclose(seeded, _reference_fill(values, mask, 7, draws), atol=1e-5)
-    assert not torch.allclose(seeded, out)  # other points, another fill
+    seven = inpaint_flows(values, mask, n_samples=7)
+    assert torch.allclose(seven, _reference_fill(values, mask, 7), atol=1e-5)
     # the edge: the hole's pixels next to a known one, never on the frame's border
     edge = hole_edge(mask)
     assert int(edge[0].sum()) == 2 * (5 + 6) - 4 and not bool(edge[0, 0, 4, 5])
