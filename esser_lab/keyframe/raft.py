@@ -3,7 +3,8 @@
 The paper computes the flow from the target to each keyframe with a frozen RAFT (Teed & Deng
 2020; ``raft-things.pth``) at 256×256, and the generator's error channel with a
 forward–backward check (``gi/modules/warp/raft.py``): with f the flow target → keyframe and b the
-flow keyframe → target, both in pixels, e(p) = |f(p) + b(p + f(p))|, zero where the two agree.
+flow keyframe → target, both in pixels, e(p) the mean over the two components of
+|f(p) + b(p + f(p))|, zero where the two agree.
 :class:`RaftFlow` wraps torchvision's RAFT to give exactly the chapter's convention
 (:func:`esser_lab.data.video.flow_between`: a backward flow from the target to the keyframe, in
 pixels (dx, dy) of the frames given: target pixel p shows the point at p + f(p) of the
@@ -14,8 +15,8 @@ their checksum when missing).
 
 Never at ``tiny``, in the tests or in CI: there the stand-in for RAFT is the data's own flow,
 exact plus a smooth error (:func:`esser_lab.keyframe.method.keyframe_samples`), whose error
-channel is the error's magnitude. Pieces tested alone: :func:`resize_flow`,
-:func:`consistency_error`.
+channel is that error's Euclidean norm (not the official reduction). Pieces tested alone:
+:func:`resize_flow`, :func:`consistency_error`.
 """
 
 from __future__ import annotations
@@ -44,13 +45,15 @@ def resize_flow(flow: Tensor, size: tuple[int, int]) -> Tensor:
     return resized * scale.view(1, 2, 1, 1)
 
 
-def consistency_error(forward: Tensor, backward: Tensor, *, official: bool = False) -> Tensor:
+def consistency_error(forward: Tensor, backward: Tensor, *, official: bool = True) -> Tensor:
     """The forward–backward error (n, 1, H, W) of ``forward`` f (target → key) and
-    ``backward`` b (key → target), both (n, 2, H, W) in pixels: ‖f(p) + b(p + f(p))‖₂, b read
-    at p + f(p) bilinearly with zeros outside the frame (so a point that leaves the keyframe
-    gets the error ‖f(p)‖). ``official``: the official reduction instead, the mean of the two
-    components' absolute values (the released generator was trained on it; at the official
-    256×256 with RAFT at 256×256 its extra rescaling is 1)."""
+    ``backward`` b (key → target), both (n, 2, H, W) in pixels, with r(p) = f(p) + b(p + f(p)),
+    b read at p + f(p) bilinearly with zeros outside the frame (so a point that leaves the
+    keyframe gets r = f(p)). ``official`` (default): the official reduction
+    (``gi/modules/warp/raft.py``), the mean of the two components' absolute values,
+    (|r_x| + |r_y|)/2, on which the released generator was trained (at the official 256×256
+    with RAFT at 256×256 its extra rescaling is 1); ``official=False``: the Euclidean norm
+    ‖r‖₂ instead."""
     if forward.shape != backward.shape or forward.dim() != 4 or forward.shape[1] != 2:
         raise ValueError(
             f"forward and backward flows must both be (n, 2, H, W), got {tuple(forward.shape)} "
@@ -68,7 +71,9 @@ class RaftFlow(nn.Module):
     ``raft``: a torchvision RAFT (or any callable ``(image1, image2, num_flow_updates) →``
     list of flows, the last the final estimate in pixels of its input, image1 → image2, images
     in [−1, 1]); ``resolution`` (H, W): where it runs, multiples of 8 (the paper: 256×256);
-    ``iterations``: its refinement steps (the official 20). Frozen and always in eval mode.
+    ``iterations``: its refinement steps (the official 20); ``official_error`` (default): the
+    error's official reduction, the mean of |f + b∘(id + f)| over the two components
+    (:func:`consistency_error`; False: its Euclidean norm). Frozen and always in eval mode.
 
     :meth:`forward` takes the target and the keyframe (n, 3, H, W) in [0, 1] and returns
     ``flow`` (n, 2, H, W) in the frames' pixels and ``error`` (n, 1, H, W). With ``mask``
@@ -86,7 +91,7 @@ class RaftFlow(nn.Module):
         resolution: tuple[int, int] = (256, 256),
         iterations: int = 20,
         *,
-        official_error: bool = False,
+        official_error: bool = True,
     ) -> None:
         super().__init__()
         if len(resolution) != 2 or any(r % 8 or r < 8 for r in resolution):
@@ -147,7 +152,7 @@ def raft_flow(
     *,
     resolution: tuple[int, int] = (256, 256),
     iterations: int = 20,
-    official_error: bool = False,
+    official_error: bool = True,
 ) -> RaftFlow:
     """:class:`RaftFlow` around torchvision's ``raft_large`` with ``Raft_Large_Weights.C_T_V1``
     (the paper's ``raft-things.pth``), fetched by torchvision's weights API (checksum checked)

@@ -33,14 +33,14 @@ def test_resize_flow_scales_the_components():
 
 def test_consistency_error_of_a_translation():
     forward, backward = _constant(1, 2.0, -1.0, 12), _constant(1, -2.0, 1.0, 12)
-    error = consistency_error(forward, backward)
+    error = consistency_error(forward, backward, official=False)
     assert error.shape == (1, 1, 12, 12)
     # where p + f lies inside the frame the two flows cancel; where it leaves, b reads 0
     assert torch.allclose(error[0, 0, 1:, :10], torch.zeros(11, 10), atol=1e-6)
     assert error[0, 0, 0, 11] == pytest.approx(5**0.5)  # ‖f‖ = √(2² + 1²)
-    official = consistency_error(forward, backward, official=True)
+    official = consistency_error(forward, backward)  # the default: the official reduction
     assert official[0, 0, 0, 11] == pytest.approx(1.5)  # (|2| + |−1|) / 2
-    wrong = consistency_error(forward, _constant(1, 1.0, 1.0, 12))  # b ≠ −f
+    wrong = consistency_error(forward, _constant(1, 1.0, 1.0, 12), official=False)  # b ≠ −f
     assert torch.allclose(wrong[0, 0, 5, 5], torch.tensor(3.0))  # ‖(2 + 1, −1 + 1)‖
     with pytest.raises(ValueError, match="forward and backward"):
         consistency_error(forward, backward[:, :1])
@@ -124,6 +124,12 @@ def test_the_error_is_checked_after_the_flows_are_filled():
     f, b = inpaint_flows(forward, mask), inpaint_flows(backward, mask)
     assert torch.allclose(flow, f)
     assert torch.allclose(error, consistency_error(f, b), atol=1e-6)
+    # the default reduction is the official one: the mean of the components' absolute values
+    residual = f + warp_features(b, f)
+    assert torch.allclose(error, residual.abs().mean(1, keepdim=True), atol=1e-6)
+    assert not torch.allclose(error, residual.norm(dim=1, keepdim=True), atol=1e-3)
+    norm = RaftFlow(_Fields(forward, backward), resolution=size, official_error=False)
+    assert torch.allclose(norm(target, key, mask)[1], residual.norm(dim=1, keepdim=True), atol=1e-6)
     before = inpaint_flows(consistency_error(forward, backward), mask)  # the old order
     hole = mask > 0.5
     assert float((error - before)[hole].abs().max()) > 0.1
