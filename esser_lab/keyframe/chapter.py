@@ -40,6 +40,21 @@ DEVIATIONS: dict[str, str] = {
     "The released-weights cell": "with a released checkpoint present, the cell runs the "
     "generator on random images with zero flow and zero error: a check of the shapes, not a "
     "fill.",
+    "The tiny optimiser": "at `tiny` Adam runs at a constant learning rate of 2e-3, without "
+    "gradient accumulation, warm-up, cosine schedule or discriminator; `small` and `full` "
+    "follow the official config (base rate 1e-5 × accumulation 2 × batch size, on one GPU; "
+    "the official `main.py` also multiplies by the number of GPUs).",
+    "Precision": "on a GPU, `small` and `full` train in bf16 mixed precision "
+    "(`esser_lab.scale`); the official trains in fp32, Lightning 1.4's default. `tiny` and "
+    "CPU runs are fp32.",
+    "Hole masks": "every problem's hole is one axis-aligned box with sides of 35–60 % of the "
+    "frame, at every scale. The official data (`ours.yaml`) draw LaMa's mixed masks: per image "
+    "either 1–5 irregular strokes or 1–4 boxes (30–150 pixels of 256), one kind or the other "
+    "with equal odds.",
+    "The clips' error channel": "outside the hole, the error channel of the procedural clips "
+    "is the Euclidean norm of the flow's noise (plus 1 where the flow is not valid); the "
+    "official error, which `RaftFlow` computes by default for real video, is the mean of the "
+    "two components' absolute forward–backward residuals.",
 }
 
 CONDITIONS = {"clean": "clean flow", "one_wrong": "one flow wrong", "all_wrong": "all flows wrong"}

@@ -4,7 +4,8 @@ Exercise 1 asks what the deformable write's gate becomes with a single keyframe:
 element, 1 everywhere. Exercise 2 has a computable answer: the mean |warp − target| of the first
 keyframe warped by its flow, on the known pixels where the flow is valid and where it is not; the
 checker recomputes both with :func:`esser_lab.keyframe.layers.warp_features`. Exercise 3 is an
-experiment and a prediction; it has no checker.
+experiment and a prediction; it has no checker, and :func:`flag_verdict` words its solution's
+measurement.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from esser_lab.exercises import Verdict, check_close, no_answer
 from esser_lab.keyframe.layers import warp_features
 
-__all__ = ["check_one_keyframe_gate", "check_warp_errors", "warp_errors"]
+__all__ = ["check_one_keyframe_gate", "check_warp_errors", "flag_verdict", "warp_errors"]
 
 
 def check_one_keyframe_gate(answer: object) -> Verdict:
@@ -59,3 +60,24 @@ def check_warp_errors(samples, valid_error: object, invalid_error: object) -> Ve
     return Verdict(
         True, "both errors agree (within 2%): the warp is right where the flow is valid."
     )
+
+
+def flag_verdict(unflagged: float, flagged: float, level: float, tolerance: float = 0.1) -> str:
+    """Exercise 3's solution: what flagging the wrong flows does to the local stream's hole
+    PSNR (``unflagged`` → ``flagged``, dB), said against ``level`` (the no-keyframe
+    generator's): within ``tolerance`` it leaves it; otherwise it raises or lowers it, and
+    "towards" or "away from" that level only when the distance to it shrinks or grows (a
+    rise from above the level moves away from it), "past" it when the sign flips."""
+    change = flagged - unflagged
+    if abs(change) <= tolerance:
+        return f"leaves it within {tolerance:g} dB of where it was"
+    verb = "raises" if change > 0 else "lowers"
+    before, after = unflagged - level, flagged - level
+    if before * after < 0:
+        where = "past that level"
+    elif abs(after) < abs(before):
+        where = "towards that level"
+    else:
+        side = "above" if before > 0 else "below"
+        where = f"further {side} that level"
+    return f"{verb} it by {abs(change):.2f} dB, {where}"

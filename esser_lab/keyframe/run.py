@@ -71,7 +71,8 @@ def _model(preset: str) -> KeyframeRun:
     batch = {"tiny": 8, "small": 32, "full": 64}[preset]
     if preset == "tiny":
         return KeyframeRun(config, steps, batch, 2e-3, "l1")
-    # the official main.py: base_learning_rate × accumulate_grad_batches × batch size
+    # the official main.py: base_learning_rate × accumulate_grad_batches × GPUs × batch size
+    # (one GPU here)
     rate = PAPER_LOSS["base_learning_rate"] * PAPER_LOSS["accumulate_grad_batches"] * batch
     return KeyframeRun(config, steps, batch, rate, "paper")
 

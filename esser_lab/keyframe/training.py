@@ -91,7 +91,8 @@ class WarmUpCosine:
 class LitKeyframe(ResumableModule):
     """Trains ``generator`` to fill the target's hole; ``learning_rate``, ``betas``: Adam's
     (the paper: Adam, ``base_learning_rate`` 1e-5, which the official ``main.py`` scales by
-    accumulate_grad_batches × GPUs × batch size, 2 × 1 × 8: 1.6e-4 per GPU, warmed up over
+    accumulate_grad_batches × GPUs × batch size: 2 × GPUs × 8, 1.6e-4 on one GPU and 3.2e-4 on
+    the two of the official README's training command, warmed up over
     1,000 steps, then a cosine decay; the toy's is constant, without accumulation);
     ``known_weight``: the weight of the known-region L1 (``"l1"`` only).
 
