@@ -208,8 +208,8 @@ display(Code(inspect.getsource(temporal_guidance), language="python"))
 # configurations): the network predicts $v$ instead of $\varepsilon$ (the same Gaussian path
 # and loss family; SD 2's 768-px models are trained so), because an ε-network of this size,
 # trained for a minute, misjudges the noise at the highest noise levels and the sampler divides
-# that error by $\sqrt{\bar\alpha_t}$ (in our trials its samples were still noise after 1,200
-# steps; `Gen1Config.paper()` keeps ε); x̂₀ is clipped to the pixel range while sampling; the
+# that error by $\sqrt{\bar\alpha_t}$ (`Gen1Config.paper()` keeps ε); x̂₀ is clipped to the
+# pixel range while sampling; the
 # content token sits beside an all-zero token (a toy choice of ours, above); each clip has one
 # object; and the temporal attention runs after the whole spatial transformer, with no
 # feed-forward of its own (our reading of where the paper places it).
