@@ -126,7 +126,7 @@ _RESAMPLE = {2: "bilinear", 3: "bicubic"}
 #: the rest name the processor
 _NO_EFFECT = frozenset(
     {
-        "do_convert_rgb", "default_to_square", "data_format", "input_data_format", "device",
+        "do_convert_rgb", "data_format", "input_data_format", "device",
         "return_tensors", "disable_grouping", "image_seq_length", "do_reduce_labels", "images",
         "segmentation_maps", "image_processor_type", "feature_extractor_type", "processor_class",
         "auto_map",
@@ -138,7 +138,7 @@ _READ = frozenset(
     {
         "do_resize", "size", "resample", "do_center_crop", "crop_size", "do_rescale",
         "rescale_factor", "do_normalize", "image_mean", "image_std", "keep_aspect_ratio",
-        "ensure_multiple_of", "do_pad", "pad_size", "size_divisor",
+        "ensure_multiple_of", "do_pad", "pad_size", "size_divisor", "default_to_square",
     }
 )  # fmt: skip
 _ABSENT = object()
@@ -167,8 +167,9 @@ def _refuse(name: str, value: Any, why: str) -> ValueError:
 
 
 def _constrain(value: float, multiple: int) -> int:
-    """DPT's rounding of a side to the nearest multiple (at least one multiple)."""
-    return max(multiple, round(value / multiple) * multiple)
+    """DPT's rounding of a side to the nearest multiple (half to even, as ``transformers``'
+    ``constrain_to_multiple_of``, whose lower bound is 0: a side may round to 0)."""
+    return round(value / multiple) * multiple
 
 
 @dataclass(frozen=True)
@@ -248,8 +249,12 @@ class ImagePreprocessing:
                 size = got["shortest_edge"]
             elif set(got) == {"height", "width"}:
                 size = (got["height"], got["width"])
-            elif set(got) == {"int"}:  # a bare int: the default's kind of size
-                size = got["int"] if isinstance(default.size, int) else (got["int"],) * 2
+            elif set(got) == {"int"}:  # a bare int: a square if default_to_square says so,
+                # else the shorter side; without that field, the default's kind of size
+                square = getattr(processor, "default_to_square", None)
+                if square is None:
+                    square = not isinstance(default.size, int)
+                size = (got["int"],) * 2 if square else got["int"]
             else:
                 raise _refuse("size", processor.size, "only a shorter side or height × width")
         resample = default.resample
@@ -318,9 +323,16 @@ class ImagePreprocessing:
                 scale_h = scale_w
             else:
                 scale_w = scale_h
-        return _constrain(scale_h * height, self.multiple), _constrain(
-            scale_w * width, self.multiple
+        new = (
+            _constrain(scale_h * height, self.multiple),
+            _constrain(scale_w * width, self.multiple),
         )
+        if min(new) < 1:
+            raise ValueError(
+                f"a {height}×{width} frame resizes to {new[0]}×{new[1]} under DPT's rule (size "
+                f"{self.size}, sides rounded to multiples of {self.multiple}): nothing to resize to"
+            )
+        return new
 
     def __call__(self, frames: Tensor) -> Tensor:
         """Frames (n, 3, H, W) in [−1, 1] → ``pixel_values`` (n, 3, h, w), float32."""
@@ -460,7 +472,9 @@ class _Loaders:
     def _load(cls: type[_Wrapper], source: TransformersSource, device, dtype) -> _Wrapper:
         transformers = _require_transformers()
         model = source.load(getattr(transformers, cls._classes[0]), dtype=dtype)
-        processor = None  # only where a local folder holds one
+        # the processor: always from a hub repository (from_pretrained fails if it has none);
+        # from a local folder only when it holds preprocessor_config.json, else the defaults
+        processor = None
         if source.has("preprocessor_config.json"):
             processor = source.load(getattr(transformers, cls._classes[1]))
         return cls(model, processor, device)

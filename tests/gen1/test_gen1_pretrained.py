@@ -280,6 +280,22 @@ def test_processor_fields_are_read_or_refused_by_name():
             ImagePreprocessing.from_processor(processor, CLIP_PREPROCESSING)
 
 
+def test_dpt_rounding_and_default_to_square_follow_transformers():
+    """transformers' constrain_to_multiple_of rounds half to even with lower bound 0 (no floor
+    of one multiple): a side that rounds to 0 is refused by name; default_to_square decides
+    what a bare int size means."""
+    dpt = ImagePreprocessing((32, 32), keep_aspect_ratio=False, multiple=32)
+    assert dpt.output_size(64, 64) == (32, 32)
+    small = ImagePreprocessing((15, 48), multiple=32)  # 15 / 32 < 0.5: rounds to 0
+    with pytest.raises(ValueError, match="DPT's rule"):
+        small.output_size(30, 96)
+    assert ImagePreprocessing((48, 80), multiple=32).output_size(48, 80) == (64, 64)  # half: even
+    for square, expected in ((True, (40, 40)), (False, 40)):
+        processor = SimpleNamespace(size=40, default_to_square=square)
+        assert ImagePreprocessing.from_processor(processor, CLIP_PREPROCESSING).size == expected
+        assert ImagePreprocessing.from_processor(processor, MIDAS_PREPROCESSING).size == expected
+
+
 def _images(seed=0, h=200, w=300):
     """A random float image (n, 3, h, w) in [0, 1] (noise) and a smooth one (no overshoot)."""
     g = torch.Generator().manual_seed(seed)
