@@ -20,7 +20,10 @@ import torch
 from esser_lab.checks import FINITE_ENV
 from esser_lab.data.folder import ImageFolder, load_image
 from esser_lab.data_bias import DataBiasConfig, DataBiasModel
+from esser_lab.geofree.baseline import ExplicitBaseline
+from esser_lab.geofree.model import GeoFreeConfig
 from esser_lab.iin import FactorTransformer, IINConfig
+from esser_lab.imagebart.model import ImageBART, ImageBARTConfig
 from esser_lab.invariances import (
     ConditionalTransformer,
     DenseEmbedder,
@@ -28,6 +31,8 @@ from esser_lab.invariances import (
     Greybox,
     InvariancesConfig,
 )
+from esser_lab.ladd.model import LADDConfig
+from esser_lab.ldm.model import LatentDiffusion, LDMConfig
 from esser_lab.losses.lpips import LPIPS
 from esser_lab.losses.perceptual import load_state_dict_file
 from esser_lab.metrics.classifiers import ExpertClassifier
@@ -42,12 +47,17 @@ from esser_lab.net2net import (
     WordEmbeddingEncoder,
 )
 from esser_lab.nn.autoencoder import DenseAutoencoder
+from esser_lab.nn.first_stage import AutoencoderKL, AutoencoderKLConfig
 from esser_lab.nn.flows import ActNorm, ConditionalFlow, Flow
 from esser_lab.nn.quantize import VectorQuantizer
 from esser_lab.nn.transformer import GPT
 from esser_lab.part_based import PartBased, PartBasedConfig
 from esser_lab.part_discovery import Critic, PartDiscovery, PartDiscoveryConfig, Staircase
 from esser_lab.rodi import MIEstimator, RoDi, RoDiConfig
+from esser_lab.sd3.model import MMDiT, MMDiTConfig
+from esser_lab.selfflow.method import SelfFlowMethod
+from esser_lab.selfflow.model import SelfFlowConfig, SelfFlowDiT
+from esser_lab.shape_texture.model import ShapeTextureConfig, ShapeTextureNet
 from esser_lab.style_transfer import LocalGroupNorm, StyleTransferConfig, StyleTransferModel
 from esser_lab.taming import (
     CheckpointError,
@@ -147,6 +157,59 @@ def style_transfer() -> StyleTransferModel:
 @functools.cache
 def taming_transformer() -> TamingTransformer:
     return TamingTransformer(TamingTransformerConfig.tiny(), vqmodel()).eval()
+
+
+@functools.cache
+def shape_texture() -> ShapeTextureNet:
+    return ShapeTextureNet(ShapeTextureConfig.tiny()).eval()
+
+
+@functools.cache
+def explicit_baseline() -> ExplicitBaseline:
+    return ExplicitBaseline(width=8).eval()
+
+
+@functools.cache
+def imagebart() -> ImageBART:
+    return ImageBART(replace(ImageBARTConfig.tiny(12, 16), dim=16)).eval()
+
+
+@functools.cache
+def ldm() -> LatentDiffusion:
+    return LatentDiffusion(LDMConfig.tiny(channels=4, side=8), AutoencoderKL(
+        AutoencoderKLConfig.tiny(2))).eval()  # fmt: skip
+
+
+@functools.cache
+def mmdit() -> MMDiT:
+    return MMDiT(MMDiTConfig.tiny()).eval()
+
+
+@functools.cache
+def selfflow() -> SelfFlowDiT:
+    return SelfFlowDiT(SelfFlowConfig.tiny()).eval()
+
+
+def mmdit_call(x=None, t=None, context=None, pooled=None):  # noqa: ANN001, ANN201
+    """MMDiT (tiny: 4 latent channels, context and pooled widths 32) on 8×8 latents."""
+    x = images(2, 4, 8) if x is None else x
+    b = x.shape[0] if isinstance(x, torch.Tensor) else 2
+    t = torch.full((b,), 0.5) if t is None else t
+    context = torch.zeros(b, 4, 32) if context is None else context
+    pooled = torch.zeros(b, 32) if pooled is None else pooled
+    return lambda: mmdit()(x, t, {"context": context, "pooled": pooled})
+
+
+def views(b: int = 2, **change):  # noqa: ANN003, ANN201
+    """The explicit baseline's inputs: a source view, its depth and a camera (identity pose)."""
+    camera = {"R": torch.eye(3).expand(b, 3, 3), "t": torch.zeros(b, 3),
+              "K": torch.eye(3).expand(b, 3, 3)}  # fmt: skip
+    source, depth = images(b), torch.ones(b, 1, 16, 16)
+    return change.get("source", source), change.get("depth", depth), change.get("camera", camera)
+
+
+def codes(b: int = 2, fill: int = 0, *, dtype=torch.long):  # noqa: ANN001, ANN201
+    return torch.full((b, 16), fill, dtype=dtype)
 
 
 def images(b: int = 2, c: int = 3, s: int = 16, *, dtype=torch.float32, nan: bool = False):
@@ -270,6 +333,39 @@ CONFIG_CASES = [
          r"num_domains must be ≥ 2 \(a translation needs two\), got 1"),
     Case("DataBiasConfig z_dim bool", lambda: DataBiasConfig(z_dim=True), TypeError,
          r"DataBiasConfig\.z_dim must be int, got True \(bool\)"),
+    # chapters 11-14 and 17-19
+    Case("ShapeTextureConfig num_classes str", lambda: ShapeTextureConfig(num_classes="4"),
+         TypeError, r"ShapeTextureConfig\.num_classes must be int, got '4' \(str\)"),
+    Case("ShapeTextureConfig architecture", lambda: ShapeTextureConfig(architecture="vgg"),
+         ValueError, r"architecture must be one of \['resnet50', 'resnet'\], got 'vgg'"),
+    Case("GeoFreeConfig n_layer float", lambda: GeoFreeConfig(n_layer=2.0), TypeError,
+         r"GeoFreeConfig\.n_layer must be int, got 2\.0 \(float\)"),
+    Case("GeoFreeConfig latent_shape short", lambda: GeoFreeConfig(latent_shape=(4,)),
+         TypeError, r"GeoFreeConfig\.latent_shape must be tuple\[int, int\], got \(4,\)"),
+    Case("ImageBARTConfig n_scales str", lambda: ImageBARTConfig(n_scales="3"), TypeError,
+         r"ImageBARTConfig\.n_scales must be int, got '3' \(str\)"),
+    Case("ImageBARTConfig alphas", lambda: ImageBARTConfig(alphas=(1.0, 2.0)), ValueError,
+         r"alphas needs one loss mix in \[0, 1\] per scale \(4\), got \(1\.0, 2\.0\)"),
+    Case("LDMConfig timesteps str", lambda: LDMConfig(timesteps="10"), TypeError,
+         r"LDMConfig\.timesteps must be int, got '10' \(str\)"),
+    Case("LDMConfig scale_factor", lambda: LDMConfig(scale_factor=-1.0), ValueError,
+         r"scale_factor must be > 0, got -1\.0"),
+    Case("MMDiTConfig depth str", lambda: MMDiTConfig(depth="2"), TypeError,
+         r"MMDiTConfig\.depth must be int, got '2' \(str\)"),
+    Case("MMDiTConfig heads", lambda: MMDiTConfig(hidden=30, num_heads=4), ValueError,
+         r"width 30 must be divisible by the 4 heads and by 4"),
+    Case("MMDiTConfig backbone", lambda: MMDiTConfig(backbone="unet"), ValueError,
+         r"MMDiTConfig\.backbone must be one of \['mmdit', 'crossdit', 'dit'\], got 'unet'"),
+    Case("LADDConfig virtual_batch str", lambda: LADDConfig(virtual_batch="2"), TypeError,
+         r"LADDConfig\.virtual_batch must be int, got '2' \(str\)"),
+    Case("LADDConfig student_steps", lambda: LADDConfig(student_steps=0), ValueError,
+         r"student_steps must be ≥ 1, got 0"),
+    Case("SelfFlowConfig hidden str", lambda: SelfFlowConfig(hidden="64"), TypeError,
+         r"SelfFlowConfig\.hidden must be int, got '64' \(str\)"),
+    Case("SelfFlowMethod dts str", lambda: SelfFlowMethod(dts="yes"), TypeError,
+         r"SelfFlowMethod\.dts must be bool, got 'yes' \(str\)"),
+    Case("SelfFlowMethod mask_ratio", lambda: SelfFlowMethod(mask_ratio=1.0), ValueError,
+         r"mask_ratio must lie in \(0, 1\), got 1\.0"),
 ]  # fmt: skip
 
 MODEL_CASES = [
@@ -474,6 +570,95 @@ MODEL_CASES = [
     Case("DataBiasModel domain range",
          lambda: data_bias().to_shared(torch.zeros(2, 16), torch.tensor([0, 3])), ValueError,
          r"domain labels must lie in \[0, 3\), got \[0, 3\]"),
+    # shape vs texture (chapter 11)
+    Case("ShapeTextureNet NaN", lambda: shape_texture()(images(nan=True)), ValueError,
+         r"images must be finite, got 1 non-finite values \(1 NaN\)"),
+    Case("ShapeTextureNet uint8", lambda: shape_texture()(images(dtype=torch.uint8)), TypeError,
+         r"images must be a floating-point tensor \(torch\.float32, the model's dtype\), got "
+         r"torch\.uint8"),
+    Case("ShapeTextureNet float64", lambda: shape_texture()(images(dtype=torch.float64)),
+         TypeError, r"images must be torch\.float32 like the model's parameters, got "
+         r"torch\.float64"),
+    Case("ShapeTextureNet empty batch", lambda: shape_texture()(images(0)), ValueError,
+         r"images must hold at least one example \(shape \(b, 3, h, w\)\), got an empty batch"),
+    Case("ShapeTextureNet channels", lambda: shape_texture()(images(2, 1)), ValueError,
+         r"images must be \(b, 3, h, w\), got \(2, 1, 16, 16\)"),
+    # GeoFree's explicit baseline (chapter 12)
+    Case("ExplicitBaseline NaN source",
+         lambda: explicit_baseline()(*views(source=images(nan=True))), ValueError,
+         r"source must be finite, got 1 non-finite values"),
+    Case("ExplicitBaseline empty batch", lambda: explicit_baseline()(*views(0)), ValueError,
+         r"source must hold at least one example"),
+    Case("ExplicitBaseline float64",
+         lambda: explicit_baseline()(*views(source=images(dtype=torch.float64))), TypeError,
+         r"source must be torch\.float32 like the model's parameters, got torch\.float64"),
+    Case("ExplicitBaseline depth size",
+         lambda: explicit_baseline()(*views(depth=torch.ones(2, 1, 16, 8))), ValueError,
+         r"source_depth must have shape \(2, 1, 16, 16\), got \(2, 1, 16, 8\)"),
+    Case("ExplicitBaseline camera keys",
+         lambda: explicit_baseline()(*views(camera={"R": torch.eye(3)})), ValueError,
+         r"camera must be a dict with 'R', 't' and 'K', got \['R'\]"),
+    # ImageBART (chapter 13)
+    Case("ImageBART float codes",
+         lambda: imagebart()(torch.ones(2, dtype=torch.long), codes(dtype=torch.float32),
+                             codes()), TypeError,
+         r"x_t must be integer codes \(b, 16\), got torch\.float32 \(2, 16\)"),
+    Case("ImageBART codes out of range",
+         lambda: imagebart()(torch.ones(2, dtype=torch.long), codes(fill=99), codes()),
+         ValueError, r"tokens must lie in \[0, 12\), got \[1, 99\]"),
+    Case("ImageBART scale out of range",
+         lambda: imagebart()(torch.full((2,), 9), codes(), codes()), ValueError,
+         r"scales must lie in \[1, 3\], got \[9, 9\]"),
+    Case("ImageBART empty batch",
+         lambda: imagebart()(torch.ones(0, dtype=torch.long), codes(0), codes(0)), ValueError,
+         r"x_t must hold at least one example, got an empty batch"),
+    # latent diffusion (chapter 14)
+    Case("LatentDiffusion NaN image", lambda: ldm().encode(images(nan=True)), ValueError,
+         r"x must be finite, got 1 non-finite values"),
+    Case("LatentDiffusion uint8 image", lambda: ldm().encode(images(dtype=torch.uint8)),
+         TypeError, r"x must be a floating-point tensor .*got torch\.uint8"),
+    Case("LatentDiffusion NaN latent",
+         lambda: ldm().denoise(images(2, 4, 8, nan=True), torch.full((2,), 0.5)), ValueError,
+         r"z_t must be finite"),
+    Case("LatentDiffusion empty batch",
+         lambda: ldm().denoise(images(0, 4, 8), torch.full((0,), 0.5)), ValueError,
+         r"z_t must hold at least one example"),
+    Case("LatentDiffusion label range",
+         lambda: ldm().denoise(images(2, 4, 8), torch.full((2,), 0.5), torch.tensor([0, 99])),
+         ValueError, r"class labels must lie in 0\.\.10"),
+    # SD3's MMDiT (chapter 17; LADD's student and teacher, chapter 18)
+    Case("MMDiT NaN", mmdit_call(x=images(2, 4, 8, nan=True)), ValueError,
+         r"x must be finite, got 1 non-finite values \(1 NaN\)"),
+    Case("MMDiT float64", mmdit_call(x=images(2, 4, 8, dtype=torch.float64)), TypeError,
+         r"x must be torch\.float32 like the model's parameters, got torch\.float64"),
+    Case("MMDiT uint8", mmdit_call(x=images(2, 4, 8, dtype=torch.uint8)), TypeError,
+         r"x must be a floating-point tensor \(torch\.float32, the model's dtype\), got "
+         r"torch\.uint8"),
+    Case("MMDiT empty batch", mmdit_call(x=images(0, 4, 8)), ValueError,
+         r"x must hold at least one example"),
+    Case("MMDiT channels", mmdit_call(x=images(2, 3, 8)), ValueError,
+         r"x must be \(b, 4, h, w\), got \(2, 3, 8, 8\)"),
+    Case("MMDiT NaN time", mmdit_call(t=torch.full((2,), NAN)), ValueError,
+         r"t must be finite, got 2 non-finite values"),
+    Case("MMDiT integer time", mmdit_call(t=torch.zeros(2, dtype=torch.long)), TypeError,
+         r"t must be a floating-point tensor, got torch\.int64"),
+    Case("MMDiT NaN context", mmdit_call(context=torch.full((2, 4, 32), NAN)), ValueError,
+         r"cond\['context'\] must be finite"),
+    Case("MMDiT pooled width", mmdit_call(pooled=torch.zeros(2, 5)), ValueError,
+         r"cond\['pooled'\] must be \(2, 32\), got \(2, 5\)"),
+    # Self-Flow's DiT (chapter 19)
+    Case("SelfFlowDiT NaN", lambda: selfflow()(images(nan=True), 0.5), ValueError,
+         r"x must be finite, got 1 non-finite values"),
+    Case("SelfFlowDiT float64", lambda: selfflow()(images(dtype=torch.float64), 0.5),
+         TypeError, r"x must be torch\.float32 like the model's parameters, got torch\.float64"),
+    Case("SelfFlowDiT uint8", lambda: selfflow()(images(dtype=torch.uint8), 0.5), TypeError,
+         r"x must be a floating-point tensor .*got torch\.uint8"),
+    Case("SelfFlowDiT empty batch", lambda: selfflow()(images(0), 0.5), ValueError,
+         r"x must hold at least one example \(shape \(b, 3, 16, 16\)\)"),
+    Case("SelfFlowDiT NaN time", lambda: selfflow()(images(), torch.full((2,), NAN)),
+         ValueError, r"t must be finite, got 2 non-finite values"),
+    Case("SelfFlowDiT size", lambda: selfflow()(images(2, 3, 8), 0.5), ValueError,
+         r"x must be \(b, 3, 16, 16\), got \(2, 3, 8, 8\)"),
 ]  # fmt: skip
 
 LOADER_CASES = [
@@ -614,6 +799,44 @@ def test_the_finite_policy(monkeypatch, device, training, env, reads):
         monkeypatch.setenv(FINITE_ENV, env)
     stand_in = SimpleNamespace(device=SimpleNamespace(type=device))  # no CUDA needed
     assert finite_check_enabled(stand_in, training) is reads
+
+
+def test_a_trainers_training_stage_is_a_training_step():
+    """A frozen part (``training`` False) inside a training step reads no values on a GPU: a
+    watched trainer in its training stage counts as a step; outside it (evaluation, after the
+    fit) the reads are back, and a trainer that is gone is forgotten."""
+    from types import SimpleNamespace
+
+    from esser_lab import checks
+
+    class Trainer:  # Lightning's Trainer.training: the stage is RunningStage.TRAINING
+        training = False
+
+    gpu = SimpleNamespace(device=SimpleNamespace(type="cuda"))
+    trainer = Trainer()
+    checks.watch_trainer(trainer)
+    assert checks.finite_check_enabled(gpu, training=False)
+    trainer.training = True
+    assert checks.in_training_step()
+    assert not checks.finite_check_enabled(gpu, training=False)  # a frozen part in the step
+    assert not checks.values_check_enabled(gpu, training=None)
+    cpu = SimpleNamespace(device=SimpleNamespace(type="cpu"))
+    assert checks.values_check_enabled(cpu, training=True)  # a CPU read is no sync
+    del trainer
+    assert not checks.in_training_step()
+    assert checks.finite_check_enabled(gpu, training=False)
+
+
+def test_range_checks_follow_the_policy(monkeypatch):
+    """``in_range`` reads where the policy allows and reports what it found; where it does not
+    (here: turned off), it passes without reading."""
+    from esser_lab.checks import in_range
+
+    assert in_range(torch.tensor([0, 2]), 0, 3)
+    assert not in_range(torch.tensor([0, 3]), 0, 3)
+    assert in_range(torch.zeros(0, dtype=torch.long), 0, 3)
+    monkeypatch.setenv(FINITE_ENV, "0")
+    assert in_range(torch.tensor([0, 3]), 0, 3)
 
 
 def test_the_conventions_page_counts_this_table():

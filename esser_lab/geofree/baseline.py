@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from esser_lab.checks import check_tensor
 from esser_lab.config import check_fields
 from esser_lab.geofree.warp import forward_warp
 from esser_lab.nn import placement
@@ -112,5 +113,13 @@ class ExplicitBaseline(nn.Module):
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """The predicted target view (b, 3, H, W)."""
+        check_tensor(source, "source", ("b", 3, "h", "w"), like=self, training=self.training)
+        b, h, w = source.shape[0], source.shape[2], source.shape[3]
+        check_tensor(source_depth, "source_depth", (b, 1, h, w), like=self, training=self.training)
+        if not isinstance(camera, dict) or any(k not in camera for k in ("R", "t", "K")):
+            got = sorted(camera) if isinstance(camera, dict) else type(camera).__name__
+            raise ValueError(f"camera must be a dict with 'R', 't' and 'K', got {got}")
+        for key, shape in (("R", (b, 3, 3)), ("t", (b, 3)), ("K", (b, 3, 3))):
+            check_tensor(camera[key], f"camera[{key!r}]", shape, training=self.training)
         warped = self.warp(source, source_depth, camera, generator)
         return self.filler(warped.image, warped.valid)

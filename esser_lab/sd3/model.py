@@ -32,7 +32,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from esser_lab.config import config_from_dict
+from esser_lab.checks import check_tensor
+from esser_lab.config import check_fields, config_from_dict
 from esser_lab.nn.attention import attention
 from esser_lab.nn.dit import (
     AttentionStats,
@@ -72,6 +73,11 @@ class MMDiTConfig:
     backbone: Backbone = "mmdit"
 
     def __post_init__(self) -> None:
+        if isinstance(self.x_block_self_attn_layers, list):  # a JSON-stored config's list
+            object.__setattr__(
+                self, "x_block_self_attn_layers", tuple(self.x_block_self_attn_layers)
+            )
+        check_fields(self)
         positive = (
             "in_channels",
             "patch_size",
@@ -304,6 +310,11 @@ class MMDiT(nn.Module):
 
     def _check(self, x: Tensor, t: Tensor, cond: Mapping[str, Tensor]) -> None:
         cfg = self.config
+        # float32 inputs are cast to the weights' dtype (the official apply_model); any other
+        # dtype must be the weights' own (autocast casts for itself)
+        weights = self.x_embedder.proj.weight.dtype
+        like = None if isinstance(x, Tensor) and x.dtype == torch.float32 else weights
+        check_tensor(x, "x", None, like=like, training=self.training)
         if x.dim() != 4 or x.shape[1] != cfg.in_channels:
             raise ValueError(f"x must be (b, {cfg.in_channels}, h, w), got {tuple(x.shape)}")
         if x.shape[2] % cfg.patch_size or x.shape[3] % cfg.patch_size:
@@ -327,6 +338,10 @@ class MMDiT(nn.Module):
             raise ValueError(
                 f"cond['pooled'] must be ({b}, {cfg.adm_in}), got {tuple(pooled.shape)}"
             )
+        check_tensor(t, "t", (b,), training=self.training)
+        check_tensor(context, "cond['context']", (b, None, cfg.context_dim), like=like,
+                     training=self.training)  # fmt: skip
+        check_tensor(pooled, "cond['pooled']", (b, cfg.adm_in), like=like, training=self.training)
 
     def forward(self, x: Tensor, t: Tensor, cond: Mapping[str, Tensor]) -> Tensor:
         """Velocity (b, c, h, w) at x_t (b, c, h, w), t (b,) in [0, 1], cond {context, pooled}.

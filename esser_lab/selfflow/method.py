@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from einops import repeat
 from torch import Tensor, nn
 
+from esser_lab.config import check_fields
 from esser_lab.diffusion.flow import logit_normal_t
 from esser_lab.selfflow.model import SelfFlowDiT
 
@@ -77,6 +78,7 @@ class SelfFlowMethod:
     time_std: float = 1.0
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must lie in (0, 1), got {self.mask_ratio}")
         if not 0.0 <= self.ema_decay <= 1.0 or self.gamma < 0:

@@ -40,6 +40,8 @@ import torch
 from einops import rearrange, repeat
 from torch import Tensor, nn
 
+from esser_lab.checks import check_tensor
+from esser_lab.config import check_fields
 from esser_lab.nn.attention import attention
 from esser_lab.nn.dit import Mlp, SelfAttention, TimestepEmbedder, sincos_pos_embed_2d
 
@@ -67,6 +69,7 @@ class SelfFlowConfig:
     release_time: bool = False
 
     def __post_init__(self) -> None:
+        check_fields(self)
         sizes = ("input_size", "patch_size", "in_channels", "hidden", "depth", "heads")
         bad = {k: getattr(self, k) for k in sizes if int(getattr(self, k)) < 1}
         if bad or self.num_classes < 0:
@@ -243,9 +246,11 @@ class SelfFlowDiT(nn.Module):
         if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != expected:
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"x must be (b, {', '.join(map(str, expected))}), got {got}")
+        check_tensor(x, "x", ("b", *expected), like=self, training=self.training)
         b = x.shape[0]
         if not isinstance(t, Tensor):
             t = torch.full((b,), float(t), device=x.device)
+        check_tensor(t, "t", (b, *t.shape[1:]), training=self.training)
         if t.shape == (b,):
             t = repeat(t, "b -> b l", l=c.tokens)
         if t.shape != (b, c.tokens):

@@ -29,6 +29,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from esser_lab.checks import check_tensor
 from esser_lab.config import check_fields
 
 __all__ = ["BasicBlock", "ShapeTextureConfig", "ShapeTextureNet"]
@@ -194,6 +195,7 @@ class ShapeTextureNet(nn.Module):
         if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != c:
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"images must be (b, {c}, h, w), got {got}")
+        check_tensor(x, "images", ("b", c, "h", "w"), like=self, training=self.training)
 
     def feature_maps(self, x: Tensor) -> list[Tensor]:
         """One map per stage, ``res1`` first: ``(b, c_s, h_s, w_s)``."""
