@@ -9,8 +9,9 @@ counters when it is neither fused nor capturable, and what the step makes on the
 (a factory call without a ``device``, e.g. the seed of a system's CPU noise generator, drawn from
 torch's CPU stream, and what is computed from such tensors alone).
 
-Every system the catalog builds for chapters 9-19 is
-checked, plus chapters 4 and 8's; the input checks' value reads follow their GPU policy
+Every system the catalog builds for chapters 11-19 is checked, plus LitDataBias (chapter 9: a
+frozen expert inside its step) and chapters 4 and 8's (chapter 10's and the other early systems
+are not listed yet); the input checks' value reads follow their GPU policy
 (:mod:`esser_lab.checks`: not inside a training step, frozen parts included).
 """
 
@@ -250,8 +251,8 @@ def test_the_stand_in_lets_host_tensors_be_read():
         assert float(torch.zeros(2, dtype=torch.float64, device="cpu").sum()) == 0.0
 
 
-#: Chapters 9-19's systems with the switches that put every
-#: path in a step from the first step on: the discriminators, warm-ups.
+#: Chapters 11-19's systems and LitDataBias, with the switches that put every path in a step from
+#: the first step on: the discriminators, warm-ups.
 SYSTEMS_9_TO_19 = [
     "LitDataBias",
     "LitShapeTexture",
