@@ -304,8 +304,11 @@ class LatentDiffusion(nn.Module):
         if config.scale_by_std:  # set from the first training batch (official: a buffer)
             self.register_buffer("scale_factor", torch.tensor(config.scale_factor))
             self.register_buffer("_scale_set", torch.tensor(False), persistent=False)
-        else:
-            self.scale_factor = torch.tensor(config.scale_factor)
+        else:  # a constant, not saved; a buffer so that it moves with the model (a host tensor
+            # would be copied to the device at every step, a host sync on a GPU)
+            self.register_buffer(
+                "scale_factor", torch.tensor(config.scale_factor), persistent=False
+            )
         if config.use_ema:
             self.model_ema = EMA(self.model, decay=config.ema_decay)
 
