@@ -106,7 +106,7 @@ def expand_like(t: float | Tensor, x: Tensor) -> Tensor:
     if not isinstance(t, Tensor):
         if isinstance(t, bool) or not isinstance(t, (int, float)):
             raise TypeError(f"t must be a float or a tensor, got {type(t).__name__}")
-        return torch.tensor(t, dtype=x.dtype, device=x.device)
+        return torch.full((), t, dtype=x.dtype, device=x.device)  # filled there: no copy
     if t.dim() > x.dim() or tuple(t.shape) != tuple(x.shape[: t.dim()]):
         raise ValueError(
             f"t must be a scalar, (b,) or a prefix of x's shape {tuple(x.shape)} "

@@ -70,7 +70,8 @@ def imagebart_loss(
     batch = torch.arange(x0.shape[0], device=x0.device)
     x_t, x_prev = chain[t, batch], chain[t - 1, batch]  # (b, l) each
     posterior = multinomial_posterior(x_t, x0, t, schedule, config.num_codes)
-    alpha = torch.tensor(config.alphas, device=x0.device)[t - 1]  # (b,)
+    # the loss mix per scale, copied to the device through pinned memory (no host sync)
+    alpha = placement.to_device(torch.tensor(config.alphas), x0.device)[t - 1]  # (b,)
     return multinomial_loss(model(t, x_t, x_prev), x_prev, posterior, alpha)
 
 
