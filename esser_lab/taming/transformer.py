@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from esser_lab.checks import in_range
 from esser_lab.config import check_betas, check_fields, check_positive, config_from_dict
 from esser_lab.nn import placement
 from esser_lab.nn.transformer import GPT
@@ -213,10 +214,9 @@ class TamingTransformer(nn.Module):
                 f"{None if labels is None else tuple(labels.shape)}"
             )
         n_classes = self.config.n_classes
-        if labels.device.type != "cpu" and not labels.is_floating_point():
-            # no host sync in a training step: a device-side assert
-            torch._assert_async(((labels >= 0) & (labels < n_classes)).all())
-        elif labels.is_floating_point() or labels.min() < 0 or labels.max() >= n_classes:
+        # the range is read outside training steps only (esser_lab.checks: a device-side
+        # assert on CUDA inside them, no host sync)
+        if labels.is_floating_point() or not in_range(labels, 0, n_classes):
             raise ValueError(
                 f"labels must be integer classes in [0, {self.config.n_classes}), got "
                 f"{labels.dtype} in [{labels.min().item()}, {labels.max().item()}]"

@@ -9,9 +9,9 @@ counters when it is neither fused nor capturable, and what the step makes on the
 (a factory call without a ``device``, e.g. the seed of a system's CPU noise generator, drawn from
 torch's CPU stream, and what is computed from such tensors alone).
 
-Every system the catalog builds for chapters 11-19 is checked, plus LitDataBias (chapter 9: a
-frozen expert inside its step) and chapters 4 and 8's (chapter 10's and the other early systems
-are not listed yet); the input checks' value reads follow their GPU policy
+Every system the catalog builds is checked (chapters 4 and 8's with their own data as well);
+a one-off data-dependent initialisation in a first step is allowed to read, and chapter 3's
+player choice reads by design (its own test); the input checks' value reads follow their GPU policy
 (:mod:`esser_lab.checks`: not inside a training step, frozen parts included).
 """
 
@@ -290,3 +290,44 @@ def test_catalog_steps_make_no_host_sync(name):
     checked = _steps_without_sync(built.system, batch, steps=3 + init, init_steps=init)
     k = BATCHES_PER_STEP.get(name, 1)
     assert checked == [False] * init + [True] * 2 * k + [False] * k
+
+
+#: Chapters 1-8's systems and the shared ones not checked above, with the one-off reads of their
+#: first step (a data-dependent initialisation: ActNorm in the flows and the dense autoencoder,
+#: the VUNet's weight-normalised layers, whose flags each process reads once).
+SYSTEMS_1_TO_10 = [
+    "LitVUNet",
+    "LitPartBased",
+    "LitIIN",
+    "LitNet2Net",
+    "LitRegressionBaseline",
+    "LitInvariances",
+    "LitVQGAN",
+    "LitTamingTransformer",
+    "LitDenseAutoencoder",
+]
+FIRST_STEP_READS = {"LitVUNet", "LitIIN", "LitNet2Net", "LitInvariances", "LitDenseAutoencoder"}
+
+
+@pytest.mark.parametrize("name", SYSTEMS_1_TO_10)
+def test_chapters_1_to_10_steps_make_no_host_sync(name):
+    from esser_lab.training.catalog import build
+
+    torch.manual_seed(0)
+    built = build(name, "tiny", B, disc_start=0, warmup_steps=0)
+    init = 1 if name in FIRST_STEP_READS else 0
+    batch = built.make(B, torch.Generator().manual_seed(1))
+    checked = _steps_without_sync(built.system, batch, steps=3 + init, init_steps=init)
+    assert checked == [False] * init + [True, True, False]
+
+
+def test_style_transfer_reads_its_success_rate_every_step_by_design():
+    """The one read left: which player trains next is Python control flow on the (rank-averaged)
+    rate the discriminator is fooled at, as in the official code (a float there too)."""
+    from esser_lab.training.catalog import build
+
+    torch.manual_seed(0)
+    built = build("LitStyleTransfer", "tiny", B)
+    batch = built.make(B, torch.Generator().manual_seed(1))
+    with pytest.raises(HostSyncError):
+        _steps_without_sync(built.system, batch)
