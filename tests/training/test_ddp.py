@@ -505,9 +505,11 @@ def test_ddp_resume_is_exact(ranks, name, position):
 
 
 def test_rank_streams_are_left_alone_on_one_process():
-    from types import SimpleNamespace
-
     from esser_lab.training.resume import ResumableModule
+
+    class SimpleNamespace:  # a trainer's two fields (hashable, weak-referenceable: watch_trainer)
+        def __init__(self, world_size: int, global_rank: int) -> None:
+            self.world_size, self.global_rank = world_size, global_rank
 
     module = ResumableModule()
     torch.manual_seed(3)
