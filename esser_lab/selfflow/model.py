@@ -265,15 +265,27 @@ class SelfFlowDiT(nn.Module):
             raise ValueError(f"y must be integer labels ({b},), got {tuple(y.shape)} {y.dtype}")
         return t
 
-    def conditions(self, t: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
-        """The distinct conditions c = t_emb + y_emb (u, d) and each token's row (b, l)."""
+    def conditions(
+        self, t: Tensor, y: Tensor | None, distinct: bool | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """The conditions c = t_emb + y_emb (u, d) and each token's row (b, l).
+
+        ``distinct``: one row per distinct (t, y) (a few per batch: cheaper modulations) or one
+        per token (u = b·l). ``None`` picks per device: distinct on the CPU, per token on a GPU,
+        where ``torch.unique``'s data-dependent size would be a host sync in every forward.
+        The two give the same values up to float rounding."""
         b, length = t.shape
         labels = torch.zeros_like(t) if y is None else repeat(y.to(t.dtype), "b -> b l", l=length)
         keys = torch.stack([t.float(), labels.float()], dim=-1).reshape(-1, 2)
-        distinct, index = torch.unique(keys, dim=0, return_inverse=True)
-        c = self.t_embedder(distinct[:, 0])
+        if distinct is None:
+            distinct = keys.device.type == "cpu"
+        if distinct:
+            rows, index = torch.unique(keys, dim=0, return_inverse=True)
+        else:
+            rows, index = keys, torch.arange(b * length, device=keys.device)
+        c = self.t_embedder(rows[:, 0])
         if self.y_embedder is not None:
-            c = c + self.y_embedder(distinct[:, 1].long())
+            c = c + self.y_embedder(rows[:, 1].long())
         return c, index.reshape(b, length)
 
     def forward(

@@ -72,6 +72,18 @@ def test_gathered_modulation_equals_direct_per_token_computation() -> None:
     torch.testing.assert_close(gathered, direct, atol=1e-6, rtol=1e-5)
 
 
+def test_per_token_conditions_equal_the_distinct_ones() -> None:
+    """The GPU's way (no torch.unique: no host sync) gives the CPU's values."""
+    model = _trained_like(replace(SMALL, num_classes=5))
+    t = torch.rand(2, SMALL.tokens).round(decimals=1)  # a few distinct times, repeated
+    y = torch.tensor([0, 4])
+    c, index = model.conditions(t, y)
+    assert len(c) < 2 * SMALL.tokens  # the CPU default: distinct rows
+    per_token, rows = model.conditions(t, y, distinct=False)
+    assert len(per_token) == 2 * SMALL.tokens
+    torch.testing.assert_close(per_token[rows], c[index], atol=1e-6, rtol=1e-5)
+
+
 def test_class_conditional_and_learn_sigma() -> None:
     config = replace(SMALL, num_classes=5, learn_sigma=True)
     model = _trained_like(config)
