@@ -90,6 +90,14 @@ def check_positive(config: object, names: Iterable[str], minimum: float = 1) -> 
             raise ValueError(f"{type(config).__name__}.{name} must be ≥ {minimum}, got {value!r}")
 
 
+def check_rates(config: object, names: Iterable[str]) -> None:
+    """A ``ValueError`` naming the first of ``names`` (learning rates, …) that is not > 0."""
+    for name in names:
+        value = getattr(config, name)
+        if not value > 0:
+            raise ValueError(f"{type(config).__name__}.{name} must be > 0, got {value!r}")
+
+
 def check_betas(config: object, name: str = "betas") -> None:
     """Adam's ``(β₁, β₂)``: a ``ValueError`` unless both lie in [0, 1)."""
     betas = getattr(config, name)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from esser_lab.cli import Plan, Run, Stage
+from esser_lab.config import check_positive, check_rates
 from esser_lab.gen1.model import Gen1Config
 
 __all__ = ["NOTE", "STAGES", "ClipsData", "Gen1Run"]
@@ -49,8 +50,8 @@ class Gen1Run:
     p_drop: float = 0.1  # content dropout
 
     def __post_init__(self) -> None:
-        if self.num_steps < 1 or self.batch_size < 1 or not self.learning_rate > 0:
-            raise ValueError("need num_steps ≥ 1, batch_size ≥ 1 and learning_rate > 0")
+        check_positive(self, ("num_steps", "batch_size"))
+        check_rates(self, ("learning_rate",))
 
 
 def _content_dim(objects: int = 1) -> int:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 
 from esser_lab.cli import Plan, Run, Stage
+from esser_lab.config import check_positive, check_rates
 from esser_lab.geofree.model import GeoFreeConfig
 from esser_lab.losses.gan_autoencoder import GANAutoencoderLossConfig, GANOptimizerConfig
 from esser_lab.taming.model import VQModelConfig
@@ -54,8 +55,9 @@ class SceneVQGANRun:
     learning_rate: float = 2e-3
 
     def __post_init__(self) -> None:
-        if self.num_steps < 1 or self.batch_size < 2 or not self.learning_rate > 0:
-            raise ValueError("need num_steps ≥ 1, batch_size ≥ 2 and learning_rate > 0")
+        check_positive(self, ("num_steps",))
+        check_positive(self, ("batch_size",), minimum=2)
+        check_rates(self, ("learning_rate",))
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,7 @@ class TransformerRun:
     num_steps: int
 
     def __post_init__(self) -> None:
-        if self.num_steps < 1:
-            raise ValueError(f"num_steps must be ≥ 1, got {self.num_steps}")
+        check_positive(self, ("num_steps",))
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,9 @@ class BaselineRun:
     num_steps: int
 
     def __post_init__(self) -> None:
-        if self.num_steps < 1 or self.batch_size < 1 or self.warmup_steps < 0:
-            raise ValueError("need num_steps ≥ 1, batch_size ≥ 1 and warmup_steps ≥ 0")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        check_positive(self, ("num_steps", "batch_size"))
+        check_positive(self, ("warmup_steps",), minimum=0)
+        check_rates(self, ("learning_rate",))
 
 
 def _toy(preset: str) -> tuple[GeoFreeConfig, str]:

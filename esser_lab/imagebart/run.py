@@ -19,6 +19,7 @@ from typing import Literal
 import torch
 
 from esser_lab.cli import Plan, Run, Stage
+from esser_lab.config import check_positive, check_rates
 from esser_lab.imagebart.model import ImageBARTConfig
 from esser_lab.losses.gan_autoencoder import GANAutoencoderLossConfig, GANOptimizerConfig
 from esser_lab.taming.model import VQModelConfig
@@ -53,8 +54,7 @@ class DigitsVQRun:
     num_steps: int
 
     def __post_init__(self) -> None:
-        if self.num_steps < 1:
-            raise ValueError(f"num_steps must be ≥ 1, got {self.num_steps}")
+        check_positive(self, ("num_steps",))
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,7 @@ class ImageBARTRun:
     num_steps: int
 
     def __post_init__(self) -> None:
-        if self.num_steps < 1:
-            raise ValueError(f"num_steps must be ≥ 1, got {self.num_steps}")
+        check_positive(self, ("num_steps",))
 
 
 @dataclass(frozen=True)
@@ -82,11 +81,8 @@ class CodeGPTRun:
     num_steps: int
 
     def __post_init__(self) -> None:
-        for name in ("n_layer", "n_head", "n_embd", "batch_size", "num_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        check_positive(self, ("n_layer", "n_head", "n_embd", "batch_size", "num_steps"))
+        check_rates(self, ("learning_rate",))
 
 
 def _vq(preset: str) -> DigitsVQRun:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from esser_lab.cli import Plan, Run, Stage
+from esser_lab.config import check_positive, check_rates
 from esser_lab.keyframe.model import KeyframeConfig
 
 __all__ = ["NOTE", "STAGES", "ClipsData", "KeyframeRun"]
@@ -59,8 +60,8 @@ class KeyframeRun:
     perceptual_path: str | None = None  # the ADE20k encoder's file (published weights only)
 
     def __post_init__(self) -> None:
-        if self.num_steps < 1 or self.batch_size < 1 or not self.learning_rate > 0:
-            raise ValueError("need num_steps ≥ 1, batch_size ≥ 1 and learning_rate > 0")
+        check_positive(self, ("num_steps", "batch_size"))
+        check_rates(self, ("learning_rate",))
 
 
 def _model(preset: str) -> KeyframeRun:

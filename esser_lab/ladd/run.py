@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from esser_lab.cli import Plan, Run, Stage
+from esser_lab.config import check_positive
 from esser_lab.ladd.model import LADDConfig
 
 __all__ = ["NOTE", "STAGES", "LADDRun", "TeacherSamples"]
@@ -48,8 +49,7 @@ class LADDRun:
     batch_size: int
 
     def __post_init__(self) -> None:
-        if self.num_steps < 1 or self.batch_size < 1:
-            raise ValueError("need num_steps ≥ 1 and batch_size ≥ 1")
+        check_positive(self, ("num_steps", "batch_size"))
 
 
 def _model(preset: str) -> LADDRun:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 
 from esser_lab.cli import Plan, Run, Stage
+from esser_lab.config import check_positive
 from esser_lab.ldm.model import LDMConfig
 from esser_lab.losses.gan_autoencoder import GANAutoencoderLossConfig, GANOptimizerConfig
 from esser_lab.nn.first_stage import AutoencoderKLConfig
@@ -52,8 +53,7 @@ class KLAutoencoderRun:
     num_steps: int
 
     def __post_init__(self) -> None:
-        if self.num_steps < 1:
-            raise ValueError(f"num_steps must be ≥ 1, got {self.num_steps}")
+        check_positive(self, ("num_steps",))
 
 
 def _autoencoder(preset: str) -> KLAutoencoderRun:

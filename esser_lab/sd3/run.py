@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from esser_lab.cli import Plan, Run, Stage
+from esser_lab.config import check_positive, check_rates
 from esser_lab.sd3.model import MMDiTConfig
 
 __all__ = ["NOTE", "STAGES", "CaptionsData", "MMDiTRun"]
@@ -50,10 +51,9 @@ class MMDiTRun:
     caption_dropout: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.num_steps < 1 or self.batch_size < 1 or self.warmup_steps < 0:
-            raise ValueError("need num_steps ≥ 1, batch_size ≥ 1 and warmup_steps ≥ 0")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        check_positive(self, ("num_steps", "batch_size"))
+        check_positive(self, ("warmup_steps",), minimum=0)
+        check_rates(self, ("learning_rate",))
 
 
 def _model(preset: str) -> MMDiTRun:

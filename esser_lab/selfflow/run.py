@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 from esser_lab.cli import Plan, Run, Stage
+from esser_lab.config import check_positive, check_rates
 from esser_lab.selfflow.method import SelfFlowMethod
 from esser_lab.selfflow.model import SelfFlowConfig
 
@@ -47,8 +48,8 @@ class SelfFlowRun:
     learning_rate: float
 
     def __post_init__(self) -> None:
-        if self.num_steps < 1 or self.batch_size < 1 or not self.learning_rate > 0:
-            raise ValueError("need num_steps ≥ 1, batch_size ≥ 1 and learning_rate > 0")
+        check_positive(self, ("num_steps", "batch_size"))
+        check_rates(self, ("learning_rate",))
         if not self.method.student_layer < self.method.teacher_layer <= self.dit.depth:
             raise ValueError(
                 f"need student_layer < teacher_layer ≤ depth, got {self.method.student_layer}, "
