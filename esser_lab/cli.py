@@ -29,7 +29,6 @@ import importlib
 import sys
 import textwrap
 import typing
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,9 @@ from esser_lab.config import (
     describe,
 )
 from esser_lab.scale import PRETRAINED
+
+# what a paper's run.py declares (re-exported: ``from esser_lab.cli import Plan, Run, Stage``)
+from esser_lab.stages import Plan, Run, Stage, lpips, vgg19_feature_loss  # noqa: F401
 
 PRESETS = ("tiny", "small", "full")
 # paper → the chapter it belongs to (the help text); its stages live in esser_lab.<paper>.run
@@ -71,57 +73,6 @@ PAPERS: dict[str, str] = {
 COMMANDS = ("fit",)
 
 
-@dataclass(frozen=True)
-class Run:
-    """What a stage's ``build`` needs to know about the run besides its two configs."""
-
-    paper: str
-    stage: str
-    preset: str
-    seed: int
-    output_dir: Path  # this stage's folder: <--output_dir>/<stage>
-    first_stage: Path | None  # the export of the stage this one builds on (``Stage.needs``)
-    # pretrained networks (LPIPS, the VGG19 loss): "published" weights or seeded "stand-in"s
-    pretrained: str = "stand-in"
-
-
-@dataclass
-class Plan:
-    """A built stage: the system, its data (a datamodule or a train loader) and its length.
-
-    ``export`` is what the next stage reads (e.g. a frozen autoencoder): a module and its
-    config as a JSON-able dict, saved as ``<stage>.safetensors`` after training.
-    """
-
-    system: Any  # a LightningModule
-    max_steps: int
-    datamodule: Any = None
-    train_dataloaders: Any = None
-    progress_keys: tuple[str, ...] = ("loss",)
-    export: tuple[Any, dict] | None = None
-    data_note: str = ""  # one line on the data, printed at the start
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One trainable stage of a paper.
-
-    ``model(preset)`` and ``data(preset)`` give the preset's config and data settings (frozen
-    dataclasses); ``build(model_config, data_settings, run)`` returns the :class:`Plan`.
-    ``needs``: the stage whose export (``<needs>.safetensors``) this one starts from.
-    ``shipped``: the presets at which the package ships that stage's result (a small first stage,
-    CHAPTER.md's *shipped stages*): there, without an export or ``--first_stage``, ``build`` gets
-    ``run.first_stage = None`` and loads the shipped one.
-    """
-
-    help: str
-    model: Callable[[str], Any]
-    data: Callable[[str], Any]
-    build: Callable[[Any, Any, Run], Plan]
-    needs: str | None = None
-    shipped: tuple[str, ...] = ()
-
-
 def paper_stages(paper: str) -> dict[str, Stage]:
     """``esser_lab.<paper>.run.STAGES`` (the first stage is the default)."""
     if paper not in PAPERS:
@@ -132,29 +83,6 @@ def paper_stages(paper: str) -> dict[str, Stage]:
 def paper_note(paper: str) -> str:
     """``esser_lab.<paper>.run.NOTE``: what the command does not offer for it and why ("")."""
     return getattr(importlib.import_module(f"esser_lab.{paper}.run"), "NOTE", "")
-
-
-def vgg19_feature_loss(run: Run, *, seed: int = 0) -> Any:
-    """The VGG19 feature loss of chapters 1 and 8 under ``run.pretrained`` (the book's rule).
-
-    ``"published"``: ``data/checkpoints/vgg19/vgg19.pth`` when placed, else torchvision's weights
-    fetched once with their checksum; ``"stand-in"``: seeded random weights (``seed``), nothing
-    read or fetched (:mod:`esser_lab.pretrained`). Prints which.
-    """
-    from esser_lab import pretrained
-
-    loss = pretrained.vgg19_feature_loss(run.pretrained, seed=seed)
-    print(pretrained.describe(run.pretrained, "VGG19 feature loss"))
-    return loss
-
-
-def lpips(run: Run, *, seed: int = 0) -> Any:
-    """Chapter 10's LPIPS (VGG16) under ``run.pretrained``, as :func:`vgg19_feature_loss`."""
-    from esser_lab import pretrained
-
-    module = pretrained.lpips(run.pretrained, seed=seed)
-    print(pretrained.describe(run.pretrained, "LPIPS (VGG16)"))
-    return module
 
 
 # --- the command line ---------------------------------------------------------------------------
