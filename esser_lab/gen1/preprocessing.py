@@ -16,19 +16,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from esser_lab.checks import check_finite
+
 __all__ = ["ImagePreprocessing", "check_images"]
 
 
 def check_images(x: Tensor, name: str, dims: int) -> None:
-    """A clear error unless ``x`` is a finite float RGB batch of ``dims`` dimensions."""
+    """A clear error unless ``x`` is a float RGB batch of ``dims`` dimensions and finite (the
+    values are read where :mod:`esser_lab.checks` allows: no host sync inside a training step)."""
     shape = "(b, 3, H, W)" if dims == 4 else "(b, f, 3, H, W)"
     if not isinstance(x, Tensor) or x.dim() != dims or x.shape[-3] != 3:
         got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"{name} must be RGB {shape} in [-1, 1], got {got}")
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a float tensor in [-1, 1], got {x.dtype}")
-    if x.numel() and not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} holds NaN or infinite values")
+    check_finite(x, name)  # read outside training steps only (esser_lab.checks)
 
 
 def _normalise(x01: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
